@@ -1,0 +1,5 @@
+import sys
+
+from hcqw.cli import main
+
+sys.exit(main())

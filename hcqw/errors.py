@@ -1,0 +1,34 @@
+"""The error types users see.
+
+Every error names the problem and what to do about it. Callers catch
+``HcqwError`` to report a clean message instead of a traceback.
+"""
+
+
+class HcqwError(Exception):
+    """Base of every error hcqw raises on purpose."""
+
+
+class CircuitError(HcqwError, ValueError):
+    """A circuit or work item the device cannot run (malformed, too wide, bad repetitions)."""
+
+
+class DeviceError(HcqwError):
+    """The quantum device cannot serve the request."""
+
+
+class DeviceOffline(DeviceError):
+    """The device is offline or calibrating and the caller's wait ran out."""
+
+
+class CheckpointError(HcqwError):
+    """A checkpoint is missing, truncated, unsigned, tampered with or signed with another key."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"checkpoint {self.path}: {reason}")
+
+
+class WorkflowError(HcqwError):
+    """A hybrid workflow definition or one of its nodes is invalid or failed."""
