@@ -1,0 +1,101 @@
+"""The wire format for circuits and results: Cirq JSON and raw numpy buffers, never pickles.
+
+Anything that crosses a process boundary to or from a device (QPU service, hetjob
+gateway) goes through here, so a peer can at worst send us a bad circuit, never code.
+
+- A work item is a JSON-able dict: ``{"circuit": <Cirq JSON str>, "repetitions": int, "params": [{...}]}``.
+- Results are a JSON-able header plus a list of byte buffers: for each sweep point,
+  ``{key: {"dtype": str, "shape": [r, q], "buffer": index}}``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+import numpy as np
+
+from hcqw.device.work import Samples, WorkItem
+from hcqw.errors import CircuitError
+
+# Only plain integer dtypes may come off the wire: never object arrays.
+_ALLOWED_DTYPES = {np.dtype(t).str for t in ("i1", "u1", "i2", "u2", "i4", "u4", "i8", "u8", "?")}
+
+
+def circuit_to_json(circuit: Any) -> str:
+    import cirq
+
+    if not isinstance(circuit, cirq.AbstractCircuit):
+        raise CircuitError(f"expected a cirq.Circuit, got {type(circuit).__name__}")
+    return cirq.to_json(circuit)
+
+
+def circuit_from_json(text: str) -> Any:
+    """Decode a Cirq JSON circuit; ``CircuitError`` naming the problem on anything else."""
+    import cirq
+
+    if not isinstance(text, str):
+        raise CircuitError(f"circuit must be a Cirq JSON string, got {type(text).__name__}")
+    try:
+        obj = cirq.read_json(json_text=text)
+    except json.JSONDecodeError as err:
+        raise CircuitError(f"circuit is not valid JSON: {err}") from None
+    except Exception as err:  # cirq raises ValueError/KeyError/TypeError for unknown or malformed types
+        raise CircuitError(f"circuit JSON is not a valid Cirq object: {type(err).__name__}: {err}") from None
+    if not isinstance(obj, cirq.AbstractCircuit):
+        raise CircuitError(f"Cirq JSON decodes to {type(obj).__name__}, not a circuit")
+    return obj
+
+
+def work_item_to_wire(item: WorkItem) -> dict:
+    return {"circuit": circuit_to_json(item.circuit), "repetitions": item.repetitions, "params": list(item.params)}
+
+
+def work_item_from_wire(data: Any) -> WorkItem:
+    if not isinstance(data, dict):
+        raise CircuitError(f"work item must be an object, got {type(data).__name__}")
+    unknown = set(data) - {"circuit", "repetitions", "params"}
+    if unknown or "circuit" not in data or "repetitions" not in data:
+        raise CircuitError(
+            f"work item needs 'circuit' and 'repetitions' (optional 'params'); got keys {sorted(data)}"
+        )
+    repetitions = data["repetitions"]
+    if isinstance(repetitions, bool) or not isinstance(repetitions, int):
+        raise CircuitError(f"repetitions must be an integer, got {repetitions!r}")
+    params = data.get("params") or [{}]
+    if not isinstance(params, list) or not all(isinstance(p, dict) for p in params):
+        raise CircuitError("params must be a list of {symbol: number} objects")
+    return WorkItem.build(circuit_from_json(data["circuit"]), repetitions, params)
+
+
+def samples_to_wire(points: Sequence[Samples]) -> tuple[list[dict], list[bytes]]:
+    header: list[dict] = []
+    buffers: list[bytes] = []
+    for samples in points:
+        entry = {}
+        for key, array in samples.items():
+            array = np.ascontiguousarray(array)
+            entry[key] = {"dtype": array.dtype.str, "shape": list(array.shape), "buffer": len(buffers)}
+            buffers.append(array.tobytes())
+        header.append(entry)
+    return header, buffers
+
+
+def samples_from_wire(header: Any, buffers: Sequence[bytes]) -> list[Samples]:
+    """Rebuild result arrays, checking dtype, shape and size against the buffers received."""
+    if not isinstance(header, list):
+        raise ValueError("result header must be a list of sweep points")
+    points: list[Samples] = []
+    for entry in header:
+        samples: Samples = {}
+        for key, spec in entry.items():
+            dtype = np.dtype(spec["dtype"])
+            if dtype.str not in _ALLOWED_DTYPES:
+                raise ValueError(f"result {key!r}: dtype {dtype.str} is not an integer dtype")
+            shape = tuple(int(n) for n in spec["shape"])
+            buffer = buffers[int(spec["buffer"])]
+            if len(shape) != 2 or int(np.prod(shape)) * dtype.itemsize != len(buffer):
+                raise ValueError(f"result {key!r}: shape {shape} does not match a {len(buffer)}-byte buffer")
+            samples[key] = np.frombuffer(buffer, dtype=dtype).reshape(shape)
+        points.append(samples)
+    return points

@@ -1,0 +1,26 @@
+"""The quantum device interface.
+
+Three layers, each replaceable on its own:
+
+- ``QuantumBackend`` (``backend.py``): executes validated work items. qsimcirq is the
+  default (``qsim.py``), cirq's own simulator the reference (``cirq_sim.py``); a vendor
+  backend is one more module implementing the same three members.
+- ``WorkItem`` / ``Samples`` (``work.py``): what crosses to and from the device.
+- ``LocalDevice`` (``local.py``): a backend plus status and machine-wide FIFO
+  acquisition, handing out ``QPU`` leases to quantum steps.
+"""
+
+from hcqw.device.backend import DeviceLimits, DeviceStatus, QuantumBackend, make_backend
+from hcqw.device.local import QPU, LocalDevice
+from hcqw.device.work import Samples, WorkItem
+
+__all__ = [
+    "DeviceLimits",
+    "DeviceStatus",
+    "LocalDevice",
+    "QPU",
+    "QuantumBackend",
+    "Samples",
+    "WorkItem",
+    "make_backend",
+]
