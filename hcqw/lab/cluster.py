@@ -1,0 +1,504 @@
+"""A real SLURM cluster on loopback for tests, CI and users (see ``hcqw lab --help``).
+
+``LabCluster`` owns a directory (``root``) and a block of ports; it installs the
+Debian packages if needed, renders the configuration and starts, in order:
+a private munged, slurmctld, one slurmd per node (multiple-slurmd mode, all on
+127.0.0.1) and slurmrestd with JWT authentication. Partitions: ``cpu``
+(default, ``cpu_nodes`` nodes) and ``qpu`` (one node with ``Gres=qpu:1``, the
+service node in front of the quantum device). With ``accounting=True`` a
+private MariaDB and slurmdbd are started too, so ``sacct`` works.
+
+Daemons run detached and outlive the Python process that started them;
+``down()`` (any process, same root) stops exactly the processes recorded in
+the PID files under ``root/run``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import pwd
+import secrets
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hcqw.lab import config, packages, procs
+from hcqw.lab.errors import LabConfigChanged, LabError
+from hcqw.lab.layout import Layout
+
+log = logging.getLogger(__name__)
+
+REST_API = "v0.0.38"
+SLURM_USER = "slurm"
+#: Node states that mean "slurmd registered and the node is usable".
+_READY_NODE_STATES = {"idle", "mixed", "allocated", "planned", "completing"}
+
+
+@dataclass
+class _Daemon:
+    """One process of the lab: how to start it and where it reports."""
+
+    name: str
+    argv: list[str]
+    log_file: Path  # what to tell the user to read
+    out_file: Path  # where stdout/stderr go (may equal log_file)
+    port: int | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+class LabCluster:
+    """A SLURM cluster on 127.0.0.1 whose whole state lives under ``root``.
+
+    Several clusters coexist on one host when they differ in ``root``,
+    ``name`` and ``port_base`` (ports ``port_base .. port_base + 10 +
+    cpu_nodes - 1`` are used; see :mod:`hcqw.lab.layout`).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        name: str = "hcqw",
+        port_base: int = 6817,
+        cpu_nodes: int = 2,
+        cpus_per_node: int = 4,
+        accounting: bool = False,
+    ) -> None:
+        self.layout = Layout.create(Path(root), name, port_base, cpu_nodes, cpus_per_node)
+        self.accounting = accounting
+
+    @property
+    def params(self) -> dict[str, object]:
+        """The constructor arguments (except root), as saved in ``root/lab.json``."""
+        return {"name": self.layout.name, "port_base": self.layout.ports.base, "cpu_nodes": self.layout.ports.cpu_nodes,
+                "cpus_per_node": self.layout.cpus_per_node, "accounting": self.accounting}
+
+    @classmethod
+    def from_dir(cls, root: Path, **overrides: object) -> "LabCluster":
+        """The cluster last started in ``root`` (parameters from ``root/lab.json``), with ``overrides`` applied.
+
+        Overrides that are None are ignored; without a saved file the defaults apply.
+        """
+        params: dict[str, object] = {}
+        path = Layout.params_path(Path(root))
+        if path.exists():
+            try:
+                params = json.loads(path.read_text())
+            except ValueError as err:
+                raise LabError(f"{path} is not valid JSON ({err}); delete it and pass the options explicitly") from err
+        params.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(Path(root), **params)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        return (f"LabCluster(root={str(self.root)!r}, name={self.cluster_name!r}, "
+                f"port_base={self.layout.ports.base}, cpu_nodes={self.layout.ports.cpu_nodes}, "
+                f"accounting={self.accounting})")
+
+    # ------------------------------------------------------------------ public properties
+    @property
+    def root(self) -> Path:
+        return self.layout.root
+
+    @property
+    def cluster_name(self) -> str:
+        return self.layout.name
+
+    @property
+    def slurm_conf(self) -> Path:
+        return self.layout.slurm_conf
+
+    @property
+    def rest_url(self) -> str:
+        return self.layout.rest_url
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment variables that point Slurm commands at this cluster.
+
+        Merge into a subprocess environment: ``{**os.environ, **lab.env}``.
+        Do not export ``SLURM_JWT`` where ``srun`` runs (slurmd rejects it).
+        """
+        return {"SLURM_CONF": str(self.slurm_conf)}
+
+    # ------------------------------------------------------------------ lifecycle
+    def up(self, timeout: float = 60) -> None:
+        """Install what is missing, write the configuration and start every daemon that is not running.
+
+        Idempotent: daemons already running (same root) are kept. Returns when
+        every node is usable and the REST API answers an authenticated ping.
+        Raises :class:`LabError` with the log file to read if anything fails.
+        """
+        started = time.monotonic()
+        deadline = started + timeout
+        if os.geteuid() != 0:
+            raise LabError("the lab cluster runs slurmctld/slurmd as root: run `hcqw lab up` (or the tests) as root, "
+                           "e.g. in a CI container or with sudo")
+        packages.ensure_packages(packages.BASE_PACKAGES + (packages.ACCOUNTING_PACKAGES if self.accounting else ()))
+        _ensure_slurm_user()
+        with self._locked():
+            self._prepare_files()
+            daemons = self._daemons()
+            self._check_ports([d for d in daemons if not self._running(d)])
+            by_name = {d.name: d for d in daemons}
+
+            self._start(by_name["munged"])
+            self._wait(by_name["munged"], deadline, self._munge_ready)
+            if self.accounting:
+                from hcqw.lab import accounting
+
+                accounting.start(self, by_name, deadline)
+            ctld = by_name["slurmctld"]
+            self._start(ctld)
+            self._wait(ctld, deadline, self._ctld_ready)
+            # slurmds and slurmrestd start in parallel; both only need slurmctld.
+            slurmds = [d for d in daemons if d.name.startswith("slurmd-")]
+            for d in slurmds:
+                self._start(d)
+            restd = by_name["slurmrestd"]
+            self._start(restd)
+            self._wait_nodes(slurmds, deadline)
+            self._wait(restd, deadline, self._rest_ready)
+        log.info("lab cluster %s up in %.1f s (%s)", self.cluster_name, time.monotonic() - started, self.root)
+
+    def down(self) -> None:
+        """Stop every daemon this cluster started (by PID file); running jobs are cancelled first.
+
+        Idempotent and safe: only processes recorded in this root's PID files,
+        with matching start times, are signalled. PID files of daemons that
+        the current parameters do not know (e.g. nodes of an earlier, larger
+        configuration) are honoured too, so nothing is left behind.
+        """
+        if not self.layout.run.exists():
+            return
+        with self._locked():
+            known = {d.name: d for d in self._daemons()}
+            names = set(known) | {p.stem for p in self.layout.run.glob("*.pid")}
+            if self._running(known["slurmctld"]):
+                self._cancel_all_jobs()
+            for name in sorted(names, key=_stop_order):
+                daemon = known.get(name) or _Daemon(name, [], self.layout.log_file(name), self.layout.log_file(name))
+                self._stop(daemon)
+        log.info("lab cluster %s down (%s)", self.cluster_name, self.root)
+
+    def is_up(self) -> bool:
+        """True if every daemon of this cluster is running (a process check; cheap)."""
+        if not self.root.exists():
+            return False
+        return all(self._running(d) for d in self._daemons())
+
+    def daemon_pids(self) -> dict[str, int | None]:
+        """Each daemon of this cluster and its PID, or None if it is not running."""
+        return {d.name: procs.running_pid(self.layout.pid_file(d.name)) for d in self._daemons()}
+
+    def token(self, lifespan: int = 600, username: str | None = None) -> str:
+        """A JWT for the REST API (``X-SLURM-USER-TOKEN``), from ``scontrol token``.
+
+        ``username`` defaults to the calling user; send it as ``X-SLURM-USER-NAME``.
+        """
+        argv = ["scontrol", "token", f"lifespan={int(lifespan)}"]
+        if username:
+            argv.append(f"username={username}")
+        result = self._client(argv, check=False)
+        for line in result.stdout.splitlines():
+            if line.startswith("SLURM_JWT="):
+                return line.split("=", 1)[1].strip()
+        # stdout would hold the token on success only; stderr is safe to show.
+        raise LabError(f"`scontrol token` failed (exit {result.returncode}): {result.stderr.strip()}; "
+                       f"is the lab cluster up? see {self.layout.log_file('slurmctld')}")
+
+    # ------------------------------------------------------------------ daemons
+    def _daemons(self) -> list[_Daemon]:
+        lay = self.layout
+        conf = str(lay.slurm_conf)
+        daemons = [
+            _Daemon(
+                "munged",
+                ["munged", "-F", f"--socket={lay.munge_socket}", f"--key-file={lay.munge_key}",
+                 f"--pid-file={lay.native_run / 'munged.pid'}", f"--seed-file={lay.munge_dir / 'munged.seed'}",
+                 f"--log-file={lay.log_file('munged')}", "--num-threads=4"],
+                log_file=lay.log_file("munged"),
+                out_file=lay.log_file("munged"),
+            ),
+        ]
+        if self.accounting:
+            from hcqw.lab import accounting
+
+            daemons += accounting.daemons(self)
+        daemons.append(
+            # -i: start even if a state file is damaged (e.g. after a power cut of the VM).
+            _Daemon("slurmctld", ["slurmctld", "-D", "-i", "-f", conf], log_file=lay.log_file("slurmctld"),
+                    out_file=lay.log / "slurmctld.out", port=lay.ports.slurmctld)
+        )
+        for node in lay.node_names:
+            daemons.append(
+                _Daemon(f"slurmd-{node}", ["slurmd", "-D", "-N", node, "-f", conf],
+                        log_file=lay.log_file(f"slurmd-{node}"), out_file=lay.log / f"slurmd-{node}.out",
+                        port=lay.node_port(node))
+            )
+        daemons.append(
+            # slurmrestd refuses to run as root; SLURM_JWT=daemon makes it forward each
+            # request's token instead of rejecting everything.
+            _Daemon("slurmrestd",
+                    ["slurmrestd", "-f", conf, "-u", SLURM_USER, "-a", "rest_auth/jwt", "-s", f"openapi/{REST_API}",
+                     f"127.0.0.1:{lay.ports.slurmrestd}"],
+                    log_file=lay.log_file("slurmrestd"), out_file=lay.log_file("slurmrestd"),
+                    port=lay.ports.slurmrestd, extra_env={"SLURM_JWT": "daemon"})
+        )
+        return daemons
+
+    def _running(self, daemon: _Daemon) -> bool:
+        return procs.running_pid(self.layout.pid_file(daemon.name)) is not None
+
+    def _start(self, daemon: _Daemon) -> None:
+        if self._running(daemon):
+            log.debug("%s already running", daemon.name)
+            return
+        procs.spawn(daemon.name, daemon.argv, {**self._base_env(), **daemon.extra_env},
+                    self.layout.pid_file(daemon.name), daemon.out_file, cwd=self.root)
+
+    def _stop(self, daemon: _Daemon) -> None:
+        try:
+            if procs.stop(daemon.name, self.layout.pid_file(daemon.name)):
+                log.debug("stopped %s", daemon.name)
+        except OSError as err:
+            raise LabError(f"could not stop {daemon.name}: {err}; see {daemon.log_file}") from err
+
+    def _wait(self, daemon: _Daemon, deadline: float, ready: Callable[[], bool], what: str | None = None) -> None:
+        """Poll ``ready`` until it holds; fail fast (with the log tail) if the daemon dies."""
+        what = what or daemon.name
+        delay = 0.02
+        while True:
+            if not self._running(daemon):
+                raise LabError(f"{daemon.name} exited during startup; see {daemon.log_file}. Last lines:\n"
+                               f"{procs.tail(daemon.out_file) or procs.tail(daemon.log_file)}")
+            if ready():
+                return
+            if time.monotonic() >= deadline:
+                raise LabError(f"{what} did not become ready within the timeout; see {daemon.log_file}. Last lines:\n"
+                               f"{procs.tail(daemon.log_file)}")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+
+    def _wait_nodes(self, slurmds: list[_Daemon], deadline: float) -> None:
+        pending: dict[str, str] = {}
+
+        def ready() -> bool:
+            for d in slurmds:
+                if not self._running(d):
+                    raise LabError(f"{d.name} exited during startup; see {d.log_file}. Last lines:\n"
+                                   f"{procs.tail(d.log_file)}")
+            states = self._node_states()
+            pending.clear()
+            pending.update({n: s for n, s in states.items() if not _node_ready(s)})
+            pending.update({n: "not registered" for n in self.layout.node_names if n not in states})
+            return not pending
+
+        delay = 0.02
+        while not ready():
+            if time.monotonic() >= deadline:
+                detail = ", ".join(f"{n}={s}" for n, s in sorted(pending.items()))
+                raise LabError(f"nodes did not become idle within the timeout ({detail}); see "
+                               f"{self.layout.log / 'slurmd-<node>.log'} and {self.layout.log_file('slurmctld')}")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+
+    # ------------------------------------------------------------------ readiness probes
+    def _munge_ready(self) -> bool:
+        return self.layout.munge_socket.is_socket()
+
+    def _ctld_ready(self) -> bool:
+        result = self._client(["scontrol", "ping"], check=False, timeout=15)
+        return result.returncode == 0 and " is UP" in result.stdout
+
+    def _node_states(self) -> dict[str, str]:
+        result = self._client(["sinfo", "-h", "-N", "-o", "%N|%T"], check=False, timeout=15)
+        states: dict[str, str] = {}
+        for line in result.stdout.splitlines():
+            node, _, state = line.partition("|")
+            states[node.strip()] = state.strip()
+        return states
+
+    def _rest_ready(self) -> bool:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+        try:
+            token = self.token(lifespan=60)
+        except LabError:
+            return False
+        request = urllib.request.Request(
+            f"{self.rest_url}/slurm/{REST_API}/ping",
+            headers={"X-SLURM-USER-NAME": user, "X-SLURM-USER-TOKEN": token},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                body = json.load(response)
+        except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
+            return False
+        return not body.get("errors")
+
+    # ------------------------------------------------------------------ helpers
+    def _base_env(self) -> dict[str, str]:
+        """os.environ without the caller's SLURM_* (a foreign SLURM_CONF or SLURM_JWT would misdirect us)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_", "SRUN_", "SALLOC_"))}
+        env.update(self.env)
+        return env
+
+    def _client(self, argv: list[str], check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """Run a Slurm client command against this cluster."""
+        try:
+            result = subprocess.run(argv, env=self._base_env(), capture_output=True, text=True, timeout=timeout,
+                                    check=False)
+        except subprocess.TimeoutExpired as err:
+            raise LabError(f"`{' '.join(argv[:2])}` timed out after {timeout} s; see "
+                           f"{self.layout.log_file('slurmctld')}") from err
+        if check and result.returncode != 0:
+            raise LabError(f"`{' '.join(argv)}` failed (exit {result.returncode}): {result.stderr.strip()}")
+        return result
+
+    def _cancel_all_jobs(self) -> None:
+        """Cancel every unfinished job so no slurmstepd outlives its slurmd."""
+        result = self._client(["squeue", "-h", "-o", "%A", "-t", "PENDING,RUNNING,SUSPENDED,COMPLETING,CONFIGURING"],
+                              check=False)
+        job_ids = sorted(set(result.stdout.split()))
+        if not job_ids:
+            return
+        log.info("cancelling %d unfinished job(s) before stopping the cluster", len(job_ids))
+        self._client(["scancel", *job_ids], check=False)
+        deadline = time.monotonic() + 10  # KillWait=2 plus margin
+        while time.monotonic() < deadline:
+            left = self._client(["squeue", "-h", "-o", "%A", "-t", "RUNNING,COMPLETING,CONFIGURING,SUSPENDED"],
+                                check=False).stdout.split()
+            if not left:
+                return
+            time.sleep(0.1)
+        log.warning("jobs still running after cancel: %s", " ".join(left))
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise up()/down() on one root across processes (e.g. pytest-xdist workers)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.layout.lock_file, "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _check_ports(self, daemons: list[_Daemon]) -> None:
+        """Fail early, naming the port, instead of letting a daemon die on bind()."""
+        for daemon in daemons:
+            if daemon.port is not None and not _port_free(daemon.port):
+                raise LabError(f"port {daemon.port} (for {daemon.name}) is already in use on 127.0.0.1: "
+                               f"another lab cluster or Slurm runs there; choose another --port-base "
+                               f"(this cluster needs {self.layout.ports.base}..{self.layout.ports.base + self.layout.ports.span - 1})")
+
+    def _prepare_files(self) -> None:
+        """Create directories, keys (once) and configuration files.
+
+        Refuses to change the configuration under running daemons: they would
+        keep the old one and the cluster would be inconsistent.
+        """
+        lay = self.layout
+        for directory, mode in ((lay.root, 0o755), (lay.etc, 0o755), (lay.secrets, 0o700), (lay.munge_dir, 0o755),
+                                (lay.state, 0o700), (lay.spool, 0o755), (lay.log, 0o755), (lay.run, 0o755),
+                                (lay.native_run, 0o755)):
+            directory.mkdir(parents=True, exist_ok=True)
+            directory.chmod(mode)
+        for node in lay.node_names:
+            (lay.spool / node).mkdir(exist_ok=True)
+        # munged insists on a key readable only by its own user; JWT wants >= 32 bytes.
+        _write_secret(lay.munge_key, 1024)
+        _write_secret(lay.jwt_key, 32)
+
+        files = {
+            lay.slurm_conf: config.render_slurm_conf(lay, self.accounting),
+            lay.gres_conf: config.render_gres_conf(lay),
+            lay.plugstack_conf: config.render_plugstack_conf(),
+        }
+        if self.accounting:
+            from hcqw.lab import accounting
+
+            files.update(accounting.config_files(self))
+        changed = [path for path, text in files.items() if not path.exists() or path.read_text() != text]
+        running = [d.name for d in self._daemons() if self._running(d)]
+        if changed and running:
+            raise LabConfigChanged(f"the lab cluster in {lay.root} is running with a different configuration "
+                           f"({', '.join(p.name for p in changed)} would change; running: {', '.join(running)}). "
+                           f"Stop it first: `hcqw lab down --dir {lay.root}`")
+        for path, text in files.items():
+            if path in changed:
+                path.write_text(text)
+                path.chmod(0o600 if path == lay.slurmdbd_conf else 0o644)
+        _check_readable_by_slurm_user(lay.slurm_conf)
+        # Remember the parameters so `hcqw lab status/down --dir X` need not repeat them.
+        lay.params_file.write_text(json.dumps(self.params, indent=2) + "\n")
+
+
+def _stop_order(daemon_name: str) -> int:
+    """Reverse start order: REST first, munged (which everything authenticates through) last."""
+    order = {"slurmrestd": 0, "slurmctld": 3, "slurmdbd": 4, "mariadb": 5, "munged": 6}
+    return order.get(daemon_name, 1 if daemon_name.startswith("slurmd-") else 2)
+
+
+def _node_ready(state: str) -> bool:
+    # sinfo appends '*' for "not responding" and other flag characters (~ # ! % $ @ ^ -).
+    if state.endswith("*"):
+        return False
+    return state.rstrip("~#!%$@^-+") in _READY_NODE_STATES
+
+
+def _write_secret(path: Path, nbytes: int) -> None:
+    """Create a random key file once (0600); an existing key is kept so tokens survive restarts."""
+    if path.exists() and path.stat().st_size >= nbytes:
+        path.chmod(0o600)
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, secrets.token_bytes(nbytes))
+    finally:
+        os.close(fd)
+    path.chmod(0o600)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _ensure_slurm_user() -> None:
+    """slurmrestd refuses to run as root; it drops to this user (the Debian packages normally create it)."""
+    try:
+        pwd.getpwnam(SLURM_USER)
+        return
+    except KeyError:
+        pass
+    log.warning("creating system user %r for slurmrestd", SLURM_USER)
+    result = subprocess.run(
+        ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+         "--shell", "/usr/sbin/nologin", SLURM_USER],
+        capture_output=True, text=True, check=False,
+    )
+    if result.returncode != 0:
+        raise LabError(f"could not create user {SLURM_USER!r} for slurmrestd: {result.stderr.strip()}; "
+                       f"create it yourself (useradd --system {SLURM_USER})")
+
+
+def _check_readable_by_slurm_user(path: Path) -> None:
+    """slurmrestd (user slurm) must reach slurm.conf: every parent directory needs o+x."""
+    for parent in path.parents:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            raise LabError(f"slurmrestd runs as user {SLURM_USER!r} and cannot reach {path}: directory {parent} is not "
+                           f"world-searchable. Choose a lab directory under /tmp (--dir) or `chmod o+x {parent}`")
