@@ -1,0 +1,126 @@
+"""The one interface both engine adapters use, whatever talks to SLURM.
+
+``open_backend("sbatch", ...)`` or ``open_backend("rest", ...)`` returns a
+:class:`SlurmBackend`; Snakemake and Parsl adapters call only these methods.
+The shared parts (status caching, waiting, turning a failed job into a
+:class:`JobFailed` with its output tail) live in :class:`BaseBackend`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+from hcqw.slurm.errors import JobFailed, SlurmError
+from hcqw.slurm.settings import JobRequest
+from hcqw.slurm.states import NodeState, Phase
+from hcqw.slurm.status import StatusPoller, leader_of
+
+log = logging.getLogger(__name__)
+
+#: Lines of job output quoted in a JobFailed message.
+TAIL_LINES = 20
+
+
+class SlurmBackend(Protocol):
+    """What adapters may call. Job ids are leader ids as strings ("1234")."""
+
+    name: str
+
+    def submit(self, request: JobRequest) -> str: ...
+
+    def status(self, job_ids: Iterable[str], *, force: bool = False) -> dict[str, NodeState]: ...
+
+    def cancel(self, job_id: str) -> None: ...
+
+    def cancel_component(self, job_id: str, offset: int = 1) -> None: ...
+
+    def wait(self, job_id: str, timeout: float | None = None) -> NodeState: ...
+
+    def failure(self, state: NodeState) -> JobFailed: ...
+
+
+def tail(path: str | Path, lines: int = TAIL_LINES) -> str:
+    """The last ``lines`` lines of a text file, or "" if it cannot be read (another host, purged)."""
+    try:
+        with open(path, errors="replace") as handle:
+            return "".join(deque(handle, maxlen=lines))
+    except OSError:
+        return ""
+
+
+def resolve_output(pattern: str, workdir: Path, job_id: str, job_name: str) -> str:
+    """Expand the filename patterns hcqw itself uses (%j, %x, %%); others stay as they are."""
+    text = pattern.replace("%%", "\0").replace("%j", job_id).replace("%x", job_name).replace("\0", "%")
+    path = Path(text)
+    return str(path if path.is_absolute() else workdir / path)
+
+
+class BaseBackend:
+    """Status, waiting and failure reporting shared by the sbatch and REST backends."""
+
+    name = "base"
+
+    def __init__(self, poller: StatusPoller):
+        self._poller = poller
+        # leader id -> resolved output path, for failure messages when SLURM's
+        # record has no StdOut (sacct) or the job is already purged.
+        self._outputs: dict[str, str] = {}
+
+    def _submitted(self, request: JobRequest, job_id: str) -> None:
+        self._outputs[job_id] = resolve_output(request.output_pattern, request.workdir, job_id, request.job_name)
+        self._poller.track(job_id)
+        log.info("submitted %s as SLURM job %s via %s", request.tag, job_id, self.name)
+
+    def status(self, job_ids: Iterable[str], *, force: bool = False) -> dict[str, NodeState]:
+        """Merged state per job id; at most one SLURM query per poll interval for all jobs."""
+        return self._poller.status(job_ids, force=force)
+
+    def wait(self, job_id: str, timeout: float | None = None) -> NodeState:
+        """Poll until the job is final; raise :class:`SlurmError` on timeout. Does not raise on failure."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            state = self._poller.status([job_id])[job_id]
+            if state.done:
+                return state
+            if deadline is not None and time.monotonic() >= deadline:
+                raise SlurmError(f"SLURM job {job_id} still {state.phase.value} after {timeout:.0f} s")
+            time.sleep(max(0.05, self._poller.min_interval))
+
+    def failure(self, state: NodeState) -> JobFailed:
+        """A :class:`JobFailed` for a FAILED/CANCELLED state: id, state, exit code, output tail."""
+        if state.phase not in (Phase.FAILED, Phase.CANCELLED):
+            raise ValueError(f"job {state.leader_id} did not fail ({state.phase.value})")
+        leader = state.leader
+        output = leader.stdout if leader else None
+        if not output or "%" in output:
+            # sacct has no StdOut; slurmrestd reports the unexpanded pattern.
+            output = self._outputs.get(leader_of(state.leader_id), output)
+        return JobFailed(
+            job_id=state.failed_component or state.leader_id,
+            state=state.state,
+            exit_code=state.exit_code,
+            output_path=output,
+            output_tail=tail(output) if output else "",
+        )
+
+
+def open_backend(name: str, **options: Any) -> SlurmBackend:
+    """The backend called ``name`` ("sbatch" or "rest"), built with its keyword options.
+
+    See :class:`hcqw.slurm.sbatch.SbatchBackend` and
+    :class:`hcqw.slurm.rest.RestBackend` for the options.
+    """
+    if name == "sbatch":
+        from hcqw.slurm.sbatch import SbatchBackend
+
+        return SbatchBackend(**options)
+    if name == "rest":
+        from hcqw.slurm.rest import RestBackend
+
+        return RestBackend(**options)
+    raise SlurmError(f"unknown SLURM backend {name!r}: use 'sbatch' (local CLI) or 'rest' (slurmrestd)")

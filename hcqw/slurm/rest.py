@@ -1,0 +1,311 @@
+"""Backend that talks to slurmrestd (OpenAPI v0.0.38) with a JWT, over stdlib ``urllib``.
+
+Used for the SLURM cluster co-located with the QPU, where we have no login
+shell. The token is read fresh for every request (so a rotated token file
+just works), sent only in the ``X-SLURM-USER-TOKEN`` header, and kept out of
+everything else: logs, exception messages, reprs, job scripts and job
+environments (an exported SLURM_JWT also breaks srun inside the job).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import pwd
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from hcqw.slurm.backend import BaseBackend
+from hcqw.slurm.errors import (
+    ControllerUnreachable,
+    InvalidGres,
+    RestAuthError,
+    RestServerError,
+    SlurmError,
+    SlurmSettingsError,
+    SubmitError,
+    UnknownPartition,
+)
+from hcqw.slurm.parsing import component_from_rest
+from hcqw.slurm.script import render_script
+from hcqw.slurm.settings import ComponentSpec, JobRequest
+from hcqw.slurm.states import ComponentInfo
+from hcqw.slurm.status import StatusPoller, leader_of
+
+log = logging.getLogger(__name__)
+
+API = "/slurm/v0.0.38"
+#: Environment variables searched for the token, in order.
+TOKEN_ENV_VARS = ("HCQW_SLURM_JWT", "SLURM_JWT")
+#: PATH for REST jobs that do not set one: slurmrestd passes no environment of its own.
+DEFAULT_JOB_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+# slurmrestd 22.05 reports most failures as HTTP 500 with an error text.
+# Measured: an expired or foreign token makes slurmctld drop the connection,
+# which slurmrestd reports as "Zero Bytes were transmitted or received"
+# (submit) or error -1 "Unspecified error" (queries), never as 401. Only a
+# missing token gets a 401. A controller that is really down answers
+# "Unable to contact slurm controller".
+_UNREACHABLE_MARKERS = ("unable to contact slurm controller", "connection refused", "socket timed out")
+_AUTH_MARKERS = ("authentication", "zero bytes were transmitted", "unspecified error")
+
+
+class JwtSource:
+    """Where the JWT comes from; never shows the token itself.
+
+    Order: an explicit ``token``, the ``token_file``, then the environment
+    variables HCQW_SLURM_JWT and SLURM_JWT.
+    """
+
+    def __init__(self, token: str | None = None, token_file: str | Path | None = None, environ: Mapping[str, str] | None = None):
+        self.__token = token
+        self.token_file = Path(token_file) if token_file else None
+        self._environ = os.environ if environ is None else environ
+
+    def __repr__(self) -> str:
+        return f"JwtSource(source={self.describe()!r}, token='***')"
+
+    __str__ = __repr__
+
+    def describe(self) -> str:
+        """Where the token would come from, for messages (never the value)."""
+        if self.__token:
+            return "explicit token"
+        if self.token_file:
+            return f"token file {self.token_file}"
+        for name in TOKEN_ENV_VARS:
+            if self._environ.get(name):
+                return f"${name}"
+        return "none found"
+
+    def expiry_hint(self) -> str:
+        """'; the token expired at ...' when the JWT's own exp claim says so, else ''.
+
+        Reads the unsigned payload only to explain a refusal; the value of
+        the token is never part of the result.
+        """
+        try:
+            token = self.get()
+        except RestAuthError:
+            return ""
+        if not token or token.count(".") != 2:
+            return "; no token was sent" if not token else ""
+        payload = token.split(".")[1]
+        try:
+            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            exp = float(claims["exp"])
+        except (ValueError, KeyError, TypeError):
+            return ""
+        if exp < time.time():
+            return f"; the token from {self.describe()} expired at {datetime.fromtimestamp(exp).isoformat(timespec='seconds')}"
+        return f"; the token from {self.describe()} is not expired, so it was probably issued by another cluster or for another user"
+
+    def get(self) -> str | None:
+        """The token, or None when there is none (the request then fails with 401)."""
+        if self.__token:
+            return self.__token
+        if self.token_file:
+            try:
+                return self.token_file.read_text().strip() or None
+            except OSError as err:
+                raise RestAuthError(str(self.token_file), 0, f"cannot read the token file: {err.strerror}") from None
+        for name in TOKEN_ENV_VARS:
+            value = self._environ.get(name, "").strip()
+            if value:
+                return value
+        return None
+
+
+def _error_text(body: bytes) -> str:
+    """The error strings of a slurmrestd reply (``{"errors": [{"error": ...}]}``), or its raw start."""
+    try:
+        doc = json.loads(body or b"{}")
+    except ValueError:
+        return body[:300].decode("utf-8", "replace").strip()
+    errors = doc.get("errors") or [] if isinstance(doc, dict) else []
+    texts = []
+    for err in errors:
+        if isinstance(err, dict):
+            texts.append("; ".join(str(err[k]) for k in ("error", "description") if err.get(k)))
+    return " | ".join(t for t in texts if t)
+
+
+def component_properties(request: JobRequest, spec: ComponentSpec, environment: dict[str, str]) -> dict[str, Any]:
+    """One v0.0.38 ``job`` object for a component. Every part needs environment and working directory."""
+    if spec.extra:
+        raise SlurmSettingsError(
+            f"ComponentSpec.extra {list(spec.extra)!r} holds sbatch options, which slurmrestd does not accept: "
+            "use the sbatch backend, or express the request with the ComponentSpec fields"
+        )
+    props: dict[str, Any] = {
+        "name": request.job_name,
+        "comment": request.job_comment,
+        "partition": spec.partition,
+        "current_working_directory": str(request.workdir),
+        "environment": environment,
+        "standard_output": request.output_pattern,
+        "nodes": [spec.nodes, spec.nodes],  # v0.0.38 takes [min, max]
+        "tasks": spec.ntasks,
+        "cpus_per_task": spec.cpus_per_task,
+    }
+    if request.error:
+        props["standard_error"] = request.error
+    optional = {
+        "account": spec.account,
+        "qos": spec.qos,
+        "time_limit": spec.time_limit,
+        "memory_per_node": spec.mem_mb,
+        "gres": spec.gres,
+    }
+    props.update({k: v for k, v in optional.items() if v is not None})
+    return props
+
+
+def submit_payload(request: JobRequest) -> dict[str, Any]:
+    """The JSON body of ``POST job/submit``: ``job`` for a plain job, ``jobs`` (cpu part first) for a hetjob."""
+    environment = {"PATH": DEFAULT_JOB_PATH, **request.environment}
+    parts = [component_properties(request, spec, environment) for spec in request.components]
+    if request.dependency_spec:
+        parts[0]["dependency"] = request.dependency_spec
+        parts[0]["kill_on_invalid_dependency"] = request.kill_on_invalid_dependency
+    payload: dict[str, Any] = {"script": render_script(request)}
+    if request.is_hetjob:
+        payload["jobs"] = parts
+    else:
+        payload["job"] = parts[0]
+    return payload
+
+
+class RestBackend(BaseBackend):
+    """Submit, query and cancel through slurmrestd.
+
+    ``url``: the slurmrestd base URL (``http://host:port``). ``user``: the
+    SLURM user name sent in ``X-SLURM-USER-NAME`` (default ``$USER``, else the
+    login name of our uid). Token options: see :class:`JwtSource`.
+    """
+
+    name = "rest"
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        user: str | None = None,
+        token: str | None = None,
+        token_file: str | Path | None = None,
+        poll_interval: float = 2.0,
+        timeout: float = 30.0,
+    ):
+        self.url = url.rstrip("/")
+        self.user = user or os.environ.get("USER") or pwd.getpwuid(os.getuid()).pw_name
+        self._jwt = JwtSource(token, token_file)
+        self._timeout = timeout
+        super().__init__(StatusPoller(self._query_jobs, poll_interval))
+
+    def __repr__(self) -> str:
+        return f"RestBackend(url={self.url!r}, user={self.user!r}, token='***' from {self._jwt.describe()})"
+
+    # -- HTTP --------------------------------------------------------------
+
+    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One call to slurmrestd, with errors mapped to typed exceptions."""
+        url = self.url + API + path
+        headers = {"X-SLURM-USER-NAME": self.user, "Accept": "application/json"}
+        token = self._jwt.get()
+        if token:
+            headers["X-SLURM-USER-TOKEN"] = token
+        else:
+            log.warning("no SLURM JWT found (%s); slurmrestd will refuse the request", self._jwt.describe())
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        req = urllib.request.Request(url, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=self._timeout) as resp:
+                status, raw = resp.status, resp.read()
+        except urllib.error.HTTPError as err:
+            status, raw = err.code, err.read()
+        except (urllib.error.URLError, OSError) as err:
+            reason = getattr(err, "reason", err)
+            # `from None`: the chained urllib objects hold our request headers.
+            raise ControllerUnreachable(f"slurmrestd at {self.url}", str(reason)) from None
+        log.debug("%s %s -> HTTP %d", method, API + path, status)
+        try:
+            doc = json.loads(raw or b"{}")
+        except ValueError:
+            doc = {}
+        if status >= 400 or (isinstance(doc, dict) and doc.get("errors")):
+            raise self._classify(status, _error_text(raw))
+        return doc if isinstance(doc, dict) else {}
+
+    def _classify(self, status: int, detail: str) -> SlurmError:
+        lowered = detail.lower()
+        if any(m in lowered for m in _UNREACHABLE_MARKERS):
+            return ControllerUnreachable(f"slurmctld behind {self.url}", detail)
+        if status in (401, 403) or any(m in lowered for m in _AUTH_MARKERS):
+            return RestAuthError(self.url, status, detail + self._jwt.expiry_hint())
+        return RestServerError(self.url, status, detail)
+
+    # -- backend interface ------------------------------------------------------
+
+    def submit(self, request: JobRequest) -> str:
+        """Submit through ``POST job/submit``; return the (leader) job id."""
+        payload = submit_payload(request)
+        try:
+            doc = self._request("POST", "/job/submit", payload)
+        except RestServerError as err:
+            raise self._classify_submit(request, err) from None
+        job_id = doc.get("job_id")
+        if not job_id:
+            raise SubmitError(f"slurmrestd returned no job id for {request.tag}")
+        self._submitted(request, str(job_id))
+        return str(job_id)
+
+    @staticmethod
+    def _classify_submit(request: JobRequest, err: RestServerError) -> SlurmError:
+        text = str(err).lower()
+        if "invalid partition" in text:
+            return UnknownPartition(",".join(c.partition for c in request.components), str(err))
+        if "gres" in text or "trackable resource" in text:
+            return InvalidGres(",".join(c.gres for c in request.components if c.gres) or "(none)", str(err))
+        return err
+
+    def _query_jobs(self, leader_ids: Sequence[str]) -> list[ComponentInfo]:
+        # One GET for every job the controller holds; the poller filters.
+        doc = self._request("GET", "/jobs")
+        wanted = set(leader_ids)
+        records = [component_from_rest(job) for job in doc.get("jobs", [])]
+        return [r for r in records if r.leader_id in wanted]
+
+    def cancel(self, job_id: str) -> None:
+        """Cancel the whole job (every hetjob component)."""
+        self._delete(leader_of(job_id))
+
+    def cancel_component(self, job_id: str, offset: int = 1) -> None:
+        """End one hetjob component (the early qpu release); the leader runs on.
+
+        slurmrestd does not parse ``123+1`` in a URL, so the component's own
+        job id is looked up first (one GET).
+        """
+        if offset < 1:
+            raise SlurmError("component 0 cannot be released on its own: cancelling it ends the whole hetjob")
+        leader = leader_of(job_id)
+        doc = self._request("GET", f"/job/{leader}")
+        for rec in map(component_from_rest, doc.get("jobs", [])):
+            if rec.leader_id == leader and rec.het_offset == offset and rec.raw_id:
+                self._delete(rec.raw_id)
+                return
+        raise SlurmError(f"SLURM job {leader} has no hetjob component {offset}")
+
+    def _delete(self, target: str) -> None:
+        self._request("DELETE", "/job/" + urllib.parse.quote(target, safe=""))
+        log.info("cancelled SLURM job %s via %s", target, self.url)

@@ -1,0 +1,128 @@
+"""Rate-limited job status for many workflow nodes at once.
+
+One :class:`StatusPoller` per backend. Each refresh costs one SLURM call for
+all tracked jobs (never one call per job: a workflow may track hundreds of
+nodes and slurmctld is shared), refreshes are at least ``min_interval``
+apart, and a job is never queried again once its merged state is final.
+
+Where the records come from (:class:`CliStatusSource`): ``sacct`` when
+accounting really works, decided once by running it (without slurmdbd it
+exits 1 with "accounting storage is disabled" although the binary exists);
+otherwise ``scontrol -o show job``, which keeps finished jobs for MinJobAge
+seconds. Jobs that sacct does not list yet (slurmdbd lags behind the
+controller right after submission) are looked up with scontrol too.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from hcqw.slurm.commands import command_env, run_slurm
+from hcqw.slurm.errors import SlurmError
+from hcqw.slurm.parsing import SACCT_FIELDS, group_by_leader, parse_sacct, parse_scontrol
+from hcqw.slurm.states import ComponentInfo, NodeState, Phase, merge_components
+
+log = logging.getLogger(__name__)
+
+#: Takes leader job ids, returns the records of all their components.
+QueryFn = Callable[[Sequence[str]], list[ComponentInfo]]
+
+
+def leader_of(job_id: str) -> str:
+    """``'123+1'`` -> ``'123'``: status is always kept per leader."""
+    return str(job_id).split("+", 1)[0]
+
+
+class CliStatusSource:
+    """Query job records with the SLURM command-line tools (sacct or scontrol)."""
+
+    def __init__(self, env: Mapping[str, str] | None = None, use_sacct: bool | None = None):
+        """``use_sacct``: None detects once on first use; True/False forces a source."""
+        self._env = command_env(env)
+        self._use_sacct = use_sacct
+
+    @property
+    def uses_sacct(self) -> bool:
+        if self._use_sacct is None:
+            self._use_sacct = self._detect_accounting()
+        return self._use_sacct
+
+    def _detect_accounting(self) -> bool:
+        proc = run_slurm(["sacct", "-X", "-n", "-P", "-o", "JobID", "-S", "now"], env=self._env, check=False)
+        if proc.returncode == 0:
+            log.info("job status from sacct (accounting storage works)")
+            return True
+        log.info("job status from scontrol: sacct unusable (%s)", proc.stderr.strip() or f"exit {proc.returncode}")
+        return False
+
+    def __call__(self, leader_ids: Sequence[str]) -> list[ComponentInfo]:
+        wanted = set(leader_ids)
+        records: list[ComponentInfo] = []
+        if self.uses_sacct:
+            proc = run_slurm(
+                ["sacct", "-X", "-n", "--parsable2", "--format=" + ",".join(SACCT_FIELDS), "-j", ",".join(sorted(wanted))],
+                env=self._env,
+            )
+            records = [r for r in parse_sacct(proc.stdout) if r.leader_id in wanted]
+            wanted -= {r.leader_id for r in records}
+        if wanted:
+            # One call for all jobs the controller holds; filtering here is
+            # cheaper for slurmctld than one `show job <id>` per job.
+            proc = run_slurm(["scontrol", "-o", "show", "job"], env=self._env, check=False)
+            if proc.returncode != 0 and "No jobs in the system" not in proc.stdout + proc.stderr:
+                raise SlurmError(f"`scontrol -o show job` failed: {proc.stderr.strip()}")
+            records += [r for r in parse_scontrol(proc.stdout) if r.leader_id in wanted]
+        return records
+
+
+class StatusPoller:
+    """Cache of merged :class:`NodeState` per leader id, refreshed by one query at a time."""
+
+    def __init__(self, query: QueryFn, min_interval: float = 2.0):
+        self._query = query
+        self.min_interval = min_interval
+        self._states: dict[str, NodeState] = {}
+        self._tracked: set[str] = set()
+        self._last_refresh = float("-inf")
+        self._lock = threading.Lock()
+
+    def track(self, job_id: str) -> None:
+        """Follow a job from now on (called by submit)."""
+        with self._lock:
+            self._tracked.add(leader_of(job_id))
+
+    def status(self, job_ids: Iterable[str], *, force: bool = False) -> dict[str, NodeState]:
+        """Merged state per requested job id (keyed as given; component ids map to their leader).
+
+        Queries SLURM only if a requested job is not final and the last query
+        is older than ``min_interval`` (or ``force``); one query covers every
+        tracked unfinished job, so polling N jobs one by one costs one call.
+        """
+        ids = [str(j) for j in job_ids]
+        leaders = {leader_of(j) for j in ids}
+        with self._lock:
+            self._tracked |= leaders
+            pending = {j for j in self._tracked if not (j in self._states and self._states[j].done)}
+            stale = time.monotonic() - self._last_refresh >= self.min_interval
+            needs = (leaders & pending) and (force or stale or not leaders <= self._states.keys())
+            if needs:
+                self._refresh(pending)
+            return {j: self._states.get(leader_of(j), NodeState(leader_of(j), Phase.UNKNOWN)) for j in ids}
+
+    def _refresh(self, leaders: set[str]) -> None:
+        started = time.monotonic()
+        groups = group_by_leader(self._query(sorted(leaders, key=int)))
+        self._last_refresh = time.monotonic()
+        for leader in leaders:
+            new = merge_components(leader, groups.get(leader, []))
+            old = self._states.get(leader)
+            if new.phase is Phase.UNKNOWN and old is not None and not new.components:
+                # Gone from the controller (purged after MinJobAge, no sacct): keep what we saw.
+                continue
+            if old is None or old.phase is not new.phase:
+                log.debug("job %s: %s", leader, new.phase.value)
+            self._states[leader] = new
+        log.debug("status refresh of %d jobs took %.3f s", len(leaders), self._last_refresh - started)
