@@ -19,6 +19,7 @@ from hcqw.errors import HcqwError
 # (subcommand, module with register(subparsers)). Add a line to add a subcommand.
 SUBCOMMANDS: list[str] = [
     "hcqw.run_cli",
+    "hcqw.service.cli",
     "hcqw.lab.cli",
 ]
 

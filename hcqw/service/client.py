@@ -1,0 +1,215 @@
+"""Client side of the QPU service: ``ServiceClient`` and its ``ServiceQPU`` session lease.
+
+``ServiceQPU`` has the interface of ``hcqw.device.QPU`` (``run``, ``run_batch``, ``close``,
+``limits``, ``is_open``, context manager), so the embedded runner and the SLURM gateway can
+take a lease from a ``LocalDevice`` or from a service interchangeably.
+
+This module imports neither cirq nor qsimcirq: a quantum node that sends circuits as Cirq
+JSON text (``WorkItem(circuit=<json str>, ...)``) starts in the time of a Python process
+plus pyzmq and numpy. ``run`` (which returns ``cirq.ResultDict``) imports cirq on first use.
+
+A client object is not thread-safe: give each thread its own ``ServiceClient``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from typing import Any, Sequence
+
+from hcqw.codec import samples_from_wire
+from hcqw.device.backend import DeviceLimits
+from hcqw.device.work import Samples, WorkItem
+from hcqw.errors import CircuitError, DeviceError, DeviceOffline
+from hcqw.service import protocol as P
+from hcqw.service.transport import default_address, make_client_transport
+
+log = logging.getLogger(__name__)
+
+
+class ServiceError(DeviceError):
+    """The service refused a request; ``code`` is the protocol error code."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def _raise_for(header: dict) -> None:
+    code, message = header.get("code", P.E_INTERNAL), header.get("message", "unknown error")
+    if code == P.E_CIRCUIT:
+        raise CircuitError(message)
+    if code == P.E_TIMEOUT:
+        raise DeviceOffline(message)
+    raise ServiceError(code, message)
+
+
+class ServiceClient:
+    """A connection to a QPU service.
+
+    ``timeout`` bounds the wait for a control reply (a dead service raises instead of hanging);
+    runs wait as long as the queue takes, sending a heartbeat every ``heartbeat`` seconds so the
+    service knows this client is alive.
+    """
+
+    def __init__(self, address: str | None = None, timeout: float | None = 10.0, heartbeat: float = 1.0):
+        self.address = address or default_address()
+        self.timeout = timeout
+        self.heartbeat = heartbeat
+        self._transport = make_client_transport(self.address)
+        self._ids = itertools.count(1)
+        self._closed = False
+
+    # -- control API ----------------------------------------------------------------------
+
+    def ping(self) -> float:
+        """Round-trip time of a control no-op, in seconds."""
+        start = time.perf_counter()
+        self.call("ping")
+        return time.perf_counter() - start
+
+    def status(self) -> dict:
+        return self.call("status")[0]
+
+    def set_status(self, status: str, reason: str = "") -> str:
+        """Mark the device ``calibrating``/``offline`` (queued work waits) or back to ``idle``."""
+        return self.call("set_status", status=status, reason=reason)[0]["status"]
+
+    def set_policy(self, policy: str) -> str:
+        return self.call("set_policy", policy=policy)[0]["policy"]
+
+    def drain(self) -> dict:
+        return self.call("drain")[0]
+
+    def shutdown(self) -> None:
+        self.call("shutdown")
+
+    def session(self, workflow: str, node: str, user: str | None = None, timeout: float | None = None,
+                priority: int = 0) -> "ServiceQPU":
+        """Open a session: a lease like ``hcqw.device.QPU``. ``timeout`` bounds how long each run may
+        wait in the queue (including calibrating/offline windows) before ``DeviceOffline``."""
+        header, _ = self.call("open", workflow=workflow, node=node, user=user, timeout=timeout, priority=priority)
+        return ServiceQPU(self, header, workflow, node)
+
+    # -- request/reply --------------------------------------------------------------------
+
+    def call(self, type_: str, session: str | None = None, wait: bool = False,
+             **fields: Any) -> tuple[dict, list[bytes]]:
+        """Send one request and return its ``ok`` reply (header, buffers); raise on ``error``.
+
+        With ``wait`` (runs), wait without a deadline but heartbeat ``session`` meanwhile;
+        otherwise give up after ``self.timeout`` seconds."""
+        if self._closed:
+            raise DeviceError("this ServiceClient is closed")
+        request_id = next(self._ids)
+        self._transport.send(P.request(type_, request_id, session=session, **fields))
+        deadline = None if (wait or self.timeout is None) else time.monotonic() + self.timeout
+        while True:
+            pause = self.heartbeat if wait else (None if deadline is None else deadline - time.monotonic())
+            frames = self._transport.recv(pause)
+            if frames is None:
+                if wait and session is not None:
+                    self._transport.send(P.request("heartbeat", next(self._ids), session=session))
+                    continue
+                raise DeviceError(f"no reply from the QPU service at {self.address} within {self.timeout:g} s; "
+                                  "is it running (hcqw device serve)?")
+            try:
+                header, buffers = P.decode_reply(frames)
+            except ValueError as err:
+                raise DeviceError(f"unreadable reply from the QPU service: {err}") from None
+            if header.get("id") != request_id:
+                if header.get("type") == "error" and header.get("code") == P.E_NO_SESSION and wait:
+                    _raise_for(header)  # our heartbeat found the session gone: stop waiting
+                continue  # a heartbeat acknowledgement
+            if header.get("type") != "ok":
+                _raise_for(header)
+            return header, buffers
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._transport.close()
+
+    def __enter__(self) -> "ServiceClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ServiceQPU:
+    """A session on a QPU service, with the interface of ``hcqw.device.QPU``."""
+
+    def __init__(self, client: ServiceClient, opened: dict, workflow: str, node: str):
+        self._client = client
+        self.session_id: str | None = opened["session"]
+        self.device: str = opened["device"]
+        self.workflow = workflow
+        self.node = node
+        self.acquired_at = time.time()
+        self._limits = DeviceLimits(**opened["limits"])
+        session_timeout = float(opened.get("session_timeout") or 0)
+        if session_timeout and client.heartbeat > session_timeout / 3:
+            client.heartbeat = session_timeout / 3  # stay well inside the service's liveness window
+
+    @property
+    def limits(self) -> DeviceLimits:
+        return self._limits
+
+    @property
+    def is_open(self) -> bool:
+        return self.session_id is not None
+
+    def run(self, circuit: Any, repetitions: int, params: Any = None) -> list:
+        """Run one circuit at each sweep point; returns one ``cirq.ResultDict`` per point."""
+        import cirq
+
+        item = WorkItem.build(circuit, repetitions, params)
+        samples = self.run_batch([item])[0]
+        return [cirq.ResultDict(params=cirq.ParamResolver(p), measurements=s) for p, s in zip(item.params, samples)]
+
+    def run_batch(self, items: Sequence[WorkItem], timeout: float | None = None) -> list[list[Samples]]:
+        """Run work items in order as one device job; ``timeout`` overrides the session's queue wait."""
+        if self.session_id is None:
+            raise DeviceError(f"the service session of {self.workflow}/{self.node} is closed; "
+                              "run circuits inside the quantum step")
+        wire = [_item_to_wire(item) for item in items]
+        header, buffers = self._client.call("run", session=self.session_id, wait=True, items=wire, timeout=timeout)
+        points = samples_from_wire(header["results"], buffers)
+        out, offset = [], 0
+        for count in header["points"]:
+            out.append(points[offset:offset + count])
+            offset += count
+        return out
+
+    def position(self) -> int | None:
+        """Where this session's next queued run stands (0 = next on the device); ``None`` if none queued."""
+        return self._client.call("position", session=self.session_id)[0]["position"]
+
+    def close(self) -> None:
+        if self.session_id is None:
+            return
+        session, self.session_id = self.session_id, None
+        try:
+            self._client.call("close", session=session)
+        except DeviceError as err:  # the service went away or expired us: nothing left to release
+            log.warning("closing session %s: %s", session, err)
+
+    def __enter__(self) -> "ServiceQPU":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _item_to_wire(item: WorkItem) -> dict:
+    """Like ``hcqw.codec.work_item_to_wire``, but a circuit given as Cirq JSON text passes through
+    untouched, so a client need not import cirq."""
+    if isinstance(item.circuit, str):
+        circuit = item.circuit
+    else:
+        from hcqw.codec import circuit_to_json
+
+        circuit = circuit_to_json(item.circuit)
+    return {"circuit": circuit, "repetitions": item.repetitions, "params": list(item.params)}

@@ -1,0 +1,359 @@
+"""The dispatcher: the one loop that owns the backend, the device status, the queue and the metrics.
+
+It is transport-agnostic and single-threaded: ``handle`` turns a request into immediate
+replies (and maybe a queued job), ``run_next`` executes one job on the device, ``expire``
+drops dead sessions and times out jobs that waited too long. The server loop
+(``server.py``) feeds it. Because the device runs one job at a time anyway, executing
+inline keeps a work item's round trip free of thread hand-offs; the cost is that control
+requests arriving during a long execution are answered when it ends.
+
+Nothing raises out of ``handle``: a bad request becomes an ``error`` reply naming the
+problem, an unexpected failure an ``internal`` error, so no client can crash or wedge it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Hashable
+
+from hcqw.codec import circuit_from_json, samples_to_wire
+from hcqw.device.backend import DeviceStatus, QuantumBackend
+from hcqw.device.work import WorkItem
+from hcqw.errors import CircuitError
+from hcqw.service import protocol as P
+from hcqw.service.policy import Job, make_policy
+
+log = logging.getLogger(__name__)
+
+Reply = tuple[Hashable, list[bytes]]
+_EXPIRE_EVERY = 0.05  # s between liveness/timeout sweeps
+
+
+@dataclass
+class Session:
+    id: str
+    workflow: str
+    node: str
+    user: str
+    priority: int
+    wait_timeout: float | None
+    opened: float = field(default_factory=time.time)
+    last_seen: float = field(default_factory=time.monotonic)
+    queued: int = 0
+
+
+@dataclass
+class Pending:
+    """A job's payload: the decoded items and where the reply goes."""
+
+    peer: Hashable
+    request_id: Any
+    items: list[WorkItem]
+    deadline: float | None
+    queued_at: float = field(default_factory=time.time)
+
+
+class _Metrics:
+    """Appends ``hcqw.metrics`` events (same format and field names) on a descriptor held open,
+    because an open/close per work item would dominate a microsecond-scale dispatch."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self._fd: int | None = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def record(self, kind: str, **fields: Any) -> None:
+        if self._fd is None:
+            return
+        line = json.dumps({"kind": kind, **fields}, sort_keys=True) + "\n"
+        try:
+            os.write(self._fd, line.encode())  # one write on O_APPEND: lines stay whole
+        except OSError as err:
+            log.error("cannot append to metrics log %s: %s", self.path, err)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class Dispatcher:
+    def __init__(self, backend: QuantumBackend, policy: str = "fifo", metrics_path: Path | str | None = None,
+                 session_timeout: float = 60.0, max_message: int = P.MAX_MESSAGE_BYTES,
+                 circuit_cache: int = 256, service_user: str = ""):
+        self.backend = backend
+        self.policy = make_policy(policy)
+        self.metrics = _Metrics(Path(metrics_path) if metrics_path else None)
+        self.session_timeout = session_timeout
+        self.max_message = max_message
+        self.service_user = service_user
+        self.sessions: dict[str, Session] = {}
+        self.forced: tuple[DeviceStatus, str] | None = None  # calibrating/offline window and its reason
+        self.draining = False
+        self.finished = False
+        self.started = time.time()
+        self.served = 0  # jobs executed
+        self._seq = itertools.count(1)
+        self._cache: OrderedDict[str, Any] = OrderedDict()
+        self._cache_size = circuit_cache
+        self._next_sweep = 0.0
+
+    # -- status ---------------------------------------------------------------------------
+
+    def status(self) -> DeviceStatus:
+        if self.forced is not None:
+            return self.forced[0]
+        return DeviceStatus.EXECUTING if len(self.policy) else DeviceStatus.IDLE
+
+    def runnable(self) -> bool:
+        return self.forced is None and len(self.policy) > 0
+
+    def next_wakeup(self, cap: float = 0.5) -> float:
+        """Seconds the loop may block waiting for messages before ``expire`` is due."""
+        return max(0.0, min(cap, self._next_sweep - time.monotonic()))
+
+    # -- requests -------------------------------------------------------------------------
+
+    def handle(self, peer: Hashable, frames: list[bytes]) -> list[Reply]:
+        request_id = None
+        try:
+            request = P.decode_request(frames, self.max_message)
+            request_id = request.id
+            return getattr(self, f"_on_{request.type}")(peer, request)
+        except P.ProtocolError as err:
+            return [(peer, P.reply_error(err.request_id if request_id is None else request_id, err.code, err.message))]
+        except CircuitError as err:
+            return [(peer, P.reply_error(request_id, P.E_CIRCUIT, str(err)))]
+        except Exception as err:  # noqa: BLE001 - the service must survive any request
+            log.exception("internal error handling a request")
+            return [(peer, P.reply_error(request_id, P.E_INTERNAL, f"internal error: {type(err).__name__}: {err}"))]
+
+    def _session(self, request: P.Request) -> Session:
+        session = self.sessions.get(request.fields["session"])
+        if session is None:
+            raise P.ProtocolError(P.E_NO_SESSION, f"no open session {request.fields['session']!r}: it was closed, "
+                                  f"timed out after {self.session_timeout:g} s without a heartbeat, or never opened",
+                                  request.id)
+        session.last_seen = time.monotonic()
+        return session
+
+    def _on_ping(self, peer: Hashable, request: P.Request) -> list[Reply]:
+        return [(peer, P.reply_ok(request.id))]
+
+    def _on_open(self, peer: Hashable, request: P.Request) -> list[Reply]:
+        if self.draining or self.finished:
+            raise P.ProtocolError(P.E_UNAVAILABLE, "the service is draining and accepts no new sessions", request.id)
+        f = request.fields
+        session = Session(id=secrets.token_hex(8), workflow=f["workflow"], node=f["node"],
+                          user=f.get("user") or self.service_user, priority=f.get("priority", 0),
+                          wait_timeout=f.get("timeout"))
+        self.sessions[session.id] = session
+        limits = self.backend.limits
+        log.info("session %s opened: %s/%s user %s", session.id, session.workflow, session.node, session.user)
+        return [(peer, P.reply_ok(request.id, session=session.id, device=self.backend.name,
+                                  session_timeout=self.session_timeout,
+                                  limits={"max_qubits": limits.max_qubits, "max_repetitions": limits.max_repetitions,
+                                          "max_sweep_points": limits.max_sweep_points}))]
+
+    def _on_close(self, peer: Hashable, request: P.Request) -> list[Reply]:
+        session = self._session(request)
+        replies = self._end_session(session, "closed", P.E_NO_SESSION, "session closed while this run was queued")
+        return replies + [(peer, P.reply_ok(request.id))]
+
+    def _on_heartbeat(self, peer: Hashable, request: P.Request) -> list[Reply]:
+        self._session(request)
+        return [(peer, P.reply_ok(request.id))]
+
+    def _on_position(self, peer: Hashable, request: P.Request) -> list[Reply]:
+        session = self._session(request)
+        return [(peer, P.reply_ok(request.id, position=self.policy.position(session.id), queued=len(self.policy),
+                                  status=self.status().value))]
+
+    def _on_run(self, peer: Hashable, request: P.Request) -> list[Reply]:
+        session = self._session(request)
+        if self.finished:
+            raise P.ProtocolError(P.E_UNAVAILABLE, "the service is shutting down", request.id)
+        items = []
+        for index, data in enumerate(request.fields["items"]):
+            item = self._decode_item(data, index)
+            self.backend.validate(item, index)
+            items.append(item)
+        wait = request.fields.get("timeout", session.wait_timeout)
+        deadline = None if wait is None else time.monotonic() + wait
+        job = Job(seq=next(self._seq), session=session.id, workflow=session.workflow, priority=session.priority,
+                  payload=Pending(peer, request.id, items, deadline))
+        self.policy.push(job)
+        session.queued += 1
+        return []
+
+    def _decode_item(self, data: Any, index: int) -> WorkItem:
+        """A wire work item (see ``hcqw.codec``), with decoded circuits cached by their JSON text:
+        hybrid loops resend one circuit with new parameters, and Cirq JSON decoding costs far more
+        than a small circuit's execution."""
+        where = f"work item {index}"
+        if not isinstance(data, dict):
+            raise CircuitError(f"{where}: must be an object, got {type(data).__name__}")
+        if set(data) - {"circuit", "repetitions", "params"} or "circuit" not in data or "repetitions" not in data:
+            raise CircuitError(f"{where}: needs 'circuit' and 'repetitions' (optional 'params'); "
+                               f"got keys {sorted(str(k)[:32] for k in data)[:8]}")
+        text, repetitions, params = data["circuit"], data["repetitions"], data.get("params") or [{}]
+        if isinstance(repetitions, bool) or not isinstance(repetitions, int):
+            raise CircuitError(f"{where}: repetitions must be an integer, got {type(repetitions).__name__}")
+        if not isinstance(params, list) or not all(isinstance(p, dict) for p in params):
+            raise CircuitError(f"{where}: params must be a list of {{symbol: number}} objects")
+        if not isinstance(text, str):
+            raise CircuitError(f"{where}: circuit must be a Cirq JSON string, got {type(text).__name__}")
+        circuit = self._cache.get(text)
+        if circuit is None:
+            try:
+                circuit = circuit_from_json(text)
+            except CircuitError as err:
+                raise CircuitError(f"{where}: {err}") from None
+            self._cache[text] = circuit
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(text)
+        return WorkItem.build(circuit, repetitions, params)
+
+    def _on_status(self, peer: Hashable, request: P.Request) -> list[Reply]:
+        return [(peer, P.reply_ok(request.id, **self.describe()))]
+
+    def describe(self, queue_limit: int = 200) -> dict:
+        order = self.policy.order()
+        limits = self.backend.limits
+        return {
+            "device": self.backend.name, "status": self.status().value,
+            "reason": self.forced[1] if self.forced else "", "policy": self.policy.name,
+            "draining": self.draining, "pid": os.getpid(), "uptime": time.time() - self.started,
+            "served": self.served, "queued": len(order), "session_timeout": self.session_timeout,
+            "limits": {"max_qubits": limits.max_qubits, "max_repetitions": limits.max_repetitions},
+            "queue": [{"position": i, "session": j.session, "workflow": j.workflow, "seq": j.seq,
+                       "node": self.sessions[j.session].node if j.session in self.sessions else ""}
+                      for i, j in enumerate(order[:queue_limit])],
+            "sessions": [{"session": s.id, "workflow": s.workflow, "node": s.node, "user": s.user,
+                          "queued": s.queued, "opened": s.opened} for s in self.sessions.values()],
+        }
+
+    def _on_set_status(self, peer: Hashable, request: P.Request) -> list[Reply]:
+        try:
+            status = DeviceStatus(request.fields["status"])
+        except ValueError:
+            raise P.ProtocolError(P.E_BAD_MESSAGE, f"set_status: unknown status {request.fields['status'][:32]!r}; "
+                                  "use idle, calibrating or offline", request.id) from None
+        if status is DeviceStatus.EXECUTING:
+            raise P.ProtocolError(P.E_BAD_MESSAGE, "set_status: 'executing' is reported, not set; use idle, "
+                                  "calibrating or offline", request.id)
+        reason = request.get("reason", "")
+        self.forced = None if status is DeviceStatus.IDLE else (status, reason)
+        log.warning("device status set to %s%s", status.value, f" ({reason})" if reason else "")
+        return [(peer, P.reply_ok(request.id, status=self.status().value))]
+
+    def _on_set_policy(self, peer: Hashable, request: P.Request) -> list[Reply]:
+        try:
+            self.policy = make_policy(request.fields["policy"], self.policy.order())
+        except ValueError as err:
+            raise P.ProtocolError(P.E_BAD_MESSAGE, f"set_policy: {err}", request.id) from None
+        log.info("queue policy set to %s", self.policy.name)
+        return [(peer, P.reply_ok(request.id, policy=self.policy.name))]
+
+    def _on_drain(self, peer: Hashable, request: P.Request) -> list[Reply]:
+        self.draining = True
+        log.info("draining: no new sessions; exiting once %d sessions close", len(self.sessions))
+        self._check_drained()
+        return [(peer, P.reply_ok(request.id, sessions=len(self.sessions), queued=len(self.policy)))]
+
+    def _on_shutdown(self, peer: Hashable, request: P.Request) -> list[Reply]:
+        return self.shutdown() + [(peer, P.reply_ok(request.id))]
+
+    def shutdown(self) -> list[Reply]:
+        """Fail queued work, end every session (recording its hold) and stop."""
+        replies: list[Reply] = []
+        for session in list(self.sessions.values()):
+            replies += self._end_session(session, "shutdown", P.E_UNAVAILABLE, "the service shut down")
+        self.finished = True
+        return replies
+
+    # -- execution and housekeeping -------------------------------------------------------
+
+    def run_next(self) -> list[Reply]:
+        job = self.policy.pop() if self.runnable() else None
+        if job is None:
+            return []
+        pending: Pending = job.payload
+        session = self.sessions.get(job.session)
+        if session is None:  # cannot happen: ending a session removes its jobs
+            return []
+        session.queued -= 1
+        start = time.time()
+        try:
+            results = self.backend.execute(pending.items)
+        except Exception as err:  # noqa: BLE001 - a failing circuit must not take the service down
+            log.exception("work item failed on the device")
+            code = P.E_CIRCUIT if isinstance(err, CircuitError) else P.E_INTERNAL
+            return [(pending.peer, P.reply_error(pending.request_id, code, f"execution failed: {err}"))]
+        end = time.time()
+        self.served += 1
+        items = pending.items
+        self.metrics.record(
+            "exec", workflow=session.workflow, node=session.node, device=self.backend.name, user=session.user,
+            session=session.id, start=start, end=end, items=len(items),
+            qubits=max(len(i.circuit.all_qubits()) for i in items),
+            shots=sum(i.repetitions * len(i.params) for i in items), seq=job.seq, queued=pending.queued_at)
+        points = [point for item_points in results for point in item_points]
+        header, buffers = samples_to_wire(points)
+        session.last_seen = time.monotonic()  # the client was waiting on us, not silent
+        self._check_drained()
+        return [(pending.peer, P.reply_ok(pending.request_id, buffers, results=header,
+                                          points=[len(r) for r in results], seq=job.seq))]
+
+    def expire(self) -> list[Reply]:
+        """Drop sessions silent for longer than ``session_timeout`` (their client died) and fail
+        queued jobs whose client-chosen wait ran out; runs at most every ``_EXPIRE_EVERY`` s."""
+        now = time.monotonic()
+        if now < self._next_sweep:
+            return []
+        self._next_sweep = now + _EXPIRE_EVERY
+        replies: list[Reply] = []
+        for session in list(self.sessions.values()):
+            if now - session.last_seen > self.session_timeout:
+                log.warning("session %s (%s/%s) silent for %.1f s: dropping it and %d queued runs", session.id,
+                            session.workflow, session.node, now - session.last_seen, session.queued)
+                replies += self._end_session(session, "expired", P.E_NO_SESSION, "session expired")
+        late = self.policy.remove(lambda j: j.payload.deadline is not None and now >= j.payload.deadline)
+        for job in late:
+            if job.session in self.sessions:
+                self.sessions[job.session].queued -= 1
+            state = self.status()
+            why = f"the device is {state.value}" + (f" ({self.forced[1]})" if self.forced and self.forced[1] else "")
+            replies.append((job.payload.peer, P.reply_error(
+                job.payload.request_id, P.E_TIMEOUT,
+                f"run waited longer than its timeout in the queue; {why}; retry later or raise the timeout")))
+        self._check_drained()
+        return replies
+
+    def _end_session(self, session: Session, reason: str, code: str, message: str) -> list[Reply]:
+        self.sessions.pop(session.id, None)
+        dropped = self.policy.remove_session(session.id)
+        self.metrics.record("hold", workflow=session.workflow, node=session.node, device=self.backend.name,
+                            user=session.user, session=session.id, start=session.opened, end=time.time(),
+                            reason=reason)
+        log.info("session %s %s (%d queued runs dropped)", session.id, reason, len(dropped))
+        return [(j.payload.peer, P.reply_error(j.payload.request_id, code, message)) for j in dropped]
+
+    def _check_drained(self) -> None:
+        if self.draining and not self.sessions and not len(self.policy):
+            self.finished = True
+
+    def close(self) -> None:
+        self.metrics.close()

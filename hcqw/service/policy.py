@@ -1,0 +1,185 @@
+"""Queue policies: which queued job the device runs next.
+
+A policy only orders jobs; it knows nothing about transports, sessions' liveness or the
+device. The dispatcher pushes a job when a ``run`` request arrives, pops when the device
+is free, and removes a session's jobs when that session closes, dies or times out.
+
+- ``fifo``: arrival order across all sessions (the default; what a single-user dispatcher does).
+- ``round-robin``: one queue per workflow, served in rotation, FIFO within a workflow, so
+  several hybrid jobs sharing one QPU get a fair share of device turns.
+- ``priority``: higher session priority first, arrival order among equals.
+"""
+
+from __future__ import annotations
+
+import abc
+import heapq
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+
+@dataclass(eq=False)
+class Job:
+    """One queued ``run`` request: what a policy orders."""
+
+    seq: int  # arrival number, unique and increasing
+    session: str
+    workflow: str
+    priority: int = 0
+    payload: Any = field(default=None, repr=False)  # the dispatcher's own data (items, reply address)
+
+
+class QueuePolicy(abc.ABC):
+    name: str
+
+    @abc.abstractmethod
+    def push(self, job: Job) -> None: ...
+
+    @abc.abstractmethod
+    def pop(self) -> Job | None:
+        """Remove and return the next job, or ``None`` when empty."""
+
+    @abc.abstractmethod
+    def order(self) -> list[Job]:
+        """Every queued job in the order ``pop`` would return them (without changing state)."""
+
+    @abc.abstractmethod
+    def remove(self, predicate) -> list[Job]:
+        """Drop every job for which ``predicate(job)`` is true; return them."""
+
+    @abc.abstractmethod
+    def __len__(self) -> int: ...
+
+    def remove_session(self, session: str) -> list[Job]:
+        return self.remove(lambda job: job.session == session)
+
+    def position(self, session: str) -> int | None:
+        """0-based place of ``session``'s next job in the run order; ``None`` if it has none queued."""
+        for index, job in enumerate(self.order()):
+            if job.session == session:
+                return index
+        return None
+
+
+class FifoPolicy(QueuePolicy):
+    name = "fifo"
+
+    def __init__(self) -> None:
+        self._jobs: deque[Job] = deque()
+
+    def push(self, job: Job) -> None:
+        self._jobs.append(job)
+
+    def pop(self) -> Job | None:
+        return self._jobs.popleft() if self._jobs else None
+
+    def order(self) -> list[Job]:
+        return list(self._jobs)
+
+    def remove(self, predicate) -> list[Job]:
+        gone = [j for j in self._jobs if predicate(j)]
+        if gone:
+            self._jobs = deque(j for j in self._jobs if not predicate(j))
+        return gone
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+
+class RoundRobinPolicy(QueuePolicy):
+    """Rotate over workflows that have queued work; a workflow that runs goes to the back."""
+
+    name = "round-robin"
+
+    def __init__(self) -> None:
+        # workflow -> its FIFO; dict order is the rotation order (head = next to serve).
+        self._queues: OrderedDict[str, deque[Job]] = OrderedDict()
+        self._count = 0
+
+    def push(self, job: Job) -> None:
+        self._queues.setdefault(job.workflow, deque()).append(job)
+        self._count += 1
+
+    def pop(self) -> Job | None:
+        if not self._queues:
+            return None
+        workflow, jobs = next(iter(self._queues.items()))
+        job = jobs.popleft()
+        del self._queues[workflow]
+        if jobs:
+            self._queues[workflow] = jobs  # re-insert at the back of the rotation
+        self._count -= 1
+        return job
+
+    def order(self) -> list[Job]:
+        queues = [list(q) for q in self._queues.values()]
+        out: list[Job] = []
+        depth = 0
+        while len(out) < self._count:
+            out.extend(q[depth] for q in queues if depth < len(q))
+            depth += 1
+        return out
+
+    def remove(self, predicate) -> list[Job]:
+        gone: list[Job] = []
+        for workflow in list(self._queues):
+            jobs = self._queues[workflow]
+            keep = deque(j for j in jobs if not predicate(j))
+            gone.extend(j for j in jobs if predicate(j))
+            if keep:
+                self._queues[workflow] = keep
+            else:
+                del self._queues[workflow]
+        self._count -= len(gone)
+        return gone
+
+    def __len__(self) -> int:
+        return self._count
+
+
+class PriorityPolicy(QueuePolicy):
+    """Highest ``priority`` first; FIFO among equal priorities (``seq`` breaks ties)."""
+
+    name = "priority"
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, Job]] = []
+
+    def push(self, job: Job) -> None:
+        heapq.heappush(self._heap, (-job.priority, job.seq, job))
+
+    def pop(self) -> Job | None:
+        return heapq.heappop(self._heap)[2] if self._heap else None
+
+    def order(self) -> list[Job]:
+        return [entry[2] for entry in sorted(self._heap, key=lambda e: (e[0], e[1]))]
+
+    def remove(self, predicate) -> list[Job]:
+        gone = [e[2] for e in self._heap if predicate(e[2])]
+        if gone:
+            self._heap = [e for e in self._heap if not predicate(e[2])]
+            heapq.heapify(self._heap)
+        return gone
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+
+POLICIES: dict[str, type[QueuePolicy]] = {
+    "fifo": FifoPolicy,
+    "round-robin": RoundRobinPolicy,
+    "priority": PriorityPolicy,
+}
+
+
+def make_policy(name: str, jobs: Iterable[Job] = ()) -> QueuePolicy:
+    """A policy by name, pre-filled with ``jobs`` (in their arrival order) when switching policies live."""
+    aliases = {"rr": "round-robin", "roundrobin": "round-robin", "round_robin": "round-robin"}
+    key = aliases.get(name, name)
+    if key not in POLICIES:
+        raise ValueError(f"unknown queue policy {name!r}; choose one of {sorted(POLICIES)}")
+    policy = POLICIES[key]()
+    for job in sorted(jobs, key=lambda j: j.seq):
+        policy.push(job)
+    return policy

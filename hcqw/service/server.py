@@ -1,0 +1,117 @@
+"""The service process: backend loaded once, a dispatcher, a transport and the loop between them.
+
+Keeping this process alive is the point ("hot runtime"): the cirq/qsimcirq import and
+simulator set-up (seconds) are paid once per service, not once per quantum node.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from hcqw.device.backend import make_backend
+from hcqw.paths import state_dir
+from hcqw.service import protocol as P
+from hcqw.service.dispatcher import Dispatcher
+from hcqw.service.transport import ServerTransport, default_address, make_server_transport
+
+log = logging.getLogger(__name__)
+
+_DRAIN_BATCH = 256  # messages handled per loop turn before the device gets its turn (no starvation)
+
+
+def current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def default_metrics_path() -> Path:
+    return state_dir() / "service" / "metrics.jsonl"
+
+
+@dataclass
+class ServiceConfig:
+    address: str = ""
+    backend: str = "qsim"
+    threads: int | None = None
+    seed: int | None = None
+    policy: str = "fifo"
+    metrics: str | None = None  # path; "" disables
+    session_timeout: float = 60.0
+    max_message: int = P.MAX_MESSAGE_BYTES
+    address_file: str | None = None
+    allow_remote: bool = False
+    mpi_max_clients: int | None = None
+
+
+class Service:
+    """Owns the device. ``run()`` serves until shutdown, drain completion or SIGTERM/SIGINT."""
+
+    def __init__(self, config: ServiceConfig):
+        self.config = config
+        started = time.perf_counter()
+        backend = make_backend(config.backend, threads=config.threads, seed=config.seed)
+        metrics = default_metrics_path() if config.metrics is None else (config.metrics or None)
+        self.dispatcher = Dispatcher(backend, policy=config.policy, metrics_path=metrics,
+                                     session_timeout=config.session_timeout, max_message=config.max_message,
+                                     service_user=current_user())
+        options = {"max_clients": config.mpi_max_clients} if (config.address or "").startswith("mpi:") else {}
+        self.transport: ServerTransport = make_server_transport(
+            config.address or default_address(), config.max_message, config.allow_remote, **options)
+        self.address = self.transport.address
+        self._stop = False
+        log.info("QPU service (%s, policy %s) ready at %s after %.2f s", backend.name, config.policy, self.address,
+                 time.perf_counter() - started)
+        if config.address_file:
+            path = Path(config.address_file)
+            temp = path.with_name(path.name + ".tmp")
+            temp.write_text(self.address)
+            os.replace(temp, path)
+
+    def request_stop(self, *_: object) -> None:
+        self._stop = True
+
+    def run(self) -> None:
+        d, t = self.dispatcher, self.transport
+        try:
+            while not d.finished:
+                if self._stop:
+                    self._send(d.shutdown())
+                    break
+                message = t.recv(0.0 if d.runnable() else d.next_wakeup())
+                handled = 0
+                while message is not None:
+                    self._send(d.handle(*message))
+                    handled += 1
+                    message = t.recv(0.0) if handled < _DRAIN_BATCH else None
+                self._send(d.expire())
+                if d.runnable():
+                    self._send(d.run_next())
+        finally:
+            self.close()
+
+    def _send(self, replies) -> None:
+        for peer, frames in replies:
+            self.transport.send(peer, frames)
+
+    def close(self) -> None:
+        log.info("QPU service stopping (%d jobs served)", self.dispatcher.served)
+        self.transport.close()
+        self.dispatcher.close()
+        if self.config.address_file:
+            Path(self.config.address_file).unlink(missing_ok=True)
+
+
+def serve(config: ServiceConfig) -> None:
+    """Run a service in this process until it is shut down; SIGTERM/SIGINT shut it down cleanly."""
+    service = Service(config)
+    signal.signal(signal.SIGTERM, service.request_stop)
+    signal.signal(signal.SIGINT, service.request_stop)
+    service.run()

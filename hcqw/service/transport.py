@@ -1,0 +1,141 @@
+"""Transport contract and address parsing, shared by the ZeroMQ and MPI transports.
+
+A transport moves opaque multi-frame messages; it knows nothing of the protocol. The
+service side receives ``(peer, frames)`` from many clients and replies to a peer; the
+client side sends a request and receives replies. Addresses:
+
+- ``tcp://127.0.0.1:5555``, ``ipc:///path/sock``: ZeroMQ (ROUTER service, DEALER clients).
+- ``mpi:file:/path/port``: MPI DPM, port string passed through a file.
+- ``mpi:name:SERVICE``: MPI DPM via the hydra name server (launch both sides with
+  ``mpiexec -nameserver host:port``).
+"""
+
+from __future__ import annotations
+
+import abc
+import ipaddress
+import os
+import socket
+import struct
+from pathlib import Path
+from typing import Hashable, Sequence
+
+from hcqw.errors import DeviceError
+from hcqw.paths import state_dir
+
+Frames = list[bytes]
+
+
+class ServerTransport(abc.ABC):
+    address: str  # the address clients connect to (with the actual port once bound)
+
+    @abc.abstractmethod
+    def recv(self, timeout: float) -> tuple[Hashable, Frames] | None:
+        """Next message from any client, waiting up to ``timeout`` seconds; ``None`` if none came."""
+
+    @abc.abstractmethod
+    def send(self, peer: Hashable, frames: Sequence[bytes]) -> None:
+        """Send to ``peer``; a vanished peer is dropped silently (the service must not fail on it)."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+class ClientTransport(abc.ABC):
+    @abc.abstractmethod
+    def send(self, frames: Sequence[bytes]) -> None: ...
+
+    @abc.abstractmethod
+    def recv(self, timeout: float | None) -> Frames | None:
+        """Next reply, waiting up to ``timeout`` seconds (``None``: forever); ``None`` on timeout."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+def default_address() -> str:
+    """``$HCQW_SERVICE_ADDRESS`` or an ipc socket in a private (0700) directory under the state dir."""
+    explicit = os.environ.get("HCQW_SERVICE_ADDRESS")
+    if explicit:
+        return explicit
+    return f"ipc://{state_dir() / 'service' / 'qpu.ipc'}"
+
+
+def is_mpi(address: str) -> bool:
+    return address.startswith("mpi:")
+
+
+def check_bind_address(address: str, allow_remote: bool = False) -> None:
+    """Refuse to expose the QPU beyond this host unless asked to: the service has no authentication."""
+    if allow_remote or not address.startswith("tcp://"):
+        return
+    host = address[len("tcp://"):].rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        try:
+            loopback = ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+        except OSError:
+            loopback = False
+    if not loopback:
+        raise DeviceError(f"refusing to bind {address}: the QPU service has no authentication, so it binds only "
+                          "loopback or ipc; pass --allow-remote to bind another interface")
+
+
+def private_ipc_dir(address: str) -> None:
+    """Create the directory of an ipc endpoint readable by this user only."""
+    if address.startswith("ipc://"):
+        directory = Path(address[len("ipc://"):]).parent
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+def make_server_transport(address: str, max_message: int, allow_remote: bool = False, **options) -> ServerTransport:
+    if is_mpi(address):
+        from hcqw.service.transport_mpi import MpiServerTransport
+
+        return MpiServerTransport(address, max_message=max_message, **options)
+    check_bind_address(address, allow_remote)
+    from hcqw.service.transport_zmq import ZmqServerTransport
+
+    return ZmqServerTransport(address, max_message=max_message)
+
+
+def make_client_transport(address: str) -> ClientTransport:
+    if is_mpi(address):
+        from hcqw.service.transport_mpi import MpiClientTransport
+
+        return MpiClientTransport(address)
+    from hcqw.service.transport_zmq import ZmqClientTransport
+
+    return ZmqClientTransport(address)
+
+
+# -- framing for transports that carry one byte string per message (MPI) ------------------
+
+_COUNT = struct.Struct("<I")
+
+
+def pack_frames(frames: Sequence[bytes]) -> bytes:
+    """``count, len_0..len_n-1, data...`` little-endian u32 lengths; an empty list is valid."""
+    return b"".join([struct.pack(f"<I{len(frames)}I", len(frames), *map(len, frames)), *frames])
+
+
+def unpack_frames(data: bytes | bytearray | memoryview) -> Frames:
+    """Inverse of ``pack_frames``; ``ValueError`` on a truncated or inconsistent message."""
+    view = memoryview(data)
+    if len(view) < 4:
+        raise ValueError("frame table truncated")
+    (count,) = _COUNT.unpack_from(view, 0)
+    table_end = 4 + 4 * count
+    if count > 1_000_000 or len(view) < table_end:
+        raise ValueError(f"frame table of {count} frames does not fit a {len(view)}-byte message")
+    lengths = struct.unpack_from(f"<{count}I", view, 4)
+    if table_end + sum(lengths) != len(view):
+        raise ValueError("frame lengths do not add up to the message size")
+    frames, offset = [], table_end
+    for length in lengths:
+        frames.append(bytes(view[offset:offset + length]))
+        offset += length
+    return frames
