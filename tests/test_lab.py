@@ -223,3 +223,45 @@ def test_cli_env_and_status(slurm_lab: LabCluster, capsys: pytest.CaptureFixture
     assert args.handler(args) == 0
     out = capsys.readouterr().out
     assert "up" in out and "slurmctld" in out
+
+
+@pytest.mark.slow
+def test_accounting_sacct_lists_het_components(tmp_path: Path) -> None:
+    if os.environ.get("HCQW_TEST_SLURM") == "0":
+        pytest.skip("SLURM lab tests disabled (HCQW_TEST_SLURM=0)")
+    lab = LabCluster(Path("/tmp/hcqw-pytest-lab-acct"), name="accttest", port_base=6930, cpu_nodes=1, accounting=True)
+    script = tmp_path / "het.sh"
+    script.write_text(HETJOB_SCRIPT)
+    try:
+        lab.up(timeout=120)  # first start initialises MariaDB
+        leader = run(["sbatch", "--parsable", "-o", "/dev/null", str(script)], lab.env).strip()
+        wait_done(leader, lab.env)
+
+        def recorded() -> dict[str, str]:
+            out = run(["sacct", "-n", "-P", "-X", "-j", leader, "-o", "jobid,state"], lab.env)
+            rows = dict(line.split("|") for line in out.splitlines() if line)
+            return rows if set(rows.values()) == {"COMPLETED"} and len(rows) == 2 else {}
+
+        assert set(wait_for(recorded, what="sacct to record the hetjob")) == {f"{leader}+0", f"{leader}+1"}
+        assert lab.is_up()
+    finally:
+        lab.down()
+    assert not lab.is_up()
+    assert not list((lab.root / "run").glob("*.pid"))
+
+
+def test_port_layout_and_validation() -> None:
+    from hcqw.lab import LabError
+    from hcqw.lab.layout import Layout
+
+    main = Layout.create(Path("/tmp/x"), "hcqw", 6900, 2, 4)
+    c2 = Layout.create(Path("/tmp/y"), "qpuside", 6950, 1, 4)
+    ports_main = {main.ports.slurmctld, main.ports.slurmrestd, *(main.node_port(n) for n in main.node_names)}
+    ports_c2 = {c2.ports.slurmctld, c2.ports.slurmrestd, *(c2.node_port(n) for n in c2.node_names)}
+    assert len(ports_main) == 2 + 3 and max(ports_main) < 6950
+    assert not ports_main & ports_c2
+    assert not set(main.node_names) & set(c2.node_names)
+    for bad in ({"name": "Bad-Name"}, {"cpu_nodes": 0}, {"port_base": 65530}):
+        kwargs = {"name": "ok", "port_base": 7000, "cpu_nodes": 2, **bad}
+        with pytest.raises(LabError):
+            Layout.create(Path("/tmp/z"), kwargs["name"], kwargs["port_base"], kwargs["cpu_nodes"], 4)

@@ -28,12 +28,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from hcqw.lab import config, packages, procs
 from hcqw.lab.errors import LabConfigChanged, LabError
 from hcqw.lab.layout import Layout
+from hcqw.lab.procs import DaemonSpec
 
 log = logging.getLogger(__name__)
 
@@ -41,18 +41,6 @@ REST_API = "v0.0.38"
 SLURM_USER = "slurm"
 #: Node states that mean "slurmd registered and the node is usable".
 _READY_NODE_STATES = {"idle", "mixed", "allocated", "planned", "completing"}
-
-
-@dataclass
-class _Daemon:
-    """One process of the lab: how to start it and where it reports."""
-
-    name: str
-    argv: list[str]
-    log_file: Path  # what to tell the user to read
-    out_file: Path  # where stdout/stderr go (may equal log_file)
-    port: int | None = None
-    extra_env: dict[str, str] = field(default_factory=dict)
 
 
 class LabCluster:
@@ -74,6 +62,7 @@ class LabCluster:
     ) -> None:
         self.layout = Layout.create(Path(root), name, port_base, cpu_nodes, cpus_per_node)
         self.accounting = accounting
+        self._timeout: float = 60
 
     @property
     def params(self) -> dict[str, object]:
@@ -138,6 +127,7 @@ class LabCluster:
         """
         started = time.monotonic()
         deadline = started + timeout
+        self._timeout = timeout  # for error messages only
         if os.geteuid() != 0:
             raise LabError("the lab cluster runs slurmctld/slurmd as root: run `hcqw lab up` (or the tests) as root, "
                            "e.g. in a CI container or with sudo")
@@ -184,7 +174,7 @@ class LabCluster:
             if self._running(known["slurmctld"]):
                 self._cancel_all_jobs()
             for name in sorted(names, key=_stop_order):
-                daemon = known.get(name) or _Daemon(name, [], self.layout.log_file(name), self.layout.log_file(name))
+                daemon = known.get(name) or DaemonSpec(name, [], self.layout.log_file(name), self.layout.log_file(name))
                 self._stop(daemon)
         log.info("lab cluster %s down (%s)", self.cluster_name, self.root)
 
@@ -215,11 +205,11 @@ class LabCluster:
                        f"is the lab cluster up? see {self.layout.log_file('slurmctld')}")
 
     # ------------------------------------------------------------------ daemons
-    def _daemons(self) -> list[_Daemon]:
+    def _daemons(self) -> list[DaemonSpec]:
         lay = self.layout
         conf = str(lay.slurm_conf)
         daemons = [
-            _Daemon(
+            DaemonSpec(
                 "munged",
                 ["munged", "-F", f"--socket={lay.munge_socket}", f"--key-file={lay.munge_key}",
                  f"--pid-file={lay.native_run / 'munged.pid'}", f"--seed-file={lay.munge_dir / 'munged.seed'}",
@@ -234,19 +224,19 @@ class LabCluster:
             daemons += accounting.daemons(self)
         daemons.append(
             # -i: start even if a state file is damaged (e.g. after a power cut of the VM).
-            _Daemon("slurmctld", ["slurmctld", "-D", "-i", "-f", conf], log_file=lay.log_file("slurmctld"),
+            DaemonSpec("slurmctld", ["slurmctld", "-D", "-i", "-f", conf], log_file=lay.log_file("slurmctld"),
                     out_file=lay.log / "slurmctld.out", port=lay.ports.slurmctld)
         )
         for node in lay.node_names:
             daemons.append(
-                _Daemon(f"slurmd-{node}", ["slurmd", "-D", "-N", node, "-f", conf],
+                DaemonSpec(f"slurmd-{node}", ["slurmd", "-D", "-N", node, "-f", conf],
                         log_file=lay.log_file(f"slurmd-{node}"), out_file=lay.log / f"slurmd-{node}.out",
                         port=lay.node_port(node))
             )
         daemons.append(
             # slurmrestd refuses to run as root; SLURM_JWT=daemon makes it forward each
             # request's token instead of rejecting everything.
-            _Daemon("slurmrestd",
+            DaemonSpec("slurmrestd",
                     ["slurmrestd", "-f", conf, "-u", SLURM_USER, "-a", "rest_auth/jwt", "-s", f"openapi/{REST_API}",
                      f"127.0.0.1:{lay.ports.slurmrestd}"],
                     log_file=lay.log_file("slurmrestd"), out_file=lay.log_file("slurmrestd"),
@@ -254,24 +244,24 @@ class LabCluster:
         )
         return daemons
 
-    def _running(self, daemon: _Daemon) -> bool:
+    def _running(self, daemon: DaemonSpec) -> bool:
         return procs.running_pid(self.layout.pid_file(daemon.name)) is not None
 
-    def _start(self, daemon: _Daemon) -> None:
+    def _start(self, daemon: DaemonSpec) -> None:
         if self._running(daemon):
             log.debug("%s already running", daemon.name)
             return
         procs.spawn(daemon.name, daemon.argv, {**self._base_env(), **daemon.extra_env},
                     self.layout.pid_file(daemon.name), daemon.out_file, cwd=self.root)
 
-    def _stop(self, daemon: _Daemon) -> None:
+    def _stop(self, daemon: DaemonSpec) -> None:
         try:
             if procs.stop(daemon.name, self.layout.pid_file(daemon.name)):
                 log.debug("stopped %s", daemon.name)
         except OSError as err:
             raise LabError(f"could not stop {daemon.name}: {err}; see {daemon.log_file}") from err
 
-    def _wait(self, daemon: _Daemon, deadline: float, ready: Callable[[], bool], what: str | None = None) -> None:
+    def _wait(self, daemon: DaemonSpec, deadline: float, ready: Callable[[], bool], what: str | None = None) -> None:
         """Poll ``ready`` until it holds; fail fast (with the log tail) if the daemon dies."""
         what = what or daemon.name
         delay = 0.02
@@ -282,12 +272,13 @@ class LabCluster:
             if ready():
                 return
             if time.monotonic() >= deadline:
-                raise LabError(f"{what} did not become ready within the timeout; see {daemon.log_file}. Last lines:\n"
+                raise LabError(f"{what} did not become ready within {self._timeout:g} s; see {daemon.log_file}. "
+                               f"Last lines:\n"
                                f"{procs.tail(daemon.log_file)}")
             time.sleep(delay)
             delay = min(delay * 1.5, 0.25)
 
-    def _wait_nodes(self, slurmds: list[_Daemon], deadline: float) -> None:
+    def _wait_nodes(self, slurmds: list[DaemonSpec], deadline: float) -> None:
         pending: dict[str, str] = {}
 
         def ready() -> bool:
@@ -305,7 +296,7 @@ class LabCluster:
         while not ready():
             if time.monotonic() >= deadline:
                 detail = ", ".join(f"{n}={s}" for n, s in sorted(pending.items()))
-                raise LabError(f"nodes did not become idle within the timeout ({detail}); see "
+                raise LabError(f"nodes did not become idle within {self._timeout:g} s ({detail}); see "
                                f"{self.layout.log / 'slurmd-<node>.log'} and {self.layout.log_file('slurmctld')}")
             time.sleep(delay)
             delay = min(delay * 1.5, 0.25)
@@ -391,7 +382,7 @@ class LabCluster:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def _check_ports(self, daemons: list[_Daemon]) -> None:
+    def _check_ports(self, daemons: list[DaemonSpec]) -> None:
         """Fail early, naming the port, instead of letting a daemon die on bind()."""
         for daemon in daemons:
             if daemon.port is not None and not _port_free(daemon.port):

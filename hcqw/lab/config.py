@@ -59,6 +59,8 @@ def render_slurm_conf(layout: Layout, accounting: bool = False) -> str:
         "TaskPlugin=task/none",
         "JobAcctGatherType=jobacct_gather/none",
         "MpiDefault=none",
+        # No mail on the lab cluster (the default /usr/bin/mail is usually absent and logs an error).
+        "MailProg=/bin/true",
         "SwitchType=switch/none",
         "SelectType=select/cons_tres",
         "SelectTypeParameters=CR_CPU",
@@ -85,7 +87,6 @@ def render_slurm_conf(layout: Layout, accounting: bool = False) -> str:
             f"AccountingStoragePort={ports.slurmdbd}",
             # slurmctld authenticates to slurmdbd through this munge socket.
             f"AccountingStoragePass={layout.munge_socket}",
-            "AccountingStorageEnforce=",
         ]
     else:
         lines.append("AccountingStorageType=accounting_storage/none")

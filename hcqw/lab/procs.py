@@ -20,10 +20,22 @@ import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class DaemonSpec:
+    """One process of a lab cluster: how to start it and where it reports."""
+
+    name: str  # also the PID file's stem: run/<name>.pid
+    argv: list[str]
+    log_file: Path  # what to tell the user to read when it fails
+    out_file: Path  # where its stdout/stderr go (may equal log_file)
+    port: int | None = None  # checked to be free before starting
+    extra_env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
