@@ -80,6 +80,7 @@ class RestServerError(SlurmError):
     def __init__(self, url: str, status: int, detail: str = ""):
         self.url = url
         self.status = status
+        self.detail = detail
         super().__init__(
             f"slurmrestd at {url} failed with HTTP {status}: {detail or 'no detail given'}. "
             "Check the slurmrestd and slurmctld logs on the cluster."

@@ -273,10 +273,17 @@ class RestBackend(BaseBackend):
     @staticmethod
     def _classify_submit(request: JobRequest, err: RestServerError) -> SlurmError:
         text = str(err).lower()
+        gres = ",".join(c.gres for c in request.components if c.gres)
         if "invalid partition" in text:
-            return UnknownPartition(",".join(c.partition for c in request.components), str(err))
+            return UnknownPartition(",".join(c.partition for c in request.components), err.detail)
         if "gres" in text or "trackable resource" in text:
-            return InvalidGres(",".join(c.gres for c in request.components if c.gres) or "(none)", str(err))
+            return InvalidGres(gres or "(none)", err.detail)
+        if gres and "requested node configuration is not available" in text:
+            return InvalidGres(gres, err.detail)  # the GRES exists but not there / not that many
+        if gres and err.status == 400 and "failure during parsing" in text:
+            # slurmrestd 22.05 resolves GRES names while parsing and only its own
+            # log says which field failed; every other field was validated here.
+            return InvalidGres(gres, err.detail + " (the GRES name is the field slurmrestd could not parse)")
         return err
 
     def _query_jobs(self, leader_ids: Sequence[str]) -> list[ComponentInfo]:

@@ -1,0 +1,278 @@
+"""Integration tests of hcqw.slurm against the real lab SLURM cluster (Slurm 22.05).
+
+Every job here really runs: plain jobs and cpu+qpu hetjobs through sbatch and
+through slurmrestd, the early release of the qpu component, cancellation, and
+each typed error produced by the real daemons.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from hcqw.slurm import (
+    ComponentSpec,
+    ControllerUnreachable,
+    InvalidGres,
+    JobFailed,
+    JobRequest,
+    Phase,
+    RestAuthError,
+    SlurmError,
+    UnknownPartition,
+    open_backend,
+)
+from hcqw.slurm.rest import submit_payload
+from hcqw.slurm.status import CliStatusSource
+
+pytestmark = pytest.mark.slurm
+
+CPU = ComponentSpec("cpu", time_limit=5)
+QPU = ComponentSpec("qpu", gres="qpu:1", time_limit=5)
+POLL = 0.1
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> float:
+    """Poll ``predicate`` until true; return the seconds it took."""
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+def request(workdir: Path, node: str, body: str, *components: ComponentSpec, **kw) -> JobRequest:
+    return JobRequest(workflow_id="itest", node=node, body=body, components=components or (CPU,), workdir=workdir, **kw)
+
+
+@pytest.fixture
+def sbatch(slurm_lab):
+    return open_backend("sbatch", env=slurm_lab.env, poll_interval=POLL)
+
+
+@pytest.fixture
+def rest(slurm_lab):
+    return open_backend("rest", url=slurm_lab.rest_url, token=slurm_lab.token(lifespan=900), poll_interval=POLL)
+
+
+@pytest.fixture(params=["sbatch", "rest"])
+def backend(request, sbatch, rest):
+    return {"sbatch": sbatch, "rest": rest}[request.param]
+
+
+def test_status_source_detects_missing_accounting(slurm_lab):
+    # The lab runs without slurmdbd: sacct exists but exits 1, so scontrol must be used.
+    assert CliStatusSource(slurm_lab.env).uses_sacct is False
+
+
+def test_plain_job_runs_to_completion(backend, tmp_path, record_property):
+    started = time.monotonic()
+    job_id = backend.submit(request(tmp_path, "plain", 'echo "ran on $SLURMD_NODENAME as $SLURM_JOB_NAME"'))
+    submitted = time.monotonic()
+    running = wait_for(lambda: backend.status([job_id], force=True)[job_id].phase is not Phase.PENDING, what="start")
+    state = backend.wait(job_id, timeout=30)
+    assert state.phase is Phase.COMPLETED, state
+    leader = state.leader
+    assert leader.exit_code == 0 and leader.nodelist and leader.start_time and leader.end_time
+    assert leader.partition == "cpu" and leader.name == "hcqw:itest:plain"
+    out = (tmp_path / f"hcqw-plain-{job_id}.out").read_text()
+    assert "as hcqw:itest:plain" in out
+    record_property("submit_s", round(submitted - started, 3))
+    record_property("submit_to_not_pending_s", round(running, 3))
+
+
+HETJOB_BODY = """srun --het-group=1 -n1 bash -c 'echo "qpu on $SLURMD_NODENAME"' > qpu.txt
+touch qpu-done
+while [ ! -e go ]; do sleep 0.05; done
+echo "cpu done on $SLURMD_NODENAME"
+"""
+
+
+def test_hetjob_early_release_completes_and_frees_the_qpu(backend, tmp_path, record_property):
+    job_id = backend.submit(request(tmp_path, "het", HETJOB_BODY, CPU, QPU))
+    wait_for(lambda: (tmp_path / "qpu-done").exists(), what="the quantum block")
+    state = backend.status([job_id], force=True)[job_id]
+    assert state.phase is Phase.RUNNING and state.component(1).phase is Phase.RUNNING
+    assert state.component(1).partition == "qpu" and state.component(0).partition == "cpu"
+
+    # Another user's quantum job waits for the device while we hold it.
+    other = backend.submit(request(tmp_path, "other-qpu", "echo other", QPU))
+    time.sleep(1.5)  # a couple of backfill ticks: it must still pend
+    assert backend.status([other], force=True)[other].phase is Phase.PENDING
+
+    released_at = time.monotonic()
+    backend.cancel_component(job_id, 1)
+    wait_for(lambda: backend.status([job_id], force=True)[job_id].component(1).phase is Phase.CANCELLED, what="release")
+    state = backend.status([job_id], force=True)[job_id]
+    assert state.phase is Phase.RUNNING and state.released == (1,)  # the cpu part runs on
+    wait_for(lambda: backend.status([other], force=True)[other].phase is not Phase.PENDING, what="the other qpu job")
+    record_property("release_to_other_start_s", round(time.monotonic() - released_at, 3))
+
+    (tmp_path / "go").touch()
+    state = backend.wait(job_id, timeout=30)
+    assert state.phase is Phase.COMPLETED, state  # not failed: the release was on purpose
+    assert state.released == (1,) and state.component(0).state == "COMPLETED"
+    qpu = state.component(1)
+    assert qpu.state == "CANCELLED" and qpu.start_time and qpu.end_time and qpu.nodelist
+    assert qpu.end_time <= state.component(0).end_time
+    assert (tmp_path / "qpu.txt").read_text().startswith("qpu on")
+    assert backend.wait(other, timeout=30).phase is Phase.COMPLETED
+
+
+def test_release_from_inside_the_job_counts_as_success(sbatch, tmp_path):
+    body = "srun --het-group=1 -n1 true\nscancel $SLURM_JOB_ID_HET_GROUP_1\nsleep 1\necho done"
+    job_id = sbatch.submit(request(tmp_path, "self-release", body, CPU, QPU))
+    state = sbatch.wait(job_id, timeout=30)
+    assert state.phase is Phase.COMPLETED and state.released == (1,)
+
+
+def test_cancel_whole_job(backend, tmp_path):
+    job_id = backend.submit(request(tmp_path, "cancel-me", "touch started; sleep 60", CPU, QPU))
+    wait_for(lambda: (tmp_path / "started").exists(), what="job start")
+    backend.cancel(job_id)
+    state = backend.wait(job_id, timeout=30)
+    assert state.phase is Phase.CANCELLED and state.released == ()
+    assert isinstance(backend.failure(state), JobFailed)
+
+
+def test_component_of_pending_hetjob_cannot_be_released(sbatch, tmp_path):
+    blocker = sbatch.submit(request(tmp_path, "blocker", "sleep 60"))
+    job_id = sbatch.submit(request(tmp_path, "waits", "true", CPU, QPU, dependencies=(blocker,)))
+    try:
+        with pytest.raises(SlurmError, match=r"scancel .*\+1"):
+            sbatch.cancel_component(job_id, 1)
+    finally:
+        sbatch.cancel(job_id)
+        sbatch.cancel(blocker)
+
+
+def test_failed_dependency_cancels_the_dependent_job(sbatch, tmp_path):
+    first = sbatch.submit(request(tmp_path, "fails", "exit 1"))
+    second = sbatch.submit(request(tmp_path, "after", "echo never", dependencies=(first,)))
+    assert sbatch.wait(first, timeout=30).phase is Phase.FAILED
+    assert sbatch.wait(second, timeout=30).phase is Phase.CANCELLED  # kill-on-invalid-dep, not pending forever
+
+
+def test_failed_job_reports_exit_code_and_output_tail(backend, tmp_path):
+    job_id = backend.submit(request(tmp_path, "boom", "echo step one\necho 'it went boom' >&2\nexit 7"))
+    state = backend.wait(job_id, timeout=30)
+    assert state.phase is Phase.FAILED and state.exit_code == 7
+    err = backend.failure(state)
+    assert err.exit_code == 7 and err.job_id == job_id and err.state == "FAILED"
+    assert "it went boom" in err.output_tail and "it went boom" in str(err)
+    assert err.output_path == str(tmp_path / f"hcqw-boom-{job_id}.out")
+
+
+def test_unknown_partition(backend, tmp_path):
+    with pytest.raises(UnknownPartition, match="nosuch") as info:
+        backend.submit(request(tmp_path, "p", "true", ComponentSpec("nosuch")))
+    assert "sinfo" in str(info.value)
+
+
+@pytest.mark.parametrize("spec", [ComponentSpec("qpu", gres="qpux:1"), ComponentSpec("qpu", gres="qpu:5"), ComponentSpec("cpu", gres="qpu:1")])
+def test_invalid_gres(backend, tmp_path, spec):
+    with pytest.raises(InvalidGres) as info:
+        backend.submit(request(tmp_path, "g", "true", spec))
+    assert spec.gres in str(info.value)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_controller_down_sbatch(slurm_lab, tmp_path):
+    # A copy of the lab's configuration whose controller port has nothing listening.
+    conf = tmp_path / "slurm.conf"
+    port = _free_port()
+    lines = []
+    for line in slurm_lab.slurm_conf.read_text().splitlines():
+        if line.startswith("SlurmctldPort="):
+            line = f"SlurmctldPort={port}"
+        elif line.startswith("MessageTimeout="):
+            line = "MessageTimeout=2"  # clients give up after ~1 s instead of ~9 s
+        lines.append(line)
+    conf.write_text("\n".join(lines) + "\n")
+    down = open_backend("sbatch", env={"SLURM_CONF": str(conf)}, poll_interval=0)
+    with pytest.raises(ControllerUnreachable, match="scontrol ping"):
+        down.submit(request(tmp_path, "x", "true"))
+    with pytest.raises(ControllerUnreachable):
+        down.status(["1"])
+    with pytest.raises(ControllerUnreachable):
+        down.cancel("1")
+
+
+def test_rest_daemon_down(tmp_path):
+    down = open_backend("rest", url=f"http://127.0.0.1:{_free_port()}", token="x.y.z", poll_interval=0)
+    with pytest.raises(ControllerUnreachable, match="slurmrestd"):
+        down.submit(request(tmp_path, "x", "true"))
+
+
+def test_rest_without_token_is_401(slurm_lab, tmp_path, monkeypatch):
+    monkeypatch.delenv("SLURM_JWT", raising=False)
+    monkeypatch.delenv("HCQW_SLURM_JWT", raising=False)
+    backend = open_backend("rest", url=slurm_lab.rest_url)
+    with pytest.raises(RestAuthError) as info:
+        backend.submit(request(tmp_path, "x", "true"))
+    assert info.value.status == 401 and "scontrol token" in str(info.value)
+
+
+def test_rest_with_bad_or_expired_token(slurm_lab, tmp_path):
+    expired = slurm_lab.token(lifespan=1)
+    time.sleep(2.1)
+    for token, hint in (("not-a-jwt", "scontrol token"), (expired, "expired at")):
+        backend = open_backend("rest", url=slurm_lab.rest_url, token=token, poll_interval=0)
+        with pytest.raises(RestAuthError, match=hint) as info:
+            backend.submit(request(tmp_path, "x", "true"))
+        assert token not in str(info.value)
+        with pytest.raises(RestAuthError):
+            backend.status(["1"])
+
+
+def test_token_never_leaks(slurm_lab, tmp_path, caplog, monkeypatch):
+    caplog.set_level(logging.DEBUG)
+    token = slurm_lab.token(lifespan=900)
+    token_file = tmp_path / "jwt"
+    token_file.write_text(token)
+    # Also in our own environment: neither backend may pass it on to jobs.
+    monkeypatch.setenv("SLURM_JWT", token)
+    monkeypatch.setenv("HCQW_SLURM_JWT", token)
+    rest = open_backend("rest", url=slurm_lab.rest_url, token_file=token_file, poll_interval=POLL)
+    sbatch = open_backend("sbatch", env=slurm_lab.env, poll_interval=POLL)
+    body = "env > env.$SLURM_JOB_ID.txt\nsrun --het-group=1 -n1 true && echo srun-ok"
+    texts = [repr(rest), repr(sbatch)]
+    for backend in (rest, sbatch):
+        req = request(tmp_path, f"leak-{backend.name}", body, CPU, QPU)
+        texts.append(str(submit_payload(req)))
+        job_id = backend.submit(req)
+        state = backend.wait(job_id, timeout=30)
+        assert state.phase is Phase.COMPLETED, state
+        env_dump = (tmp_path / f"env.{job_id}.txt").read_text()
+        assert token not in env_dump and "SLURM_JWT=" not in env_dump
+        assert "srun-ok" in (tmp_path / f"hcqw-leak-{backend.name}-{job_id}.out").read_text()
+        texts.append(env_dump)
+    for bad in ("nosuch",):
+        with pytest.raises(SlurmError) as info:
+            rest.submit(request(tmp_path, "bad", "true", ComponentSpec(bad)))
+        texts.append(str(info.value))
+    texts.append(caplog.text)
+    texts.extend(str(r.args) for r in caplog.records)
+    assert not [t for t in texts if token in t]
+
+
+def test_rest_hetjob_on_second_cluster(slurm_lab_c2, tmp_path):
+    c2 = open_backend("rest", url=slurm_lab_c2.rest_url, token=slurm_lab_c2.token(), poll_interval=POLL)
+    body = "srun --het-group=1 -n1 bash -c 'echo qpu $SLURM_CLUSTER_NAME'\necho cpu done"
+    job_id = c2.submit(request(tmp_path, "c2", body, CPU, QPU))
+    state = c2.wait(job_id, timeout=30)
+    assert state.phase is Phase.COMPLETED, state
+    assert state.component(1).partition == "qpu"
+    out = (tmp_path / f"hcqw-c2-{job_id}.out").read_text()
+    assert f"qpu {slurm_lab_c2.cluster_name}" in out and "cpu done" in out
