@@ -211,6 +211,20 @@ def test_up_twice_then_down_leaves_nothing(tmp_path: Path) -> None:
     lab.down()  # idempotent
 
 
+def test_failed_up_rolls_back_and_names_the_log() -> None:
+    if os.environ.get("HCQW_TEST_SLURM") == "0":
+        pytest.skip("SLURM lab tests disabled (HCQW_TEST_SLURM=0)")
+    from hcqw.lab import LabError
+
+    lab = LabCluster(Path("/tmp/hcqw-pytest-lab-updown"), name="updown", port_base=6980, cpu_nodes=1)
+    try:
+        with pytest.raises(LabError, match=r"did not become (ready|idle) within 0 s; see /tmp/hcqw-pytest-lab-updown/log/"):
+            lab.up(timeout=0)
+        assert not any(lab.daemon_pids().values())
+    finally:
+        lab.down()
+
+
 def test_cli_env_and_status(slurm_lab: LabCluster, capsys: pytest.CaptureFixture[str]) -> None:
     from hcqw.lab import cli
 

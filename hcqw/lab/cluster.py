@@ -21,8 +21,6 @@ import json
 import logging
 import os
 import pwd
-import secrets
-import socket
 import subprocess
 import time
 import urllib.error
@@ -30,7 +28,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from hcqw.lab import config, packages, procs
+from hcqw.lab import config, host, packages, procs
 from hcqw.lab.errors import LabConfigChanged, LabError
 from hcqw.lab.layout import Layout
 from hcqw.lab.procs import DaemonSpec
@@ -63,6 +61,7 @@ class LabCluster:
         self.layout = Layout.create(Path(root), name, port_base, cpu_nodes, cpus_per_node)
         self.accounting = accounting
         self._timeout: float = 60
+        self._started_now: list[str] = []  # daemons started by the current up(), for rollback
 
     @property
     def params(self) -> dict[str, object]:
@@ -132,31 +131,41 @@ class LabCluster:
             raise LabError("the lab cluster runs slurmctld/slurmd as root: run `hcqw lab up` (or the tests) as root, "
                            "e.g. in a CI container or with sudo")
         packages.ensure_packages(packages.BASE_PACKAGES + (packages.ACCOUNTING_PACKAGES if self.accounting else ()))
-        _ensure_slurm_user()
+        host.ensure_user(SLURM_USER)
         with self._locked():
             self._prepare_files()
             daemons = self._daemons()
             self._check_ports([d for d in daemons if not self._running(d)])
-            by_name = {d.name: d for d in daemons}
-
-            self._start(by_name["munged"])
-            self._wait(by_name["munged"], deadline, self._munge_ready)
-            if self.accounting:
-                from hcqw.lab import accounting
-
-                accounting.start(self, by_name, deadline)
-            ctld = by_name["slurmctld"]
-            self._start(ctld)
-            self._wait(ctld, deadline, self._ctld_ready)
-            # slurmds and slurmrestd start in parallel; both only need slurmctld.
-            slurmds = [d for d in daemons if d.name.startswith("slurmd-")]
-            for d in slurmds:
-                self._start(d)
-            restd = by_name["slurmrestd"]
-            self._start(restd)
-            self._wait_nodes(slurmds, deadline)
-            self._wait(restd, deadline, self._rest_ready)
+            self._started_now = []
+            try:
+                self._start_all({d.name: d for d in daemons}, deadline)
+            except BaseException:
+                # Leave nothing half-started behind (daemons that ran before this call stay).
+                for name in sorted(self._started_now, key=_stop_order):
+                    with contextlib.suppress(LabError):
+                        self._stop(next(d for d in daemons if d.name == name))
+                raise
         log.info("lab cluster %s up in %.1f s (%s)", self.cluster_name, time.monotonic() - started, self.root)
+
+    def _start_all(self, by_name: dict[str, DaemonSpec], deadline: float) -> None:
+        """Start the daemons in dependency order, each only once the ones it needs answer."""
+        self._start(by_name["munged"])
+        self._wait(by_name["munged"], deadline, self._munge_ready)
+        if self.accounting:
+            from hcqw.lab import accounting
+
+            accounting.start(self, by_name, deadline)
+        ctld = by_name["slurmctld"]
+        self._start(ctld)
+        self._wait(ctld, deadline, self._ctld_ready)
+        # slurmds and slurmrestd start in parallel; both only need slurmctld.
+        slurmds = [d for d in by_name.values() if d.name.startswith("slurmd-")]
+        for d in slurmds:
+            self._start(d)
+        restd = by_name["slurmrestd"]
+        self._start(restd)
+        self._wait_nodes(slurmds, deadline)
+        self._wait(restd, deadline, self._rest_ready)
 
     def down(self) -> None:
         """Stop every daemon this cluster started (by PID file); running jobs are cancelled first.
@@ -253,6 +262,7 @@ class LabCluster:
             return
         procs.spawn(daemon.name, daemon.argv, {**self._base_env(), **daemon.extra_env},
                     self.layout.pid_file(daemon.name), daemon.out_file, cwd=self.root)
+        self._started_now.append(daemon.name)
 
     def _stop(self, daemon: DaemonSpec) -> None:
         try:
@@ -384,11 +394,12 @@ class LabCluster:
 
     def _check_ports(self, daemons: list[DaemonSpec]) -> None:
         """Fail early, naming the port, instead of letting a daemon die on bind()."""
+        ports = self.layout.ports
         for daemon in daemons:
-            if daemon.port is not None and not _port_free(daemon.port):
+            if daemon.port is not None and not host.port_free(daemon.port):
                 raise LabError(f"port {daemon.port} (for {daemon.name}) is already in use on 127.0.0.1: "
                                f"another lab cluster or Slurm runs there; choose another --port-base "
-                               f"(this cluster needs {self.layout.ports.base}..{self.layout.ports.base + self.layout.ports.span - 1})")
+                               f"(this cluster needs {ports.base}..{ports.base + ports.span - 1})")
 
     def _prepare_files(self) -> None:
         """Create directories, keys (once) and configuration files.
@@ -405,8 +416,8 @@ class LabCluster:
         for node in lay.node_names:
             (lay.spool / node).mkdir(exist_ok=True)
         # munged insists on a key readable only by its own user; JWT wants >= 32 bytes.
-        _write_secret(lay.munge_key, 1024)
-        _write_secret(lay.jwt_key, 32)
+        host.write_secret(lay.munge_key, 1024)
+        host.write_secret(lay.jwt_key, 32)
 
         files = {
             lay.slurm_conf: config.render_slurm_conf(lay, self.accounting),
@@ -427,7 +438,7 @@ class LabCluster:
             if path in changed:
                 path.write_text(text)
                 path.chmod(0o600 if path == lay.slurmdbd_conf else 0o644)
-        _check_readable_by_slurm_user(lay.slurm_conf)
+        host.check_reachable_by(SLURM_USER, lay.slurm_conf)
         # Remember the parameters so `hcqw lab status/down --dir X` need not repeat them.
         lay.params_file.write_text(json.dumps(self.params, indent=2) + "\n")
 
@@ -443,53 +454,3 @@ def _node_ready(state: str) -> bool:
     if state.endswith("*"):
         return False
     return state.rstrip("~#!%$@^-+") in _READY_NODE_STATES
-
-
-def _write_secret(path: Path, nbytes: int) -> None:
-    """Create a random key file once (0600); an existing key is kept so tokens survive restarts."""
-    if path.exists() and path.stat().st_size >= nbytes:
-        path.chmod(0o600)
-        return
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, secrets.token_bytes(nbytes))
-    finally:
-        os.close(fd)
-    path.chmod(0o600)
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _ensure_slurm_user() -> None:
-    """slurmrestd refuses to run as root; it drops to this user (the Debian packages normally create it)."""
-    try:
-        pwd.getpwnam(SLURM_USER)
-        return
-    except KeyError:
-        pass
-    log.warning("creating system user %r for slurmrestd", SLURM_USER)
-    result = subprocess.run(
-        ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-         "--shell", "/usr/sbin/nologin", SLURM_USER],
-        capture_output=True, text=True, check=False,
-    )
-    if result.returncode != 0:
-        raise LabError(f"could not create user {SLURM_USER!r} for slurmrestd: {result.stderr.strip()}; "
-                       f"create it yourself (useradd --system {SLURM_USER})")
-
-
-def _check_readable_by_slurm_user(path: Path) -> None:
-    """slurmrestd (user slurm) must reach slurm.conf: every parent directory needs o+x."""
-    for parent in path.parents:
-        mode = parent.stat().st_mode
-        if not mode & 0o001:
-            raise LabError(f"slurmrestd runs as user {SLURM_USER!r} and cannot reach {path}: directory {parent} is not "
-                           f"world-searchable. Choose a lab directory under /tmp (--dir) or `chmod o+x {parent}`")
