@@ -43,6 +43,10 @@ class QuantumBackend(abc.ABC):
     limits: DeviceLimits
 
     @abc.abstractmethod
+    def reseed(self, seed: int | None) -> None:
+        """Restart the sampling RNG (simulators), so a node's results do not depend on what ran before it."""
+
+    @abc.abstractmethod
     def _run(self, item: WorkItem) -> list[Samples]:
         """Run one validated work item; one ``Samples`` per sweep point."""
 

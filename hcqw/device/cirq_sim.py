@@ -15,6 +15,9 @@ class CirqBackend(QuantumBackend):
                  max_repetitions: int = 1_000_000):
         # threads: accepted for parity with QsimBackend; cirq.Simulator is single-threaded.
         self.limits = DeviceLimits(max_qubits=max_qubits, max_repetitions=max_repetitions)
+        self.reseed(seed)
+
+    def reseed(self, seed: int | None) -> None:
         self._simulator = cirq.Simulator(seed=seed)
 
     def _run(self, item: WorkItem) -> list[Samples]:

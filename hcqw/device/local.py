@@ -57,12 +57,17 @@ class LocalDevice:
         return self._lock.holders()
 
     def acquire(self, workflow: str, node: str, timeout: float | None = None,
-                metrics: MetricsLog | None = None) -> "QPU":
-        """Wait in FIFO order (and while calibrating/offline) until the device is ours."""
+                metrics: MetricsLog | None = None, seed: int | None = None) -> "QPU":
+        """Wait in FIFO order (and while calibrating/offline) until the device is ours.
+
+        ``seed`` restarts the simulator's sampling RNG for this lease, so a node samples
+        the same outcomes whichever engine or process runs it."""
         deadline = None if timeout is None else time.monotonic() + timeout
         ticket = self._lock.acquire({"workflow": workflow, "node": node}, timeout)
         try:
             self._wait_until_available(deadline)
+            if seed is not None:
+                self.backend.reseed(seed)
         except BaseException:
             self._lock.release(ticket)
             raise
@@ -106,6 +111,15 @@ class QPU:
     def is_open(self) -> bool:
         return self._ticket is not None
 
+    def reseed(self, seed: int | None) -> None:
+        """Restart the sampling RNG mid-lease (the monolithic form does this per iteration)."""
+        self._check_open()
+        self._device.backend.reseed(seed)
+
+    def _check_open(self) -> None:
+        if self._ticket is None:
+            raise DeviceError(f"the device lease of {self.workflow}/{self.node} is closed; run circuits inside the quantum step")
+
     def run(self, circuit: Any, repetitions: int, params: Any = None) -> list:
         """Run one circuit at each sweep point; returns one ``cirq.ResultDict`` per point."""
         import cirq
@@ -115,8 +129,7 @@ class QPU:
         return [cirq.ResultDict(params=cirq.ParamResolver(p), measurements=s) for p, s in zip(item.params, samples)]
 
     def run_batch(self, items: Sequence[WorkItem]) -> list[list[Samples]]:
-        if self._ticket is None:
-            raise DeviceError(f"the device lease of {self.workflow}/{self.node} is closed; run circuits inside the quantum step")
+        self._check_open()
         start = time.time()
         results = self._device.backend.execute(items)
         if self._metrics:

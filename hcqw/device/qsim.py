@@ -15,6 +15,9 @@ class QsimBackend(QuantumBackend):
                  max_repetitions: int = 1_000_000):
         self.threads = threads or default_threads()
         self.limits = DeviceLimits(max_qubits=max_qubits, max_repetitions=max_repetitions)
+        self.reseed(seed)
+
+    def reseed(self, seed: int | None) -> None:
         options = qsimcirq.QSimOptions(cpu_threads=self.threads)
         self._simulator = qsimcirq.QSimSimulator(qsim_options=options, seed=seed)
 

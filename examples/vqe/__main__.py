@@ -1,0 +1,41 @@
+"""Run the H2 VQE as a plain Python lab pipeline on the embedded default.
+
+    python -m examples.vqe [--iterations 30] [--seed 7] [--monolithic]
+"""
+
+import argparse
+import logging
+
+from examples.vqe.pipeline import exact_ground_energy, make_loop
+from hcqw.device import LocalDevice
+from hcqw.embedded import Workflow, run_monolithic, run_split
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--iterations", type=int, default=30)
+    parser.add_argument("--shots", type=int, default=4000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--runs-dir", default="runs")
+    parser.add_argument("--workflow-id")
+    parser.add_argument("--monolithic", action="store_true", help="hold the device for the whole run")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no per-iteration progress")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+
+    loop = make_loop(iterations=args.iterations, shots=args.shots, seed=args.seed)
+    workflow = Workflow.create(loop, args.runs_dir, args.workflow_id)
+    device = LocalDevice("qsim")
+    if args.monolithic:
+        run_monolithic(workflow, device)
+    else:
+        run_split([workflow], device)
+    energy, exact = workflow.final_state().energy, exact_ground_energy()
+    print(f"VQE energy   {energy:+.6f} Ha")
+    print(f"exact energy {exact:+.6f} Ha")
+    print(f"error        {abs(energy - exact):.6f} Ha ({'within' if abs(energy - exact) <= 1e-2 else 'NOT within'} 1e-2)")
+    print(f"run directory {workflow.ctx.run_dir} (QPU timeline: {workflow.ctx.metrics_path})")
+
+
+if __name__ == "__main__":
+    main()

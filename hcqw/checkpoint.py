@@ -1,0 +1,197 @@
+"""Checkpoint artifacts: the state that passes between workflow nodes.
+
+A checkpoint is a cloudpickle payload behind a small JSON header, signed with the
+user's HMAC key. Loading a pickle runs code, so nothing is unpickled before the
+signature has been checked against the key; a file that is truncated, tampered with,
+unsigned or signed with another key is refused with an error naming the file and why.
+
+File layout::
+
+    b"HCQWCKPT" | u32 header length (big endian) | header JSON | HMAC-SHA256 (32 bytes) | payload
+
+The HMAC covers everything except itself. Writes are atomic (temp file, fsync,
+rename, fsync of the directory), so a writer killed mid-write leaves the previous
+checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import struct
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+
+from hcqw.errors import CheckpointError
+from hcqw.paths import key_path
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"HCQWCKPT"
+FORMAT_VERSION = 1
+_LENGTH = struct.Struct(">I")
+_MAC_SIZE = hashlib.sha256().digest_size
+_MAX_HEADER = 64 * 1024
+_KEY_SIZE = 32
+
+
+@dataclass(frozen=True)
+class CheckpointHeader:
+    workflow: str
+    iteration: int
+    producer: str
+    created: float
+    payload_sha256: str
+    payload_size: int
+    key_id: str
+    format: int = FORMAT_VERSION
+    meta: dict = field(default_factory=dict)
+
+
+def load_key(path: Path | None = None) -> bytes:
+    """Read the user's signing key, creating it (mode 0600) on first use."""
+    path = Path(path) if path else key_path()
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return _create_key(path)
+    with os.fdopen(fd, "rb") as f:
+        mode = os.fstat(f.fileno()).st_mode & 0o777
+        if mode & 0o077:
+            raise CheckpointError(path, f"signing key is accessible to other users (mode {mode:04o}); run: chmod 600 {path}")
+        key = f.read()
+    if len(key) < 16:
+        raise CheckpointError(path, f"signing key is only {len(key)} bytes; delete it to have a new one created")
+    return key
+
+
+def _create_key(path: Path) -> bytes:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = secrets.token_bytes(_KEY_SIZE)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it first: use theirs
+        return load_key(path)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+        f.flush()
+        os.fsync(f.fileno())
+    log.info("created checkpoint signing key %s", path)
+    return key
+
+
+def key_id(key: bytes) -> str:
+    """A short public fingerprint of a key, so a foreign-key file can be told apart from a tampered one."""
+    return hashlib.sha256(b"hcqw-key-id:" + key).hexdigest()[:16]
+
+
+def save_checkpoint(path: Path | str, obj: Any, *, workflow: str, iteration: int, producer: str,
+                    meta: dict | None = None, key: bytes | None = None) -> CheckpointHeader:
+    """Pickle ``obj`` and write it atomically as a signed checkpoint."""
+    path = Path(path)
+    key = key or load_key()
+    payload = cloudpickle.dumps(obj)
+    header = CheckpointHeader(
+        workflow=workflow, iteration=iteration, producer=producer, created=time.time(),
+        payload_sha256=hashlib.sha256(payload).hexdigest(), payload_size=len(payload), key_id=key_id(key),
+        meta=dict(meta or {}),
+    )
+    header_bytes = json.dumps(asdict(header), sort_keys=True).encode()
+    signed = MAGIC + _LENGTH.pack(len(header_bytes)) + header_bytes
+    mac = hmac.new(key, signed + payload, hashlib.sha256).digest()
+    _write_atomically(path, [signed, mac, payload])
+    return header
+
+
+def load_checkpoint(path: Path | str, *, key: bytes | None = None,
+                    workflow: str | None = None) -> tuple[Any, CheckpointHeader]:
+    """Verify and unpickle a checkpoint; ``workflow`` (if given) must match the one that wrote it."""
+    path = Path(path)
+    header, payload = _read_verified(path, key or load_key())
+    _check_workflow(path, header, workflow)
+    return cloudpickle.loads(payload), header
+
+
+def read_header(path: Path | str, *, key: bytes | None = None, workflow: str | None = None) -> CheckpointHeader:
+    """The verified header, without unpickling the payload."""
+    path = Path(path)
+    header = _read_verified(path, key or load_key())[0]
+    _check_workflow(path, header, workflow)
+    return header
+
+
+def _check_workflow(path: Path, header: CheckpointHeader, workflow: str | None) -> None:
+    if workflow is not None and header.workflow != workflow:
+        raise CheckpointError(path, f"belongs to workflow {header.workflow!r}, not {workflow!r}; check the run directory")
+
+
+def _read_verified(path: Path, key: bytes) -> tuple[CheckpointHeader, bytes]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(path, "missing: no such file; run the step that produces it first") from None
+    except IsADirectoryError:
+        raise CheckpointError(path, "is a directory, not a checkpoint file") from None
+    if not data.startswith(MAGIC):
+        raise CheckpointError(path, "not a signed hcqw checkpoint (no hcqw header); refusing to unpickle unsigned data")
+    fixed = len(MAGIC) + _LENGTH.size
+    if len(data) < fixed:
+        raise CheckpointError(path, f"truncated: {len(data)} bytes, too short for a header")
+    (header_size,) = _LENGTH.unpack_from(data, len(MAGIC))
+    if header_size > _MAX_HEADER:
+        raise CheckpointError(path, f"corrupt: header length {header_size} exceeds {_MAX_HEADER} bytes")
+    payload_start = fixed + header_size + _MAC_SIZE
+    if len(data) < payload_start:
+        raise CheckpointError(path, f"truncated: {len(data)} bytes, header and signature need {payload_start}")
+    try:
+        fields = json.loads(data[fixed:fixed + header_size])
+        header = CheckpointHeader(**fields)
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(path, f"corrupt header: {err}") from None
+    if header.format != FORMAT_VERSION:
+        raise CheckpointError(path, f"format version {header.format} is not supported (this hcqw reads {FORMAT_VERSION})")
+    payload = data[payload_start:]
+    if len(payload) != header.payload_size:
+        raise CheckpointError(
+            path, f"truncated or padded: payload is {len(payload)} bytes, header says {header.payload_size}"
+        )
+    if header.key_id != key_id(key):
+        raise CheckpointError(
+            path, f"signed with another key (key id {header.key_id}, yours is {key_id(key)}): written by another "
+            "user or with another HCQW_CHECKPOINT_KEY; refusing to load it"
+        )
+    expected = hmac.new(key, data[:fixed + header_size] + payload, hashlib.sha256).digest()
+    if not hmac.compare_digest(expected, data[fixed + header_size:payload_start]):
+        raise CheckpointError(path, "signature mismatch: the file was modified after it was signed; refusing to load it")
+    if hashlib.sha256(payload).hexdigest() != header.payload_sha256:  # unreachable unless the key leaked
+        raise CheckpointError(path, "payload hash mismatch")
+    return header, payload
+
+
+def _write_atomically(path: Path, chunks: list[bytes]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for chunk in chunks:
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -1,0 +1,192 @@
+"""The engine-neutral description of a hybrid loop, and the DAG it becomes.
+
+A ``HybridLoop`` states the loop the way a lab writes it::
+
+    state = initial_state()
+    for i in 1..iterations:
+        measured = quantum_step(state, qpu)       # holds the device
+        state = classical_step(state, measured)   # does not
+        if converged(state): break
+
+``build_dag`` turns it into nodes: ``init``, then per iteration a quantum node ``qNNNN``
+and a classical node ``cNNNN``, each reading and writing checkpoint artifacts. Engines
+(embedded, SLURM, Snakemake, Parsl) run the same nodes through ``run_node``.
+
+The DAG is static (``iterations`` is the bound); once ``converged`` holds, later nodes
+pass the state through without touching the device, so engines never need dynamic DAGs.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import importlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from hcqw.checkpoint import load_checkpoint, save_checkpoint
+from hcqw.errors import WorkflowError
+
+log = logging.getLogger(__name__)
+
+
+class DeviceLease(Protocol):
+    """What a quantum step gets: ``hcqw.device.QPU`` or a QPU-service session."""
+
+    def run(self, circuit: Any, repetitions: int, params: Any = None) -> list: ...
+    def run_batch(self, items: Any) -> list: ...
+    def close(self) -> None: ...
+
+
+class DeviceProvider(Protocol):
+    """Hands out device leases to quantum nodes (``hcqw.device.LocalDevice`` or a service client)."""
+
+    def acquire(self, workflow: str, node: str, timeout: float | None = None, metrics: Any = None,
+                seed: int | None = None) -> DeviceLease: ...
+
+
+@dataclass(frozen=True)
+class HybridLoop:
+    name: str
+    initial_state: Callable[[], Any]
+    quantum_step: Callable[[Any, DeviceLease], Any]
+    classical_step: Callable[[Any, Any], Any]
+    iterations: int
+    converged: Callable[[Any], bool] | None = None
+    seed: int | None = None  # makes device sampling reproducible on every engine (see node_seed)
+    describe: Callable[[Any], str] | None = None  # one progress line per iteration, e.g. "energy -4.75"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.iterations, int) or self.iterations < 1:
+            raise WorkflowError(f"loop {self.name!r}: iterations must be a positive int, got {self.iterations!r}")
+        for field_name in ("initial_state", "quantum_step", "classical_step"):
+            if not callable(getattr(self, field_name)):
+                raise WorkflowError(f"loop {self.name!r}: {field_name} must be callable")
+
+
+class NodeKind(str, enum.Enum):
+    QUANTUM = "quantum"
+    CLASSICAL = "classical"
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    kind: NodeKind
+    iteration: int
+    inputs: tuple[str, ...]  # checkpoint file names, relative to the run's checkpoint directory
+    output: str
+    after: tuple[str, ...]  # names of the nodes that must finish first
+
+
+def state_file(iteration: int) -> str:
+    return f"state-{iteration:04d}.ckpt"
+
+
+def quantum_file(iteration: int) -> str:
+    return f"quantum-{iteration:04d}.ckpt"
+
+
+def build_dag(loop: HybridLoop) -> list[Node]:
+    """Nodes in a valid execution order."""
+    nodes = [Node("init", NodeKind.CLASSICAL, 0, (), state_file(0), ())]
+    previous = "init"
+    for i in range(1, loop.iterations + 1):
+        q, c = f"q{i:04d}", f"c{i:04d}"
+        nodes.append(Node(q, NodeKind.QUANTUM, i, (state_file(i - 1),), quantum_file(i), (previous,)))
+        nodes.append(Node(c, NodeKind.CLASSICAL, i, (state_file(i - 1), quantum_file(i)), state_file(i), (q,)))
+        previous = c
+    return nodes
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Where a workflow run keeps its checkpoints and metrics."""
+
+    workflow: str
+    run_dir: Path
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.run_dir / "metrics" / "qpu.jsonl"
+
+    def path(self, name: str) -> Path:
+        return self.checkpoints / name
+
+
+def run_node(loop: HybridLoop, node: Node, ctx: RunContext, device: DeviceProvider | None,
+             device_timeout: float | None = None) -> None:
+    """Run one node: read its input checkpoints, compute, write its output checkpoint.
+
+    A quantum node holds the device only inside ``quantum_step``; its checkpoint is
+    written after the device has been released.
+    """
+    from hcqw.metrics import MetricsLog
+
+    save = lambda obj, meta: save_checkpoint(  # noqa: E731
+        ctx.path(node.output), obj, workflow=ctx.workflow, iteration=node.iteration, producer=node.name, meta=meta
+    )
+    if node.name == "init":
+        save(loop.initial_state(), {"converged": False})
+        return
+    state, state_header = load_checkpoint(ctx.path(node.inputs[0]), workflow=ctx.workflow)
+    converged = bool(state_header.meta.get("converged"))
+    if node.kind is NodeKind.QUANTUM:
+        if converged:
+            save(None, {"skipped": True})
+            return
+        if device is None:
+            raise WorkflowError(f"{ctx.workflow}/{node.name} is a quantum node but no device was given")
+        with device.acquire(ctx.workflow, node.name, timeout=device_timeout, metrics=MetricsLog(ctx.metrics_path),
+                            seed=node_seed(loop, node.name)) as qpu:
+            measured = loop.quantum_step(state, qpu)
+        save(measured, {})
+        return
+    if converged:
+        save(state, {"converged": True, "passed_through": True})
+        return
+    measured, _ = load_checkpoint(ctx.path(node.inputs[1]), workflow=ctx.workflow)
+    new_state = loop.classical_step(state, measured)
+    done = bool(loop.converged(new_state)) if loop.converged else False
+    meta = {"converged": done}
+    if loop.describe:
+        meta["summary"] = loop.describe(new_state)
+        log.info("%s iteration %d/%d: %s", ctx.workflow, node.iteration, loop.iterations, meta["summary"])
+    save(new_state, meta)
+
+
+def node_seed(loop: HybridLoop, node: str) -> int | None:
+    """The device seed of one node: fixed by the loop's seed and the node's name, nothing else."""
+    if loop.seed is None:
+        return None
+    digest = hashlib.sha256(f"{loop.seed}:{node}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def load_loop(reference: str, params: dict | None = None) -> HybridLoop:
+    """Import a loop from ``"package.module:attr"``; ``attr`` is a HybridLoop or a factory taking ``params``.
+
+    Job scripts on other nodes rebuild the loop this way, so the definition travels as
+    an import path plus JSON parameters, never as a pickle.
+    """
+    module_name, _, attr = reference.partition(":")
+    if not module_name or not attr:
+        raise WorkflowError(f"loop reference {reference!r} must look like 'package.module:attribute'")
+    try:
+        target = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise WorkflowError(f"cannot import loop {reference!r}: {err}") from None
+    if isinstance(target, HybridLoop):
+        if params:
+            raise WorkflowError(f"{reference!r} is a HybridLoop, not a factory; it takes no parameters")
+        return target
+    loop = target(**(params or {}))
+    if not isinstance(loop, HybridLoop):
+        raise WorkflowError(f"{reference!r} gave {type(loop).__name__}, not a HybridLoop")
+    return loop
