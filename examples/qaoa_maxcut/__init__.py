@@ -1,0 +1,1 @@
+"""QAOA for MaxCut on a small graph, optimised by a compass search over sampled cut values."""
