@@ -4,7 +4,25 @@
 is the command line; :mod:`hcqw.lab.pytest_plugin` gives tests the ``slurm_lab`` fixtures.
 """
 
-from hcqw.lab.cluster import LabCluster
-from hcqw.lab.errors import LabError
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hcqw.lab.cluster import LabCluster
+    from hcqw.lab.errors import LabError
 
 __all__ = ["LabCluster", "LabError"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so `hcqw --help` (which imports hcqw.lab.cli) does not load the cluster code.
+    if name == "LabCluster":
+        from hcqw.lab.cluster import LabCluster
+
+        return LabCluster
+    if name == "LabError":
+        from hcqw.lab.errors import LabError
+
+        return LabError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

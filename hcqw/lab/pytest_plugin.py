@@ -7,6 +7,10 @@
   cluster of a two-cluster federation; root /tmp/hcqw-pytest-lab-c2, ports
   6950..6960). It does NOT touch os.environ: pass ``slurm_lab_c2.env``.
 
+Several pytest sessions may share a cluster (e.g. two checkouts tested at
+once): each registers itself in ``root/holders`` and only the last one to
+finish stops the cluster.
+
 ``HCQW_TEST_SLURM=0`` skips tests that use them. Otherwise a cluster that does
 not start is a test *error* (never a silent skip): CI must notice.
 """
@@ -21,6 +25,7 @@ import pytest
 
 from hcqw.lab.cluster import LabCluster
 from hcqw.lab.errors import LabConfigChanged
+from hcqw.lab.procs import PidRecord, proc_stat
 
 MAIN_ROOT = Path("/tmp/hcqw-pytest-lab")
 MAIN_PORT_BASE = 6900
@@ -34,7 +39,18 @@ def _skip_if_disabled() -> None:
         pytest.skip("SLURM lab tests disabled (HCQW_TEST_SLURM=0)")
 
 
+def _holder_file(lab: LabCluster) -> Path:
+    return lab.root / "holders" / str(os.getpid())
+
+
 def _start(lab: LabCluster) -> None:
+    """Register this session as a user of the cluster, then bring it up."""
+    holder = _holder_file(lab)
+    holder.parent.mkdir(parents=True, exist_ok=True)
+    stat = proc_stat(os.getpid())
+    tmp = holder.with_name(f"{holder.name}.tmp")
+    tmp.write_text(f"{os.getpid()} {stat.start_time if stat else 0}\n")
+    tmp.replace(holder)  # atomic: a concurrent _release never reads half a file
     try:
         lab.up()
     except LabConfigChanged:
@@ -44,12 +60,32 @@ def _start(lab: LabCluster) -> None:
         lab.up()
 
 
+def _release(lab: LabCluster) -> None:
+    """Unregister this session; stop the cluster unless another live session still uses it."""
+    _holder_file(lab).unlink(missing_ok=True)
+    for other in (lab.root / "holders").glob("*"):
+        if other.name.endswith(".tmp"):
+            continue
+        try:
+            parts = other.read_text().split()
+        except FileNotFoundError:
+            continue
+        if len(parts) == 2 and PidRecord(int(parts[0]), int(parts[1])).is_running():
+            return
+        other.unlink(missing_ok=True)  # a crashed session
+    lab.down()
+
+
 @pytest.fixture(scope="session")
 def slurm_lab() -> Iterator[LabCluster]:
     """The session's main lab cluster; SLURM_CONF in os.environ points at it."""
     _skip_if_disabled()
     lab = LabCluster(MAIN_ROOT, port_base=MAIN_PORT_BASE)
-    _start(lab)
+    try:
+        _start(lab)
+    except BaseException:
+        _release(lab)
+        raise
     saved = {key: os.environ.get(key) for key in lab.env}
     os.environ.update(lab.env)
     try:
@@ -60,7 +96,7 @@ def slurm_lab() -> Iterator[LabCluster]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        lab.down()
+        _release(lab)
 
 
 @pytest.fixture(scope="session")
@@ -68,8 +104,8 @@ def slurm_lab_c2() -> Iterator[LabCluster]:
     """A second, independent cluster ("qpuside", 1 cpu node); use ``slurm_lab_c2.env`` explicitly."""
     _skip_if_disabled()
     lab = LabCluster(C2_ROOT, name=C2_NAME, port_base=C2_PORT_BASE, cpu_nodes=1)
-    _start(lab)
     try:
+        _start(lab)
         yield lab
     finally:
-        lab.down()
+        _release(lab)
