@@ -73,7 +73,7 @@ def shifted_points(theta: np.ndarray) -> np.ndarray:
     return np.vstack([theta, theta + SHIFT * eye, theta - SHIFT * eye])
 
 
-def make_loop(iterations: int = 40, shots: int = 4000, seed: int = 7, layers: int = 1,
+def make_loop(iterations: int = 30, shots: int = 4000, seed: int = 7, layers: int = 1,
               learning_rate: float = 0.1) -> HybridLoop:
     z_circuit, x_circuit, symbols = ansatz(layers)
     names = [s.name for s in symbols]
