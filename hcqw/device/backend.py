@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import hashlib
 import importlib
 import os
 from dataclasses import dataclass
@@ -89,6 +90,16 @@ class QuantumBackend(abc.ABC):
         missing = {s.name for s in cirq.parameter_symbols(circuit)} - set().union(*(p.keys() for p in item.params))
         if missing:
             raise CircuitError(f"{where}: circuit has unresolved parameters {sorted(missing)}; pass values in params")
+
+
+def batch_seed(seed: int, batch: int) -> int:
+    """The RNG seed of a lease's ``batch``-th batch.
+
+    Seeding each batch (not each lease) keeps a node's samples identical whether its
+    batches run back to back (a local lease, a hetjob gateway) or interleaved with other
+    sessions' work on a shared service."""
+    digest = hashlib.sha256(f"{seed}:{batch}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
 
 
 def default_threads() -> int:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from hcqw.device.backend import DeviceLimits, DeviceStatus, QuantumBackend, make_backend
+from hcqw.device.backend import DeviceLimits, DeviceStatus, QuantumBackend, batch_seed, make_backend
 from hcqw.device.fifo_lock import FifoLock, Ticket
 from hcqw.device.work import Samples, WorkItem
 from hcqw.errors import DeviceError, DeviceOffline
@@ -60,18 +60,16 @@ class LocalDevice:
                 metrics: MetricsLog | None = None, seed: int | None = None) -> "QPU":
         """Wait in FIFO order (and while calibrating/offline) until the device is ours.
 
-        ``seed`` restarts the simulator's sampling RNG for this lease, so a node samples
-        the same outcomes whichever engine or process runs it."""
+        ``seed`` fixes the lease's sampling (see ``batch_seed``), so a node samples the
+        same outcomes whichever engine or process runs it."""
         deadline = None if timeout is None else time.monotonic() + timeout
         ticket = self._lock.acquire({"workflow": workflow, "node": node}, timeout)
         try:
             self._wait_until_available(deadline)
-            if seed is not None:
-                self.backend.reseed(seed)
         except BaseException:
             self._lock.release(ticket)
             raise
-        return QPU(self, ticket, workflow, node, metrics)
+        return QPU(self, ticket, workflow, node, metrics, seed)
 
     def _forced_status(self) -> DeviceStatus | None:
         try:
@@ -95,8 +93,11 @@ class LocalDevice:
 class QPU:
     """A lease on the device: run circuits while it is open; closing it frees the device."""
 
-    def __init__(self, device: LocalDevice, ticket: Ticket, workflow: str, node: str, metrics: MetricsLog | None):
+    def __init__(self, device: LocalDevice, ticket: Ticket, workflow: str, node: str, metrics: MetricsLog | None,
+                 seed: int | None = None):
         self._device = device
+        self._seed = seed
+        self._batches = 0
         self._ticket: Ticket | None = ticket
         self.workflow = workflow
         self.node = node
@@ -112,9 +113,9 @@ class QPU:
         return self._ticket is not None
 
     def reseed(self, seed: int | None) -> None:
-        """Restart the sampling RNG mid-lease (the monolithic form does this per iteration)."""
+        """Restart seeding mid-lease, as a new lease would (the monolithic form does this per iteration)."""
         self._check_open()
-        self._device.backend.reseed(seed)
+        self._seed, self._batches = seed, 0
 
     def _check_open(self) -> None:
         if self._ticket is None:
@@ -130,6 +131,9 @@ class QPU:
 
     def run_batch(self, items: Sequence[WorkItem]) -> list[list[Samples]]:
         self._check_open()
+        if self._seed is not None:
+            self._device.backend.reseed(batch_seed(self._seed, self._batches))
+            self._batches += 1
         start = time.time()
         results = self._device.backend.execute(items)
         if self._metrics:
