@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
-from hcqw.slurm.errors import JobFailed, SlurmError
+from hcqw.slurm.errors import JobFailed, JobNotFound, SlurmError
 from hcqw.slurm.settings import JobRequest
 from hcqw.slurm.states import NodeState, Phase
 from hcqw.slurm.status import StatusPoller, leader_of
@@ -81,12 +81,19 @@ class BaseBackend:
         return self._poller.status(job_ids, force=force)
 
     def wait(self, job_id: str, timeout: float | None = None) -> NodeState:
-        """Poll until the job is final; raise :class:`SlurmError` on timeout. Does not raise on failure."""
+        """Poll until the job is final and return its state (failure is a state, not an exception).
+
+        Raises :class:`JobNotFound` for a job SLURM never reported and
+        :class:`SlurmError` on timeout.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             state = self._poller.status([job_id])[job_id]
             if state.done:
                 return state
+            if state.phase is Phase.UNKNOWN and not state.components:
+                # Never seen, although the poller keeps the last state of purged jobs.
+                raise JobNotFound(job_id)
             if deadline is not None and time.monotonic() >= deadline:
                 raise SlurmError(f"SLURM job {job_id} still {state.phase.value} after {timeout:.0f} s")
             time.sleep(max(0.05, self._poller.min_interval))

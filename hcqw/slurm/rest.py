@@ -51,11 +51,16 @@ DEFAULT_JOB_PATH = "/usr/local/bin:/usr/bin:/bin"
 # slurmrestd 22.05 reports most failures as HTTP 500 with an error text.
 # Measured: an expired or foreign token makes slurmctld drop the connection,
 # which slurmrestd reports as "Zero Bytes were transmitted or received"
-# (submit) or error -1 "Unspecified error" (queries), never as 401. Only a
-# missing token gets a 401. A controller that is really down answers
-# "Unable to contact slurm controller".
+# (submit) or error -1 "Unspecified error" (queries), never as 401; only a
+# missing token gets a 401. A controller that is down answers submissions
+# with "Unable to contact slurm controller", but queries with the same
+# "Unspecified error" as a bad token -- after slurmrestd's own connect
+# retries (~9 s with MessageTimeout=10), whereas a refused token fails at once.
 _UNREACHABLE_MARKERS = ("unable to contact slurm controller", "connection refused", "socket timed out")
-_AUTH_MARKERS = ("authentication", "zero bytes were transmitted", "unspecified error")
+_AUTH_MARKERS = ("authentication", "zero bytes were transmitted")
+_AMBIGUOUS_MARKER = "unspecified error"
+#: An ambiguous failure slower than this was slurmrestd retrying a dead controller.
+RETRYING_CONTROLLER_S = 3.0
 
 
 class JwtSource:
@@ -229,6 +234,7 @@ class RestBackend(BaseBackend):
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
         req = urllib.request.Request(url, data=data, method=method, headers=headers)
+        started = time.monotonic()
         try:
             with urllib.request.urlopen(req, timeout=self._timeout) as resp:
                 status, raw = resp.status, resp.read()
@@ -244,14 +250,16 @@ class RestBackend(BaseBackend):
         except ValueError:
             doc = {}
         if status >= 400 or (isinstance(doc, dict) and doc.get("errors")):
-            raise self._classify(status, _error_text(raw))
+            raise self._classify(status, _error_text(raw), time.monotonic() - started)
         return doc if isinstance(doc, dict) else {}
 
-    def _classify(self, status: int, detail: str) -> SlurmError:
+    def _classify(self, status: int, detail: str, elapsed: float) -> SlurmError:
         lowered = detail.lower()
         if any(m in lowered for m in _UNREACHABLE_MARKERS):
             return ControllerUnreachable(f"slurmctld behind {self.url}", detail)
-        if status in (401, 403) or any(m in lowered for m in _AUTH_MARKERS):
+        if _AMBIGUOUS_MARKER in lowered and elapsed >= RETRYING_CONTROLLER_S:
+            return ControllerUnreachable(f"slurmctld behind {self.url}", f"{detail} after {elapsed:.1f} s")
+        if status in (401, 403) or _AMBIGUOUS_MARKER in lowered or any(m in lowered for m in _AUTH_MARKERS):
             return RestAuthError(self.url, status, detail + self._jwt.expiry_hint())
         return RestServerError(self.url, status, detail)
 

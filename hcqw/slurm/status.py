@@ -5,12 +5,17 @@ all tracked jobs (never one call per job: a workflow may track hundreds of
 nodes and slurmctld is shared), refreshes are at least ``min_interval``
 apart, and a job is never queried again once its merged state is final.
 
-Where the records come from (:class:`CliStatusSource`): ``sacct`` when
-accounting really works, decided once by running it (without slurmdbd it
-exits 1 with "accounting storage is disabled" although the binary exists);
-otherwise ``scontrol -o show job``, which keeps finished jobs for MinJobAge
-seconds. Jobs that sacct does not list yet (slurmdbd lags behind the
-controller right after submission) are looked up with scontrol too.
+Where the records come from (:class:`CliStatusSource`): ``scontrol -o show
+job`` first, then ``sacct`` for the jobs the controller has already
+forgotten (finished more than MinJobAge seconds ago) -- if accounting really
+works, which is decided once by running sacct: without slurmdbd it exits 1
+with "accounting storage is disabled" although the binary exists.
+
+Why the controller first: measured on Slurm 22.05, slurmdbd lags a few
+seconds behind, and during that time ``sacct -X`` shows a just-finished
+hetjob as one plain job named "allocation" without its components. A
+verdict taken from that row would be final (and cached) yet lack the qpu
+component's release and timestamps.
 """
 
 from __future__ import annotations
@@ -59,23 +64,43 @@ class CliStatusSource:
         return False
 
     def __call__(self, leader_ids: Sequence[str]) -> list[ComponentInfo]:
+        """Records of every component of the given leaders that SLURM still knows."""
         wanted = set(leader_ids)
-        records: list[ComponentInfo] = []
-        if self.uses_sacct:
-            proc = run_slurm(
-                ["sacct", "-X", "-n", "--parsable2", "--format=" + ",".join(SACCT_FIELDS), "-j", ",".join(sorted(wanted))],
-                env=self._env,
-            )
-            records = [r for r in parse_sacct(proc.stdout) if r.leader_id in wanted]
-            wanted -= {r.leader_id for r in records}
-        if wanted:
-            # One call for all jobs the controller holds; filtering here is
-            # cheaper for slurmctld than one `show job <id>` per job.
-            proc = run_slurm(["scontrol", "-o", "show", "job"], env=self._env, check=False)
-            if proc.returncode != 0 and "No jobs in the system" not in proc.stdout + proc.stderr:
-                raise SlurmError(f"`scontrol -o show job` failed: {proc.stderr.strip()}")
-            records += [r for r in parse_scontrol(proc.stdout) if r.leader_id in wanted]
+        records = self.query_scontrol(wanted)
+        missing = wanted - {r.leader_id for r in records}
+        if missing and self.uses_sacct:
+            records += self.query_sacct(missing)
         return records
+
+    def query_scontrol(self, leaders: Iterable[str]) -> list[ComponentInfo]:
+        """The controller's records: one call for all its jobs, filtered here
+        (cheaper for slurmctld than one ``show job <id>`` per job)."""
+        wanted = set(leaders)
+        proc = run_slurm(["scontrol", "-o", "show", "job"], env=self._env, check=False)
+        if proc.returncode != 0 and "No jobs in the system" not in proc.stdout + proc.stderr:
+            raise SlurmError(f"`scontrol -o show job` failed: {proc.stderr.strip()}")
+        return [r for r in parse_scontrol(proc.stdout) if r.leader_id in wanted]
+
+    def query_sacct(self, leaders: Iterable[str]) -> list[ComponentInfo]:
+        """The accounting records (one ``sacct -X`` call), newest job per id."""
+        wanted = set(leaders)
+        proc = run_slurm(
+            ["sacct", "-X", "-n", "--parsable2", "--format=" + ",".join(SACCT_FIELDS), "-j", ",".join(sorted(wanted))],
+            env=self._env,
+        )
+        return _newest_per_leader(r for r in parse_sacct(proc.stdout) if r.leader_id in wanted)
+
+
+def _newest_per_leader(records: Iterable[ComponentInfo]) -> list[ComponentInfo]:
+    """Drop older jobs that had the same id: the accounting database outlives
+    slurmctld's job-id counter (a cluster reset or id wrap-around), and
+    ``sacct -j`` returns every job ever recorded under that id."""
+    groups = group_by_leader(records)
+    kept: list[ComponentInfo] = []
+    for recs in groups.values():
+        newest = max((r.submit_time for r in recs if r.submit_time), default=None)
+        kept += [r for r in recs if r.submit_time == newest]
+    return kept
 
 
 class StatusPoller:

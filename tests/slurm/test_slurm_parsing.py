@@ -90,3 +90,11 @@ def test_rest_records():
     assert recs[2].exit_code == 3 and recs[2].het_offset is None and recs[2].start_time is None
     assert recs[0].start_time == datetime.fromtimestamp(1795256855)
     assert component_from_rest(dict(plain, exit_code=9)).signal == 9
+
+
+def test_sacct_keeps_only_the_newest_job_with_an_id():
+    from hcqw.slurm.status import _newest_per_leader
+
+    old = "3|3|FAILED|1:0|cpu|c1|2026-11-20T09:00:00|2026-11-20T09:00:00|2026-11-20T09:00:01|None|allocation\n"
+    recs = _newest_per_leader(parse_sacct(old + SACCT.replace("7+", "3+").replace("|7|", "|3|")))
+    assert sorted(r.job_id for r in recs if r.leader_id == "3") == ["3+0", "3+1"]
