@@ -26,6 +26,14 @@ log = logging.getLogger(__name__)
 TAIL_LINES = 20
 
 
+def release_refused(target: str, detail: str) -> SlurmError:
+    """The error for SLURM refusing to end one component (the hetjob has not started)."""
+    return SlurmError(
+        f"SLURM refused to end component {target} alone ({detail}): a hetjob component can only be "
+        "released once the job runs; cancel the whole job or release it after it has started"
+    )
+
+
 class SlurmBackend(Protocol):
     """What adapters may call. Job ids are leader ids as strings ("1234")."""
 

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hcqw.slurm.backend import BaseBackend
+from hcqw.slurm.backend import BaseBackend, release_refused
 from hcqw.slurm.errors import (
     ControllerUnreachable,
     InvalidGres,
@@ -317,7 +317,12 @@ class RestBackend(BaseBackend):
         doc = self._request("GET", f"/job/{leader}")
         for rec in map(component_from_rest, doc.get("jobs", [])):
             if rec.leader_id == leader and rec.het_offset == offset and rec.raw_id:
-                self._delete(rec.raw_id)
+                try:
+                    self._delete(rec.raw_id)
+                except RestServerError as err:
+                    if "individual component" in err.detail:
+                        raise release_refused(f"{leader}+{offset}", err.detail) from None
+                    raise
                 return
         raise SlurmError(f"SLURM job {leader} has no hetjob component {offset}")
 

@@ -6,7 +6,7 @@ import logging
 import re
 from collections.abc import Mapping
 
-from hcqw.slurm.backend import BaseBackend
+from hcqw.slurm.backend import BaseBackend, release_refused
 from hcqw.slurm.commands import command_env, run_slurm
 from hcqw.slurm.errors import InvalidGres, SlurmError, SubmitError, UnknownPartition
 from hcqw.slurm.script import render_script
@@ -96,6 +96,8 @@ class SbatchBackend(BaseBackend):
         proc = run_slurm(["scancel", target], env=self._env, check=False)
         stderr = proc.stderr.strip()
         # scancel exits 0 with "already completing or completed" for finished jobs.
+        if proc.returncode != 0 and "individual component" in stderr:
+            raise release_refused(target, stderr.splitlines()[-1])
         if proc.returncode != 0:
             raise SlurmError(f"scancel {target} failed (exit {proc.returncode}): {stderr}")
         if stderr:
