@@ -1,0 +1,16 @@
+"""Quantum nodes on SLURM: the hetjob runtime and split job chains.
+
+- ``gateway``: component 1 of a quantum node's hetjob. The QPU service run for one node;
+  it alone talks to the device, exits when its one client is gone (heartbeat/idle timeout)
+  and releases its own component on exit.
+- ``device``: component 0's device provider (``GatewayDevice``): a service session whose
+  close ends the quantum block, stops the gateway and cancels the qpu component at once.
+- ``runtime``: ``python -m hcqw.hetjob.runtime``, running one workflow node inside a job.
+- ``jobs``: ``node_request``, the ``JobRequest`` (hetjob or cpu job) and batch script of a node.
+- ``chain``: ``submit_chain``/``follow_chain``/``run_chain``, the first paper's listing 4 as
+  ``afterok``-chained jobs that resume from the last good checkpoint; ``ChainFailed``.
+- ``federation``: a quantum node on the QPU-side cluster through its slurmrestd, with its
+  checkpoints staged in and out.
+- ``records``: hold intervals from the metrics log next to SLURM's own component records.
+- ``cli``: ``hcqw slurm run``.
+"""

@@ -1,0 +1,206 @@
+"""Component 0's side of a quantum node: a device provider backed by the job's gateway.
+
+``GatewayDevice.acquire`` waits for the gateway's address file, opens a service session
+and returns a ``GatewayLease``. Closing the lease -- the end of the quantum block, whether
+the step returned, raised, or closed it early -- closes the session, tells the gateway to
+stop, and ends the qpu component (``scancel <leader>+1``), so the device is free while
+the rest of the node (classical work, checkpoint write) goes on in component 0.
+
+The run's metrics log gets one ``hold`` event (session open -> block end) and one
+``release`` event (block end -> the qpu component cancelled) per quantum node.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from hcqw.errors import DeviceError
+from hcqw.metrics import MetricsLog
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 1.0  # well inside the gateway's default 5 s heartbeat timeout
+CONTROL_TIMEOUT_S = 10.0
+SHUTDOWN_TIMEOUT_S = 1.0  # best effort: the scancel that follows stops the gateway anyway
+
+
+def release_qpu_component(leader: str, env: dict[str, str] | None = None) -> None:
+    """End component 1 of hetjob ``leader``; the leader (this process's job) runs on."""
+    from hcqw.slurm.sbatch import SbatchBackend
+
+    SbatchBackend(env=env).cancel_component(leader, 1)
+
+
+class GatewayDevice:
+    """A ``DeviceProvider`` for one quantum node inside its hetjob.
+
+    ``gateway_pid``: the local process that launched the gateway (the batch script's
+    ``srun --het-group=1``); if it exits before the address appears, the gateway failed and
+    waiting longer is pointless. ``release``: called with no arguments after the session
+    closed; by default it cancels ``$SLURM_JOB_ID_HET_GROUP_1``.
+    """
+
+    def __init__(self, address_file: Path | str, connect_timeout: float = 120.0, gateway_pid: int | None = None,
+                 release: Callable[[], None] | None = None, gateway_log: str | None = None):
+        self.address_file = Path(address_file)
+        self.connect_timeout = connect_timeout
+        self.gateway_pid = gateway_pid
+        self.gateway_log = gateway_log
+        self._release = release if release is not None else _release_from_environment
+
+    def wait_address(self) -> str:
+        deadline = time.monotonic() + self.connect_timeout
+        where = f"; see {self.gateway_log}" if self.gateway_log else ""
+        while True:
+            try:
+                address = self.address_file.read_text().strip()
+                if address:
+                    return address
+            except FileNotFoundError:
+                pass
+            if self.gateway_pid is not None and not _alive(self.gateway_pid):
+                raise DeviceError(f"the device gateway (pid {self.gateway_pid}) exited before writing "
+                                  f"{self.address_file}{where}")
+            if time.monotonic() >= deadline:
+                raise DeviceError(f"no gateway address in {self.address_file} after {self.connect_timeout:g} s{where}")
+            time.sleep(0.02)
+
+    def acquire(self, workflow: str, node: str, timeout: float | None = None, metrics: MetricsLog | None = None,
+                seed: int | None = None) -> "GatewayLease":
+        from hcqw.hetjob.gateway import session_seed_supported
+        from hcqw.service.client import ServiceClient
+
+        try:
+            address = self.wait_address()
+            client = ServiceClient(address, timeout=CONTROL_TIMEOUT_S, heartbeat=HEARTBEAT_S)
+            try:
+                options: dict[str, Any] = {"seed": seed} if seed is not None and session_seed_supported() else {}
+                session = client.session(workflow, node, timeout=timeout, **options)
+            except BaseException:
+                client.close()
+                raise
+        except BaseException:
+            self._release()  # no lease to close: free the qpu component here
+            raise
+        return GatewayLease(client, session, address, metrics, self._release)
+
+
+class GatewayLease:
+    """The quantum step's device context: a service session plus the component's release."""
+
+    def __init__(self, client: Any, session: Any, address: str, metrics: MetricsLog | None,
+                 release: Callable[[], None]):
+        self._client = client
+        self._session = session
+        self._metrics = metrics
+        self._release = release
+        self.workflow, self.node = session.workflow, session.node
+        self.acquired_at = session.acquired_at
+        self.block_end: float | None = None
+        self.released_at: float | None = None
+        self._heartbeat = _Heartbeat(address, session.session_id)
+
+    @property
+    def limits(self) -> Any:
+        return self._session.limits
+
+    @property
+    def is_open(self) -> bool:
+        return self._session.is_open
+
+    def run(self, circuit: Any, repetitions: int, params: Any = None) -> list:
+        return self._session.run(circuit, repetitions, params)
+
+    def run_batch(self, items: Sequence[Any]) -> list:
+        return self._session.run_batch(items)
+
+    def close(self) -> None:
+        """End the quantum block: close the session, stop the gateway, release the component."""
+        if self.block_end is not None:
+            return
+        self.block_end = time.time()
+        self._heartbeat.stop()
+        try:
+            self._session.close()
+            self._client.timeout = SHUTDOWN_TIMEOUT_S
+            try:
+                self._client.shutdown()
+            except DeviceError as err:
+                log.info("gateway shutdown: %s (the component release stops it anyway)", err)
+            self._client.close()
+        finally:
+            self._release()
+            self.released_at = time.time()
+            log.info("%s/%s: quantum block ended; qpu component released %.3f s later", self.workflow, self.node,
+                     self.released_at - self.block_end)
+            if self._metrics:
+                self._metrics.record("hold", workflow=self.workflow, node=self.node, device="gateway",
+                                     start=self.acquired_at, end=self.block_end)
+                self._metrics.record("release", workflow=self.workflow, node=self.node, device="gateway",
+                                     start=self.block_end, end=self.released_at,
+                                     job=os.environ.get("SLURM_JOB_ID_HET_GROUP_1"))
+
+    def __enter__(self) -> "GatewayLease":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Heartbeat:
+    """Keeps the session alive while the step computes between runs.
+
+    ``ServiceClient`` heartbeats only while waiting for a run; a quantum step doing
+    classical work inside its block for longer than the gateway's heartbeat timeout would
+    otherwise lose its session. A client is not thread-safe, so this thread has its own.
+    """
+
+    def __init__(self, address: str, session: str | None):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, args=(address, session), name="hcqw-heartbeat",
+                                        daemon=True)
+        self._thread.start()
+
+    def _loop(self, address: str, session: str | None) -> None:
+        from hcqw.service.client import ServiceClient
+
+        try:
+            client = ServiceClient(address, timeout=CONTROL_TIMEOUT_S)
+        except Exception as err:  # noqa: BLE001 - the main client still heartbeats while it waits
+            log.warning("heartbeat connection failed: %s", err)
+            return
+        try:
+            while not self._stop.wait(HEARTBEAT_S):
+                try:
+                    client.call("heartbeat", session=session)
+                except DeviceError as err:
+                    log.warning("heartbeat: %s", err)
+                    return
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(0.5)  # a heartbeat in flight to a dead gateway must not delay the release
+
+
+def _release_from_environment() -> None:
+    leader = os.environ.get("SLURM_JOB_ID_HET_GROUP_0") or os.environ.get("SLURM_JOB_ID")
+    if not leader or not os.environ.get("SLURM_JOB_ID_HET_GROUP_1"):
+        log.warning("not inside a hetjob (no SLURM_JOB_ID_HET_GROUP_1): nothing to release")
+        return
+    release_qpu_component(leader)
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie (exited, not yet reaped) counts as gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False

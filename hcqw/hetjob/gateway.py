@@ -1,0 +1,186 @@
+"""The device gateway: what the qpu component of a quantum-node hetjob runs.
+
+It is the QPU service (``hcqw.service``) serving exactly one workflow node, with three
+additions that make the allocation safe to hand out:
+
+- it writes its address into the job's private directory (``address_file``), where the
+  node runtime in component 0 waits for it;
+- it exits on its own when its one client is gone: no session opened within
+  ``connect_timeout`` (component 0 never came), or the session ended -- closed, or
+  expired after ``heartbeat_timeout`` s without a request or heartbeat (component 0 was
+  killed, even with SIGKILL);
+- when it exits for any reason it ends its own SLURM component (``release_job``, i.e.
+  ``$SLURM_JOB_ID_HET_GROUP_1``), because a process exiting does not free a hetjob
+  component: only ``scancel`` of the component or the end of the whole job does.
+
+Run it as ``python -m hcqw.hetjob.gateway --address-file F --release-job ID ...``
+(``srun --het-group=1`` in the batch script; under ``mpiexec -n 1`` for the MPI transport).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from hcqw.device.backend import batch_seed
+
+log = logging.getLogger(__name__)
+
+#: Pause before closing the transport after the last reply: ZeroMQ sockets close with
+#: LINGER 0, which would drop a reply (e.g. to ``shutdown``) still queued for sending.
+FLUSH_GRACE_S = 0.05
+
+
+@dataclass
+class GatewayConfig:
+    address: str  # tcp://127.0.0.1:* (ZeroMQ, port chosen at bind) or mpi:file:/path
+    address_file: str
+    backend: str = "qsim"
+    threads: int | None = None
+    seed: int | None = None  # node seed, only when the service cannot seed sessions itself
+    metrics: str | None = ""  # dispatcher's exec/hold log; "" disables
+    heartbeat_timeout: float = 5.0
+    connect_timeout: float = 120.0
+    release_job: str | None = None  # this component's SLURM job id, cancelled on exit
+    allow_remote: bool = False
+
+
+class BatchSeeded:
+    """Backend proxy reseeding before each batch with ``batch_seed(seed, n)``.
+
+    Exactly what a local ``QPU`` lease does per ``run_batch``; valid here because a gateway
+    serves one session, so its n-th executed batch is that session's n-th batch. Used only
+    while ``ServiceClient.session`` has no ``seed`` argument (see ``session_seed_supported``).
+    """
+
+    def __init__(self, inner: Any, seed: int):
+        self._inner = inner
+        self._seed = seed
+        self._batches = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def execute(self, items: Sequence[Any]) -> list:
+        self._inner.reseed(batch_seed(self._seed, self._batches))
+        self._batches += 1
+        return self._inner.execute(items)
+
+
+def session_seed_supported() -> bool:
+    """Whether the QPU service seeds sessions (``ServiceClient.session(..., seed=)``)."""
+    import inspect
+
+    from hcqw.service.client import ServiceClient
+
+    return "seed" in inspect.signature(ServiceClient.session).parameters
+
+
+def release_component(job_id: str | None) -> None:
+    """``scancel`` this component; never raises (the gateway is on its way out anyway)."""
+    if not job_id:
+        return
+    try:
+        proc = subprocess.run(["scancel", job_id], capture_output=True, text=True, timeout=30)
+        if proc.returncode != 0:
+            log.warning("scancel %s exited %d: %s", job_id, proc.returncode, proc.stderr.strip())
+        else:
+            log.info("released qpu component %s", job_id)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        log.warning("could not run scancel %s: %s", job_id, err)
+
+
+def run_gateway(config: GatewayConfig) -> str:
+    """Serve one node until its session ends; return why the gateway stopped."""
+    from hcqw.service.server import Service, ServiceConfig
+
+    mpi = config.address.startswith("mpi:")
+    service = Service(ServiceConfig(
+        address=config.address, backend=config.backend, threads=config.threads, metrics=config.metrics,
+        session_timeout=config.heartbeat_timeout, address_file=config.address_file,
+        allow_remote=config.allow_remote,
+        # The node runtime connects twice (requests + heartbeat thread); then the accept
+        # thread stops, so it does not busy-poll a core for the rest of the block.
+        mpi_max_clients=2 if mpi else None,
+    ))
+    if config.seed is not None:
+        service.dispatcher.backend = BatchSeeded(service.dispatcher.backend, config.seed)
+    stop = {"signal": None}
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop["signal"] = signal.Signals(signum).name
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        return _serve(service, config, stop)
+    finally:
+        time.sleep(FLUSH_GRACE_S)
+        service.close()
+
+
+def _serve(service: Any, config: GatewayConfig, stop: dict) -> str:
+    """``Service.run``'s loop plus the one-client lifetime rules (see the module docstring)."""
+    d, t = service.dispatcher, service.transport
+    started = time.monotonic()
+    had_session = False
+    while True:
+        if stop["signal"]:
+            service._send(d.shutdown())
+            return f"got {stop['signal']}"
+        if d.finished:
+            return "shut down by the node"
+        if d.sessions:
+            had_session = True
+        elif had_session:
+            return "the node's session ended"
+        elif time.monotonic() - started > config.connect_timeout:
+            return f"no session opened within {config.connect_timeout:g} s"
+        message = t.recv(0.0 if d.runnable() else d.next_wakeup(cap=0.2))
+        while message is not None:
+            service._send(d.handle(*message))
+            message = t.recv(0.0)
+        service._send(d.expire())
+        if d.runnable():
+            service._send(d.run_next())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hcqw.hetjob.gateway", description=__doc__.split("\n")[0])
+    parser.add_argument("--address", default="tcp://127.0.0.1:*")
+    parser.add_argument("--address-file", required=True)
+    parser.add_argument("--backend", default="qsim")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--metrics", default="")
+    parser.add_argument("--heartbeat-timeout", type=float, default=5.0)
+    parser.add_argument("--connect-timeout", type=float, default=120.0)
+    parser.add_argument("--release-job", default=None)
+    parser.add_argument("--allow-remote", action="store_true")
+    parser.add_argument("-v", "--verbose", action="count", default=1)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
+                        format="%(asctime)s gateway %(levelname)s: %(message)s")
+    config = GatewayConfig(
+        address=args.address, address_file=args.address_file, backend=args.backend, threads=args.threads,
+        seed=args.seed, metrics=args.metrics, heartbeat_timeout=args.heartbeat_timeout,
+        connect_timeout=args.connect_timeout, release_job=args.release_job, allow_remote=args.allow_remote)
+    code = 0
+    try:
+        reason = run_gateway(config)
+        log.info("gateway stopping: %s", reason)
+    except Exception:  # noqa: BLE001 - whatever happened, the component must be released below
+        log.exception("gateway failed")
+        code = 1
+    release_component(config.release_job)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

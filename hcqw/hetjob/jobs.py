@@ -1,0 +1,123 @@
+"""SLURM jobs for workflow nodes: a cpu+qpu hetjob per quantum node, a cpu job otherwise.
+
+The quantum node's batch script (component 0) is the first paper's listing 7 with the
+roles of listings 5-6: it starts the gateway on the qpu node (``srun --het-group=1``),
+runs the node in component 0, and ends the qpu component whenever the node's process
+exits -- normally the node has already released it at the end of the quantum block;
+the ``trap`` covers a raise, a SIGKILL of the node process and a SIGTERM of the script.
+
+Scripts hold paths and ids only. Credentials never enter them nor the job environment
+(``JobRequest`` refuses SLURM_JWT); the checkpoint key travels as a path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hcqw.slurm import ComponentSpec, JobRequest
+from hcqw.workflow import Node, NodeKind
+
+#: Variables copied from the submitter's environment into every job when set: where
+#: the code, the key (a path), per-user state and the target cluster's config are.
+PASSED_ENV = ("PATH", "PYTHONPATH", "HOME", "HCQW_CHECKPOINT_KEY", "HCQW_STATE_DIR", "SLURM_CONF")
+
+
+@dataclass(frozen=True)
+class NodeJobSettings:
+    """How a node becomes a job. ``transport``: ``zmq`` (default) or ``mpi`` (MPI DPM, PyPI mpich)."""
+
+    cpu: ComponentSpec = ComponentSpec("cpu", time_limit=10)
+    qpu: ComponentSpec = ComponentSpec("qpu", gres="qpu:1", time_limit=10)
+    transport: str = "zmq"
+    python: str = sys.executable
+    device_backend: str = "qsim"
+    gateway_bind: str = "tcp://127.0.0.1:*"  # the qpu node's address on a real cluster (+ allow_remote)
+    allow_remote: bool = False
+    heartbeat_timeout: float = 5.0
+    connect_timeout: float = 120.0
+    environment: Mapping[str, str] = field(default_factory=dict)  # added to / overriding PASSED_ENV
+
+    def __post_init__(self) -> None:
+        if self.transport not in ("zmq", "mpi"):
+            raise ValueError(f"transport must be 'zmq' or 'mpi', not {self.transport!r}")
+
+
+def job_environment(settings: NodeJobSettings, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The job's environment: PASSED_ENV from ``base`` (default ``os.environ``), the venv's bin first on
+    PATH (``mpiexec`` and the interpreter's tools), unbuffered Python output, then ``settings.environment``."""
+    base = os.environ if base is None else base
+    env = {k: base[k] for k in PASSED_ENV if base.get(k)}
+    venv_bin = str(Path(settings.python).parent)
+    env["PATH"] = venv_bin + ":" + env.get("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(settings.environment)
+    return env
+
+
+def node_request(node: Node, *, loop_ref: str, params: Mapping, workflow: str, run_dir: Path,
+                 settings: NodeJobSettings, dependencies: tuple[str, ...] = (), gateway_seed: int | None = None,
+                 env_base: Mapping[str, str] | None = None) -> JobRequest:
+    """The ``JobRequest`` of one node. ``gateway_seed``: the node's device seed, for services that cannot
+    seed a session themselves (see ``hcqw.hetjob.gateway.session_seed_supported``)."""
+    run_dir = Path(run_dir).absolute()
+    quantum = node.kind is NodeKind.QUANTUM
+    body = quantum_body if quantum else classical_body
+    return JobRequest(
+        workflow_id=workflow, node=node.name,
+        body=body(node, loop_ref, params, workflow, run_dir, settings, gateway_seed),
+        components=(settings.cpu, settings.qpu) if quantum else (settings.cpu,),
+        workdir=run_dir / "slurm", output=f"{node.name}-%j.out",
+        environment=job_environment(settings, env_base), dependencies=dependencies,
+        kill_on_invalid_dependency=True,
+    )
+
+
+def _runtime_command(node: Node, loop_ref: str, params: Mapping, workflow: str, run_dir: Path,
+                     settings: NodeJobSettings) -> str:
+    q = shlex.quote
+    return (f"{q(settings.python)} -m hcqw.hetjob.runtime --loop {q(loop_ref)} "
+            f"--params {q(json.dumps(dict(params), sort_keys=True))} --node {q(node.name)} "
+            f"--workflow {q(workflow)} --run-dir {q(str(run_dir))}")
+
+
+def classical_body(node: Node, loop_ref: str, params: Mapping, workflow: str, run_dir: Path,
+                   settings: NodeJobSettings, _seed: int | None = None) -> str:
+    return "exec " + _runtime_command(node, loop_ref, params, workflow, run_dir, settings) + "\n"
+
+
+def quantum_body(node: Node, loop_ref: str, params: Mapping, workflow: str, run_dir: Path,
+                 settings: NodeJobSettings, gateway_seed: int | None = None) -> str:
+    q = shlex.quote
+    mpi = settings.transport == "mpi"
+    # Each side its own MPI_COMM_WORLD (listings 5-6); fork launcher: hydra must not srun.
+    mpiexec = "mpiexec -launcher fork -n 1 " if mpi else ""
+    address = '"mpi:file:$JOBDIR/gateway.port"' if mpi else q(settings.gateway_bind)
+    gateway = (f"{mpiexec}{q(settings.python)} -m hcqw.hetjob.gateway --address {address} "
+               f'--address-file "$JOBDIR/gateway.address" --release-job "$SLURM_JOB_ID_HET_GROUP_1" '
+               f"--backend {q(settings.device_backend)} --heartbeat-timeout {settings.heartbeat_timeout:g} "
+               f"--connect-timeout {settings.connect_timeout:g} "
+               f"--metrics {q(str(run_dir / 'metrics' / 'gateway.jsonl'))}")
+    if gateway_seed is not None:
+        gateway += f" --seed {gateway_seed}"
+    if settings.allow_remote:
+        gateway += " --allow-remote"
+    runtime = _runtime_command(node, loop_ref, params, workflow, run_dir, settings)
+    return f"""set -u
+JOBDIR={q(str(run_dir / 'jobs'))}/{q(node.name)}.$SLURM_JOB_ID
+mkdir -p -m 700 "$JOBDIR"
+# The qpu component must never outlive the node's process, whatever ends it.
+release_qpu() {{ scancel "$SLURM_JOB_ID_HET_GROUP_1" 2>/dev/null || true; }}
+trap release_qpu EXIT
+srun --het-group=1 -n1 {gateway} </dev/null >"$JOBDIR/gateway.log" 2>&1 &
+GATEWAY=$!
+{mpiexec}{runtime} --address-file "$JOBDIR/gateway.address" --gateway-pid "$GATEWAY" \\
+    --gateway-log "$JOBDIR/gateway.log" --connect-timeout {settings.connect_timeout:g} \\
+    --pid-file "$JOBDIR/node.pid" &
+wait $!
+"""

@@ -1,0 +1,71 @@
+"""Run one workflow node inside a SLURM job: ``python -m hcqw.hetjob.runtime ...``.
+
+The same entry point serves every node kind. A quantum node (component 0 of its hetjob)
+gets a ``GatewayDevice`` talking to the gateway in component 1; ``init`` and classical
+nodes get no device. The loop is rebuilt from its import path and JSON parameters
+(``hcqw.workflow.load_loop``), never unpickled from the submitter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from hcqw.errors import HcqwError, WorkflowError
+
+log = logging.getLogger(__name__)
+
+
+def run_job_node(loop_ref: str, params: dict, node_name: str, workflow: str, run_dir: Path,
+                 address_file: str | None = None, gateway_pid: int | None = None,
+                 gateway_log: str | None = None, connect_timeout: float = 120.0) -> None:
+    from hcqw.workflow import NodeKind, RunContext, build_dag, load_loop, run_node
+
+    loop = load_loop(loop_ref, params)
+    nodes = {n.name: n for n in build_dag(loop)}
+    if node_name not in nodes:
+        raise WorkflowError(f"loop {loop_ref!r} has no node {node_name!r} (it has {len(nodes)} nodes)")
+    node = nodes[node_name]
+    device = None
+    if node.kind is NodeKind.QUANTUM and node.name != "init":
+        if not address_file:
+            raise WorkflowError(f"{workflow}/{node_name} is a quantum node: give --address-file of its gateway")
+        from hcqw.hetjob.device import GatewayDevice
+
+        device = GatewayDevice(address_file, connect_timeout=connect_timeout, gateway_pid=gateway_pid,
+                               gateway_log=gateway_log)
+    run_node(loop, node, RunContext(workflow, run_dir), device)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hcqw.hetjob.runtime", description=__doc__.split("\n")[0])
+    parser.add_argument("--loop", required=True)
+    parser.add_argument("--params", default="{}", help="factory parameters as one JSON object")
+    parser.add_argument("--node", required=True)
+    parser.add_argument("--workflow", required=True)
+    parser.add_argument("--run-dir", required=True)
+    parser.add_argument("--address-file", default=None)
+    parser.add_argument("--gateway-pid", type=int, default=None)
+    parser.add_argument("--gateway-log", default=None)
+    parser.add_argument("--connect-timeout", type=float, default=120.0)
+    parser.add_argument("--pid-file", default=None, help="write this process's pid here (for operators and tests)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s node %(levelname)s %(name)s: %(message)s")
+    if args.pid_file:
+        Path(args.pid_file).write_text(f"{os.getpid()}\n")
+    try:
+        run_job_node(args.loop, json.loads(args.params), args.node, args.workflow, Path(args.run_dir),
+                     args.address_file, args.gateway_pid, args.gateway_log, args.connect_timeout)
+    except HcqwError as err:
+        log.error("%s/%s failed: %s", args.workflow, args.node, err)
+        return 2
+    log.info("%s/%s done", args.workflow, args.node)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Small hybrid loops for the hetjob tests, importable by job scripts (``tests.hetjob.loops:make``)."""
+
+from __future__ import annotations
+
+import time
+
+from hcqw.workflow import DeviceLease, HybridLoop
+
+BELL = None
+
+
+def _bell_json() -> str:
+    """A 2-qubit Bell circuit as Cirq JSON text: the step then needs no cirq import."""
+    global BELL
+    if BELL is None:
+        import cirq
+
+        q = cirq.LineQubit.range(2)
+        BELL = cirq.to_json(cirq.Circuit(cirq.H(q[0]), cirq.CNOT(*q), cirq.measure(*q, key="m")))
+    return BELL
+
+
+def make(iterations: int = 1, shots: int = 100, hold: float = 0.0, after_block: float = 0.0,
+         fail_in_block: bool = False, seed: int = 3) -> HybridLoop:
+    """``hold``: seconds the step keeps the device after its run; ``after_block``: classical seconds
+    after closing the device context early, still inside the node; ``fail_in_block``: raise while holding."""
+
+    def quantum_step(state: int, qpu: DeviceLease) -> list:
+        from hcqw.device.work import WorkItem
+
+        samples = qpu.run_batch([WorkItem(circuit=_bell_json(), repetitions=shots, params=({},))])
+        time.sleep(hold)
+        if fail_in_block:
+            raise RuntimeError("user step failed inside the quantum block")
+        qpu.close()  # the quantum block ends here ...
+        time.sleep(after_block)  # ... and the node's classical remainder runs on in component 0
+        return [int(s["m"].sum()) for s in samples[0]]
+
+    return HybridLoop(name="hetjob-test", initial_state=lambda: 0, quantum_step=quantum_step,
+                      classical_step=lambda state, measured: state + sum(measured), iterations=iterations, seed=seed)
