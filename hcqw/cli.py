@@ -21,6 +21,8 @@ SUBCOMMANDS: list[str] = [
     "hcqw.run_cli",
     "hcqw.service.cli",
     "hcqw.lab.cli",
+    "hcqw.hetjob.cli",
+    "hcqw.timeline.cli",
 ]
 
 

@@ -2,8 +2,8 @@
 
 ``GatewayDevice.acquire`` waits for the gateway's address file, opens a service session
 and returns a ``GatewayLease``. Closing the lease -- the end of the quantum block, whether
-the step returned, raised, or closed it early -- closes the session, tells the gateway to
-stop, and ends the qpu component (``scancel <leader>+1``), so the device is free while
+the step returned, raised, or closed it early -- closes the session (the gateway then stops on
+its own), and ends the qpu component (``scancel <leader>+1``), so the device is free while
 the rest of the node (classical work, checkpoint write) goes on in component 0.
 
 The run's metrics log gets one ``hold`` event (session open -> block end) and one
@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 1.0  # well inside the gateway's default 5 s heartbeat timeout
 CONTROL_TIMEOUT_S = 10.0
-SHUTDOWN_TIMEOUT_S = 1.0  # best effort: the scancel that follows stops the gateway anyway
 
 
 def release_qpu_component(leader: str, env: dict[str, str] | None = None) -> None:
@@ -126,12 +125,10 @@ class GatewayLease:
         self.block_end = time.time()
         self._heartbeat.stop()
         try:
+            # Closing the session is the listener's shut-down notice (listing 5): the gateway
+            # stops on its own once the session has ended. Closing the clients disconnects them
+            # (collective under MPI, so it completes while the gateway still serves).
             self._session.close()
-            self._client.timeout = SHUTDOWN_TIMEOUT_S
-            try:
-                self._client.shutdown()
-            except DeviceError as err:
-                log.info("gateway shutdown: %s (the component release stops it anyway)", err)
             self._client.close()
         finally:
             self._release()

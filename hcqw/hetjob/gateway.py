@@ -33,8 +33,12 @@ from hcqw.device.backend import batch_seed
 log = logging.getLogger(__name__)
 
 #: Pause before closing the transport after the last reply: ZeroMQ sockets close with
-#: LINGER 0, which would drop a reply (e.g. to ``shutdown``) still queued for sending.
+#: LINGER 0, which would drop a reply (e.g. to ``close``) still queued for sending.
 FLUSH_GRACE_S = 0.05
+#: Under MPI the gateway keeps serving this long after the session ended, so the node's
+#: ``Disconnect`` calls (collective) find their partner; an unmatched one makes
+#: MPI_Finalize abort. The node does not wait for it: it releases the component at once.
+MPI_LINGER_S = 3.0
 
 
 @dataclass
@@ -119,27 +123,30 @@ def run_gateway(config: GatewayConfig) -> str:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        return _serve(service, config, stop)
+        return _serve(service, config, stop, MPI_LINGER_S if mpi else 0.0)
     finally:
         time.sleep(FLUSH_GRACE_S)
         service.close()
 
 
-def _serve(service: Any, config: GatewayConfig, stop: dict) -> str:
+def _serve(service: Any, config: GatewayConfig, stop: dict, linger: float) -> str:
     """``Service.run``'s loop plus the one-client lifetime rules (see the module docstring)."""
     d, t = service.dispatcher, service.transport
     started = time.monotonic()
     had_session = False
+    ended_at: float | None = None
     while True:
         if stop["signal"]:
             service._send(d.shutdown())
             return f"got {stop['signal']}"
         if d.finished:
-            return "shut down by the node"
+            return "shut down"
         if d.sessions:
             had_session = True
         elif had_session:
-            return "the node's session ended"
+            ended_at = ended_at or time.monotonic()
+            if time.monotonic() - ended_at >= linger:
+                return "the node's session ended"
         elif time.monotonic() - started > config.connect_timeout:
             return f"no session opened within {config.connect_timeout:g} s"
         message = t.recv(0.0 if d.runnable() else d.next_wakeup(cap=0.2))

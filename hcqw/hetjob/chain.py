@@ -1,0 +1,149 @@
+"""Split job chains: the first paper's listing 4 on SLURM.
+
+A hybrid loop becomes one job per DAG node -- ``init`` and each classical node a cpu job,
+each quantum node a cpu+qpu hetjob -- chained with ``afterok`` dependencies and
+``kill_on_invalid_dependency`` (a failed job cancels the rest instead of leaving them
+pending forever). Each job reads the previous checkpoint and writes its own, so a
+re-run submits only the nodes whose output checkpoint is missing: it resumes from the
+last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hcqw.checkpoint import read_header
+from hcqw.errors import WorkflowError
+from hcqw.slurm import Phase, SlurmBackend, SlurmError
+from hcqw.workflow import HybridLoop, Node, NodeKind, RunContext, build_dag, load_loop, node_seed, state_file
+
+from hcqw.hetjob.jobs import NodeJobSettings, node_request
+
+log = logging.getLogger(__name__)
+
+
+class ChainFailed(WorkflowError):
+    """A job of the chain did not complete; the rest of the chain was cancelled."""
+
+    def __init__(self, workflow: str, node: str, job_id: str, state: str, exit_code: int | None,
+                 log_path: str | None, resume_from: str | None, tail: str = ""):
+        self.workflow, self.node, self.job_id = workflow, node, job_id
+        self.state, self.exit_code, self.log_path = state, exit_code, log_path
+        message = (f"{workflow}: node {node} (SLURM job {job_id}) ended {state}"
+                   + (f" with exit code {exit_code}" if exit_code is not None else "")
+                   + f"; log: {log_path or '(unknown)'}; later jobs of the chain were cancelled. "
+                   + (f"Re-run to resume from checkpoint {resume_from}." if resume_from
+                      else "Re-run to start again."))
+        if tail:
+            message += "\n--- last lines of the job output ---\n" + tail.rstrip("\n")
+        super().__init__(message)
+
+
+@dataclass
+class Chain:
+    """A submitted chain: which node is which SLURM job, in execution order."""
+
+    workflow: str
+    run_dir: Path
+    loop: HybridLoop
+    jobs: list[tuple[str, str]] = field(default_factory=list)  # (node, leader job id)
+    skipped: list[str] = field(default_factory=list)  # nodes resumed from existing checkpoints
+
+    @property
+    def ctx(self) -> RunContext:
+        return RunContext(self.workflow, self.run_dir)
+
+    def job_of(self, node: str) -> str:
+        for name, job_id in self.jobs:
+            if name == node:
+                return job_id
+        raise KeyError(f"node {node} has no job in this chain (skipped or unknown)")
+
+
+def _done(ctx: RunContext, node: Node) -> bool:
+    path = ctx.path(node.output)
+    if not path.exists():
+        return False
+    read_header(path, workflow=ctx.workflow)  # corrupt or foreign: stop loudly, never overwrite
+    return True
+
+
+def submit_chain(backend: SlurmBackend, loop_ref: str, params: Mapping | None, workflow: str,
+                 runs_dir: Path | str, settings: NodeJobSettings | None = None) -> Chain:
+    """Submit every node without a checkpoint, each ``afterok`` on the jobs of its predecessors."""
+    from hcqw.hetjob.gateway import session_seed_supported
+
+    params = dict(params or {})
+    settings = settings or NodeJobSettings()
+    loop = load_loop(loop_ref, params)
+    run_dir = (Path(runs_dir) / workflow).absolute()
+    chain = Chain(workflow, run_dir, loop)
+    ctx = chain.ctx
+    (run_dir / "slurm").mkdir(parents=True, exist_ok=True)
+    gateway_seeds = not session_seed_supported()
+    submitted: dict[str, str] = {}
+    for node in build_dag(loop):
+        if _done(ctx, node):
+            chain.skipped.append(node.name)
+            continue
+        deps = tuple(submitted[a] for a in node.after if a in submitted)
+        seed = node_seed(loop, node.name) if gateway_seeds and node.kind is NodeKind.QUANTUM else None
+        request = node_request(node, loop_ref=loop_ref, params=params, workflow=workflow, run_dir=run_dir,
+                               settings=settings, dependencies=deps, gateway_seed=seed)
+        try:
+            job_id = backend.submit(request)
+        except SlurmError:
+            cancel_chain(backend, chain)
+            raise
+        submitted[node.name] = job_id
+        chain.jobs.append((node.name, job_id))
+    if chain.skipped:
+        log.info("%s: resuming; %d node(s) already have checkpoints (last: %s)", workflow, len(chain.skipped),
+                 chain.skipped[-1])
+    log.info("%s: submitted %d job(s): %s", workflow, len(chain.jobs), " ".join(f"{n}={j}" for n, j in chain.jobs))
+    return chain
+
+
+def cancel_chain(backend: SlurmBackend, chain: Chain) -> None:
+    """Cancel every job of the chain (finished ones are a no-op for SLURM)."""
+    for node, job_id in chain.jobs:
+        try:
+            backend.cancel(job_id)
+        except SlurmError as err:
+            log.warning("cancelling %s (job %s): %s", node, job_id, err)
+
+
+def follow_chain(backend: SlurmBackend, chain: Chain, timeout: float | None = None) -> None:
+    """Wait for the jobs in order; on the first that does not complete, cancel the rest and raise ``ChainFailed``."""
+    for node, job_id in chain.jobs:
+        state = backend.wait(job_id, timeout=timeout)
+        if state.phase is Phase.COMPLETED:
+            log.info("%s: %s (job %s) completed", chain.workflow, node, job_id)
+            continue
+        cancel_chain(backend, chain)
+        failure = backend.failure(state) if state.phase in (Phase.FAILED, Phase.CANCELLED) else None
+        raise ChainFailed(chain.workflow, node, job_id, state.state, state.exit_code,
+                          failure.output_path if failure else None, _last_checkpoint(chain),
+                          failure.output_tail if failure else "")
+
+
+def _last_checkpoint(chain: Chain) -> str | None:
+    done = [n.output for n in build_dag(chain.loop) if chain.ctx.path(n.output).exists()]
+    return done[-1] if done else None
+
+
+def run_chain(backend: SlurmBackend, loop_ref: str, params: Mapping | None, workflow: str, runs_dir: Path | str,
+              settings: NodeJobSettings | None = None, timeout: float | None = None) -> Chain:
+    """Submit (or resume) and follow a chain to its end; return it (final state: ``final_state(chain)``)."""
+    chain = submit_chain(backend, loop_ref, params, workflow, runs_dir, settings)
+    follow_chain(backend, chain, timeout)
+    return chain
+
+
+def final_state(chain: Chain):
+    from hcqw.checkpoint import load_checkpoint
+
+    return load_checkpoint(chain.ctx.path(state_file(chain.loop.iterations)), workflow=chain.workflow)[0]

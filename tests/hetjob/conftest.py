@@ -1,0 +1,37 @@
+"""Shared helpers of the hetjob tests: a fast-polling sbatch backend and job environments
+that find this checkout (job scripts import ``tests.hetjob.loops``)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from hcqw.slurm import open_backend
+
+REPO = str(Path(__file__).resolve().parents[2])
+POLL = 0.2
+
+
+@pytest.fixture
+def job_env(monkeypatch):
+    """Jobs get PYTHONPATH (this checkout) and the per-test key/state paths from our environment."""
+    monkeypatch.setenv("PYTHONPATH", REPO)
+
+
+@pytest.fixture
+def sbatch(slurm_lab, job_env):
+    return open_backend("sbatch", env=slurm_lab.env, poll_interval=POLL)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 60.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)

@@ -1,0 +1,41 @@
+"""The gateway on its own (no SLURM): it exits when its one client dies, even by SIGKILL."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from .conftest import wait_for
+
+CLIENT = """
+import sys, time
+from hcqw.service.client import ServiceClient
+client = ServiceClient(sys.argv[1])
+client.session("wf", "q0001")
+print("open", flush=True)
+time.sleep(300)
+"""
+
+
+def test_gateway_exits_after_its_client_is_killed(tmp_path):
+    address_file = tmp_path / "gateway.address"
+    gateway = subprocess.Popen([sys.executable, "-m", "hcqw.hetjob.gateway", "--address-file", str(address_file),
+                                "--heartbeat-timeout", "2", "--backend", "cirq"],
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        address = wait_for(lambda: address_file.exists() and address_file.read_text(), 60, "the gateway address")
+        client = subprocess.Popen([sys.executable, "-c", CLIENT, address], stdout=subprocess.PIPE, text=True)
+        assert client.stdout.readline().strip() == "open"
+        client.kill()
+        client.wait()
+        killed = time.monotonic()
+        gateway.wait(timeout=15)
+        assert time.monotonic() - killed < 2 + 1.5  # heartbeat timeout + expiry sweep + exit
+        err = gateway.stderr.read()
+        assert "the node's session ended" in err and "expired" in err
+        assert not address_file.exists()  # the service removes it on close
+    finally:
+        if gateway.poll() is None:
+            gateway.kill()
+            gateway.wait()
