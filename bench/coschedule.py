@@ -1,0 +1,562 @@
+"""Co-scheduling benchmark (issue 7): K hybrid workflows sharing one QPU, monolithic vs split vs session.
+
+Each workflow is a QAOA-style MaxCut loop of N iterations:
+
+- quantum block (~q s): one batch on the device, a real qsimcirq circuit (``--qubits`` qubits,
+  ``--layers`` ZZ/X layers) sampled at the centre parameters and at SPSA-style perturbations;
+  the number of sweep points is calibrated at start so the block takes about q s here;
+- classical block (~c s): real post-processing (cut value of every shot, mean per point), a
+  least-squares gradient fit and an ascent step, plus calibrated dense linear algebra
+  (symmetric eigendecompositions) standing in for heavier classical work, sized to c s.
+
+Workflows are separate processes (like K users), sharing one ``LocalDevice`` FIFO:
+
+- ``monolithic``: ``run_monolithic`` holds the device for the whole loop (paper 1, Fig. 2a);
+- ``split``: ``run_split``, one quantum node per iteration, device freed after each block (Fig. 2b, 3);
+- ``session``: the QPU service multiplexing work items; NOT YET (see ``SESSION_NOT_READY``).
+
+The core logs ``hold``/``exec``; this benchmark's loop wrappers add ``ready`` (a quantum node's
+inputs exist) and ``cpu`` (a classical block) events to the same log, so waits and CPU occupancy
+can be measured. Figures come from ``hcqw.timeline.analysis``; the run's own check asserts only
+consistency (no overlapping holds, every node accounted, busy <= allocated <= makespan), never timing.
+
+    .venv/bin/python bench/coschedule.py --quick            # CI-size, seconds
+    .venv/bin/python bench/coschedule.py --out bench-runs/coschedule   # the grid of BENCHMARKS.md
+"""
+
+from __future__ import annotations
+
+import os
+
+# Classical blocks model one core of a classical node each; keep BLAS from spreading a block
+# over both cores of a small machine (set before numpy loads, inherited by spawned workers).
+for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import multiprocessing as mp  # noqa: E402
+import platform  # noqa: E402
+import queue  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+from dataclasses import asdict, dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any, Callable  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(ROOT))
+
+log = logging.getLogger("bench.coschedule")
+
+MODES = ("monolithic", "split", "session")
+SESSION_NOT_READY = ("not yet: hcqw.service is work in progress (commit dc86ad0 'WIP, untested', no tests) "
+                     "and has no DeviceProvider adapter for run_split; add one (acquire -> ServiceClient.session) "
+                     "and enable this mode")
+
+
+# ---------------------------------------------------------------------------------------------
+# The workload: circuit, classical work, calibration
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How big the blocks are, and how long they took when measured alone on this machine."""
+
+    qubits: int
+    layers: int
+    shots: int
+    points: int  # sweep points per quantum block
+    linalg_size: int
+    linalg_reps: int  # eigendecompositions per classical block
+    target_q: float
+    target_c: float
+    measured_q: float
+    measured_c: float
+
+
+def graph_edges(n: int) -> list[tuple[int, int]]:
+    """A ring plus chords i -- i+n/2: a fixed 3-regular-ish MaxCut instance."""
+    edges = {(i, (i + 1) % n) for i in range(n)} | {(i, i + n // 2) for i in range(n // 2)}
+    return sorted((min(a, b), max(a, b)) for a, b in edges if a != b)
+
+
+def build_circuit(qubits: int, layers: int):
+    """QAOA ansatz for MaxCut on ``graph_edges(qubits)``; symbols g0.., b0.."""
+    import cirq
+    import sympy
+
+    qs = cirq.LineQubit.range(qubits)
+    gammas, betas = sympy.symbols(f"g0:{layers}"), sympy.symbols(f"b0:{layers}")
+    ops = [cirq.H.on_each(*qs)]
+    for layer in range(layers):
+        ops += [cirq.ZZPowGate(exponent=gammas[layer]).on(qs[a], qs[b]) for a, b in graph_edges(qubits)]
+        ops += [cirq.rx(betas[layer]).on(q) for q in qs]
+    circuit = cirq.Circuit(ops, cirq.measure(*qs, key="m"))
+    names = [s.name for s in (*gammas, *betas)]
+    return circuit, names
+
+
+def perturbations(seed: int, iteration: int, points: int, dims: int) -> "Any":
+    """Row 0 is the centre (zeros); rows 1.. are +-0.1 steps, reproducible from (seed, iteration)."""
+    import numpy as np
+
+    rng = np.random.default_rng([seed, iteration])
+    deltas = 0.1 * rng.choice([-1.0, 1.0], size=(points, dims))
+    deltas[0] = 0.0
+    return deltas
+
+
+def classical_work(bits_per_point: list, edges: list[tuple[int, int]], deltas, params, linalg_size: int,
+                   linalg_reps: int, seed: int):
+    """Post-process samples into an objective and gradient, take a step, then the calibrated linear algebra."""
+    import numpy as np
+
+    a = np.array([e[0] for e in edges])
+    b = np.array([e[1] for e in edges])
+    means = np.array([float((bits[:, a] != bits[:, b]).sum(axis=1).mean()) for bits in bits_per_point])
+    if len(means) > 2:
+        gradient, *_ = np.linalg.lstsq(deltas[1:], means[1:] - means[0], rcond=None)
+        params = params + 0.05 * gradient / (np.linalg.norm(gradient) + 1e-9)  # ascent: bigger cuts
+    rng = np.random.default_rng(seed)
+    m = rng.standard_normal((linalg_size, linalg_size))
+    sym = m + m.T
+    checksum = 0.0
+    for _ in range(linalg_reps):
+        w = np.linalg.eigvalsh(sym)
+        sym[0, 0] += 1e-3 * w[-1]  # a dependent chain, so no repetition can be skipped or cached
+        checksum += w[-1]
+    return params, float(means[0]), checksum
+
+
+def calibrate(target_q: float, target_c: float, qubits: int, layers: int, shots: int, threads: int) -> dict:
+    """Size the blocks to ~target_q / ~target_c seconds, measured in this (worker) process."""
+    import numpy as np
+
+    from hcqw.device.qsim import QsimBackend
+    from hcqw.device.work import WorkItem
+
+    backend = QsimBackend(threads=threads, seed=1)
+    circuit, names = build_circuit(qubits, layers)
+    dims = len(names)
+
+    def quantum_block(points: int) -> tuple[float, list]:
+        deltas = perturbations(0, 1, points, dims)
+        sweep = [dict(zip(names, map(float, 0.3 + d))) for d in deltas]
+        item = WorkItem.build(circuit, shots, sweep)
+        start = time.perf_counter()
+        samples = backend.execute([item])[0]
+        return time.perf_counter() - start, [s["m"] for s in samples]
+
+    quantum_block(2)  # warm-up (qsim set-up, cirq caches)
+    per_point = statistics.median(quantum_block(4)[0] / 4 for _ in range(3))
+    points = max(3, round(target_q / per_point))
+    measured_q, bits = quantum_block(points)
+    points = max(3, round(points * target_q / measured_q))  # one correction for per-batch overhead
+    measured_q, bits = quantum_block(points)
+
+    edges = graph_edges(qubits)
+    deltas = perturbations(0, 1, points, dims)
+    params = np.full(dims, 0.3)
+    size = 96
+
+    def classical_block(reps: int) -> float:
+        start = time.perf_counter()
+        classical_work(bits, edges, deltas, params, size, reps, seed=0)
+        return time.perf_counter() - start
+
+    classical_block(2)
+    base = statistics.median(classical_block(0) for _ in range(3))
+    per_rep = max(1e-5, statistics.median((classical_block(20) - base) / 20 for _ in range(3)))
+    reps = max(0, round((target_c - base) / per_rep))
+    measured_c = statistics.median(classical_block(reps) for _ in range(2))
+    return asdict(Calibration(qubits, layers, shots, points, size, reps, target_q, target_c, measured_q, measured_c))
+
+
+def make_loop(cal: Calibration, iterations: int, seed: int, metrics_path: Path, mode: str):
+    """The benchmark's ``HybridLoop``, with wrappers that log ``ready`` and ``cpu`` events."""
+    import numpy as np
+
+    from hcqw.metrics import MetricsLog
+    from hcqw.workflow import HybridLoop
+
+    circuit, names = build_circuit(cal.qubits, cal.layers)
+    edges = graph_edges(cal.qubits)
+    metrics = MetricsLog(metrics_path)
+    workflow = metrics_path.parent.parent.name
+
+    def first_node() -> str:
+        return "monolithic" if mode == "monolithic" else "q0001"
+
+    def initial_state() -> dict:
+        state = {"params": np.full(len(names), 0.3), "iteration": 0, "objective": float("nan")}
+        metrics.record("ready", workflow=workflow, node=first_node(), start=time.time())
+        return state
+
+    def quantum_step(state: dict, qpu) -> list:
+        deltas = perturbations(seed, state["iteration"] + 1, cal.points, len(names))
+        sweep = [dict(zip(names, map(float, state["params"] + d))) for d in deltas]
+        return [r.measurements["m"] for r in qpu.run(circuit, cal.shots, sweep)]
+
+    def classical_step(state: dict, bits: list) -> dict:
+        start = time.time()
+        iteration = state["iteration"] + 1
+        deltas = perturbations(seed, iteration, cal.points, len(names))
+        params, objective, _ = classical_work(bits, edges, deltas, state["params"], cal.linalg_size,
+                                              cal.linalg_reps, seed=seed + iteration)
+        end = time.time()
+        metrics.record("cpu", workflow=workflow, node=f"c{iteration:04d}", start=start, end=end)
+        if mode == "split" and iteration < iterations:
+            metrics.record("ready", workflow=workflow, node=f"q{iteration + 1:04d}", start=end)
+        return {"params": params, "iteration": iteration, "objective": objective}
+
+    return HybridLoop(name="coschedule", initial_state=initial_state, quantum_step=quantum_step,
+                      classical_step=classical_step, iterations=iterations, seed=seed,
+                      describe=lambda s: f"mean cut {s['objective']:.3f}")
+
+
+def run_workflow(mode: str, cal: dict, iterations: int, runs_dir: str, workflow_id: str, device_dir: str,
+                 start_at: float, seed: int, threads: int) -> dict:
+    """One workflow in one worker process; everything is built before ``start_at`` so all K start together."""
+    from hcqw.device import LocalDevice
+    from hcqw.device.qsim import QsimBackend
+    from hcqw.embedded import Workflow, run_monolithic, run_split
+    from hcqw.workflow import RunContext
+
+    ctx = RunContext(workflow_id, Path(runs_dir) / workflow_id)
+    workflow = Workflow(make_loop(Calibration(**cal), iterations, seed, ctx.metrics_path, mode), ctx)
+    device = LocalDevice(QsimBackend(threads=threads), directory=Path(device_dir))
+    _warm_up(device, Calibration(**cal))
+    late = time.time() - start_at
+    if late > 0:
+        log.warning("%s started %.3f s late (warm-up took longer than the start margin)", workflow_id, late)
+    time.sleep(max(0.0, -late))
+    if mode == "monolithic":
+        run_monolithic(workflow, device)
+    elif mode == "split":
+        run_split([workflow], device, cpu_workers=1)
+    else:
+        raise ValueError(f"mode {mode!r} is not runnable: {SESSION_NOT_READY}")
+    return {"workflow": workflow_id, "objective": workflow.final_state()["objective"]}
+
+
+def _warm_up(device, cal: Calibration) -> None:
+    """Pay first-call costs (qsim circuit translation, LAPACK loading, checkpoint key) before the clock starts."""
+    import numpy as np
+
+    from hcqw.checkpoint import load_key
+    from hcqw.device.work import WorkItem
+
+    load_key()
+    circuit, names = build_circuit(cal.qubits, cal.layers)
+    sweep = [dict(zip(names, [0.3] * len(names)))] * 2
+    bits = [s["m"] for s in device.backend.execute([WorkItem.build(circuit, 2, sweep)])[0]]
+    classical_work(bits, graph_edges(cal.qubits), np.zeros((2, len(names))), np.zeros(len(names)),
+                   cal.linalg_size, 1, seed=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker processes: started once, warmed up, reused by every cell
+# ---------------------------------------------------------------------------------------------
+
+
+def _worker_main(inbox: "mp.Queue", outbox: "mp.Queue") -> None:
+    import cirq  # noqa: F401  (import cost paid once, before any timed run)
+    import qsimcirq  # noqa: F401
+
+    parent = os.getppid()
+    outbox.put(("ready", True, None))
+    while True:
+        try:
+            task = inbox.get(timeout=1.0)
+        except queue.Empty:
+            if os.getppid() != parent:  # the benchmark was killed: do not linger as an orphan
+                return
+            continue
+        if task is None:
+            return
+        task_id, fn, kwargs = task
+        try:
+            outbox.put((task_id, True, fn(**kwargs)))
+        except BaseException:  # report every failure to the parent, which decides
+            outbox.put((task_id, False, traceback.format_exc()))
+
+
+class Workers:
+    """K long-lived spawn workers; ``run`` gives task i to worker i, so K tasks really run at once."""
+
+    def __init__(self, count: int):
+        ctx = mp.get_context("spawn")  # no fork after OpenMP/BLAS threads exist in the parent
+        self.outbox: mp.Queue = ctx.Queue()
+        self.inboxes = [ctx.Queue() for _ in range(count)]
+        self.procs = [ctx.Process(target=_worker_main, args=(box, self.outbox), daemon=True) for box in self.inboxes]
+        for proc in self.procs:
+            proc.start()
+        for _ in self.procs:
+            self._get(timeout=120)
+
+    def _get(self, timeout: float | None) -> tuple:
+        try:
+            return self.outbox.get(timeout=timeout)
+        except queue.Empty:
+            dead = [p.pid for p in self.procs if not p.is_alive()]
+            if dead:
+                raise RuntimeError(f"benchmark worker(s) {dead} died") from None
+            raise
+
+    def run(self, fn: Callable, kwargs_list: list[dict], on_wait: Callable[[], None] | None = None,
+            poll: float = 5.0) -> list:
+        for index, kwargs in enumerate(kwargs_list):
+            self.inboxes[index].put((index, fn, kwargs))
+        results: list = [None] * len(kwargs_list)
+        errors = []
+        for _ in kwargs_list:
+            while True:
+                try:
+                    task_id, ok, value = self._get(timeout=poll)
+                    break
+                except queue.Empty:
+                    if on_wait:
+                        on_wait()
+            if ok:
+                results[task_id] = value
+            else:
+                errors.append(value)
+        if errors:
+            raise RuntimeError("benchmark task(s) failed:\n" + "\n".join(errors))
+        return results
+
+    def close(self) -> None:
+        for box in self.inboxes:
+            box.put(None)
+        for proc in self.procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.terminate()
+
+
+# ---------------------------------------------------------------------------------------------
+# Cells, checks, aggregation
+# ---------------------------------------------------------------------------------------------
+
+
+def accounting_problems(events: list, mode: str, workflows: list[str], iterations: int) -> list[str]:
+    """Every node of every workflow has exactly the events its mode implies."""
+    problems = []
+    for wf in workflows:
+        mine = [e for e in events if e.workflow == wf]
+        kinds = lambda kind: sorted(e.node for e in mine if e.kind == kind)  # noqa: E731
+        cpu_expected = [f"c{i:04d}" for i in range(1, iterations + 1)]
+        if mode == "split":
+            expected = {"hold": [f"q{i:04d}" for i in range(1, iterations + 1)],
+                        "exec": [f"q{i:04d}" for i in range(1, iterations + 1)],
+                        "ready": [f"q{i:04d}" for i in range(1, iterations + 1)], "cpu": cpu_expected}
+        else:
+            expected = {"hold": ["monolithic"], "exec": ["monolithic"] * iterations, "ready": ["monolithic"],
+                        "cpu": cpu_expected}
+        for kind, nodes in expected.items():
+            if kinds(kind) != nodes:
+                problems.append(f"{wf}: {kind} events for {kinds(kind)}, expected {nodes}")
+    return problems
+
+
+def run_cell(workers: Workers, cal: dict, mode: str, k: int, iterations: int, cell_dir: Path, rep: int,
+             threads: int) -> dict:
+    from hcqw.timeline.analysis import consistency_problems, summarize
+    from hcqw.timeline.events import load_run
+    from hcqw.timeline.progress import progress_line
+
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    device_dir = cell_dir / "device"
+    ids = [f"w{j}" for j in range(k)]
+    start_at = time.time() + 1.0 + 0.1 * k  # margin for every worker's warm-up
+    kwargs = [dict(mode=mode, cal=cal, iterations=iterations, runs_dir=str(cell_dir), workflow_id=wf,
+                   device_dir=str(device_dir), start_at=start_at, seed=1000 * rep + j, threads=threads)
+              for j, wf in enumerate(ids)]
+    on_wait = lambda: log.info("  %s k=%d: %s", mode, k, progress_line(  # noqa: E731
+        [cell_dir / wf for wf in ids], k * iterations, device_dir))
+    workers.run(run_workflow, kwargs, on_wait=on_wait)
+    events = load_run(cell_dir)
+    problems = consistency_problems(events) + accounting_problems(events, mode, ids, iterations)
+    summary = summarize(events)
+    return {"summary": summary.to_dict(), "problems": problems}
+
+
+def parse_ratio(text: str) -> tuple[int, int]:
+    q, _, c = text.partition(":")
+    return int(q), int(c)
+
+
+def median_of(cells: list[dict], get: Callable[[dict], float | None]) -> float | None:
+    values = [v for v in (get(c["summary"]) for c in cells) if v is not None]
+    return statistics.median(values) if values else None
+
+
+def aggregate(results: list[dict], cores: int) -> list[dict]:
+    """One row per (ratio, K, mode): medians over repetitions."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["ratio"], r["k"], r["mode"]), []).append(r)
+    rows = []
+    for (ratio, k, mode), cells in groups.items():
+        cpu_bound = lambda s: max(s["bound"], (s["quantum_work"] + s["classical_work"]) / cores)  # noqa: E731
+        rows.append({
+            "ratio": ratio, "k": k, "mode": mode, "reps": len(cells),
+            "makespan": median_of(cells, lambda s: s["makespan"]),
+            "busy_fraction": median_of(cells, lambda s: s["qpu_busy_fraction"]),
+            "allocated_fraction": median_of(cells, lambda s: s["qpu_allocated_fraction"]),
+            "allocated_idle": median_of(cells, lambda s: s["qpu_allocated_idle"]),
+            "wait_mean": median_of(cells, lambda s: s["wait_mean"]),
+            "wait_max": median_of(cells, lambda s: s["wait_max"]),
+            "hold_per_workflow": median_of(cells, lambda s: statistics.fmean(s["hold_per_workflow"].values())),
+            "bound": median_of(cells, lambda s: s["bound"]),
+            "over_bound": median_of(cells, lambda s: s["makespan_over_bound"]),
+            "over_cpu_bound": median_of(cells, lambda s: s["makespan"] / cpu_bound(s)),
+        })
+    by_key = {(r["ratio"], r["k"], r["mode"]): r for r in rows}
+    for row in rows:
+        mono = by_key.get((row["ratio"], row["k"], "monolithic"))
+        row["vs_monolithic"] = (row["makespan"] / mono["makespan"]) if mono and mono["makespan"] else None
+    order = {m: i for i, m in enumerate(MODES)}
+    rows.sort(key=lambda r: (-parse_ratio(r["ratio"])[1] / parse_ratio(r["ratio"])[0], r["k"], order[r["mode"]]))
+    return rows
+
+
+def markdown_table(rows: list[dict], session_note: str | None) -> str:
+    f = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+    lines = ["| q:c | K | mode | makespan s | vs mono | QPU busy | QPU alloc | alloc-idle s | wait mean s | "
+             "wait max s | hold/wf s | bound s | makespan/bound | /bound(cores) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['ratio']} | {r['k']} | {r['mode']} | {f(r['makespan'], '.2f')} | "
+                     f"{f(r['vs_monolithic'], '.2f')} | {f(r['busy_fraction'], '.3f')} | "
+                     f"{f(r['allocated_fraction'], '.3f')} | {f(r['allocated_idle'], '.2f')} | "
+                     f"{f(r['wait_mean'], '.2f')} | {f(r['wait_max'], '.2f')} | {f(r['hold_per_workflow'], '.2f')} | "
+                     f"{f(r['bound'], '.2f')} | {f(r['over_bound'], '.2f')} | {f(r['over_cpu_bound'], '.2f')} |")
+    if session_note:
+        lines.append(f"| all | all | session | {session_note} |")
+    return "\n".join(lines)
+
+
+def goals(rows: list[dict]) -> list[str]:
+    """The issue's targets, reported (never asserted: timings depend on the machine's load)."""
+    out = []
+    for r in rows:
+        if r["mode"] == "split" and r["k"] == 4 and r["ratio"] == "1:1" and r["vs_monolithic"] is not None:
+            verdict = "met" if r["vs_monolithic"] <= 0.6 else "NOT met"
+            out.append(f"split/monolithic makespan at K=4, q=c: {r['vs_monolithic']:.2f} (goal <= 0.60: {verdict})")
+    split = [r for r in rows if r["mode"] == "split"]
+    if split:
+        best = max(split, key=lambda r: r["busy_fraction"] or 0)
+        out.append("split QPU busy fraction: " + ", ".join(
+            f"{r['ratio']} K={r['k']}: {r['busy_fraction']:.2f}" for r in split) +
+            f" (goal >= 0.95; best {best['busy_fraction']:.2f} at {best['ratio']} K={best['k']})")
+        out.append("split makespan/bound: " + ", ".join(
+            f"{r['ratio']} K={r['k']}: {r['over_bound']:.2f}" for r in split) + " (goal <= 1.15)")
+    return out
+
+
+def machine() -> str:
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        model = platform.processor() or "unknown CPU"
+    load = ", load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())  # others share this machine
+    return f"{model}, {len(os.sched_getaffinity(0))} cores usable, {platform.system()} {platform.release()}, " \
+           f"Python {platform.python_version()}{load}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--k", default="1,2,4,8", help="workflow counts (default 1,2,4,8)")
+    p.add_argument("--ratios", default="1:4,1:1,4:1", help="q:c ratios (default 1:4,1:1,4:1)")
+    p.add_argument("--cycle", type=float, default=0.4, help="q + c in seconds (default 0.4)")
+    p.add_argument("--iterations", type=int, default=5, help="iterations per workflow (default 5)")
+    p.add_argument("--reps", type=int, default=3, help="repetitions per cell; the table shows medians (default 3)")
+    p.add_argument("--modes", default="monolithic,split,session", help="subset of monolithic,split,session")
+    p.add_argument("--qubits", type=int, default=16, help="circuit width (default 16)")
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--shots", type=int, default=200)
+    p.add_argument("--qpu-threads", type=int, default=1,
+                   help="qsim threads of the device (default 1: one core plays the QPU, the rest the classical nodes)")
+    p.add_argument("--out", type=Path, default=None, help="run directories and results (default bench-runs/coschedule-<time>)")
+    p.add_argument("--quick", action="store_true", help="CI size: K=1,2, q:c 1:1, 3 iterations, 1 rep, small circuits")
+    p.add_argument("-v", "--verbose", action="store_true")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose or not args.quick else logging.WARNING,
+                        format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    if args.quick:
+        args.k, args.ratios, args.cycle, args.iterations, args.reps = "1,2", "1:1", 0.1, 3, 1
+        args.qubits, args.shots = 10, 50
+    ks = [int(k) for k in args.k.split(",")]
+    ratios = [r.strip() for r in args.ratios.split(",")]
+    modes = [m.strip() for m in args.modes.split(",")]
+    if unknown := set(modes) - set(MODES):
+        p.error(f"unknown mode(s) {sorted(unknown)}; choose from {MODES}")
+    runnable = [m for m in modes if m != "session"]
+    session_note = SESSION_NOT_READY if "session" in modes else None
+    out = args.out or ROOT / "bench-runs" / time.strftime("coschedule-%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    cores = len(os.sched_getaffinity(0))
+    machine_at_start = machine()
+    log.info("machine: %s", machine_at_start)
+    started = time.time()
+    workers = Workers(max(ks))
+    results, calibrations, problems = [], {}, []
+    try:
+        for ratio in ratios:
+            qn, cn = parse_ratio(ratio)
+            q, c = args.cycle * qn / (qn + cn), args.cycle * cn / (qn + cn)
+            cal = workers.run(calibrate, [dict(target_q=q, target_c=c, qubits=args.qubits, layers=args.layers,
+                                               shots=args.shots, threads=args.qpu_threads)])[0]
+            calibrations[ratio] = cal
+            log.info("q:c %s -> quantum block %.3f s (%d points x %d shots, %d qubits), classical %.3f s (%d eigh)",
+                     ratio, cal["measured_q"], cal["points"], cal["shots"], cal["qubits"], cal["measured_c"],
+                     cal["linalg_reps"])
+        for rep in range(args.reps):
+            for ratio in ratios:
+                for k in ks:
+                    for mode in runnable:
+                        cell_dir = out / ratio.replace(":", "-") / f"k{k}" / mode / f"rep{rep}"
+                        cell = run_cell(workers, calibrations[ratio], mode, k, args.iterations, cell_dir, rep,
+                                        args.qpu_threads)
+                        s = cell["summary"]
+                        log.info("rep %d q:c %s K=%d %-10s makespan %6.2f s  busy %.2f  alloc-idle %6.2f s  "
+                                 "makespan/bound %.2f%s", rep, ratio, k, mode, s["makespan"], s["qpu_busy_fraction"],
+                                 s["qpu_allocated_idle"], s["makespan_over_bound"] or 0,
+                                 "  PROBLEMS" if cell["problems"] else "")
+                        problems += [f"{cell_dir}: {msg}" for msg in cell["problems"]]
+                        results.append({"ratio": ratio, "k": k, "mode": mode, "rep": rep, "dir": str(cell_dir), **cell})
+    finally:
+        workers.close()
+    rows = aggregate(results, cores)
+    table = markdown_table(rows, session_note)
+    report = {"machine": machine_at_start, "machine_at_end": machine(), "command": " ".join([Path(sys.executable).name, *sys.argv]),
+              "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+              "calibrations": calibrations, "rows": rows, "cells": results, "problems": problems,
+              "goals": goals(rows), "session": session_note, "seconds": time.time() - started}
+    (out / "results.json").write_text(json.dumps(report, indent=2))
+    (out / "table.md").write_text(table + "\n")
+    print(f"machine: {report['machine']} (at start; at end: {report['machine_at_end'].rsplit('load', 1)[-1]})")
+    for ratio, cal in calibrations.items():
+        print(f"q:c {ratio}: quantum block {cal['measured_q']:.3f} s ({cal['points']} sweep points x {cal['shots']} "
+              f"shots, {cal['qubits']} qubits, {cal['layers']} layers), classical block {cal['measured_c']:.3f} s")
+    print(table)
+    for line in report["goals"]:
+        print(f"goal: {line}")
+    if session_note:
+        print(f"session mode: {session_note}")
+    print(f"results: {out / 'results.json'} ({report['seconds']:.0f} s)")
+    if problems:
+        print("CONSISTENCY PROBLEMS:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

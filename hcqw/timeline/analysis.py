@@ -1,0 +1,232 @@
+"""The co-scheduling figures, as pure functions of timeline events.
+
+Definitions (one device; pass ``device=`` to pick one when a log holds several):
+
+- makespan: first event start (normally the first ``ready``) to last event end;
+- QPU busy: the union of ``exec`` intervals; QPU allocated: the union of ``hold`` intervals;
+- allocated-but-idle: per hold, its length minus the union of its own ``exec`` intervals
+  (the device was reserved for a node that was not using it: what splitting removes);
+- wait of a quantum node (one ``hold``): ``hold.start`` minus the node's ``ready`` time; without
+  a ``ready`` event, the end of the workflow's latest ``cpu``/``hold`` interval before the hold
+  is used, and a node with neither is left out (``waits_measured`` says how many counted);
+- lower bound on the makespan: ``max(sum of all exec durations, longest workflow)``, where a
+  workflow's length is its exec plus ``cpu`` time (its critical path when run alone: its
+  blocks are sequential). Without ``cpu`` events the bound only counts quantum time.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from statistics import fmean
+from typing import Iterable, Sequence
+
+from hcqw.timeline.events import Event
+
+Span = tuple[float, float]
+
+# Interval ends are Unix seconds from time.time(); events written by different processes
+# may disagree by a few microseconds, which consistency checks must tolerate.
+_EPS = 1e-3
+
+
+def union(spans: Iterable[Span]) -> list[Span]:
+    """Merge overlapping or touching spans; sorted, disjoint. Empty and reversed spans are dropped."""
+    merged: list[list[float]] = []
+    for start, end in sorted(s for s in spans if s[1] > s[0]):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(a, b) for a, b in merged]
+
+
+def covered(spans: Iterable[Span]) -> float:
+    """Seconds covered by at least one span (overlaps counted once)."""
+    return sum(b - a for a, b in union(spans))
+
+
+def gaps(spans: Iterable[Span], start: float, end: float) -> list[Span]:
+    """The parts of ``[start, end]`` that no span covers, in order."""
+    out: list[Span] = []
+    cursor = start
+    for a, b in union(spans):
+        if b <= cursor:
+            continue
+        if a >= end:
+            break
+        if a > cursor:
+            out.append((cursor, a))
+        cursor = max(cursor, b)
+    if cursor < end:
+        out.append((cursor, end))
+    return out
+
+
+def clip(spans: Iterable[Span], start: float, end: float) -> list[Span]:
+    """The spans cut to ``[start, end]``; spans outside vanish."""
+    return [(max(a, start), min(b, end)) for a, b in spans if min(b, end) > max(a, start)]
+
+
+@dataclass(frozen=True)
+class QuantumNode:
+    """One device hold and what the node did with it."""
+
+    workflow: str
+    node: str
+    ready: float | None
+    start: float
+    end: float
+    busy: float  # seconds of its own exec inside the hold
+
+    @property
+    def held(self) -> float:
+        return self.end - self.start
+
+    @property
+    def idle(self) -> float:
+        return self.held - self.busy
+
+    @property
+    def wait(self) -> float | None:
+        return None if self.ready is None else max(0.0, self.start - self.ready)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The figures of one co-scheduled run. Times in seconds; ``start``/``end`` are Unix seconds."""
+
+    workflows: int
+    quantum_nodes: int
+    classical_nodes: int
+    start: float
+    end: float
+    makespan: float
+    qpu_busy: float
+    qpu_busy_fraction: float
+    qpu_allocated: float
+    qpu_allocated_fraction: float
+    qpu_allocated_idle: float
+    qpu_free: float  # not allocated to anyone
+    idle_gaps: int  # stretches without exec
+    longest_idle_gap: float
+    wait_mean: float | None
+    wait_max: float | None
+    waits_measured: int
+    quantum_work: float  # sum of exec durations
+    classical_work: float  # sum of cpu durations
+    longest_workflow: float
+    bound: float
+    makespan_over_bound: float | None
+    hold_per_workflow: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def quantum_nodes(events: Sequence[Event]) -> list[QuantumNode]:
+    """One ``QuantumNode`` per ``hold`` event, with its ready time and busy seconds."""
+    execs: dict[tuple[str, str], list[Span]] = defaultdict(list)
+    ready: dict[tuple[str, str], float] = {}
+    previous_ends: dict[str, list[float]] = defaultdict(list)
+    for e in events:
+        key = (e.workflow, e.node)
+        if e.kind == "exec":
+            execs[key].append((e.start, e.end))
+        elif e.kind == "ready":
+            ready.setdefault(key, e.start)  # a resumed run may re-record; the first is when it became ready
+        if e.kind in ("cpu", "hold"):
+            previous_ends[e.workflow].append(e.end)
+    out = []
+    for e in events:
+        if e.kind != "hold":
+            continue
+        key = (e.workflow, e.node)
+        when = ready.get(key)
+        if when is None:
+            earlier = [t for t in previous_ends[e.workflow] if t <= e.start + _EPS]
+            when = max(earlier) if earlier else None
+        busy = covered(clip(execs[key], e.start, e.end))
+        out.append(QuantumNode(e.workflow, e.node, when, e.start, e.end, busy))
+    return out
+
+
+def summarize(events: Sequence[Event], device: str | None = None) -> Summary:
+    """All figures of one run. ``events`` may come from several workflows' logs."""
+    if device is not None:
+        events = [e for e in events if e.kind in ("ready", "cpu") or e.device == device]
+    if not events:
+        raise ValueError("no timeline events to summarize")
+    start = min(e.start for e in events)
+    end = max(e.end for e in events)
+    makespan = end - start
+    execs = [(e.start, e.end) for e in events if e.kind == "exec"]
+    holds = [(e.start, e.end) for e in events if e.kind == "hold"]
+    nodes = quantum_nodes(events)
+    waits = [n.wait for n in nodes if n.wait is not None]
+    work: dict[str, float] = defaultdict(float)
+    held: dict[str, float] = defaultdict(float)
+    for e in events:
+        if e.kind in ("exec", "cpu"):
+            work[e.workflow] += e.duration
+        elif e.kind == "hold":
+            held[e.workflow] += e.duration
+    quantum_work = sum(b - a for a, b in execs)
+    classical_work = sum(e.duration for e in events if e.kind == "cpu")
+    longest = max(work.values(), default=0.0)
+    bound = max(quantum_work, longest)
+    idle = gaps(execs, start, end)
+    busy, allocated = covered(execs), covered(holds)
+    frac = (lambda x: x / makespan) if makespan > 0 else (lambda x: 0.0)
+    return Summary(
+        workflows=len({e.workflow for e in events}),
+        quantum_nodes=len(nodes),
+        classical_nodes=sum(1 for e in events if e.kind == "cpu"),
+        start=start, end=end, makespan=makespan,
+        qpu_busy=busy, qpu_busy_fraction=frac(busy),
+        qpu_allocated=allocated, qpu_allocated_fraction=frac(allocated),
+        qpu_allocated_idle=sum(n.idle for n in nodes),
+        qpu_free=makespan - allocated,
+        idle_gaps=len(idle), longest_idle_gap=max((b - a for a, b in idle), default=0.0),
+        wait_mean=fmean(waits) if waits else None, wait_max=max(waits) if waits else None,
+        waits_measured=len(waits),
+        quantum_work=quantum_work, classical_work=classical_work, longest_workflow=longest,
+        bound=bound, makespan_over_bound=makespan / bound if bound > 0 else None,
+        hold_per_workflow=dict(sorted(held.items())),
+    )
+
+
+def consistency_problems(events: Sequence[Event]) -> list[str]:
+    """Invariants every timeline of one device must satisfy; an empty list means consistent.
+
+    These catch broken logging or a broken device lock, not slow runs: intervals run
+    forwards, every exec lies inside a hold of the same node, holds of one device never
+    overlap (one holder at a time) and busy time fits in allocated time and the makespan.
+    """
+    problems = []
+    for e in events:
+        if e.end < e.start:
+            problems.append(f"{e.kind} {e.workflow}/{e.node} ends before it starts")
+    holds_by_node: dict[tuple[str, str], list[Span]] = defaultdict(list)
+    holds_by_device: dict[str, list[Event]] = defaultdict(list)
+    for e in events:
+        if e.kind == "hold":
+            holds_by_node[(e.workflow, e.node)].append((e.start, e.end))
+            holds_by_device[e.device].append(e)
+    for e in events:
+        if e.kind == "exec" and not any(a - _EPS <= e.start and e.end <= b + _EPS
+                                        for a, b in holds_by_node[(e.workflow, e.node)]):
+            problems.append(f"exec {e.workflow}/{e.node} at {e.start:.3f} lies outside every hold of that node")
+    for device, holds in holds_by_device.items():
+        holds.sort(key=lambda h: h.start)
+        for before, after in zip(holds, holds[1:]):
+            if after.start < before.end - _EPS:
+                problems.append(f"device {device!r} held twice at once: {before.workflow}/{before.node} "
+                                f"and {after.workflow}/{after.node} overlap by {before.end - after.start:.3f} s")
+    if events:
+        s = summarize(events)
+        if s.qpu_busy > s.qpu_allocated + _EPS:
+            problems.append(f"QPU busy {s.qpu_busy:.3f} s exceeds allocated {s.qpu_allocated:.3f} s")
+        if s.qpu_allocated > s.makespan + _EPS:
+            problems.append(f"QPU allocated {s.qpu_allocated:.3f} s exceeds the makespan {s.makespan:.3f} s")
+    return problems

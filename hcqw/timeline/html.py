@@ -1,0 +1,118 @@
+"""A self-contained HTML page: the Gantt chart as inline SVG (hover a bar for its node and times) and the figures.
+
+Hand-written SVG rather than matplotlib's, so the page needs no matplotlib, no scripts and no
+external files: it can be attached to a ticket or opened from a cluster's shared file system.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from hcqw.timeline.events import Event
+from hcqw.timeline.layout import Panel, layout, legend
+from hcqw.timeline.report import ROWS
+
+WIDTH = 1000  # px of the time axis
+LABEL_W = 170  # px for lane names
+LANE_H = 22
+HEIGHT = {"free": 0.9, "hold": 0.8, "exec": 0.55, "cpu": 0.5}
+
+
+def render_html(runs: Mapping[str, Sequence[Event]], path: Path, title: str | None = None) -> Path:
+    panels = [layout(label, list(events)) for label, events in runs.items()]
+    horizon = max(p.duration for p in panels) or 1.0
+    title = title or "QPU timeline"
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{_e(title)}</title>",
+        "<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;font-size:13px}"
+        "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
+        "h2{font-size:15px;margin:1.2em 0 .3em}svg text{font-size:11px}</style></head><body>",
+        f"<h1>{_e(title)}</h1>",
+    ]
+    for panel in panels:
+        parts.append(f"<h2>{_e(panel.caption())}</h2>")
+        parts.append(_svg(panel, horizon))
+    parts.append(_legend_svg())
+    parts.append(_table(panels))
+    parts.append("</body></html>")
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _svg(panel: Panel, horizon: float) -> str:
+    scale = WIDTH / horizon
+    height = LANE_H * len(panel.lanes) + 24
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{LABEL_W + WIDTH + 10}" height="{height}" '
+           f'role="img" aria-label="{_e(panel.caption())}">',
+           '<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
+           'patternTransform="rotate(45)"><line x1="0" y1="0" x2="0" y2="6" stroke="#d62728" stroke-width="2"/>'
+           "</pattern></defs>"]
+    for i, lane in enumerate(panel.lanes):
+        y = i * LANE_H + LANE_H / 2
+        out.append(f'<text x="{LABEL_W - 6}" y="{y + 4:.1f}" text-anchor="end">{_e(lane)}</text>')
+    out.append(f'<line x1="{LABEL_W}" x2="{LABEL_W + WIDTH}" y1="{LANE_H}" y2="{LANE_H}" stroke="#000" stroke-width="0.5"/>')
+    for bar in panel.bars:
+        x = LABEL_W + bar.start * scale
+        w = max((bar.end - bar.start) * scale, 0.5)
+        mid = bar.lane * LANE_H + LANE_H / 2
+        tip = f"<title>{_e(bar.tooltip)}</title>"
+        if bar.style == "wait":
+            out.append(f'<line x1="{x:.2f}" x2="{x + w:.2f}" y1="{mid:.1f}" y2="{mid:.1f}" stroke="{bar.colour}" '
+                       f'stroke-dasharray="2,2" stroke-width="1.5">{tip}</line>')
+            continue
+        h = HEIGHT[bar.style] * LANE_H
+        style = {"hold": f'fill="{bar.colour}" fill-opacity="0.25" stroke="{bar.colour}" stroke-width="0.6"',
+                 "free": 'fill="url(#hatch)" fill-opacity="0.5"'}.get(bar.style, f'fill="{bar.colour}"')
+        out.append(f'<rect x="{x:.2f}" y="{mid - h / 2:.1f}" width="{w:.2f}" height="{h:.1f}" {style}>{tip}</rect>')
+    axis_y = LANE_H * len(panel.lanes) + 14
+    step = _tick_step(horizon)
+    t = 0.0
+    while t <= horizon + 1e-9:
+        x = LABEL_W + t * scale
+        out.append(f'<text x="{x:.1f}" y="{axis_y}" text-anchor="middle">{t:g}</text>')
+        t += step
+    out.append(f'<text x="{LABEL_W + WIDTH}" y="{axis_y}" text-anchor="end"> s</text>')
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def _tick_step(horizon: float) -> float:
+    for step in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 3600):
+        if horizon / step <= 12:
+            return step
+    return horizon / 10
+
+
+def _legend_svg() -> str:
+    items = legend()
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{LABEL_W + WIDTH}" height="24">']
+    x = LABEL_W
+    for style, colour, text in items:
+        if style == "wait":
+            out.append(f'<line x1="{x}" x2="{x + 18}" y1="12" y2="12" stroke="{colour}" stroke-dasharray="2,2" stroke-width="1.5"/>')
+        else:
+            fill = {"hold": f'fill="{colour}" fill-opacity="0.25" stroke="{colour}"',
+                    "free": 'fill="url(#hatch)" stroke="#d62728" stroke-width="0.5"'}.get(style, f'fill="{colour}"')
+            out.append(f'<rect x="{x}" y="5" width="18" height="14" {fill}/>')
+        out.append(f'<text x="{x + 22}" y="16">{_e(text)}</text>')
+        x += 40 + 6 * len(text)
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def _table(panels: list[Panel]) -> str:
+    head = "".join(f"<th>{_e(p.label)}</th>" for p in panels)
+    rows = [f"<tr><th>figure</th>{head}</tr>"]
+    for name, get in ROWS:
+        rows.append(f"<tr><td>{_e(name)}</td>" + "".join(f"<td>{_e(get(p.summary))}</td>" for p in panels) + "</tr>")
+    for p in panels:
+        held = ", ".join(f"{wf} {sec:.2f} s" for wf, sec in p.summary.hold_per_workflow.items())
+        rows.append(f'<tr><td>QPU holding per workflow ({_e(p.label)})</td><td colspan="{len(panels)}" '
+                    f'style="text-align:left">{_e(held or "-")}</td></tr>')
+    return "<table>\n" + "\n".join(rows) + "\n</table>"

@@ -1,0 +1,259 @@
+"""hcqw.timeline: the co-scheduling figures, the Gantt renderers, the CLI, and the benchmark's quick mode."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hcqw.cli import main as hcqw_main
+from hcqw.device import LocalDevice
+from hcqw.embedded import Workflow, run_monolithic, run_split
+from hcqw.metrics import MetricsLog
+from hcqw.timeline.analysis import clip, consistency_problems, covered, gaps, quantum_nodes, summarize, union
+from hcqw.timeline.events import Event, TimelineError, find_metrics, load_run
+from hcqw.workflow import HybridLoop, RunContext
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ev(kind: str, wf: str, node: str, start: float, end: float | None = None, device: str = "qsim") -> Event:
+    return Event(kind, wf, node, start, start if end is None else end, device if kind in ("hold", "exec") else "")
+
+
+# -- interval algebra -----------------------------------------------------------------------------
+
+
+def test_union_merges_overlapping_touching_and_nested_spans_and_drops_empty_ones():
+    spans = [(5, 6), (0, 2), (1, 3), (3, 4), (7, 7), (9, 8), (10, 12), (10.5, 11)]
+    assert union(spans) == [(0, 4), (5, 6), (10, 12)]
+    assert covered(spans) == pytest.approx(4 + 1 + 2)
+    assert union([]) == [] and covered([]) == 0
+
+
+def test_gaps_are_the_complement_within_the_window():
+    spans = [(1, 2), (1.5, 3), (5, 6), (8, 20)]
+    assert gaps(spans, 0, 10) == [(0, 1), (3, 5), (6, 8)]
+    assert gaps(spans, 2.5, 5.5) == [(3, 5)]
+    assert gaps([], 0, 1) == [(0, 1)]
+    assert gaps([(0, 1)], 0, 1) == []
+
+
+def test_clip_cuts_spans_to_a_window():
+    assert clip([(0, 2), (3, 5), (6, 7)], 1, 4) == [(1, 2), (3, 4)]
+
+
+# -- figures on hand-made timelines ---------------------------------------------------------------
+
+
+def hand_made() -> list[Event]:
+    """Two workflows, split style. a: ready 0, holds 1-3 (exec 1.5-2.5), cpu 3-5, ready 5, holds 6-7 (exec 6-7).
+    b: ready 0, holds 3-4 (exec 3-4), cpu 4-8. Device idle (no hold) during 0-1, 4-6; wait a/q1 = 1, a/q2 = 1, b/q1 = 3."""
+    return [
+        ev("ready", "a", "q1", 0), ev("ready", "b", "q1", 0),
+        ev("hold", "a", "q1", 1, 3), ev("exec", "a", "q1", 1.5, 2.5), ev("cpu", "a", "c1", 3, 5),
+        ev("ready", "a", "q2", 5), ev("hold", "a", "q2", 6, 7), ev("exec", "a", "q2", 6, 7),
+        ev("hold", "b", "q1", 3, 4), ev("exec", "b", "q1", 3, 4), ev("cpu", "b", "c1", 4, 8),
+    ]
+
+
+def test_summary_figures_of_a_hand_made_timeline():
+    s = summarize(hand_made())
+    assert (s.workflows, s.quantum_nodes, s.classical_nodes) == (2, 3, 2)
+    assert s.makespan == 8
+    assert s.qpu_busy == 3 and s.qpu_busy_fraction == pytest.approx(3 / 8)
+    assert s.qpu_allocated == 4 and s.qpu_allocated_fraction == pytest.approx(0.5)
+    assert s.qpu_allocated_idle == pytest.approx(1.0)  # a/q1 held 2 s, executed 1 s
+    assert s.qpu_free == pytest.approx(4.0)
+    assert s.idle_gaps == 4 and s.longest_idle_gap == pytest.approx(2.0)  # no exec: 0-1.5, 2.5-3, 4-6, 7-8
+    assert s.wait_mean == pytest.approx((1 + 1 + 3) / 3) and s.wait_max == 3 and s.waits_measured == 3
+    assert s.quantum_work == 3 and s.classical_work == 6
+    assert s.longest_workflow == pytest.approx(5)  # b: 1 s exec + 4 s cpu
+    assert s.bound == 5 and s.makespan_over_bound == pytest.approx(8 / 5)
+    assert s.hold_per_workflow == {"a": 3, "b": 1}
+
+
+def test_wait_without_ready_events_falls_back_to_the_workflows_previous_interval():
+    events = [e for e in hand_made() if e.kind != "ready"]
+    waits = {(n.workflow, n.node): n.wait for n in quantum_nodes(events)}
+    assert waits == {("a", "q1"): None, ("a", "q2"): 1.0, ("b", "q1"): None}  # a/q2 after a's cpu ended at 5
+    assert summarize(events).waits_measured == 1
+
+
+def test_monolithic_hold_counts_the_classical_time_inside_it_as_allocated_but_idle():
+    events = [ev("ready", "m", "monolithic", 0), ev("hold", "m", "monolithic", 0, 4),
+              ev("exec", "m", "monolithic", 0, 1), ev("cpu", "m", "c1", 1, 2),
+              ev("exec", "m", "monolithic", 2, 3), ev("cpu", "m", "c2", 3, 4)]
+    s = summarize(events)
+    assert s.qpu_allocated_fraction == 1 and s.qpu_busy_fraction == 0.5 and s.qpu_allocated_idle == 2
+    assert s.bound == 4 and s.makespan_over_bound == 1
+    assert consistency_problems(events) == []
+
+
+def test_consistency_catches_overlapping_holds_and_stray_execs():
+    events = [ev("hold", "a", "q1", 0, 2), ev("hold", "b", "q1", 1, 3), ev("exec", "a", "q1", 0, 1),
+              ev("exec", "b", "q2", 1.5, 2.5), ev("cpu", "a", "c1", 3, 2)]
+    problems = "\n".join(consistency_problems(events))
+    assert "held twice at once" in problems
+    assert "exec b/q2" in problems and "outside every hold" in problems
+    assert "cpu a/c1 ends before it starts" in problems
+    assert consistency_problems(hand_made()) == []
+
+
+def test_summarize_filters_by_device_and_rejects_empty_input():
+    events = hand_made() + [ev("hold", "z", "q1", 100, 101, device="other")]
+    assert summarize(events, device="qsim") == summarize(hand_made())
+    with pytest.raises(ValueError):
+        summarize([])
+
+
+def test_find_metrics_collects_every_workflows_log_and_explains_a_wrong_path(tmp_path):
+    for wf in ("w0", "w1"):
+        MetricsLog(tmp_path / "cell" / wf / "metrics" / "qpu.jsonl").record("hold", workflow=wf, node="q1", start=0, end=1)
+    (tmp_path / "cell" / "stray.jsonl").write_text("")
+    found = find_metrics(tmp_path / "cell")
+    assert [p.parent.parent.name for p in found] == ["w0", "w1"]
+    assert find_metrics(found[0]) == [found[0]]
+    assert {e.workflow for e in load_run(tmp_path / "cell")} == {"w0", "w1"}
+    with pytest.raises(TimelineError, match="no such file"):
+        find_metrics(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TimelineError, match="no metrics/qpu.jsonl"):
+        find_metrics(tmp_path / "empty")
+
+
+# -- a small real run, rendered -------------------------------------------------------------------
+
+
+def tiny_loop(iterations: int, metrics: MetricsLog, workflow: str, mode: str) -> HybridLoop:
+    """Two-qubit Bell sampling; like the benchmark, it logs ready and cpu events from its own wrappers."""
+    import cirq
+
+    q = cirq.LineQubit.range(2)
+    circuit = cirq.Circuit(cirq.H(q[0]), cirq.CNOT(*q), cirq.measure(*q, key="m"))
+
+    def initial_state() -> int:
+        metrics.record("ready", workflow=workflow, node="monolithic" if mode == "monolithic" else "q0001",
+                       start=time.time())
+        return 0
+
+    def classical_step(state: int, measured) -> int:
+        start = time.time()
+        bits = measured[0].measurements["m"]
+        assert (bits[:, 0] == bits[:, 1]).all()  # a Bell pair
+        end = time.time()
+        metrics.record("cpu", workflow=workflow, node=f"c{state + 1:04d}", start=start, end=end)
+        if mode == "split" and state + 1 < iterations:
+            metrics.record("ready", workflow=workflow, node=f"q{state + 2:04d}", start=end)
+        return state + 1
+
+    return HybridLoop("tiny", initial_state, lambda s, qpu: qpu.run(circuit, 20), classical_step, iterations, seed=3)
+
+
+def make_workflows(runs: Path, mode: str, count: int = 2, iterations: int = 3) -> list[Workflow]:
+    out = []
+    for j in range(count):
+        ctx = RunContext(f"w{j}", runs / f"w{j}")
+        out.append(Workflow(tiny_loop(iterations, MetricsLog(ctx.metrics_path), ctx.workflow, mode), ctx))
+    return out
+
+
+def independent_figures(run_dir: Path) -> dict:
+    """The figures straight from the JSON lines, without hcqw.timeline."""
+    lines = [json.loads(line) for path in sorted(run_dir.rglob("qpu.jsonl")) for line in path.read_text().splitlines()]
+    start = min(e["start"] for e in lines)
+    end = max(e.get("end", e["start"]) for e in lines)
+    execs = sorted((e["start"], e["end"]) for e in lines if e["kind"] == "exec")
+    busy, cursor = 0.0, float("-inf")
+    for a, b in execs:  # sweep-line union
+        if b > cursor:
+            busy += b - max(a, cursor)
+            cursor = b
+    holds = [e for e in lines if e["kind"] == "hold"]
+    ready = {(e["workflow"], e["node"]): e["start"] for e in lines if e["kind"] == "ready"}
+    waits = [h["start"] - ready[(h["workflow"], h["node"])] for h in holds]
+    per_wf: dict[str, float] = {}
+    for h in holds:
+        per_wf[h["workflow"]] = per_wf.get(h["workflow"], 0.0) + h["end"] - h["start"]
+    exec_sum = sum(b - a for a, b in execs)
+    work = {wf: sum(e["end"] - e["start"] for e in lines if e["workflow"] == wf and e["kind"] in ("exec", "cpu"))
+            for wf in per_wf}
+    return {"makespan": end - start, "qpu_busy": busy, "qpu_allocated_idle": sum(per_wf.values()) - exec_sum,
+            "wait_mean": sum(waits) / len(waits), "wait_max": max(waits), "hold_per_workflow": per_wf,
+            "bound": max(exec_sum, max(work.values())), "quantum_nodes": len(holds)}
+
+
+@pytest.fixture(scope="module")
+def small_runs(tmp_path_factory) -> tuple[Path, Path]:
+    """2 workflows x 3 iterations, split and monolithic, on one local device."""
+    base = tmp_path_factory.mktemp("timeline-runs")
+    device = LocalDevice("qsim", directory=base / "device")
+    run_split(make_workflows(base / "split", "split"), device)
+    for wf in make_workflows(base / "monolithic", "monolithic"):
+        run_monolithic(wf, device)
+    return base / "monolithic", base / "split"
+
+
+def test_report_figures_equal_those_computed_from_the_metrics_log(small_runs, capsys):
+    mono, split = small_runs
+    assert hcqw_main(["report", str(mono), str(split), "--json"]) == 0
+    reported = json.loads(capsys.readouterr().out)
+    for label, run_dir in (("monolithic", mono), ("split", split)):
+        expected, got = independent_figures(run_dir), reported[label]
+        for key in ("makespan", "qpu_busy", "qpu_allocated_idle", "wait_mean", "wait_max", "bound"):
+            assert got[key] == pytest.approx(expected[key], abs=1e-9), (label, key)
+        assert got["hold_per_workflow"] == pytest.approx(expected["hold_per_workflow"])
+        assert got["quantum_nodes"] == expected["quantum_nodes"]
+        assert got["qpu_busy"] <= got["makespan"]
+        assert consistency_problems(load_run(run_dir)) == []
+    assert reported["split"]["quantum_nodes"] == 6 and reported["monolithic"]["quantum_nodes"] == 2
+    assert reported["split"]["classical_nodes"] == reported["monolithic"]["classical_nodes"] == 6
+
+
+def test_report_prints_a_table(small_runs, capsys):
+    assert hcqw_main(["report", str(small_runs[1])]) == 0
+    out = capsys.readouterr().out
+    assert "makespan / bound" in out and "QPU holding per workflow: w0" in out
+
+
+def test_timeline_renders_png_svg_and_self_contained_html(small_runs, tmp_path, capsys):
+    mono, split = small_runs
+    assert hcqw_main(["timeline", str(mono), str(split), "--out", str(tmp_path), "--name", "k2",
+                      "--title", "tiny: monolithic vs split"]) == 0
+    out = capsys.readouterr().out
+    assert "QPU busy fraction" in out
+    png, svg, page = (tmp_path / f"k2.{ext}" for ext in ("png", "svg", "html"))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert "<svg" in svg.read_text()
+    html = page.read_text()
+    assert html.count("<svg") >= 3  # one per run plus the legend, inline
+    assert "<script" not in html and "src=" not in html and "href=" not in html  # nothing external
+    assert "w0/q0002 exec" in html and "QPU free" in html  # tooltips per bar, idle gaps marked
+    split_summary = summarize(load_run(split))
+    assert f"{split_summary.makespan:.2f} s" in html
+
+
+def test_cli_errors_are_clean(tmp_path, capsys):
+    assert hcqw_main(["report", str(tmp_path)]) == 2
+    assert "no metrics/qpu.jsonl" in capsys.readouterr().err
+    assert hcqw_main(["timeline", str(tmp_path), "--format", "gif"]) == 2
+
+
+@pytest.mark.slow
+def test_benchmark_quick_mode_is_consistent(tmp_path):
+    """The benchmark's own check (exit status) covers consistency; timing goals are only reported."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "coschedule.py"), "--quick", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["problems"] == []
+    assert {(r["k"], r["mode"]) for r in results["rows"]} == {(1, "monolithic"), (1, "split"), (2, "monolithic"),
+                                                               (2, "split")}
+    assert "not yet" in results["session"]
+    for cell in results["cells"]:
+        s = cell["summary"]
+        assert s["qpu_busy"] <= s["qpu_allocated"] + 1e-3 <= s["makespan"] + 2e-3
