@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import abc
 import heapq
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -88,32 +88,60 @@ class FifoPolicy(QueuePolicy):
 
 
 class RoundRobinPolicy(QueuePolicy):
-    """Rotate over workflows that have queued work; a workflow that runs goes to the back."""
+    """Rotate over workflows that have queued work, FIFO within each workflow.
+
+    The ring remembers the workflow served last even when its queue ran empty, and the next
+    turn goes to whoever follows it in the ring; a newly arriving workflow joins the ring just
+    before the one served last. So a workflow never runs twice in a row while another waits
+    (re-queueing the served workflow at the back instead would let it jump ahead of a
+    workflow that arrives while it is running).
+    """
 
     name = "round-robin"
 
     def __init__(self) -> None:
-        # workflow -> its FIFO; dict order is the rotation order (head = next to serve).
-        self._queues: OrderedDict[str, deque[Job]] = OrderedDict()
+        self._queues: dict[str, deque[Job]] = {}  # only workflows with queued jobs
+        self._ring: list[str] = []  # rotation order: those workflows plus the last served
+        self._last: str | None = None
         self._count = 0
 
+    def _rotation(self) -> list[str]:
+        ring = self._ring
+        if self._last in ring:
+            i = ring.index(self._last)
+            ring = ring[i + 1:] + ring[:i + 1]
+        return [w for w in ring if w in self._queues]
+
+    def _prune(self) -> None:
+        self._ring = [w for w in self._ring if w in self._queues or w == self._last]
+
     def push(self, job: Job) -> None:
-        self._queues.setdefault(job.workflow, deque()).append(job)
+        if job.workflow not in self._queues:
+            self._queues[job.workflow] = deque()
+            if job.workflow not in self._ring:
+                if self._last in self._ring:  # just before the last served: it comes round last
+                    self._ring.insert(self._ring.index(self._last), job.workflow)
+                else:
+                    self._ring.append(job.workflow)
+        self._queues[job.workflow].append(job)
         self._count += 1
 
     def pop(self) -> Job | None:
-        if not self._queues:
+        rotation = self._rotation()
+        if not rotation:
             return None
-        workflow, jobs = next(iter(self._queues.items()))
+        workflow = rotation[0]
+        jobs = self._queues[workflow]
         job = jobs.popleft()
-        del self._queues[workflow]
-        if jobs:
-            self._queues[workflow] = jobs  # re-insert at the back of the rotation
+        if not jobs:
+            del self._queues[workflow]
+        self._last = workflow
+        self._prune()
         self._count -= 1
         return job
 
     def order(self) -> list[Job]:
-        queues = [list(q) for q in self._queues.values()]
+        queues = [list(self._queues[w]) for w in self._rotation()]
         out: list[Job] = []
         depth = 0
         while len(out) < self._count:
@@ -125,13 +153,14 @@ class RoundRobinPolicy(QueuePolicy):
         gone: list[Job] = []
         for workflow in list(self._queues):
             jobs = self._queues[workflow]
-            keep = deque(j for j in jobs if not predicate(j))
             gone.extend(j for j in jobs if predicate(j))
+            keep = deque(j for j in jobs if not predicate(j))
             if keep:
                 self._queues[workflow] = keep
             else:
                 del self._queues[workflow]
         self._count -= len(gone)
+        self._prune()
         return gone
 
     def __len__(self) -> int:

@@ -6,9 +6,11 @@ on the hydra name server; a background thread ``Accept``s clients, each becoming
 intercommunicator the service loop polls with ``Iprobe``. A message is one byte string
 (``pack_frames``), so the protocol is the same as over ZeroMQ.
 
-MPI busy-polls: the accept thread and a waiting rank burn a core. ``max_clients`` stops
-accepting after that many connections (the latency benchmark uses 1, so no accept thread
-competes with the measured loop). A client disconnects by sending an empty frame list;
+MPI busy-polls: the accept thread and a waiting rank burn a core. MPICH starves every
+other thread's MPI progress while one thread blocks in ``Accept``, so the service holds
+one MPI client connection at a time (others wait in ``Connect`` until it disconnects);
+ZeroMQ is the transport for many concurrent clients. ``max_clients`` stops accepting
+after that many connections. A client disconnects by sending an empty frame list;
 the service then calls ``Disconnect`` on its side too.
 """
 
@@ -98,25 +100,38 @@ class MpiServerTransport(ServerTransport):
         self._lock = threading.Lock()
         self._stopping = False
         self._accepted = 0
+        self._in_accept = False
+        self._idle = threading.Event()
+        self._idle.set()
         self._acceptor = threading.Thread(target=self._accept_loop, name="mpi-accept", daemon=True)
         self._acceptor.start()
 
     def _accept_loop(self) -> None:
         MPI = self.MPI
-        while not self._stopping and (self._max_clients is None or self._accepted < self._max_clients):
+        while self._max_clients is None or self._accepted < self._max_clients:
+            # One client at a time: with MPICH a thread blocked in Accept starves every other
+            # thread's MPI progress (measured: the loop's Iprobe never sees a message), so we
+            # accept only while no client is connected. Further clients wait in Connect.
+            self._idle.wait()
+            with self._lock:
+                if self._stopping:
+                    return
+                self._in_accept = True
             try:
                 comm = MPI.COMM_SELF.Accept(self._port)
             except Exception:  # noqa: BLE001 - a broken port must not leave clients hanging in Connect
                 log.exception("MPI Accept failed; aborting so no peer hangs")
                 MPI.COMM_WORLD.Abort(1)
                 return
-            if self._stopping:
-                comm.Disconnect()
-                return
             with self._lock:
+                self._in_accept = False
+                if self._stopping:  # woken by our own close()
+                    comm.Disconnect()
+                    return
                 self._comms[next(self._ids)] = comm
                 self._accepted += 1
-            log.debug("MPI client connected (%d open)", len(self._comms))
+                self._idle.clear()
+            log.debug("MPI client connected")
 
     def recv(self, timeout: float) -> tuple[Hashable, Frames] | None:
         poller = _Poller(timeout)
@@ -157,6 +172,8 @@ class MpiServerTransport(ServerTransport):
     def _drop(self, peer: Hashable, disconnect: bool) -> None:
         with self._lock:
             comm = self._comms.pop(peer, None)  # type: ignore[arg-type]
+            if not self._comms:
+                self._idle.set()
         if comm is None:
             return
         try:
@@ -166,16 +183,19 @@ class MpiServerTransport(ServerTransport):
 
     def close(self) -> None:
         MPI = self.MPI
-        self._stopping = True
-        if self._acceptor.is_alive():
+        for peer in list(self._comms):
+            self._drop(peer, disconnect=False)
+        with self._lock:
+            self._stopping = True
+            in_accept = self._in_accept
+        self._idle.set()
+        if in_accept:
             # Accept has no timeout: connect to ourselves to wake the accept thread.
             try:
                 MPI.COMM_SELF.Connect(self._port).Disconnect()
             except MPI.Exception as err:
                 log.warning("could not wake the MPI accept thread: %s", err)
-            self._acceptor.join(5)
-        for peer in list(self._comms):
-            self._drop(peer, disconnect=False)
+        self._acceptor.join(5)
         if self._kind == "file":
             Path(self._where).unlink(missing_ok=True)
         else:

@@ -1,0 +1,57 @@
+"""Queue policies: pure ordering logic (no service needed)."""
+
+from hcqw.service.policy import Job, make_policy
+
+
+def jobs(spec):
+    return [Job(seq=i, session=f"s{i}", workflow=wf, priority=prio) for i, (wf, prio) in enumerate(spec, 1)]
+
+
+def drain(policy):
+    out = []
+    while (job := policy.pop()) is not None:
+        out.append(job)
+    return out
+
+
+def test_fifo_is_arrival_order():
+    policy = make_policy("fifo", jobs([("a", 0), ("b", 0), ("a", 0)]))
+    assert [j.seq for j in policy.order()] == [1, 2, 3] == [j.seq for j in drain(policy)]
+
+
+def test_round_robin_interleaves_workflows_and_order_predicts_pop():
+    policy = make_policy("round-robin", jobs([("a", 0)] * 4 + [("b", 0)] * 2 + [("c", 0)]))
+    predicted = [j.workflow for j in policy.order()]
+    assert predicted == [j.workflow for j in drain(policy)] == ["a", "b", "c", "a", "b", "a", "a"]
+
+
+def test_round_robin_newcomer_joins_rotation():
+    policy = make_policy("rr")
+    for job in jobs([("a", 0)] * 3):
+        policy.push(job)
+    assert policy.pop().workflow == "a"
+    policy.push(Job(seq=9, session="s9", workflow="b"))
+    assert [j.workflow for j in drain(policy)] == ["b", "a", "a"]  # the newcomer goes next
+
+
+def test_priority_then_fifo():
+    policy = make_policy("priority", jobs([("a", 0), ("b", 5), ("c", 5), ("d", -1)]))
+    assert [j.workflow for j in drain(policy)] == ["b", "c", "a", "d"]
+
+
+def test_remove_session_and_position():
+    for name in ("fifo", "round-robin", "priority"):
+        policy = make_policy(name, jobs([("a", 0), ("b", 0), ("a", 0)]))
+        assert policy.position("s2") is not None
+        assert [j.seq for j in policy.remove_session("s1")] == [1]
+        assert len(policy) == 2 and policy.position("s1") is None
+
+
+def test_round_robin_served_workflow_does_not_jump_a_newcomer():
+    policy = make_policy("round-robin")
+    policy.push(Job(seq=1, session="s1", workflow="big"))
+    policy.push(Job(seq=2, session="s2", workflow="big"))
+    assert policy.pop().seq == 1  # big runs; mid arrives while it runs
+    policy.push(Job(seq=3, session="s3", workflow="mid"))
+    assert [j.workflow for j in policy.order()] == ["mid", "big"]
+    assert [j.workflow for j in drain(policy)] == ["mid", "big"]
