@@ -43,7 +43,6 @@ def test_fuzz_keeps_serving_well_formed_clients(tcp_service):
     socket.setsockopt(zmq.LINGER, 0)
     socket.connect(tcp_service.address)
     good = ServiceClient(tcp_service.address, timeout=20)
-    qpu = good.session("fuzz", "good")
     q = cirq.LineQubit(0)
     circuit = cirq.Circuit(cirq.X(q), cirq.measure(q, key="m"))
     count = [0]
@@ -60,14 +59,17 @@ def test_fuzz_keeps_serving_well_formed_clients(tcp_service):
             assert header["code"] and header["message"]
         count[0] += 1
         if count[0] % 20 == 0:  # a well-formed client is served throughout
-            assert qpu.run(circuit, 2)[0].measurements["m"].tolist() == [[1], [1]]
+            # (a fresh session each time: between calls a session lives session_timeout = 1.5 s here)
+            with good.session("fuzz", "good") as qpu:
+                assert qpu.run(circuit, 2)[0].measurements["m"].tolist() == [[1], [1]]
 
     try:
         fuzz()
-        assert qpu.run(circuit, 1)[0].measurements["m"].tolist() == [[1]]
+        with good.session("fuzz", "good") as qpu:
+            assert qpu.run(circuit, 1)[0].measurements["m"].tolist() == [[1]]
         assert good.status()["status"] in ("idle", "executing")
+        assert count[0] >= 100
     finally:
-        qpu.close()
         good.close()
         socket.close(0)
 
