@@ -18,7 +18,7 @@ from pathlib import Path
 from hcqw.checkpoint import read_header
 from hcqw.errors import WorkflowError
 from hcqw.slurm import Phase, SlurmBackend, SlurmError
-from hcqw.workflow import HybridLoop, Node, NodeKind, RunContext, build_dag, load_loop, node_seed, state_file
+from hcqw.workflow import HybridLoop, Node, RunContext, build_dag, load_loop, state_file
 
 from hcqw.hetjob.jobs import NodeJobSettings, node_request
 
@@ -74,8 +74,6 @@ def _done(ctx: RunContext, node: Node) -> bool:
 def submit_chain(backend: SlurmBackend, loop_ref: str, params: Mapping | None, workflow: str,
                  runs_dir: Path | str, settings: NodeJobSettings | None = None) -> Chain:
     """Submit every node without a checkpoint, each ``afterok`` on the jobs of its predecessors."""
-    from hcqw.hetjob.gateway import session_seed_supported
-
     params = dict(params or {})
     settings = settings or NodeJobSettings()
     loop = load_loop(loop_ref, params)
@@ -83,16 +81,14 @@ def submit_chain(backend: SlurmBackend, loop_ref: str, params: Mapping | None, w
     chain = Chain(workflow, run_dir, loop)
     ctx = chain.ctx
     (run_dir / "slurm").mkdir(parents=True, exist_ok=True)
-    gateway_seeds = not session_seed_supported()
     submitted: dict[str, str] = {}
     for node in build_dag(loop):
         if _done(ctx, node):
             chain.skipped.append(node.name)
             continue
         deps = tuple(submitted[a] for a in node.after if a in submitted)
-        seed = node_seed(loop, node.name) if gateway_seeds and node.kind is NodeKind.QUANTUM else None
         request = node_request(node, loop_ref=loop_ref, params=params, workflow=workflow, run_dir=run_dir,
-                               settings=settings, dependencies=deps, gateway_seed=seed)
+                               settings=settings, dependencies=deps)
         try:
             job_id = backend.submit(request)
         except SlurmError:

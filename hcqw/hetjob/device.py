@@ -71,15 +71,13 @@ class GatewayDevice:
 
     def acquire(self, workflow: str, node: str, timeout: float | None = None, metrics: MetricsLog | None = None,
                 seed: int | None = None) -> "GatewayLease":
-        from hcqw.hetjob.gateway import session_seed_supported
         from hcqw.service.client import ServiceClient
 
         try:
             address = self.wait_address()
             client = ServiceClient(address, timeout=CONTROL_TIMEOUT_S, heartbeat=HEARTBEAT_S)
             try:
-                options: dict[str, Any] = {"seed": seed} if seed is not None and session_seed_supported() else {}
-                session = client.session(workflow, node, timeout=timeout, **options)
+                session = client.session(workflow, node, timeout=timeout, seed=seed)
             except BaseException:
                 client.close()
                 raise

@@ -24,7 +24,7 @@ from typing import Protocol
 from hcqw.checkpoint import read_header
 from hcqw.errors import WorkflowError
 from hcqw.slurm import NodeState, Phase, SlurmBackend
-from hcqw.workflow import NodeKind, RunContext, build_dag, load_loop, node_seed
+from hcqw.workflow import NodeKind, RunContext, build_dag, load_loop
 
 from hcqw.hetjob.chain import ChainFailed
 from hcqw.hetjob.jobs import NodeJobSettings, node_request
@@ -71,8 +71,6 @@ def run_quantum_node_remote(site: RemoteSite, loop_ref: str, params: Mapping | N
 
     Raises ``ChainFailed`` (node, C2 job id, state, exit code, log path) if the job fails.
     """
-    from hcqw.hetjob.gateway import session_seed_supported
-
     params = dict(params or {})
     loop = load_loop(loop_ref, params)
     node = {n.name: n for n in build_dag(loop)}.get(node_name)
@@ -84,9 +82,8 @@ def run_quantum_node_remote(site: RemoteSite, loop_ref: str, params: Mapping | N
     (remote.run_dir / "slurm").mkdir(parents=True, exist_ok=True)
     settings = settings or NodeJobSettings()
     settings = replace(settings, environment={**settings.environment, **site.environment})
-    seed = None if session_seed_supported() else node_seed(loop, node.name)
     request = node_request(node, loop_ref=loop_ref, params=params, workflow=ctx.workflow, run_dir=remote.run_dir,
-                           settings=settings, gateway_seed=seed)
+                           settings=settings)
     job_id = site.backend.submit(request)
     log.info("%s/%s submitted to the QPU-side cluster as job %s", ctx.workflow, node.name, job_id)
     state = site.backend.wait(job_id, timeout=timeout)

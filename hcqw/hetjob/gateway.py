@@ -26,9 +26,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
-
-from hcqw.device.backend import batch_seed
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -47,43 +45,11 @@ class GatewayConfig:
     address_file: str
     backend: str = "qsim"
     threads: int | None = None
-    seed: int | None = None  # node seed, only when the service cannot seed sessions itself
     metrics: str | None = ""  # dispatcher's exec/hold log; "" disables
     heartbeat_timeout: float = 5.0
     connect_timeout: float = 120.0
     release_job: str | None = None  # this component's SLURM job id, cancelled on exit
     allow_remote: bool = False
-
-
-class BatchSeeded:
-    """Backend proxy reseeding before each batch with ``batch_seed(seed, n)``.
-
-    Exactly what a local ``QPU`` lease does per ``run_batch``; valid here because a gateway
-    serves one session, so its n-th executed batch is that session's n-th batch. Used only
-    while ``ServiceClient.session`` has no ``seed`` argument (see ``session_seed_supported``).
-    """
-
-    def __init__(self, inner: Any, seed: int):
-        self._inner = inner
-        self._seed = seed
-        self._batches = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def execute(self, items: Sequence[Any]) -> list:
-        self._inner.reseed(batch_seed(self._seed, self._batches))
-        self._batches += 1
-        return self._inner.execute(items)
-
-
-def session_seed_supported() -> bool:
-    """Whether the QPU service seeds sessions (``ServiceClient.session(..., seed=)``)."""
-    import inspect
-
-    from hcqw.service.client import ServiceClient
-
-    return "seed" in inspect.signature(ServiceClient.session).parameters
 
 
 def release_component(job_id: str | None) -> None:
@@ -113,8 +79,6 @@ def run_gateway(config: GatewayConfig) -> str:
         # thread stops, so it does not busy-poll a core for the rest of the block.
         mpi_max_clients=2 if mpi else None,
     ))
-    if config.seed is not None:
-        service.dispatcher.backend = BatchSeeded(service.dispatcher.backend, config.seed)
     stop = {"signal": None}
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -164,7 +128,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--address-file", required=True)
     parser.add_argument("--backend", default="qsim")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--metrics", default="")
     parser.add_argument("--heartbeat-timeout", type=float, default=5.0)
     parser.add_argument("--connect-timeout", type=float, default=120.0)
@@ -176,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s gateway %(levelname)s: %(message)s")
     config = GatewayConfig(
         address=args.address, address_file=args.address_file, backend=args.backend, threads=args.threads,
-        seed=args.seed, metrics=args.metrics, heartbeat_timeout=args.heartbeat_timeout,
+        metrics=args.metrics, heartbeat_timeout=args.heartbeat_timeout,
         connect_timeout=args.connect_timeout, release_job=args.release_job, allow_remote=args.allow_remote)
     code = 0
     try:

@@ -61,16 +61,15 @@ def job_environment(settings: NodeJobSettings, base: Mapping[str, str] | None = 
 
 
 def node_request(node: Node, *, loop_ref: str, params: Mapping, workflow: str, run_dir: Path,
-                 settings: NodeJobSettings, dependencies: tuple[str, ...] = (), gateway_seed: int | None = None,
+                 settings: NodeJobSettings, dependencies: tuple[str, ...] = (),
                  env_base: Mapping[str, str] | None = None) -> JobRequest:
-    """The ``JobRequest`` of one node. ``gateway_seed``: the node's device seed, for services that cannot
-    seed a session themselves (see ``hcqw.hetjob.gateway.session_seed_supported``)."""
+    """The ``JobRequest`` of one node."""
     run_dir = Path(run_dir).absolute()
     quantum = node.kind is NodeKind.QUANTUM
     body = quantum_body if quantum else classical_body
     return JobRequest(
         workflow_id=workflow, node=node.name,
-        body=body(node, loop_ref, params, workflow, run_dir, settings, gateway_seed),
+        body=body(node, loop_ref, params, workflow, run_dir, settings),
         components=(settings.cpu, settings.qpu) if quantum else (settings.cpu,),
         workdir=run_dir / "slurm", output=f"{node.name}-%j.out",
         environment=job_environment(settings, env_base), dependencies=dependencies,
@@ -87,12 +86,12 @@ def _runtime_command(node: Node, loop_ref: str, params: Mapping, workflow: str, 
 
 
 def classical_body(node: Node, loop_ref: str, params: Mapping, workflow: str, run_dir: Path,
-                   settings: NodeJobSettings, _seed: int | None = None) -> str:
+                   settings: NodeJobSettings) -> str:
     return "exec " + _runtime_command(node, loop_ref, params, workflow, run_dir, settings) + "\n"
 
 
 def quantum_body(node: Node, loop_ref: str, params: Mapping, workflow: str, run_dir: Path,
-                 settings: NodeJobSettings, gateway_seed: int | None = None) -> str:
+                 settings: NodeJobSettings) -> str:
     q = shlex.quote
     mpi = settings.transport == "mpi"
     # Each side its own MPI_COMM_WORLD (listings 5-6); fork launcher: hydra must not srun.
@@ -103,8 +102,6 @@ def quantum_body(node: Node, loop_ref: str, params: Mapping, workflow: str, run_
                f"--backend {q(settings.device_backend)} --heartbeat-timeout {settings.heartbeat_timeout:g} "
                f"--connect-timeout {settings.connect_timeout:g} "
                f"--metrics {q(str(run_dir / 'metrics' / 'gateway.jsonl'))}")
-    if gateway_seed is not None:
-        gateway += f" --seed {gateway_seed}"
     if settings.allow_remote:
         gateway += " --allow-remote"
     runtime = _runtime_command(node, loop_ref, params, workflow, run_dir, settings)

@@ -86,10 +86,12 @@ class ServiceClient:
         self.call("shutdown")
 
     def session(self, workflow: str, node: str, user: str | None = None, timeout: float | None = None,
-                priority: int = 0) -> "ServiceQPU":
+                priority: int = 0, seed: int | None = None) -> "ServiceQPU":
         """Open a session: a lease like ``hcqw.device.QPU``. ``timeout`` bounds how long each run may
-        wait in the queue (including calibrating/offline windows) before ``DeviceOffline``."""
-        header, _ = self.call("open", workflow=workflow, node=node, user=user, timeout=timeout, priority=priority)
+        wait in the queue (including calibrating/offline windows) before ``DeviceOffline``; ``seed``
+        makes its sampling reproducible exactly as a local lease's (see ``hcqw.device.backend.batch_seed``)."""
+        header, _ = self.call("open", workflow=workflow, node=node, user=user, timeout=timeout, priority=priority,
+                              seed=seed)
         return ServiceQPU(self, header, workflow, node)
 
     # -- request/reply --------------------------------------------------------------------

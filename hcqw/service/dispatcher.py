@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Hashable
 
 from hcqw.codec import circuit_from_json, samples_to_wire
-from hcqw.device.backend import DeviceStatus, QuantumBackend
+from hcqw.device.backend import DeviceStatus, QuantumBackend, batch_seed
 from hcqw.device.work import WorkItem
 from hcqw.errors import CircuitError
 from hcqw.service import protocol as P
@@ -48,6 +48,8 @@ class Session:
     opened: float = field(default_factory=time.time)
     last_seen: float = field(default_factory=time.monotonic)
     queued: int = 0
+    seed: int | None = None  # reseed per batch, so results do not depend on other sessions' work
+    batches: int = 0
 
 
 @dataclass
@@ -156,7 +158,7 @@ class Dispatcher:
         f = request.fields
         session = Session(id=secrets.token_hex(8), workflow=f["workflow"], node=f["node"],
                           user=f.get("user") or self.service_user, priority=f.get("priority", 0),
-                          wait_timeout=f.get("timeout"))
+                          wait_timeout=f.get("timeout"), seed=f.get("seed"))
         self.sessions[session.id] = session
         limits = self.backend.limits
         log.info("session %s opened: %s/%s user %s", session.id, session.workflow, session.node, session.user)
@@ -295,6 +297,9 @@ class Dispatcher:
         if session is None:  # cannot happen: ending a session removes its jobs
             return []
         session.queued -= 1
+        if session.seed is not None:
+            self.backend.reseed(batch_seed(session.seed, session.batches))
+            session.batches += 1
         start = time.time()
         try:
             results = self.backend.execute(pending.items)

@@ -12,7 +12,8 @@ Requests (``type``: fields):
 
 - ``ping``: none. Control no-op round trip (liveness, latency benchmark).
 - ``open``: ``workflow``, ``node``, optional ``user``, ``priority`` (int), ``timeout`` (s, how
-  long this session's work may wait in the queue, including calibrating/offline windows).
+  long this session's work may wait in the queue, including calibrating/offline windows),
+  ``seed`` (int >= 0: the session's n-th batch samples with ``batch_seed(seed, n)``, as a local lease does).
 - ``close``, ``heartbeat``, ``position``: ``session``.
 - ``run``: ``session``, ``items`` (list of ``hcqw.codec`` work items), optional ``timeout``.
 - ``status``: none. ``set_status``: ``status``, optional ``reason``. ``set_policy``: ``policy``.
@@ -56,7 +57,7 @@ _NUM = (int, float)
 _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "ping": {},
     "open": {"workflow": (_STR, True), "node": (_STR, True), "user": (_STR, False),
-             "priority": (_INT, False), "timeout": (_NUM, False)},
+             "priority": (_INT, False), "timeout": (_NUM, False), "seed": (_INT, False)},
     "close": {"session": (_STR, True)},
     "heartbeat": {"session": (_STR, True)},
     "position": {"session": (_STR, True)},
@@ -171,6 +172,8 @@ def decode_request(frames: Sequence[bytes], max_message: int = MAX_MESSAGE_BYTES
                                 request_id)
         if name == "priority" and abs(value) > 1_000_000:
             raise ProtocolError(E_BAD_MESSAGE, f"{type_}: priority must be within +-1000000", request_id)
+        if name == "seed" and not 0 <= value < 2**64:
+            raise ProtocolError(E_BAD_MESSAGE, f"{type_}: seed must be within 0..2**64-1", request_id)
         fields[name] = value
     if type_ == "run":
         count = len(fields["items"])
