@@ -53,10 +53,13 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 
 log = logging.getLogger("bench.coschedule")
 
+# Read once at import, before any thread pins itself (sched_getaffinity(0) is per thread).
+_USABLE_CORES = sorted(os.sched_getaffinity(0))
+
 MODES = ("monolithic", "split", "session")
-SESSION_NOT_READY = ("not yet: hcqw.service is work in progress (commit dc86ad0 'WIP, untested', no tests) "
-                     "and has no DeviceProvider adapter for run_split; add one (acquire -> ServiceClient.session) "
-                     "and enable this mode")
+SESSION_NOT_READY = ("not yet: this benchmark does not drive the QPU service yet (it was WIP when this was "
+                     "written; its tests landed in e099ce3). Needed: a DeviceProvider adapter (acquire -> "
+                     "ServiceClient.session) and a service process per cell")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,13 +137,16 @@ def classical_work(bits_per_point: list, edges: list[tuple[int, int]], deltas, p
     return params, float(means[0]), checksum
 
 
-def calibrate(target_q: float, target_c: float, qubits: int, layers: int, shots: int, threads: int) -> dict:
+def calibrate(target_q: float, target_c: float, qubits: int, layers: int, shots: int, threads: int,
+              pin: bool = True) -> dict:
     """Size the blocks to ~target_q / ~target_c seconds, measured in this (worker) process."""
     import numpy as np
 
     from hcqw.device.qsim import QsimBackend
     from hcqw.device.work import WorkItem
 
+    qpu_cores, cpu_cores = core_split(pin)
+    _pin(qpu_cores)
     backend = QsimBackend(threads=threads, seed=1)
     circuit, names = build_circuit(qubits, layers)
     dims = len(names)
@@ -170,15 +176,32 @@ def calibrate(target_q: float, target_c: float, qubits: int, layers: int, shots:
         classical_work(bits, edges, deltas, params, size, reps, seed=0)
         return time.perf_counter() - start
 
+    _pin(cpu_cores)
     classical_block(2)
     base = statistics.median(classical_block(0) for _ in range(3))
     per_rep = max(1e-5, statistics.median((classical_block(20) - base) / 20 for _ in range(3)))
     reps = max(0, round((target_c - base) / per_rep))
     measured_c = statistics.median(classical_block(reps) for _ in range(2))
+    _pin(set(_USABLE_CORES))  # this worker's main thread runs other tasks later
     return asdict(Calibration(qubits, layers, shots, points, size, reps, target_q, target_c, measured_q, measured_c))
 
 
-def make_loop(cal: Calibration, iterations: int, seed: int, metrics_path: Path, mode: str):
+def core_split(pin: bool) -> tuple[set[int] | None, set[int] | None]:
+    """(QPU cores, classical cores). Pinned, the simulator gets the first usable core to itself and classical
+    blocks share the rest, so the device behaves like separate hardware instead of competing with the
+    classical nodes for the same cores (on a 2-core machine that competition would dominate every figure)."""
+    cores = _USABLE_CORES
+    if not pin or len(cores) < 2:
+        return None, None
+    return {cores[0]}, set(cores[1:])
+
+
+def _pin(cores: set[int] | None) -> None:
+    if cores:
+        os.sched_setaffinity(0, cores)  # Linux: pid 0 is the calling thread only
+
+
+def make_loop(cal: Calibration, iterations: int, seed: int, metrics_path: Path, mode: str, pin: bool = True):
     """The benchmark's ``HybridLoop``, with wrappers that log ``ready`` and ``cpu`` events."""
     import numpy as np
 
@@ -189,6 +212,7 @@ def make_loop(cal: Calibration, iterations: int, seed: int, metrics_path: Path, 
     edges = graph_edges(cal.qubits)
     metrics = MetricsLog(metrics_path)
     workflow = metrics_path.parent.parent.name
+    qpu_cores, cpu_cores = core_split(pin)
 
     def first_node() -> str:
         return "monolithic" if mode == "monolithic" else "q0001"
@@ -199,11 +223,13 @@ def make_loop(cal: Calibration, iterations: int, seed: int, metrics_path: Path, 
         return state
 
     def quantum_step(state: dict, qpu) -> list:
+        _pin(qpu_cores)
         deltas = perturbations(seed, state["iteration"] + 1, cal.points, len(names))
         sweep = [dict(zip(names, map(float, state["params"] + d))) for d in deltas]
         return [r.measurements["m"] for r in qpu.run(circuit, cal.shots, sweep)]
 
     def classical_step(state: dict, bits: list) -> dict:
+        _pin(cpu_cores)
         start = time.time()
         iteration = state["iteration"] + 1
         deltas = perturbations(seed, iteration, cal.points, len(names))
@@ -221,7 +247,7 @@ def make_loop(cal: Calibration, iterations: int, seed: int, metrics_path: Path, 
 
 
 def run_workflow(mode: str, cal: dict, iterations: int, runs_dir: str, workflow_id: str, device_dir: str,
-                 start_at: float, seed: int, threads: int) -> dict:
+                 start_at: float, seed: int, threads: int, pin: bool = True) -> dict:
     """One workflow in one worker process; everything is built before ``start_at`` so all K start together."""
     from hcqw.device import LocalDevice
     from hcqw.device.qsim import QsimBackend
@@ -229,7 +255,7 @@ def run_workflow(mode: str, cal: dict, iterations: int, runs_dir: str, workflow_
     from hcqw.workflow import RunContext
 
     ctx = RunContext(workflow_id, Path(runs_dir) / workflow_id)
-    workflow = Workflow(make_loop(Calibration(**cal), iterations, seed, ctx.metrics_path, mode), ctx)
+    workflow = Workflow(make_loop(Calibration(**cal), iterations, seed, ctx.metrics_path, mode, pin), ctx)
     device = LocalDevice(QsimBackend(threads=threads), directory=Path(device_dir))
     _warm_up(device, Calibration(**cal))
     late = time.time() - start_at
@@ -366,7 +392,7 @@ def accounting_problems(events: list, mode: str, workflows: list[str], iteration
 
 
 def run_cell(workers: Workers, cal: dict, mode: str, k: int, iterations: int, cell_dir: Path, rep: int,
-             threads: int) -> dict:
+             threads: int, pin: bool) -> dict:
     from hcqw.timeline.analysis import consistency_problems, summarize
     from hcqw.timeline.events import load_run
     from hcqw.timeline.progress import progress_line
@@ -376,7 +402,7 @@ def run_cell(workers: Workers, cal: dict, mode: str, k: int, iterations: int, ce
     ids = [f"w{j}" for j in range(k)]
     start_at = time.time() + 1.0 + 0.1 * k  # margin for every worker's warm-up
     kwargs = [dict(mode=mode, cal=cal, iterations=iterations, runs_dir=str(cell_dir), workflow_id=wf,
-                   device_dir=str(device_dir), start_at=start_at, seed=1000 * rep + j, threads=threads)
+                   device_dir=str(device_dir), start_at=start_at, seed=1000 * rep + j, threads=threads, pin=pin)
               for j, wf in enumerate(ids)]
     on_wait = lambda: log.info("  %s k=%d: %s", mode, k, progress_line(  # noqa: E731
         [cell_dir / wf for wf in ids], k * iterations, device_dir))
@@ -397,16 +423,18 @@ def median_of(cells: list[dict], get: Callable[[dict], float | None]) -> float |
     return statistics.median(values) if values else None
 
 
-def aggregate(results: list[dict], cores: int) -> list[dict]:
+def aggregate(results: list[dict]) -> list[dict]:
     """One row per (ratio, K, mode): medians over repetitions."""
     groups: dict[tuple, list[dict]] = {}
     for r in results:
         groups.setdefault((r["ratio"], r["k"], r["mode"]), []).append(r)
     rows = []
     for (ratio, k, mode), cells in groups.items():
-        cpu_bound = lambda s: max(s["bound"], (s["quantum_work"] + s["classical_work"]) / cores)  # noqa: E731
+        blocks = k * cells[0]["iterations"]
         rows.append({
             "ratio": ratio, "k": k, "mode": mode, "reps": len(cells),
+            "q": median_of(cells, lambda s: s["quantum_work"] / blocks),  # as run, under this load
+            "c": median_of(cells, lambda s: s["classical_work"] / blocks),
             "makespan": median_of(cells, lambda s: s["makespan"]),
             "busy_fraction": median_of(cells, lambda s: s["qpu_busy_fraction"]),
             "allocated_fraction": median_of(cells, lambda s: s["qpu_allocated_fraction"]),
@@ -416,7 +444,6 @@ def aggregate(results: list[dict], cores: int) -> list[dict]:
             "hold_per_workflow": median_of(cells, lambda s: statistics.fmean(s["hold_per_workflow"].values())),
             "bound": median_of(cells, lambda s: s["bound"]),
             "over_bound": median_of(cells, lambda s: s["makespan_over_bound"]),
-            "over_cpu_bound": median_of(cells, lambda s: s["makespan"] / cpu_bound(s)),
         })
     by_key = {(r["ratio"], r["k"], r["mode"]): r for r in rows}
     for row in rows:
@@ -429,15 +456,16 @@ def aggregate(results: list[dict], cores: int) -> list[dict]:
 
 def markdown_table(rows: list[dict], session_note: str | None) -> str:
     f = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
-    lines = ["| q:c | K | mode | makespan s | vs mono | QPU busy | QPU alloc | alloc-idle s | wait mean s | "
-             "wait max s | hold/wf s | bound s | makespan/bound | /bound(cores) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| q:c | K | mode | q s | c s | makespan s | vs mono | QPU busy | QPU alloc | alloc-idle s | wait mean s | "
+             "wait max s | hold/wf s | bound s | makespan/bound |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['ratio']} | {r['k']} | {r['mode']} | {f(r['makespan'], '.2f')} | "
+        lines.append(f"| {r['ratio']} | {r['k']} | {r['mode']} | {f(r['q'], '.2f')} | {f(r['c'], '.2f')} | "
+                     f"{f(r['makespan'], '.2f')} | "
                      f"{f(r['vs_monolithic'], '.2f')} | {f(r['busy_fraction'], '.3f')} | "
                      f"{f(r['allocated_fraction'], '.3f')} | {f(r['allocated_idle'], '.2f')} | "
                      f"{f(r['wait_mean'], '.2f')} | {f(r['wait_max'], '.2f')} | {f(r['hold_per_workflow'], '.2f')} | "
-                     f"{f(r['bound'], '.2f')} | {f(r['over_bound'], '.2f')} | {f(r['over_cpu_bound'], '.2f')} |")
+                     f"{f(r['bound'], '.2f')} | {f(r['over_bound'], '.2f')} |")
     if session_note:
         lines.append(f"| all | all | session | {session_note} |")
     return "\n".join(lines)
@@ -471,6 +499,19 @@ def machine() -> str:
            f"Python {platform.python_version()}{load}"
 
 
+def retable(results_json: Path) -> int:
+    """Re-aggregate stored cells (e.g. after a change to the table); no new measurements."""
+    report = json.loads(results_json.read_text())
+    cells = report["cells"]
+    for cell in cells:  # results written before cells carried their iteration count
+        cell.setdefault("iterations", report["args"]["iterations"])
+    rows = aggregate(cells)
+    print(markdown_table(rows, SESSION_NOT_READY if report.get("session") else None))
+    for line in goals(rows):
+        print(f"goal: {line}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--k", default="1,2,4,8", help="workflow counts (default 1,2,4,8)")
@@ -484,10 +525,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shots", type=int, default=200)
     p.add_argument("--qpu-threads", type=int, default=1,
                    help="qsim threads of the device (default 1: one core plays the QPU, the rest the classical nodes)")
+    p.add_argument("--no-pin", action="store_true",
+                   help="do not pin the simulator to one core and classical blocks to the others")
     p.add_argument("--out", type=Path, default=None, help="run directories and results (default bench-runs/coschedule-<time>)")
     p.add_argument("--quick", action="store_true", help="CI size: K=1,2, q:c 1:1, 3 iterations, 1 rep, small circuits")
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--table-from", type=Path, default=None, metavar="RESULTS_JSON",
+                   help="only re-render the table and goals of an earlier run's results.json")
     args = p.parse_args(argv)
+    if args.table_from:
+        return retable(args.table_from)
     logging.basicConfig(level=logging.INFO if args.verbose or not args.quick else logging.WARNING,
                         format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     if args.quick:
@@ -513,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
             qn, cn = parse_ratio(ratio)
             q, c = args.cycle * qn / (qn + cn), args.cycle * cn / (qn + cn)
             cal = workers.run(calibrate, [dict(target_q=q, target_c=c, qubits=args.qubits, layers=args.layers,
-                                               shots=args.shots, threads=args.qpu_threads)])[0]
+                                               shots=args.shots, threads=args.qpu_threads, pin=not args.no_pin)])[0]
             calibrations[ratio] = cal
             log.info("q:c %s -> quantum block %.3f s (%d points x %d shots, %d qubits), classical %.3f s (%d eigh)",
                      ratio, cal["measured_q"], cal["points"], cal["shots"], cal["qubits"], cal["measured_c"],
@@ -524,17 +571,18 @@ def main(argv: list[str] | None = None) -> int:
                     for mode in runnable:
                         cell_dir = out / ratio.replace(":", "-") / f"k{k}" / mode / f"rep{rep}"
                         cell = run_cell(workers, calibrations[ratio], mode, k, args.iterations, cell_dir, rep,
-                                        args.qpu_threads)
+                                        args.qpu_threads, not args.no_pin)
                         s = cell["summary"]
                         log.info("rep %d q:c %s K=%d %-10s makespan %6.2f s  busy %.2f  alloc-idle %6.2f s  "
                                  "makespan/bound %.2f%s", rep, ratio, k, mode, s["makespan"], s["qpu_busy_fraction"],
                                  s["qpu_allocated_idle"], s["makespan_over_bound"] or 0,
                                  "  PROBLEMS" if cell["problems"] else "")
                         problems += [f"{cell_dir}: {msg}" for msg in cell["problems"]]
-                        results.append({"ratio": ratio, "k": k, "mode": mode, "rep": rep, "dir": str(cell_dir), **cell})
+                        results.append({"ratio": ratio, "k": k, "mode": mode, "rep": rep, "iterations": args.iterations,
+                                        "dir": str(cell_dir), **cell})
     finally:
         workers.close()
-    rows = aggregate(results, cores)
+    rows = aggregate(results)
     table = markdown_table(rows, session_note)
     report = {"machine": machine_at_start, "machine_at_end": machine(), "command": " ".join([Path(sys.executable).name, *sys.argv]),
               "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
