@@ -26,13 +26,10 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 log = logging.getLogger(__name__)
 
-#: Pause before closing the transport after the last reply: ZeroMQ sockets close with
-#: LINGER 0, which would drop a reply (e.g. to ``close``) still queued for sending.
-FLUSH_GRACE_S = 0.05
 #: Under MPI the gateway keeps serving this long after the session ended, so the node's
 #: ``Disconnect`` calls (collective) find their partner; an unmatched one makes
 #: MPI_Finalize abort. The node does not wait for it: it releases the component at once.
@@ -79,33 +76,20 @@ def run_gateway(config: GatewayConfig) -> str:
         # thread stops, so it does not busy-poll a core for the rest of the block.
         mpi_max_clients=2 if mpi else None,
     ))
-    stop = {"signal": None}
-
-    def on_signal(signum: int, _frame: object) -> None:
-        stop["signal"] = signal.Signals(signum).name
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    try:
-        return _serve(service, config, stop, MPI_LINGER_S if mpi else 0.0)
-    finally:
-        time.sleep(FLUSH_GRACE_S)
-        service.close()
+    signal.signal(signal.SIGTERM, service.request_stop)
+    signal.signal(signal.SIGINT, service.request_stop)
+    return service.run(until=_lifetime(service, config, MPI_LINGER_S if mpi else 0.0), wakeup_cap=0.2)
 
 
-def _serve(service: Any, config: GatewayConfig, stop: dict, linger: float) -> str:
-    """``Service.run``'s loop plus the one-client lifetime rules (see the module docstring)."""
-    d, t = service.dispatcher, service.transport
+def _lifetime(service: Any, config: GatewayConfig, linger: float) -> Callable[[], str | None]:
+    """The one-client lifetime rules (see the module docstring), as a ``Service.run`` stop check."""
     started = time.monotonic()
     had_session = False
     ended_at: float | None = None
-    while True:
-        if stop["signal"]:
-            service._send(d.shutdown())
-            return f"got {stop['signal']}"
-        if d.finished:
-            return "shut down"
-        if d.sessions:
+
+    def until() -> str | None:
+        nonlocal had_session, ended_at
+        if service.dispatcher.sessions:
             had_session = True
         elif had_session:
             ended_at = ended_at or time.monotonic()
@@ -113,13 +97,9 @@ def _serve(service: Any, config: GatewayConfig, stop: dict, linger: float) -> st
                 return "the node's session ended"
         elif time.monotonic() - started > config.connect_timeout:
             return f"no session opened within {config.connect_timeout:g} s"
-        message = t.recv(0.0 if d.runnable() else d.next_wakeup(cap=0.2))
-        while message is not None:
-            service._send(d.handle(*message))
-            message = t.recv(0.0)
-        service._send(d.expire())
-        if d.runnable():
-            service._send(d.run_next())
+        return None
+
+    return until
 
 
 def main(argv: list[str] | None = None) -> int:

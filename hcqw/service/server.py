@@ -13,6 +13,7 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from hcqw.device.backend import make_backend
 from hcqw.paths import state_dir
@@ -23,6 +24,7 @@ from hcqw.service.transport import ServerTransport, default_address, make_server
 log = logging.getLogger(__name__)
 
 _DRAIN_BATCH = 256  # messages handled per loop turn before the device gets its turn (no starvation)
+_FLUSH_GRACE = 0.05  # s between the last reply and closing the transport
 
 
 def current_user() -> str:
@@ -67,6 +69,7 @@ class Service:
             config.address or default_address(), config.max_message, config.allow_remote, **options)
         self.address = self.transport.address
         self._stop = False
+        self._closed = False
         log.info("QPU service (%s, policy %s) ready at %s after %.2f s", backend.name, config.policy, self.address,
                  time.perf_counter() - started)
         if config.address_file:
@@ -78,31 +81,48 @@ class Service:
     def request_stop(self, *_: object) -> None:
         self._stop = True
 
-    def run(self) -> None:
-        d, t = self.dispatcher, self.transport
+    def run(self, until: Callable[[], str | None] | None = None, wakeup_cap: float = 0.5) -> str:
+        """Serve until shut down, stopped, or ``until()`` returns a reason to stop; return why it stopped.
+
+        ``until`` is checked at least every ``wakeup_cap`` seconds; a hetjob gateway uses it for
+        its one-session lifetime rules."""
         try:
-            while not d.finished:
+            while not self.dispatcher.finished:
                 if self._stop:
-                    self._send(d.shutdown())
-                    break
-                message = t.recv(0.0 if d.runnable() else d.next_wakeup())
-                handled = 0
-                while message is not None:
-                    self._send(d.handle(*message))
-                    handled += 1
-                    message = t.recv(0.0) if handled < _DRAIN_BATCH else None
-                self._send(d.expire())
-                if d.runnable():
-                    self._send(d.run_next())
+                    self._send(self.dispatcher.shutdown())
+                    return "stop requested"
+                reason = until() if until else None
+                if reason:
+                    return reason
+                self.step(wakeup_cap)
+            return "shut down"
         finally:
             self.close()
+
+    def step(self, wakeup_cap: float = 0.5) -> None:
+        """One turn of the loop: handle waiting messages (a bounded batch), expire, run one job."""
+        d, t = self.dispatcher, self.transport
+        message = t.recv(0.0 if d.runnable() else d.next_wakeup(wakeup_cap))
+        handled = 0
+        while message is not None:
+            self._send(d.handle(*message))
+            handled += 1
+            message = t.recv(0.0) if handled < _DRAIN_BATCH else None
+        self._send(d.expire())
+        if d.runnable():
+            self._send(d.run_next())
 
     def _send(self, replies) -> None:
         for peer, frames in replies:
             self.transport.send(peer, frames)
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         log.info("QPU service stopping (%d jobs served)", self.dispatcher.served)
+        # ZeroMQ sockets close with LINGER 0: give the last replies (e.g. to close or shutdown) time to leave.
+        time.sleep(_FLUSH_GRACE)
         self.transport.close()
         self.dispatcher.close()
         if self.config.address_file:
