@@ -15,6 +15,7 @@ import pytest
 
 from hcqw.lab import LabCluster
 from hcqw.lab.procs import proc_stat
+from hcqw.lab.pytest_plugin import wait_for
 
 pytestmark = pytest.mark.slurm
 
@@ -48,15 +49,6 @@ def job_states(job: str, env: dict[str, str] | None = None) -> dict[str, str]:
     return states
 
 
-def wait_for(predicate, timeout: float = 20, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def wait_done(job: str, env: dict[str, str] | None = None, timeout: float = 20) -> dict[str, str]:

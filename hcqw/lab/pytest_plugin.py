@@ -18,7 +18,9 @@ not start is a test *error* (never a silent skip): CI must notice.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,18 @@ def slurm_lab_c2() -> Iterator[LabCluster]:
         yield lab
     finally:
         _release(lab)
+
+
+T = TypeVar("T")
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 20.0, what: str = "condition", pause: float = 0.05) -> T:
+    """Poll ``predicate`` until it returns something truthy and return that; fail the test after ``timeout`` s.
+
+    For tests against the lab cluster, whose daemons and jobs change state asynchronously."""
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(pause)
+    return value

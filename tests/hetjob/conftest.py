@@ -3,9 +3,7 @@ that find this checkout (job scripts import ``tests.hetjob.loops``)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -25,13 +23,3 @@ def job_env(monkeypatch):
 def sbatch(slurm_lab, job_env):
     return open_backend("sbatch", env=slurm_lab.env, poll_interval=POLL)
 
-
-def wait_for(predicate: Callable[[], object], timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)

@@ -14,7 +14,7 @@ from hcqw.hetjob.chain import ChainFailed, final_state, follow_chain, run_chain,
 from hcqw.slurm import Phase
 from hcqw.workflow import load_loop
 
-from .conftest import wait_for
+from hcqw.lab.pytest_plugin import wait_for
 
 pytestmark = pytest.mark.slurm
 log = logging.getLogger(__name__)

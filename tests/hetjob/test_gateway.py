@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from .conftest import wait_for
+from hcqw.lab.pytest_plugin import wait_for
 
 CLIENT = """
 import sys, time

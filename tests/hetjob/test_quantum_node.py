@@ -22,7 +22,7 @@ from hcqw.metrics import read_events
 from hcqw.slurm import Phase
 from hcqw.workflow import RunContext, build_dag, load_loop, run_node
 
-from .conftest import wait_for
+from hcqw.lab.pytest_plugin import wait_for
 
 pytestmark = pytest.mark.slurm
 log = logging.getLogger(__name__)

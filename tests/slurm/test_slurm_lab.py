@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,6 +29,7 @@ from hcqw.slurm import (
     merge_components,
     open_backend,
 )
+from hcqw.lab.pytest_plugin import wait_for
 from hcqw.slurm.rest import submit_payload
 from hcqw.slurm.status import CliStatusSource
 
@@ -40,16 +40,6 @@ log = logging.getLogger(__name__)
 CPU = ComponentSpec("cpu", time_limit=5)
 QPU = ComponentSpec("qpu", gres="qpu:1", time_limit=5)
 POLL = 0.1
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> float:
-    """Poll ``predicate`` until true; return the seconds it took."""
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-    return time.monotonic() - start
 
 
 def request(workdir: Path, node: str, body: str, *components: ComponentSpec, **kw) -> JobRequest:
@@ -80,7 +70,8 @@ def test_plain_job_runs_to_completion(backend, tmp_path):
     started = time.monotonic()
     job_id = backend.submit(request(tmp_path, "plain", 'echo "ran on $SLURMD_NODENAME as $SLURM_JOB_NAME"'))
     submitted = time.monotonic()
-    running = wait_for(lambda: backend.status([job_id], force=True)[job_id].phase is not Phase.PENDING, what="start")
+    wait_for(lambda: backend.status([job_id], force=True)[job_id].phase is not Phase.PENDING, what="start")
+    running = time.monotonic() - submitted
     state = backend.wait(job_id, timeout=30)
     assert state.phase is Phase.COMPLETED, state
     leader = state.leader
@@ -295,7 +286,9 @@ def test_sacct_status_with_accounting(slurm_acct_lab, tmp_path):
     assert state.released == (1,)
     # slurmdbd catches up a few seconds later; then sacct gives the same verdict
     # (what status falls back to once the controller has forgotten the job).
-    lag = wait_for(lambda: len(source.query_sacct([job_id])) == 2, timeout=30, what="slurmdbd to record both components")
+    started_waiting = time.monotonic()
+    wait_for(lambda: len(source.query_sacct([job_id])) == 2, timeout=30, what="slurmdbd to record both components")
+    lag = time.monotonic() - started_waiting
     log.info("sacct showed both hetjob components %.1f s after the job ended", lag)
     from_sacct = merge_components(job_id, source.query_sacct([job_id]))
     assert (from_sacct.phase, from_sacct.released, from_sacct.exit_code) == (Phase.FAILED, (1,), 5)
