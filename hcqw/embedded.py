@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hcqw.checkpoint import load_checkpoint, read_header, save_checkpoint
+from hcqw.checkpoint import load_checkpoint, save_checkpoint
 from hcqw.errors import WorkflowError
 from hcqw.metrics import MetricsLog
 from hcqw.workflow import (
-    DeviceProvider, HybridLoop, Node, NodeKind, RunContext, build_dag, node_seed, run_node, state_file,
+    DeviceProvider, HybridLoop, Node, NodeKind, RunContext, build_dag, node_done, node_seed, run_node, state_file,
 )
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def run_split(workflows: list[Workflow], device: DeviceProvider, cpu_workers: in
     done: set[tuple[int, str]] = set()
     for index, wf in enumerate(workflows):
         for node in build_dag(wf.loop):
-            if _already_done(wf, node):
+            if node_done(node, wf.ctx):
                 done.add((index, node.name))
             else:
                 pending[(index, node.name)] = node
@@ -110,11 +110,3 @@ def run_monolithic(workflow: Workflow, device: DeviceProvider, device_timeout: f
                 if loop.describe:
                     log.info("%s iteration %d/%d: %s", ctx.workflow, i, loop.iterations, loop.describe(state))
             save(i, state, {"converged": converged})
-
-
-def _already_done(wf: Workflow, node: Node) -> bool:
-    path = wf.ctx.path(node.output)
-    if not path.exists():
-        return False
-    read_header(path, workflow=wf.ctx.workflow)  # a corrupt or foreign checkpoint stops the run loudly instead of being overwritten
-    return True

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from hcqw.checkpoint import load_checkpoint, save_checkpoint
+from hcqw.checkpoint import load_checkpoint, read_header, save_checkpoint
 from hcqw.errors import WorkflowError
 
 log = logging.getLogger(__name__)
@@ -159,6 +159,17 @@ def run_node(loop: HybridLoop, node: Node, ctx: RunContext, device: DeviceProvid
         meta["summary"] = loop.describe(new_state)
         log.info("%s iteration %d/%d: %s", ctx.workflow, node.iteration, loop.iterations, meta["summary"])
     save(new_state, meta)
+
+
+def node_done(node: Node, ctx: RunContext) -> bool:
+    """Whether ``node`` already ran: its output checkpoint exists and verifies. Every engine resumes with this.
+
+    A corrupt or foreign checkpoint raises ``CheckpointError``: the run stops loudly instead of overwriting it."""
+    path = ctx.path(node.output)
+    if not path.exists():
+        return False
+    read_header(path, workflow=ctx.workflow)
+    return True
 
 
 def node_seed(loop: HybridLoop, node: str) -> int | None:

@@ -15,10 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hcqw.checkpoint import read_header
 from hcqw.errors import WorkflowError
 from hcqw.slurm import Phase, SlurmBackend, SlurmError
-from hcqw.workflow import HybridLoop, Node, RunContext, build_dag, load_loop, state_file
+from hcqw.workflow import HybridLoop, RunContext, build_dag, load_loop, node_done, state_file
 
 from hcqw.hetjob.jobs import NodeJobSettings, node_request
 
@@ -63,14 +62,6 @@ class Chain:
         raise KeyError(f"node {node} has no job in this chain (skipped or unknown)")
 
 
-def _done(ctx: RunContext, node: Node) -> bool:
-    path = ctx.path(node.output)
-    if not path.exists():
-        return False
-    read_header(path, workflow=ctx.workflow)  # corrupt or foreign: stop loudly, never overwrite
-    return True
-
-
 def submit_chain(backend: SlurmBackend, loop_ref: str, params: Mapping | None, workflow: str,
                  runs_dir: Path | str, settings: NodeJobSettings | None = None) -> Chain:
     """Submit every node without a checkpoint, each ``afterok`` on the jobs of its predecessors."""
@@ -83,7 +74,7 @@ def submit_chain(backend: SlurmBackend, loop_ref: str, params: Mapping | None, w
     (run_dir / "slurm").mkdir(parents=True, exist_ok=True)
     submitted: dict[str, str] = {}
     for node in build_dag(loop):
-        if _done(ctx, node):
+        if node_done(node, ctx):
             chain.skipped.append(node.name)
             continue
         deps = tuple(submitted[a] for a in node.after if a in submitted)
