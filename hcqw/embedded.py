@@ -43,6 +43,18 @@ class Workflow:
         return load_checkpoint(self.ctx.path(state_file(self.loop.iterations)), workflow=self.ctx.workflow)[0]
 
 
+def run_workflow(workflow: Workflow, monolithic: bool = False, backend: str = "qsim",
+                 device_timeout: float | None = None) -> None:
+    """Run one workflow on this machine's device, split (default) or monolithic."""
+    from hcqw.device import LocalDevice
+
+    device = LocalDevice(backend)
+    if monolithic:
+        run_monolithic(workflow, device, device_timeout)
+    else:
+        run_split([workflow], device, device_timeout=device_timeout)
+
+
 def run_split(workflows: list[Workflow], device: DeviceProvider, cpu_workers: int | None = None,
               device_timeout: float | None = None) -> None:
     """Run the DAGs of several workflows together; raise ``WorkflowError`` listing every failed node."""

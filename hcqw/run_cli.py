@@ -35,18 +35,13 @@ def parse_params(pairs: list[str]) -> dict:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from hcqw.device import LocalDevice
-    from hcqw.embedded import Workflow, run_monolithic, run_split
+    from hcqw.embedded import Workflow, run_workflow
     from hcqw.workflow import load_loop
 
     loop = load_loop(args.loop, parse_params(args.param))
     workflow = Workflow.create(loop, args.runs_dir, args.workflow_id)
-    device = LocalDevice(args.backend)
     print(f"workflow {workflow.ctx.workflow}: run directory {workflow.ctx.run_dir}")
-    if args.monolithic:
-        run_monolithic(workflow, device, args.device_timeout)
-    else:
-        run_split([workflow], device, device_timeout=args.device_timeout)
+    run_workflow(workflow, args.monolithic, args.backend, args.device_timeout)
     state = workflow.final_state()
     print(loop.describe(state) if loop.describe else f"final state: {state!r}")
     print(f"QPU timeline: {workflow.ctx.metrics_path}")

@@ -7,8 +7,7 @@ import argparse
 import logging
 
 from examples.qaoa_maxcut.pipeline import brute_force_max_cut, make_loop
-from hcqw.device import LocalDevice
-from hcqw.embedded import Workflow, run_split
+from hcqw.embedded import Workflow, run_workflow
 
 
 def main() -> None:
@@ -24,7 +23,7 @@ def main() -> None:
 
     loop = make_loop(iterations=args.iterations, layers=args.layers, shots=args.shots, seed=args.seed)
     workflow = Workflow.create(loop, args.runs_dir)
-    run_split([workflow], LocalDevice("qsim"))
+    run_workflow(workflow)
     state = workflow.final_state()
     print(f"brute-force max cut  {brute_force_max_cut()}")
     print(f"QAOA mean cut        {state.mean_cuts[-1]:.3f}")

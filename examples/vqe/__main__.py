@@ -7,8 +7,7 @@ import argparse
 import logging
 
 from examples.vqe.pipeline import exact_ground_energy, make_loop
-from hcqw.device import LocalDevice
-from hcqw.embedded import Workflow, run_monolithic, run_split
+from hcqw.embedded import Workflow, run_workflow
 
 
 def main() -> None:
@@ -25,11 +24,7 @@ def main() -> None:
 
     loop = make_loop(iterations=args.iterations, shots=args.shots, seed=args.seed)
     workflow = Workflow.create(loop, args.runs_dir, args.workflow_id)
-    device = LocalDevice("qsim")
-    if args.monolithic:
-        run_monolithic(workflow, device)
-    else:
-        run_split([workflow], device)
+    run_workflow(workflow, monolithic=args.monolithic)
     energy, exact = workflow.final_state().energy, exact_ground_energy()
     print(f"VQE energy   {energy:+.6f} Ha")
     print(f"exact energy {exact:+.6f} Ha")
