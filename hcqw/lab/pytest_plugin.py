@@ -7,6 +7,9 @@
   cluster of a two-cluster federation; root /tmp/hcqw-pytest-lab-c2, ports
   6950..6960). It does NOT touch os.environ: pass ``slurm_lab_c2.env``.
 
+``HCQW_TEST_LAB_DIR``/``HCQW_TEST_LAB_PORT`` (and ``HCQW_TEST_LAB_C2_DIR``/``_PORT``) move
+them elsewhere, so that independent test runs on one machine need not share a qpu node.
+
 Several pytest sessions may share a cluster (e.g. two checkouts tested at
 once): each registers itself in ``root/holders`` and only the last one to
 finish stops the cluster.
@@ -29,10 +32,10 @@ from hcqw.lab.cluster import LabCluster
 from hcqw.lab.errors import LabConfigChanged
 from hcqw.lab.procs import PidRecord, proc_stat
 
-MAIN_ROOT = Path("/tmp/hcqw-pytest-lab")
-MAIN_PORT_BASE = 6900
-C2_ROOT = Path("/tmp/hcqw-pytest-lab-c2")
-C2_PORT_BASE = 6950
+MAIN_ROOT = Path(os.environ.get("HCQW_TEST_LAB_DIR", "/tmp/hcqw-pytest-lab"))
+MAIN_PORT_BASE = int(os.environ.get("HCQW_TEST_LAB_PORT", "6900"))
+C2_ROOT = Path(os.environ.get("HCQW_TEST_LAB_C2_DIR", "/tmp/hcqw-pytest-lab-c2"))
+C2_PORT_BASE = int(os.environ.get("HCQW_TEST_LAB_C2_PORT", "6950"))
 C2_NAME = "qpuside"
 
 
