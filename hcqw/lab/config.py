@@ -24,6 +24,9 @@ SCHEDULER_PARAMETERS = ",".join(
     ]
 )
 
+#: Memory each lab node declares (MB): room for the mem_mb requests workflow engines send.
+NODE_MEMORY_MB = 16000
+
 
 def render_slurm_conf(layout: Layout, accounting: bool = False) -> str:
     """The slurm.conf of the lab cluster (see ``layout`` for the port layout)."""
@@ -92,7 +95,10 @@ def render_slurm_conf(layout: Layout, accounting: bool = False) -> str:
         lines.append("AccountingStorageType=accounting_storage/none")
     lines.append("")
     # One NodeName line per node: each slurmd needs its own port on the shared address.
-    node_common = f"NodeHostname=localhost NodeAddr=127.0.0.1 CPUs={layout.cpus_per_node} State=UNKNOWN"
+    # RealMemory: without it SLURM assumes 1 MB per node and refuses every --mem request (Snakemake
+    # sends mem_mb for each job by default); CR_CPU leaves memory unenforced, so the figure is nominal.
+    node_common = (f"NodeHostname=localhost NodeAddr=127.0.0.1 CPUs={layout.cpus_per_node} "
+                   f"RealMemory={NODE_MEMORY_MB} State=UNKNOWN")
     for node in layout.cpu_node_names:
         lines.append(f"NodeName={node} Port={layout.node_port(node)} {node_common}")
     lines.append(f"NodeName={layout.qpu_node_name} Port={layout.ports.qpu_node} {node_common} Gres=qpu:1")
