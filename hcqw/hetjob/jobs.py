@@ -63,17 +63,40 @@ def job_environment(settings: NodeJobSettings, base: Mapping[str, str] | None = 
 def node_request(node: Node, *, loop_ref: str, params: Mapping, workflow: str, run_dir: Path,
                  settings: NodeJobSettings, dependencies: tuple[str, ...] = (),
                  env_base: Mapping[str, str] | None = None) -> JobRequest:
-    """The ``JobRequest`` of one node."""
+    """The ``JobRequest`` of one workflow node."""
     run_dir = Path(run_dir).absolute()
     quantum = node.kind is NodeKind.QUANTUM
-    body = quantum_body if quantum else classical_body
+    command = _runtime_command(node, loop_ref, params, workflow, run_dir, settings)
+    if quantum:
+        command += ' --pid-file "$JOBDIR/node.pid"'  # for operators and tests: the node process itself
+    return command_request(command, workflow=workflow, name=node.name, workdir=run_dir, settings=settings,
+                           quantum=quantum, dependencies=dependencies, env_base=env_base)
+
+
+def command_request(command: str, *, workflow: str, name: str, workdir: Path, settings: NodeJobSettings,
+                    quantum: bool, dependencies: tuple[str, ...] = (), output: str | None = None,
+                    env_base: Mapping[str, str] | None = None) -> JobRequest:
+    """Any shell ``command`` as a job: a cpu job, or with ``quantum`` a cpu+qpu hetjob.
+
+    In a hetjob the command runs in component 0 with the gateway's address in
+    ``$HCQW_GATEWAY_ADDRESS_FILE`` (``hcqw.qpu.open_qpu`` finds it there); the qpu
+    component ends when the command closes its lease, or at the latest when it exits.
+    Job output goes to ``workdir/slurm/<name>-<jobid>.out`` unless ``output`` says otherwise,
+    the job's private files (gateway address and log) to ``workdir/jobs/<name>.<jobid>/``, the
+    QPU metrics (``$HCQW_METRICS``) to ``workdir/metrics/qpu.jsonl``.
+    """
+    workdir = Path(workdir).absolute()
+    environment = job_environment(settings, env_base)
+    environment.setdefault("HCQW_WORKFLOW", workflow)
+    environment.setdefault("HCQW_NODE", name)
+    environment.setdefault("HCQW_METRICS", str(workdir / "metrics" / "qpu.jsonl"))
+    body = (quantum_body(command, workdir / "jobs" / name, workdir / "metrics" / "gateway.jsonl", settings)
+            if quantum else f"exec {command}\n")
     return JobRequest(
-        workflow_id=workflow, node=node.name,
-        body=body(node, loop_ref, params, workflow, run_dir, settings),
+        workflow_id=workflow, node=name, body=body,
         components=(settings.cpu, settings.qpu) if quantum else (settings.cpu,),
-        workdir=run_dir / "slurm", output=f"{node.name}-%j.out",
-        environment=job_environment(settings, env_base), dependencies=dependencies,
-        kill_on_invalid_dependency=True,
+        workdir=workdir / "slurm", output=output or f"{name}-%j.out",
+        environment=environment, dependencies=dependencies, kill_on_invalid_dependency=True,
     )
 
 
@@ -82,16 +105,11 @@ def _runtime_command(node: Node, loop_ref: str, params: Mapping, workflow: str, 
     q = shlex.quote
     return (f"{q(settings.python)} -m hcqw.hetjob.runtime --loop {q(loop_ref)} "
             f"--params {q(json.dumps(dict(params), sort_keys=True))} --node {q(node.name)} "
-            f"--workflow {q(workflow)} --run-dir {q(str(run_dir))}")
+            f"--workflow {q(workflow)} --run-dir {q(str(run_dir))} --connect-timeout {settings.connect_timeout:g}")
 
 
-def classical_body(node: Node, loop_ref: str, params: Mapping, workflow: str, run_dir: Path,
-                   settings: NodeJobSettings) -> str:
-    return "exec " + _runtime_command(node, loop_ref, params, workflow, run_dir, settings) + "\n"
-
-
-def quantum_body(node: Node, loop_ref: str, params: Mapping, workflow: str, run_dir: Path,
-                 settings: NodeJobSettings) -> str:
+def quantum_body(command: str, job_prefix: Path, gateway_metrics: Path, settings: NodeJobSettings) -> str:
+    """The batch script of a hetjob: gateway on the qpu component, ``command`` in component 0."""
     q = shlex.quote
     mpi = settings.transport == "mpi"
     # Each side its own MPI_COMM_WORLD (listings 5-6); fork launcher: hydra must not srun.
@@ -100,21 +118,19 @@ def quantum_body(node: Node, loop_ref: str, params: Mapping, workflow: str, run_
     gateway = (f"{mpiexec}{q(settings.python)} -m hcqw.hetjob.gateway --address {address} "
                f'--address-file "$JOBDIR/gateway.address" --release-job "$SLURM_JOB_ID_HET_GROUP_1" '
                f"--backend {q(settings.device_backend)} --heartbeat-timeout {settings.heartbeat_timeout:g} "
-               f"--connect-timeout {settings.connect_timeout:g} "
-               f"--metrics {q(str(run_dir / 'metrics' / 'gateway.jsonl'))}")
+               f"--connect-timeout {settings.connect_timeout:g} --metrics {q(str(gateway_metrics))}")
     if settings.allow_remote:
         gateway += " --allow-remote"
-    runtime = _runtime_command(node, loop_ref, params, workflow, run_dir, settings)
+    # The MPI client must be a process of its own mpiexec; bash passes the PMI environment on.
+    run = f"{mpiexec}bash -c {q(command)}" if mpi else f"( {command} )"
     return f"""set -u
-JOBDIR={q(str(run_dir / 'jobs'))}/{q(node.name)}.$SLURM_JOB_ID
+JOBDIR={q(str(job_prefix))}.$SLURM_JOB_ID
 mkdir -p -m 700 "$JOBDIR"
 # The qpu component must never outlive the node's process, whatever ends it.
 release_qpu() {{ scancel "$SLURM_JOB_ID_HET_GROUP_1" 2>/dev/null || true; }}
 trap release_qpu EXIT
 srun --het-group=1 -n1 {gateway} </dev/null >"$JOBDIR/gateway.log" 2>&1 &
-GATEWAY=$!
-{mpiexec}{runtime} --address-file "$JOBDIR/gateway.address" --gateway-pid "$GATEWAY" \\
-    --gateway-log "$JOBDIR/gateway.log" --connect-timeout {settings.connect_timeout:g} \\
-    --pid-file "$JOBDIR/node.pid" &
+export HCQW_GATEWAY_PID=$! HCQW_GATEWAY_ADDRESS_FILE="$JOBDIR/gateway.address" HCQW_GATEWAY_LOG="$JOBDIR/gateway.log"
+{run} &
 wait $!
 """

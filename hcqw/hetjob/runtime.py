@@ -21,8 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def run_job_node(loop_ref: str, params: dict, node_name: str, workflow: str, run_dir: Path,
-                 address_file: str | None = None, gateway_pid: int | None = None,
-                 gateway_log: str | None = None, connect_timeout: float = 120.0) -> None:
+                 connect_timeout: float = 120.0) -> None:
     from hcqw.workflow import NodeKind, RunContext, build_dag, load_loop, run_node
 
     loop = load_loop(loop_ref, params)
@@ -32,12 +31,9 @@ def run_job_node(loop_ref: str, params: dict, node_name: str, workflow: str, run
     node = nodes[node_name]
     device = None
     if node.kind is NodeKind.QUANTUM and node.name != "init":
-        if not address_file:
-            raise WorkflowError(f"{workflow}/{node_name} is a quantum node: give --address-file of its gateway")
-        from hcqw.hetjob.device import GatewayDevice
+        from hcqw.qpu import gateway_device
 
-        device = GatewayDevice(address_file, connect_timeout=connect_timeout, gateway_pid=gateway_pid,
-                               gateway_log=gateway_log)
+        device = gateway_device(connect_timeout=connect_timeout)  # the job script exported its address
     run_node(loop, node, RunContext(workflow, run_dir), device)
 
 
@@ -48,9 +44,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--node", required=True)
     parser.add_argument("--workflow", required=True)
     parser.add_argument("--run-dir", required=True)
-    parser.add_argument("--address-file", default=None)
-    parser.add_argument("--gateway-pid", type=int, default=None)
-    parser.add_argument("--gateway-log", default=None)
     parser.add_argument("--connect-timeout", type=float, default=120.0)
     parser.add_argument("--pid-file", default=None, help="write this process's pid here (for operators and tests)")
     args = parser.parse_args(argv)
@@ -59,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.pid_file).write_text(f"{os.getpid()}\n")
     try:
         run_job_node(args.loop, json.loads(args.params), args.node, args.workflow, Path(args.run_dir),
-                     args.address_file, args.gateway_pid, args.gateway_log, args.connect_timeout)
+                     args.connect_timeout)
     except HcqwError as err:
         log.error("%s/%s failed: %s", args.workflow, args.node, err)
         return 2

@@ -1,0 +1,162 @@
+"""The quantum device of the current process, wherever it runs: ``open_qpu()``.
+
+Code that is not a ``HybridLoop`` -- a Snakemake rule's script, a Parsl app, a plain
+script -- opens its quantum block with ``open_qpu()`` and closes it when the block ends::
+
+    with open_qpu(seed=7) as qpu:
+        counts = qpu.run(circuit, repetitions=1000)
+
+Which device that is depends on where the process runs, so the same code works unchanged on
+a laptop and on a cluster:
+
+1. inside a quantum node's hetjob made by hcqw (``HCQW_GATEWAY_ADDRESS_FILE`` set by the job
+   script): the job's own gateway on the qpu node; closing the lease frees the qpu component
+   at once, while the rest of the job goes on;
+2. with ``HCQW_DEVICE_ADDRESS`` set: a running QPU service (``hcqw device serve``), shared
+   through its queue;
+3. otherwise the machine-local device, one holder at a time machine-wide (the embedded default;
+   backend ``$HCQW_DEVICE_BACKEND``, default qsim).
+
+The lease's workflow and node name default to ``$HCQW_WORKFLOW`` and ``$HCQW_NODE`` (engines
+set them per job), and its metrics go to ``$HCQW_METRICS`` when set.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import time
+from collections.abc import Mapping
+from typing import Any, Sequence
+
+from hcqw.errors import DeviceError
+from hcqw.metrics import MetricsLog
+from hcqw.workflow import DeviceLease, DeviceProvider
+
+ENV_GATEWAY_ADDRESS_FILE = "HCQW_GATEWAY_ADDRESS_FILE"
+ENV_GATEWAY_PID = "HCQW_GATEWAY_PID"
+ENV_GATEWAY_LOG = "HCQW_GATEWAY_LOG"
+ENV_SERVICE_ADDRESS = "HCQW_DEVICE_ADDRESS"
+ENV_BACKEND = "HCQW_DEVICE_BACKEND"
+ENV_WORKFLOW = "HCQW_WORKFLOW"
+ENV_NODE = "HCQW_NODE"
+ENV_METRICS = "HCQW_METRICS"
+
+
+def current_device(env: Mapping[str, str] | None = None) -> DeviceProvider:
+    """The device provider for this process (see the module docstring for the order)."""
+    env = os.environ if env is None else env
+    if env.get(ENV_GATEWAY_ADDRESS_FILE):
+        return gateway_device(env)
+    if env.get(ENV_SERVICE_ADDRESS):
+        return ServiceDevice(env[ENV_SERVICE_ADDRESS])
+    from hcqw.device.local import LocalDevice
+
+    return LocalDevice(env.get(ENV_BACKEND) or "qsim")
+
+
+def gateway_device(env: Mapping[str, str] | None = None, connect_timeout: float = 120.0) -> DeviceProvider:
+    """The gateway of the hetjob this process runs in; an error outside one."""
+    from hcqw.hetjob.device import GatewayDevice
+
+    env = os.environ if env is None else env
+    address_file = env.get(ENV_GATEWAY_ADDRESS_FILE)
+    if not address_file:
+        raise DeviceError(f"not inside an hcqw quantum job (no ${ENV_GATEWAY_ADDRESS_FILE}): this node has no "
+                          "qpu component; submit it as a quantum node (e.g. resources qpu=1)")
+    pid = env.get(ENV_GATEWAY_PID)
+    return GatewayDevice(address_file, connect_timeout=connect_timeout, gateway_pid=int(pid) if pid else None,
+                         gateway_log=env.get(ENV_GATEWAY_LOG))
+
+
+def open_qpu(workflow: str | None = None, node: str | None = None, *, seed: int | None = None,
+             timeout: float | None = None, metrics: MetricsLog | None = None) -> DeviceLease:
+    """Acquire this process's device (waiting in its queue) and return the open lease.
+
+    ``timeout`` bounds the wait, including calibrating/offline windows (``DeviceOffline``
+    after it); ``seed`` makes sampling reproducible on every kind of device."""
+    workflow = workflow or os.environ.get(ENV_WORKFLOW) or "adhoc"
+    node = node or os.environ.get(ENV_NODE) or f"pid{os.getpid()}"
+    if metrics is None and os.environ.get(ENV_METRICS):
+        metrics = MetricsLog(os.environ[ENV_METRICS])
+    return current_device().acquire(workflow, node, timeout=timeout, metrics=metrics, seed=seed)
+
+
+class ServiceDevice:
+    """A ``DeviceProvider`` over a running QPU service: each lease is one session on its own connection.
+
+    Unlike a local or gateway lease, a session does not hold the device: the service
+    interleaves the work items of all open sessions in its queue. The run's metrics get one
+    ``session`` event per lease; the device's busy intervals are in the service's own log.
+    """
+
+    def __init__(self, address: str, user: str | None = None, priority: int = 0, control_timeout: float = 10.0):
+        self.address = address
+        self.user = user or _user()
+        self.priority = priority
+        self.control_timeout = control_timeout
+
+    def acquire(self, workflow: str, node: str, timeout: float | None = None, metrics: MetricsLog | None = None,
+                seed: int | None = None) -> "ServiceLease":
+        from hcqw.service.client import ServiceClient
+
+        client = ServiceClient(self.address, timeout=self.control_timeout)
+        try:
+            session = client.session(workflow, node, user=self.user, timeout=timeout, priority=self.priority,
+                                     seed=seed)
+        except BaseException:
+            client.close()
+            raise
+        return ServiceLease(client, session, metrics)
+
+
+class ServiceLease:
+    """One service session and its connection; closing it ends both."""
+
+    def __init__(self, client: Any, session: Any, metrics: MetricsLog | None):
+        self._client = client
+        self._session = session
+        self._metrics = metrics
+        self.workflow, self.node = session.workflow, session.node
+        self.acquired_at = session.acquired_at
+
+    @property
+    def limits(self) -> Any:
+        return self._session.limits
+
+    @property
+    def is_open(self) -> bool:
+        return self._session.is_open
+
+    def run(self, circuit: Any, repetitions: int, params: Any = None) -> list:
+        return self._session.run(circuit, repetitions, params)
+
+    def run_batch(self, items: Sequence[Any]) -> list:
+        return self._session.run_batch(items)
+
+    def position(self) -> int | None:
+        return self._session.position()
+
+    def close(self) -> None:
+        if not self._session.is_open:
+            return
+        try:
+            self._session.close()
+        finally:
+            self._client.close()
+            if self._metrics:
+                self._metrics.record("session", workflow=self.workflow, node=self.node, device=self._client.address,
+                                     start=self.acquired_at, end=time.time())
+
+    def __enter__(self) -> "ServiceLease":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        return str(os.getuid())
