@@ -15,9 +15,8 @@ Workflows are separate processes (like K users), sharing one ``LocalDevice`` FIF
 - ``split``: ``run_split``, one quantum node per iteration, device freed after each block (Fig. 2b, 3);
 - ``session``: the QPU service multiplexing work items; NOT YET (see ``SESSION_NOT_READY``).
 
-The core logs ``hold``/``exec``; this benchmark's loop wrappers add ``ready`` (a quantum node's
-inputs exist) and ``cpu`` (a classical block) events to the same log, so waits and CPU occupancy
-can be measured. Figures come from ``hcqw.timeline.analysis``; the run's own check asserts only
+The core logs every event: ``ready`` (a quantum node starts to acquire), ``hold``/``exec`` (the
+device) and ``cpu`` (a classical node), so waits and CPU occupancy are measured as on any run. Figures come from ``hcqw.timeline.analysis``; the run's own check asserts only
 consistency (no overlapping holds, every node accounted, busy <= allocated <= makespan), never timing.
 
     .venv/bin/python bench/coschedule.py --quick            # CI-size, seconds
@@ -201,26 +200,18 @@ def _pin(cores: set[int] | None) -> None:
         os.sched_setaffinity(0, cores)  # Linux: pid 0 is the calling thread only
 
 
-def make_loop(cal: Calibration, iterations: int, seed: int, metrics_path: Path, mode: str, pin: bool = True):
-    """The benchmark's ``HybridLoop``, with wrappers that log ``ready`` and ``cpu`` events."""
+def make_loop(cal: Calibration, iterations: int, seed: int, pin: bool = True):
+    """The benchmark's ``HybridLoop`` (the core logs its ready/cpu/hold/exec events)."""
     import numpy as np
 
-    from hcqw.metrics import MetricsLog
     from hcqw.workflow import HybridLoop
 
     circuit, names = build_circuit(cal.qubits, cal.layers)
     edges = graph_edges(cal.qubits)
-    metrics = MetricsLog(metrics_path)
-    workflow = metrics_path.parent.parent.name
     qpu_cores, cpu_cores = core_split(pin)
 
-    def first_node() -> str:
-        return "monolithic" if mode == "monolithic" else "q0001"
-
     def initial_state() -> dict:
-        state = {"params": np.full(len(names), 0.3), "iteration": 0, "objective": float("nan")}
-        metrics.record("ready", workflow=workflow, node=first_node(), start=time.time())
-        return state
+        return {"params": np.full(len(names), 0.3), "iteration": 0, "objective": float("nan")}
 
     def quantum_step(state: dict, qpu) -> list:
         _pin(qpu_cores)
@@ -230,15 +221,10 @@ def make_loop(cal: Calibration, iterations: int, seed: int, metrics_path: Path, 
 
     def classical_step(state: dict, bits: list) -> dict:
         _pin(cpu_cores)
-        start = time.time()
         iteration = state["iteration"] + 1
         deltas = perturbations(seed, iteration, cal.points, len(names))
         params, objective, _ = classical_work(bits, edges, deltas, state["params"], cal.linalg_size,
                                               cal.linalg_reps, seed=seed + iteration)
-        end = time.time()
-        metrics.record("cpu", workflow=workflow, node=f"c{iteration:04d}", start=start, end=end)
-        if mode == "split" and iteration < iterations:
-            metrics.record("ready", workflow=workflow, node=f"q{iteration + 1:04d}", start=end)
         return {"params": params, "iteration": iteration, "objective": objective}
 
     return HybridLoop(name="coschedule", initial_state=initial_state, quantum_step=quantum_step,
@@ -255,7 +241,7 @@ def run_workflow(mode: str, cal: dict, iterations: int, runs_dir: str, workflow_
     from hcqw.workflow import RunContext
 
     ctx = RunContext(workflow_id, Path(runs_dir) / workflow_id)
-    workflow = Workflow(make_loop(Calibration(**cal), iterations, seed, ctx.metrics_path, mode, pin), ctx)
+    workflow = Workflow(make_loop(Calibration(**cal), iterations, seed, pin), ctx)
     device = LocalDevice(QsimBackend(threads=threads), directory=Path(device_dir))
     _warm_up(device, Calibration(**cal))
     late = time.time() - start_at

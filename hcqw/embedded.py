@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -111,14 +112,22 @@ def run_monolithic(workflow: Workflow, device: DeviceProvider, device_timeout: f
     state = loop.initial_state()
     save(0, state, {"converged": False})
     converged = False
-    with device.acquire(ctx.workflow, "monolithic", timeout=device_timeout, metrics=MetricsLog(ctx.metrics_path)) as lease:
+    metrics = MetricsLog(ctx.metrics_path)
+    # The same ready/cpu events as run_node, so monolithic and split runs report alike.
+    metrics.record("ready", workflow=ctx.workflow, node="monolithic", start=time.time())
+    with device.acquire(ctx.workflow, "monolithic", timeout=device_timeout, metrics=metrics) as lease:
         for i in range(1, loop.iterations + 1):
-            if not converged:
-                seed = node_seed(loop, f"q{i:04d}")
-                if seed is not None:
-                    lease.reseed(seed)
-                state = loop.classical_step(state, loop.quantum_step(state, lease))
-                converged = bool(loop.converged(state)) if loop.converged else False
-                if loop.describe:
-                    log.info("%s iteration %d/%d: %s", ctx.workflow, i, loop.iterations, loop.describe(state))
+            if converged:
+                save(i, state, {"converged": True})
+                continue
+            seed = node_seed(loop, f"q{i:04d}")
+            if seed is not None:
+                lease.reseed(seed)
+            measured = loop.quantum_step(state, lease)
+            started = time.time()
+            state = loop.classical_step(state, measured)
+            converged = bool(loop.converged(state)) if loop.converged else False
+            if loop.describe:
+                log.info("%s iteration %d/%d: %s", ctx.workflow, i, loop.iterations, loop.describe(state))
             save(i, state, {"converged": converged})
+            metrics.record("cpu", workflow=ctx.workflow, node=f"c{i:04d}", start=started, end=time.time())

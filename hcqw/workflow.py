@@ -22,6 +22,7 @@ import enum
 import hashlib
 import importlib
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -125,10 +126,15 @@ def run_node(loop: HybridLoop, node: Node, ctx: RunContext, device: DeviceProvid
     """Run one node: read its input checkpoints, compute, write its output checkpoint.
 
     A quantum node holds the device only inside ``quantum_step``; its checkpoint is
-    written after the device has been released.
+    written after the device has been released. Besides the device's ``hold``/``exec``
+    events, the run's metrics log gets a ``ready`` event when a quantum node starts to
+    acquire (its wait for the device follows) and a ``cpu`` interval per classical node,
+    so ``hcqw report`` accounts waits and classical work on every engine.
     """
     from hcqw.metrics import MetricsLog
 
+    started = time.time()
+    metrics = MetricsLog(ctx.metrics_path)
     save = lambda obj, meta: save_checkpoint(  # noqa: E731
         ctx.path(node.output), obj, workflow=ctx.workflow, iteration=node.iteration, producer=node.name, meta=meta
     )
@@ -143,7 +149,8 @@ def run_node(loop: HybridLoop, node: Node, ctx: RunContext, device: DeviceProvid
             return
         if device is None:
             raise WorkflowError(f"{ctx.workflow}/{node.name} is a quantum node but no device was given")
-        with device.acquire(ctx.workflow, node.name, timeout=device_timeout, metrics=MetricsLog(ctx.metrics_path),
+        metrics.record("ready", workflow=ctx.workflow, node=node.name, start=time.time())
+        with device.acquire(ctx.workflow, node.name, timeout=device_timeout, metrics=metrics,
                             seed=node_seed(loop, node.name)) as qpu:
             measured = loop.quantum_step(state, qpu)
         save(measured, {})
@@ -159,6 +166,7 @@ def run_node(loop: HybridLoop, node: Node, ctx: RunContext, device: DeviceProvid
         meta["summary"] = loop.describe(new_state)
         log.info("%s iteration %d/%d: %s", ctx.workflow, node.iteration, loop.iterations, meta["summary"])
     save(new_state, meta)
+    metrics.record("cpu", workflow=ctx.workflow, node=node.name, start=started, end=time.time())
 
 
 def node_done(node: Node, ctx: RunContext) -> bool:

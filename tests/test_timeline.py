@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -129,37 +128,23 @@ def test_find_metrics_collects_every_workflows_log_and_explains_a_wrong_path(tmp
 # -- a small real run, rendered -------------------------------------------------------------------
 
 
-def tiny_loop(iterations: int, metrics: MetricsLog, workflow: str, mode: str) -> HybridLoop:
-    """Two-qubit Bell sampling; like the benchmark, it logs ready and cpu events from its own wrappers."""
+def tiny_loop(iterations: int) -> HybridLoop:
+    """Two-qubit Bell sampling; the core logs its ready, hold, exec and cpu events."""
     import cirq
 
     q = cirq.LineQubit.range(2)
     circuit = cirq.Circuit(cirq.H(q[0]), cirq.CNOT(*q), cirq.measure(*q, key="m"))
 
-    def initial_state() -> int:
-        metrics.record("ready", workflow=workflow, node="monolithic" if mode == "monolithic" else "q0001",
-                       start=time.time())
-        return 0
-
     def classical_step(state: int, measured) -> int:
-        start = time.time()
         bits = measured[0].measurements["m"]
         assert (bits[:, 0] == bits[:, 1]).all()  # a Bell pair
-        end = time.time()
-        metrics.record("cpu", workflow=workflow, node=f"c{state + 1:04d}", start=start, end=end)
-        if mode == "split" and state + 1 < iterations:
-            metrics.record("ready", workflow=workflow, node=f"q{state + 2:04d}", start=end)
         return state + 1
 
-    return HybridLoop("tiny", initial_state, lambda s, qpu: qpu.run(circuit, 20), classical_step, iterations, seed=3)
+    return HybridLoop("tiny", lambda: 0, lambda s, qpu: qpu.run(circuit, 20), classical_step, iterations, seed=3)
 
 
-def make_workflows(runs: Path, mode: str, count: int = 2, iterations: int = 3) -> list[Workflow]:
-    out = []
-    for j in range(count):
-        ctx = RunContext(f"w{j}", runs / f"w{j}")
-        out.append(Workflow(tiny_loop(iterations, MetricsLog(ctx.metrics_path), ctx.workflow, mode), ctx))
-    return out
+def make_workflows(runs: Path, count: int = 2, iterations: int = 3) -> list[Workflow]:
+    return [Workflow(tiny_loop(iterations), RunContext(f"w{j}", runs / f"w{j}")) for j in range(count)]
 
 
 def independent_figures(run_dir: Path) -> dict:
@@ -192,8 +177,8 @@ def small_runs(tmp_path_factory) -> tuple[Path, Path]:
     """2 workflows x 3 iterations, split and monolithic, on one local device."""
     base = tmp_path_factory.mktemp("timeline-runs")
     device = LocalDevice("qsim", directory=base / "device")
-    run_split(make_workflows(base / "split", "split"), device)
-    for wf in make_workflows(base / "monolithic", "monolithic"):
+    run_split(make_workflows(base / "split"), device)
+    for wf in make_workflows(base / "monolithic"):
         run_monolithic(wf, device)
     return base / "monolithic", base / "split"
 
