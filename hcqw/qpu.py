@@ -15,7 +15,9 @@ a laptop and on a cluster:
 2. with ``HCQW_DEVICE_ADDRESS`` set: a running QPU service (``hcqw device serve``), shared
    through its queue;
 3. otherwise the machine-local device, one holder at a time machine-wide (the embedded default;
-   backend ``$HCQW_DEVICE_BACKEND``, default qsim).
+   backend ``$HCQW_DEVICE_BACKEND``, default qsim) -- except in a classical job, which hcqw
+   marks with ``HCQW_DEVICE=none``: there opening the device is an error, not a simulation
+   on a compute node.
 
 The lease's workflow and node name default to ``$HCQW_WORKFLOW`` and ``$HCQW_NODE`` (engines
 set them per job), and its metrics go to ``$HCQW_METRICS`` when set.
@@ -38,6 +40,7 @@ ENV_GATEWAY_PID = "HCQW_GATEWAY_PID"
 ENV_GATEWAY_LOG = "HCQW_GATEWAY_LOG"
 ENV_SERVICE_ADDRESS = "HCQW_DEVICE_ADDRESS"
 ENV_BACKEND = "HCQW_DEVICE_BACKEND"
+ENV_DEVICE = "HCQW_DEVICE"  # "none" in jobs without a qpu component
 ENV_WORKFLOW = "HCQW_WORKFLOW"
 ENV_NODE = "HCQW_NODE"
 ENV_METRICS = "HCQW_METRICS"
@@ -50,6 +53,9 @@ def current_device(env: Mapping[str, str] | None = None) -> DeviceProvider:
         return gateway_device(env)
     if env.get(ENV_SERVICE_ADDRESS):
         return ServiceDevice(env[ENV_SERVICE_ADDRESS])
+    if env.get(ENV_DEVICE) == "none":
+        raise DeviceError(f"{env.get(ENV_NODE) or 'this job'} runs as a classical job, without a qpu component; "
+                          "mark it as a quantum node (Snakemake: resources qpu=1; Parsl: executors=['qpu'])")
     from hcqw.device.local import LocalDevice
 
     return LocalDevice(env.get(ENV_BACKEND) or "qsim")

@@ -90,6 +90,8 @@ def command_request(command: str, *, workflow: str, name: str, workdir: Path, se
     environment.setdefault("HCQW_WORKFLOW", workflow)
     environment.setdefault("HCQW_NODE", name)
     environment.setdefault("HCQW_METRICS", str(workdir / "metrics" / "qpu.jsonl"))
+    if not quantum:
+        environment["HCQW_DEVICE"] = "none"  # hcqw.qpu refuses: no local simulation on a compute node
     body = (quantum_body(command, workdir / "jobs" / name, workdir / "metrics" / "gateway.jsonl", settings)
             if quantum else f"exec {command}\n")
     return JobRequest(
