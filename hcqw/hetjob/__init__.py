@@ -6,7 +6,8 @@
 - ``device``: component 0's device provider (``GatewayDevice``): a service session whose
   close ends the quantum block, stops the gateway and cancels the qpu component at once.
 - ``runtime``: ``python -m hcqw.hetjob.runtime``, running one workflow node inside a job.
-- ``jobs``: ``node_request``, the ``JobRequest`` (hetjob or cpu job) and batch script of a node.
+- ``jobs``: ``command_request``, any command as a cpu job or as a qpu-releasing hetjob (the
+  engines' adapters submit through it), and ``node_request`` for a workflow node.
 - ``chain``: ``submit_chain``/``follow_chain``/``run_chain``, the first paper's listing 4 as
   ``afterok``-chained jobs that resume from the last good checkpoint; ``ChainFailed``.
 - ``federation``: a quantum node on the QPU-side cluster through its slurmrestd, with its
