@@ -1,0 +1,67 @@
+"""A hybrid loop as Parsl apps: each quantum node a ``qpu`` app, each classical node a ``cpu`` app.
+
+The apps run the loop's own steps (``hcqw.workflow.run_node``, the node executor every hcqw
+engine uses), so a Parsl run samples exactly what the lab pipeline samples with the same
+seed. State passes between apps as signed checkpoint artifacts in the run directory (each app
+returns its checkpoint's name, and its future orders the next app); a restarted script skips
+every node whose checkpoint already verifies (``hcqw.workflow.node_done``) and resumes from
+the last finished step. Parsl's own memoization/checkpointing is not used: our checkpoints
+are signed and shared with the other hcqw engines.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from parsl import python_app
+
+from hcqw.workflow import HybridLoop, NodeKind, RunContext, build_dag, load_loop, node_done
+
+log = logging.getLogger(__name__)
+
+
+def run_loop_node(loop_ref: str, params: dict, workflow: str, run_dir: str, node_name: str) -> str:
+    """Run one node of the loop where the app landed; a quantum node opens this process's device."""
+    from hcqw.qpu import current_device
+    from hcqw.workflow import run_node
+
+    loop = load_loop(loop_ref, params)
+    node = {n.name: n for n in build_dag(loop)}[node_name]
+    device = current_device() if node.kind is NodeKind.QUANTUM else None
+    run_node(loop, node, RunContext(workflow, Path(run_dir)), device)
+    return node.output
+
+
+@python_app(executors=["qpu"])
+def quantum_app(loop_ref: str, params: dict, workflow: str, run_dir: str, node_name: str, *after: str) -> str:
+    from examples.parsl.apps import run_loop_node
+
+    return run_loop_node(loop_ref, params, workflow, run_dir, node_name)
+
+
+@python_app(executors=["cpu"])
+def classical_app(loop_ref: str, params: dict, workflow: str, run_dir: str, node_name: str, *after: str) -> str:
+    from examples.parsl.apps import run_loop_node
+
+    return run_loop_node(loop_ref, params, workflow, run_dir, node_name)
+
+
+def run_loop(loop_ref: str, params: dict, workflow: str, run_dir: Path) -> HybridLoop:
+    """Submit the loop's unfinished nodes as a chain of apps and wait for the last one."""
+    loop = load_loop(loop_ref, params)
+    ctx = RunContext(workflow, Path(run_dir).absolute())
+    previous = None
+    skipped = 0
+    for node in build_dag(loop):
+        if node_done(node, ctx):
+            skipped += 1
+            continue
+        app = quantum_app if node.kind is NodeKind.QUANTUM and node.name != "init" else classical_app
+        after = (previous,) if previous is not None else ()
+        previous = app(loop_ref, params, workflow, str(ctx.run_dir), node.name, *after)
+    if skipped:
+        log.info("resumed %s: %d node(s) already had checkpoints", workflow, skipped)
+    if previous is not None:
+        previous.result()
+    return loop

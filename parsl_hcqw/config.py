@@ -1,0 +1,81 @@
+"""``hcqw_config()``: a Parsl ``Config`` whose executors are labelled ``cpu`` and ``qpu``.
+
+Apps pick their side with ``@python_app(executors=["cpu"])`` / ``["qpu"]``; ``qpu`` apps
+open the device with ``hcqw.qpu.open_qpu()`` and close it when their quantum block ends.
+
+- Embedded (default, no SLURM): both executors are HTEX on this machine (``LocalProvider``,
+  loopback interchange). ``qpu`` has one worker, and the device itself is the machine-wide
+  FIFO local device, so quantum blocks of every script on the machine run one at a time
+  while ``cpu`` apps run in parallel.
+- ``slurm=True``: ``cpu`` is HTEX whose blocks are plain jobs on the cpu partition
+  (:class:`~parsl_hcqw.provider.HetjobSlurmProvider`); ``qpu`` is a
+  :class:`~parsl_hcqw.executor.QpuJobExecutor`: each app its own cpu+qpu hetjob that frees
+  the qpu node when the app closes its lease. ``session=QpuSession(...)`` keeps one qpu
+  allocation for a bounded series of apps instead (off by default).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from parsl.config import Config
+from parsl.executors import HighThroughputExecutor
+from parsl.providers import LocalProvider
+
+from hcqw.hetjob.jobs import NodeJobSettings
+from parsl_hcqw.executor import QpuJobExecutor, QpuSession
+from parsl_hcqw.provider import HetjobSlurmProvider
+
+
+def _local_htex(label: str, workers: int, python: str) -> HighThroughputExecutor:
+    # HTEX starts process_worker_pool.py from PATH: the interpreter's own bin must come first.
+    path = f"export PATH={Path(python).parent}:$PATH"
+    return HighThroughputExecutor(
+        label=label, address="127.0.0.1", loopback_address="127.0.0.1", max_workers_per_node=workers,
+        provider=LocalProvider(init_blocks=1, min_blocks=1, max_blocks=1, worker_init=path),
+    )
+
+
+def hcqw_config(
+    *,
+    slurm: bool = False,
+    run_dir: str = "runinfo",
+    workflow: str = "parsl",
+    cpu_workers: int | None = None,
+    cpu_blocks: int = 1,
+    settings: NodeJobSettings | None = None,
+    backend: str = "sbatch",
+    backend_options: dict[str, Any] | None = None,
+    session: QpuSession | None = None,
+    max_idletime: float = 120.0,
+    address: str = "127.0.0.1",
+    **config_options: Any,
+) -> Config:
+    """The ``cpu``/``qpu`` configuration; ``config_options`` go to ``parsl.config.Config``.
+
+    ``workflow`` names the SLURM jobs (``hcqw:<workflow>:...``) and signs qpu app checkpoints.
+    ``settings`` sets partitions, time limits, interpreter and gateway options of the jobs.
+    ``backend``/``backend_options``: ``"sbatch"`` or ``"rest"`` (``url=``, ``token_file=``).
+    ``address``: where SLURM ``cpu`` workers reach the interchange (loopback on the lab cluster;
+    the submit host's cluster address on a real one).
+    ``max_idletime`` applies to ``cpu`` blocks only: ``qpu`` never keeps an idle allocation.
+    """
+    settings = settings or NodeJobSettings()
+    workers = cpu_workers or max(1, len(os.sched_getaffinity(0)))
+    if not slurm:
+        if session is not None:
+            raise ValueError("session= applies to SLURM (slurm=True); the embedded qpu holds the device per app already")
+        executors = [_local_htex("cpu", workers, sys.executable), _local_htex("qpu", 1, sys.executable)]
+    else:
+        common = dict(settings=settings, backend=backend, backend_options=backend_options, workflow=workflow)
+        cpu = HighThroughputExecutor(
+            label="cpu", address=address,
+            max_workers_per_node=workers,
+            provider=HetjobSlurmProvider(quantum=False, init_blocks=1, min_blocks=0, max_blocks=cpu_blocks, **common),
+        )
+        qpu = QpuJobExecutor(label="qpu", provider=HetjobSlurmProvider(quantum=True, **common), session=session)
+        executors = [cpu, qpu]
+    return Config(executors=executors, run_dir=run_dir, max_idletime=max_idletime, **config_options)

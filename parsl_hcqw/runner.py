@@ -1,0 +1,149 @@
+"""Run Parsl ``qpu`` apps inside a SLURM quantum job: ``python -m parsl_hcqw.runner ...``.
+
+The submitting :class:`parsl_hcqw.executor.QpuJobExecutor` ships each app call (function,
+args, kwargs) as a signed cloudpickle checkpoint ``<task>/call.ckpt`` on the shared run
+directory; this runner verifies and loads it, calls the function and writes
+``<task>/result.ckpt`` (signed) holding the return value or the exception. Nothing is
+unpickled before its signature has been checked (``hcqw.checkpoint``).
+
+Two modes:
+
+- ``runner TASK_DIR``: one app per hetjob. The app opens the device with
+  ``hcqw.qpu.open_qpu()``, which finds the job's gateway; closing that lease frees the qpu
+  component at once, and the job script's trap frees it when the runner exits.
+- ``runner --session BASE_DIR ...``: one hetjob serves a bounded series of apps (the
+  explicit session option). The runner itself holds a *keeper* lease on the gateway for the
+  whole session, so the gateway keeps serving, and each app's ``open_qpu()`` opens an
+  ordinary service session next to it (``$HCQW_DEVICE_ADDRESS``). Apps are claimed from
+  ``BASE_DIR/queue`` one at a time; after ``--max-apps`` apps, ``--max-seconds`` seconds or
+  ``--idle-seconds`` without work the runner marks the session closed, closes the keeper
+  lease (the qpu component ends at once) and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from hcqw.checkpoint import load_checkpoint, save_checkpoint
+
+log = logging.getLogger("parsl_hcqw.runner")
+
+CALL = "call.ckpt"
+RESULT = "result.ckpt"
+QUEUE = "queue"
+CLAIMED = "claimed"
+SESSIONS = "sessions"
+
+
+def signing_tag(workflow: str) -> str:
+    """The checkpoint ``workflow`` field of app calls and results: a file of another run is refused."""
+    return f"parsl-qpu:{workflow}"
+
+
+def write_call(task_dir: Path, workflow: str, func: Any, args: tuple, kwargs: dict) -> None:
+    task_dir.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(task_dir / CALL, (func, args, kwargs), workflow=signing_tag(workflow), iteration=0,
+                    producer="parsl-submit")
+
+
+def read_result(task_dir: Path, workflow: str) -> tuple[bool, Any]:
+    """(True, value) or (False, exception) from a finished task's result checkpoint."""
+    (ok, payload), _ = load_checkpoint(task_dir / RESULT, workflow=signing_tag(workflow))
+    return ok, payload
+
+
+def run_task(task_dir: Path, workflow: str) -> bool:
+    """Load, call and store one app; True if the app returned normally."""
+    (func, args, kwargs), _ = load_checkpoint(task_dir / CALL, workflow=signing_tag(workflow))
+    try:
+        result: tuple[bool, Any] = (True, func(*args, **kwargs))
+    except Exception as err:  # noqa: BLE001 - the app's exception is its result, re-raised by the submitter
+        log.info("app %s raised %s: %s", task_dir.name, type(err).__name__, err)
+        err.add_note("raised in the qpu app on SLURM; remote traceback:\n" + traceback.format_exc())
+        result = (False, err)
+    try:
+        save_checkpoint(task_dir / RESULT, result, workflow=signing_tag(workflow), iteration=0, producer="parsl-qpu")
+    except Exception as err:  # noqa: BLE001 - e.g. an unpicklable return value or exception
+        failure = RuntimeError(f"the qpu app's result could not be stored: {type(err).__name__}: {err}")
+        save_checkpoint(task_dir / RESULT, (False, failure), workflow=signing_tag(workflow), iteration=0,
+                        producer="parsl-qpu")
+    return result[0]
+
+
+def claim(base: Path, session: str) -> Path | None:
+    """Take the oldest queued task (atomic rename: two sessions never run the same app)."""
+    queue = base / QUEUE
+    for entry in sorted(queue.iterdir(), key=lambda p: int(p.name)) if queue.exists() else ():
+        target = base / CLAIMED / f"{entry.name}.{session}"
+        try:
+            os.rename(entry, target)
+        except FileNotFoundError:
+            continue  # another session took it
+        return base / "tasks" / entry.name
+    return None
+
+
+def serve_session(base: Path, workflow: str, session: str, max_apps: int, max_seconds: float,
+                  idle_seconds: float) -> int:
+    """Run queued apps under one held qpu allocation until a bound is reached; return the number run."""
+    from hcqw.qpu import ENV_GATEWAY_ADDRESS_FILE, ENV_NODE, ENV_SERVICE_ADDRESS, gateway_device
+
+    device = gateway_device()
+    keeper = device.acquire(workflow, f"{session}-keeper")
+    address = device.wait_address()
+    # Apps reach the gateway as a QPU service; their leases must not end the allocation.
+    os.environ.pop(ENV_GATEWAY_ADDRESS_FILE, None)
+    os.environ[ENV_SERVICE_ADDRESS] = address
+    started = last_work = time.monotonic()
+    done = 0
+    (base / CLAIMED).mkdir(parents=True, exist_ok=True)
+    try:
+        while done < max_apps and time.monotonic() - started < max_seconds:
+            task = claim(base, session)
+            if task is None:
+                if time.monotonic() - last_work >= idle_seconds:
+                    break
+                time.sleep(0.05)
+                continue
+            os.environ[ENV_NODE] = f"{session}-app{task.name}"
+            run_task(task, workflow)
+            done += 1
+            last_work = time.monotonic()
+    finally:
+        # Closed first: from here on the executor queues new apps for a new session.
+        (base / SESSIONS / f"{session}.closed").touch()
+        keeper.close()
+    log.info("session %s served %d app(s) in %.1f s", session, done, time.monotonic() - started)
+    return done
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m parsl_hcqw.runner", description=__doc__.split("\n")[0])
+    parser.add_argument("task_dir", nargs="?", help="one app's task directory")
+    parser.add_argument("--workflow", required=True)
+    parser.add_argument("--session", metavar="BASE_DIR", help="serve queued apps of BASE_DIR as one session")
+    parser.add_argument("--max-apps", type=int, default=10)
+    parser.add_argument("--max-seconds", type=float, default=60.0)
+    parser.add_argument("--idle-seconds", type=float, default=5.0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s qpu-app %(levelname)s: %(message)s")
+    if args.session:
+        session = os.environ.get("SLURM_JOB_ID", str(os.getpid()))
+        serve_session(Path(args.session), args.workflow, session, args.max_apps, args.max_seconds,
+                      args.idle_seconds)
+        return 0
+    if not args.task_dir:
+        parser.error("give a task directory or --session BASE_DIR")
+    run_task(Path(args.task_dir), args.workflow)
+    return 0  # an app's exception is a result, not a job failure
+
+
+if __name__ == "__main__":
+    sys.exit(main())
