@@ -1,0 +1,87 @@
+"""``--hcqw-*`` command-line settings of the executor (Snakemake derives the flags from the fields)."""
+
+# No "from __future__ import annotations": Snakemake reads the field types at run time.
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from snakemake_interface_executor_plugins.settings import ExecutorSettingsBase
+
+BACKENDS = ("local", "slurm", "rest")
+
+
+@dataclass
+class ExecutorSettings(ExecutorSettingsBase):
+    backend: str = field(
+        default="local",
+        metadata={
+            "help": "Where jobs run: 'local' (this machine; rules with resources qpu>0 take turns on the "
+            "machine-local quantum device, other rules run in parallel), 'slurm' (sbatch on this cluster) "
+            "or 'rest' (slurmrestd, e.g. the cluster next to the QPU).",
+            "choices": list(BACKENDS),
+            "env_var": True,
+        },
+    )
+    rest_url: Optional[str] = field(
+        default=None,
+        metadata={"help": "Base URL of slurmrestd (backend 'rest'), e.g. http://127.0.0.1:6820.", "env_var": True},
+    )
+    token_file: Optional[Path] = field(
+        default=None,
+        metadata={
+            "help": "File holding the SLURM JWT for slurmrestd (backend 'rest'). Without it the token is read "
+            "from $HCQW_SLURM_JWT or $SLURM_JWT. The token is never logged nor passed to jobs.",
+            "env_var": True,
+        },
+    )
+    rest_user: Optional[str] = field(
+        default=None,
+        metadata={"help": "User name sent to slurmrestd (backend 'rest'); default: $USER.", "env_var": True},
+    )
+    cpu_partition: str = field(
+        default="cpu",
+        metadata={"help": "Partition of plain jobs and of the cpu component of quantum jobs, unless a rule "
+                  "sets the slurm_partition resource."},
+    )
+    qpu_partition: str = field(
+        default="qpu",
+        metadata={"help": "Partition of the qpu component of quantum jobs (rules with resources qpu>0)."},
+    )
+    qpu_gres: str = field(
+        default="qpu:1",
+        metadata={"help": "Generic resource the qpu component requests."},
+    )
+    qpu_runtime: Optional[int] = field(
+        default=None,
+        metadata={"help": "Time limit (minutes) of the qpu component; default: the rule's runtime. The component "
+                  "normally ends with the quantum block, long before its limit."},
+    )
+    transport: str = field(
+        default="zmq",
+        metadata={"help": "How the job reaches the device gateway on the qpu node: 'zmq' or 'mpi' "
+                  "(MPI dynamic process management, PyPI mpich).", "choices": ["zmq", "mpi"]},
+    )
+    gateway_bind: str = field(
+        default="tcp://127.0.0.1:*",
+        metadata={"help": "Address the device gateway binds on the qpu node. Loopback suits a single-host "
+                  "cluster; on a real cluster give the qpu node's interface and --hcqw-allow-remote."},
+    )
+    allow_remote: bool = field(
+        default=False,
+        metadata={"help": "Let the gateway bind a non-loopback address (jobs on other hosts reach the device)."},
+    )
+    device_backend: str = field(
+        default="qsim",
+        metadata={"help": "Quantum backend behind the device gateway on the qpu node (e.g. qsim, cirq)."},
+    )
+    poll_interval: float = field(
+        default=2.0,
+        metadata={"help": "Seconds between status queries. Each query covers every job of the run in one "
+                  "SLURM call (scontrol, or sacct for jobs the controller has forgotten)."},
+    )
+    workflow_id: Optional[str] = field(
+        default=None,
+        metadata={"help": "Name of this run in SLURM job names (hcqw:<id>:<rule>...) and QPU metrics; "
+                  "default: smk-<random>."},
+    )
