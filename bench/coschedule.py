@@ -13,7 +13,10 @@ Workflows are separate processes (like K users), sharing one ``LocalDevice`` FIF
 
 - ``monolithic``: ``run_monolithic`` holds the device for the whole loop (paper 1, Fig. 2a);
 - ``split``: ``run_split``, one quantum node per iteration, device freed after each block (Fig. 2b, 3);
-- ``session``: the QPU service multiplexing work items; NOT YET (see ``SESSION_NOT_READY``).
+- ``session``: ``run_split`` over ``hcqw.qpu.ServiceDevice``: each quantum node opens a session on one
+  QPU service (``hcqw.service.server.Service``, loopback tcp, FIFO) started per cell, whose queue
+  multiplexes the work items of all K workflows (second paper). The service runs in a thread of the
+  benchmark's main process, pinned to the simulator's core like the local device.
 
 The core logs every event: ``ready`` (a quantum node starts to acquire), ``hold``/``exec`` (the
 device) and ``cpu`` (a classical node), so waits and CPU occupancy are measured as on any run. Figures come from ``hcqw.timeline.analysis``; the run's own check asserts only
@@ -40,6 +43,7 @@ import platform  # noqa: E402
 import queue  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 from dataclasses import asdict, dataclass  # noqa: E402
@@ -56,9 +60,6 @@ log = logging.getLogger("bench.coschedule")
 _USABLE_CORES = sorted(os.sched_getaffinity(0))
 
 MODES = ("monolithic", "split", "session")
-SESSION_NOT_READY = ("not yet: this benchmark does not drive the QPU service yet (it was WIP when this was "
-                     "written; its tests landed in e099ce3). Needed: a DeviceProvider adapter (acquire -> "
-                     "ServiceClient.session) and a service process per cell")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,7 +201,7 @@ def _pin(cores: set[int] | None) -> None:
         os.sched_setaffinity(0, cores)  # Linux: pid 0 is the calling thread only
 
 
-def make_loop(cal: Calibration, iterations: int, seed: int, pin: bool = True):
+def make_loop(cal: Calibration, iterations: int, seed: int, pin: bool = True, simulate_here: bool = True):
     """The benchmark's ``HybridLoop`` (the core logs its ready/cpu/hold/exec events)."""
     import numpy as np
 
@@ -209,12 +210,14 @@ def make_loop(cal: Calibration, iterations: int, seed: int, pin: bool = True):
     circuit, names = build_circuit(cal.qubits, cal.layers)
     edges = graph_edges(cal.qubits)
     qpu_cores, cpu_cores = core_split(pin)
+    # With a local device the quantum step simulates in this thread; with a service it only sends and waits.
+    step_cores = qpu_cores if simulate_here else cpu_cores
 
     def initial_state() -> dict:
         return {"params": np.full(len(names), 0.3), "iteration": 0, "objective": float("nan")}
 
     def quantum_step(state: dict, qpu) -> list:
-        _pin(qpu_cores)
+        _pin(step_cores)
         deltas = perturbations(seed, state["iteration"] + 1, cal.points, len(names))
         sweep = [dict(zip(names, map(float, state["params"] + d))) for d in deltas]
         return [r.measurements["m"] for r in qpu.run(circuit, cal.shots, sweep)]
@@ -233,32 +236,37 @@ def make_loop(cal: Calibration, iterations: int, seed: int, pin: bool = True):
 
 
 def run_workflow(mode: str, cal: dict, iterations: int, runs_dir: str, workflow_id: str, device_dir: str,
-                 start_at: float, seed: int, threads: int, pin: bool = True) -> dict:
+                 start_at: float, seed: int, threads: int, pin: bool = True, service_address: str | None = None) -> dict:
     """One workflow in one worker process; everything is built before ``start_at`` so all K start together."""
     from hcqw.device import LocalDevice
     from hcqw.device.qsim import QsimBackend
     from hcqw.embedded import Workflow, run_monolithic, run_split
+    from hcqw.qpu import ServiceDevice
     from hcqw.workflow import RunContext
 
+    calibration = Calibration(**cal)
     ctx = RunContext(workflow_id, Path(runs_dir) / workflow_id)
-    workflow = Workflow(make_loop(Calibration(**cal), iterations, seed, pin), ctx)
-    device = LocalDevice(QsimBackend(threads=threads), directory=Path(device_dir))
-    _warm_up(device, Calibration(**cal))
+    workflow = Workflow(make_loop(calibration, iterations, seed, pin, simulate_here=mode != "session"), ctx)
+    if mode == "session":
+        device = ServiceDevice(service_address)
+        _warm_up(calibration, None)
+    else:
+        device = LocalDevice(QsimBackend(threads=threads), directory=Path(device_dir))
+        _warm_up(calibration, device.backend)
     late = time.time() - start_at
     if late > 0:
         log.warning("%s started %.3f s late (warm-up took longer than the start margin)", workflow_id, late)
     time.sleep(max(0.0, -late))
     if mode == "monolithic":
         run_monolithic(workflow, device)
-    elif mode == "split":
-        run_split([workflow], device, cpu_workers=1)
     else:
-        raise ValueError(f"mode {mode!r} is not runnable: {SESSION_NOT_READY}")
+        run_split([workflow], device, cpu_workers=1)
     return {"workflow": workflow_id, "objective": workflow.final_state()["objective"]}
 
 
-def _warm_up(device, cal: Calibration) -> None:
-    """Pay first-call costs (qsim circuit translation, LAPACK loading, checkpoint key) before the clock starts."""
+def _warm_up(cal: Calibration, backend) -> None:
+    """Pay first-call costs (qsim circuit translation or the circuit's JSON encoding for a service, LAPACK
+    loading, checkpoint key) before the clock starts."""
     import numpy as np
 
     from hcqw.checkpoint import load_key
@@ -267,9 +275,55 @@ def _warm_up(device, cal: Calibration) -> None:
     load_key()
     circuit, names = build_circuit(cal.qubits, cal.layers)
     sweep = [dict(zip(names, [0.3] * len(names)))] * 2
-    bits = [s["m"] for s in device.backend.execute([WorkItem.build(circuit, 2, sweep)])[0]]
+    if backend is not None:
+        bits = [s["m"] for s in backend.execute([WorkItem.build(circuit, 2, sweep)])[0]]
+    else:
+        from hcqw.codec import circuit_to_json
+        import hcqw.service.client  # noqa: F401  (pyzmq and the protocol)
+
+        circuit_to_json(circuit)
+        bits = [np.zeros((2, cal.qubits), dtype=np.uint8)] * 2
     classical_work(bits, graph_edges(cal.qubits), np.zeros((2, len(names))), np.zeros(len(names)),
                    cal.linalg_size, 1, seed=0)
+
+
+class CellService:
+    """The QPU service of one session cell: ``hcqw.service.server.Service`` on loopback tcp, FIFO, in a thread
+    of this process pinned to the simulator's core; its metrics log lies in the cell, so ``hcqw report``
+    on the cell directory sees its execs."""
+
+    def __init__(self, cell_dir: Path, cal: Calibration, threads: int, pin: bool):
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self.service = None
+        self.metrics = cell_dir / "service" / "metrics" / "qpu.jsonl"
+        self._thread = threading.Thread(target=self._main, args=(cal, threads, pin), name="qpu-service", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(120) or self._error is not None:
+            raise RuntimeError(f"the cell's QPU service did not start: {self._error!r}")
+        self.address: str = self.service.address
+
+    def _main(self, cal: Calibration, threads: int, pin: bool) -> None:
+        from hcqw.device.work import WorkItem
+        from hcqw.service.server import Service, ServiceConfig
+
+        try:
+            _pin(core_split(pin)[0])
+            self.service = Service(ServiceConfig(address="tcp://127.0.0.1:*", backend="qsim", threads=threads,
+                                                 policy="fifo", metrics=str(self.metrics)))
+            circuit, names = build_circuit(cal.qubits, cal.layers)
+            # Straight on the backend, so the warm-up leaves no events in the service's log.
+            self.service.dispatcher.backend.execute([WorkItem.build(circuit, 2, [dict.fromkeys(names, 0.3)] * 2)])
+        except BaseException as err:  # reported by __init__
+            self._error = err
+            self._ready.set()
+            return
+        self._ready.set()
+        self.service.run(wakeup_cap=0.05)
+
+    def stop(self) -> None:
+        self.service.request_stop()
+        self._thread.join(timeout=10)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -364,10 +418,12 @@ def accounting_problems(events: list, mode: str, workflows: list[str], iteration
         mine = [e for e in events if e.workflow == wf]
         kinds = lambda kind: sorted(e.node for e in mine if e.kind == kind)  # noqa: E731
         cpu_expected = [f"c{i:04d}" for i in range(1, iterations + 1)]
+        quantum = [f"q{i:04d}" for i in range(1, iterations + 1)]
         if mode == "split":
-            expected = {"hold": [f"q{i:04d}" for i in range(1, iterations + 1)],
-                        "exec": [f"q{i:04d}" for i in range(1, iterations + 1)],
-                        "ready": [f"q{i:04d}" for i in range(1, iterations + 1)], "cpu": cpu_expected}
+            expected = {"hold": quantum, "exec": quantum, "ready": quantum, "cpu": cpu_expected}
+        elif mode == "session":  # each session is logged twice: by the client (run log) and by the service
+            expected = {"hold": [], "exec": quantum, "ready": quantum, "cpu": cpu_expected,
+                        "session": sorted(quantum * 2)}
         else:
             expected = {"hold": ["monolithic"], "exec": ["monolithic"] * iterations, "ready": ["monolithic"],
                         "cpu": cpu_expected}
@@ -386,13 +442,19 @@ def run_cell(workers: Workers, cal: dict, mode: str, k: int, iterations: int, ce
     cell_dir.mkdir(parents=True, exist_ok=True)
     device_dir = cell_dir / "device"
     ids = [f"w{j}" for j in range(k)]
-    start_at = time.time() + 1.0 + 0.1 * k  # margin for every worker's warm-up
-    kwargs = [dict(mode=mode, cal=cal, iterations=iterations, runs_dir=str(cell_dir), workflow_id=wf,
-                   device_dir=str(device_dir), start_at=start_at, seed=1000 * rep + j, threads=threads, pin=pin)
-              for j, wf in enumerate(ids)]
-    on_wait = lambda: log.info("  %s k=%d: %s", mode, k, progress_line(  # noqa: E731
-        [cell_dir / wf for wf in ids], k * iterations, device_dir))
-    workers.run(run_workflow, kwargs, on_wait=on_wait)
+    service = CellService(cell_dir, Calibration(**cal), threads, pin) if mode == "session" else None
+    try:
+        start_at = time.time() + 1.0 + 0.1 * k  # margin for every worker's warm-up
+        kwargs = [dict(mode=mode, cal=cal, iterations=iterations, runs_dir=str(cell_dir), workflow_id=wf,
+                       device_dir=str(device_dir), start_at=start_at, seed=1000 * rep + j, threads=threads, pin=pin,
+                       service_address=service.address if service else None)
+                  for j, wf in enumerate(ids)]
+        on_wait = lambda: log.info("  %s k=%d: %s", mode, k, progress_line(  # noqa: E731
+            [cell_dir / wf for wf in ids], k * iterations, None if service else device_dir))
+        workers.run(run_workflow, kwargs, on_wait=on_wait)
+    finally:
+        if service:
+            service.stop()
     events = load_run(cell_dir)
     problems = consistency_problems(events) + accounting_problems(events, mode, ids, iterations)
     summary = summarize(events)
@@ -440,7 +502,7 @@ def aggregate(results: list[dict]) -> list[dict]:
     return rows
 
 
-def markdown_table(rows: list[dict], session_note: str | None) -> str:
+def markdown_table(rows: list[dict]) -> str:
     f = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
     lines = ["| q:c | K | mode | q s | c s | makespan s | vs mono | QPU busy | QPU alloc | alloc-idle s | wait mean s | "
              "wait max s | hold/wf s | bound s | makespan/bound |",
@@ -452,26 +514,27 @@ def markdown_table(rows: list[dict], session_note: str | None) -> str:
                      f"{f(r['allocated_fraction'], '.3f')} | {f(r['allocated_idle'], '.2f')} | "
                      f"{f(r['wait_mean'], '.2f')} | {f(r['wait_max'], '.2f')} | {f(r['hold_per_workflow'], '.2f')} | "
                      f"{f(r['bound'], '.2f')} | {f(r['over_bound'], '.2f')} |")
-    if session_note:
-        lines.append(f"| all | all | session | {session_note} |")
     return "\n".join(lines)
 
 
 def goals(rows: list[dict]) -> list[str]:
-    """The issue's targets, reported (never asserted: timings depend on the machine's load)."""
+    """The issue's targets for split (and session, side by side), reported, never asserted: timings depend on
+    the machine's load."""
     out = []
-    for r in rows:
-        if r["mode"] == "split" and r["k"] == 4 and r["ratio"] == "1:1" and r["vs_monolithic"] is not None:
-            verdict = "met" if r["vs_monolithic"] <= 0.6 else "NOT met"
-            out.append(f"split/monolithic makespan at K=4, q=c: {r['vs_monolithic']:.2f} (goal <= 0.60: {verdict})")
-    split = [r for r in rows if r["mode"] == "split"]
-    if split:
-        best = max(split, key=lambda r: r["busy_fraction"] or 0)
-        out.append("split QPU busy fraction: " + ", ".join(
-            f"{r['ratio']} K={r['k']}: {r['busy_fraction']:.2f}" for r in split) +
-            f" (goal >= 0.95; best {best['busy_fraction']:.2f} at {best['ratio']} K={best['k']})")
-        out.append("split makespan/bound: " + ", ".join(
-            f"{r['ratio']} K={r['k']}: {r['over_bound']:.2f}" for r in split) + " (goal <= 1.15)")
+    for mode in ("split", "session"):
+        for r in rows:
+            if r["mode"] == mode and r["k"] == 4 and r["ratio"] == "1:1" and r["vs_monolithic"] is not None:
+                verdict = "met" if r["vs_monolithic"] <= 0.6 else "NOT met"
+                out.append(f"{mode}/monolithic makespan at K=4, q=c: {r['vs_monolithic']:.2f} "
+                           f"(goal <= 0.60: {verdict})")
+        mine = [r for r in rows if r["mode"] == mode]
+        if mine:
+            best = max(mine, key=lambda r: r["busy_fraction"] or 0)
+            out.append(f"{mode} QPU busy fraction: " + ", ".join(
+                f"{r['ratio']} K={r['k']}: {r['busy_fraction']:.2f}" for r in mine) +
+                f" (goal >= 0.95; best {best['busy_fraction']:.2f} at {best['ratio']} K={best['k']})")
+            out.append(f"{mode} makespan/bound: " + ", ".join(
+                f"{r['ratio']} K={r['k']}: {r['over_bound']:.2f}" for r in mine) + " (goal <= 1.15)")
     return out
 
 
@@ -492,7 +555,7 @@ def retable(results_json: Path) -> int:
     for cell in cells:  # results written before cells carried their iteration count
         cell.setdefault("iterations", report["args"]["iterations"])
     rows = aggregate(cells)
-    print(markdown_table(rows, SESSION_NOT_READY if report.get("session") else None))
+    print(markdown_table(rows))
     for line in goals(rows):
         print(f"goal: {line}")
     return 0
@@ -531,8 +594,6 @@ def main(argv: list[str] | None = None) -> int:
     modes = [m.strip() for m in args.modes.split(",")]
     if unknown := set(modes) - set(MODES):
         p.error(f"unknown mode(s) {sorted(unknown)}; choose from {MODES}")
-    runnable = [m for m in modes if m != "session"]
-    session_note = SESSION_NOT_READY if "session" in modes else None
     out = args.out or ROOT / "bench-runs" / time.strftime("coschedule-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     cores = len(os.sched_getaffinity(0))
@@ -554,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
         for rep in range(args.reps):
             for ratio in ratios:
                 for k in ks:
-                    for mode in runnable:
+                    for mode in modes:
                         cell_dir = out / ratio.replace(":", "-") / f"k{k}" / mode / f"rep{rep}"
                         cell = run_cell(workers, calibrations[ratio], mode, k, args.iterations, cell_dir, rep,
                                         args.qpu_threads, not args.no_pin)
@@ -569,11 +630,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         workers.close()
     rows = aggregate(results)
-    table = markdown_table(rows, session_note)
+    table = markdown_table(rows)
     report = {"machine": machine_at_start, "machine_at_end": machine(), "command": " ".join([Path(sys.executable).name, *sys.argv]),
               "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
               "calibrations": calibrations, "rows": rows, "cells": results, "problems": problems,
-              "goals": goals(rows), "session": session_note, "seconds": time.time() - started}
+              "goals": goals(rows), "seconds": time.time() - started}
     (out / "results.json").write_text(json.dumps(report, indent=2))
     (out / "table.md").write_text(table + "\n")
     print(f"machine: {report['machine']} (at start; at end: {report['machine_at_end'].rsplit('load', 1)[-1]})")
@@ -583,8 +644,6 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     for line in report["goals"]:
         print(f"goal: {line}")
-    if session_note:
-        print(f"session mode: {session_note}")
     print(f"results: {out / 'results.json'} ({report['seconds']:.0f} s)")
     if problems:
         print("CONSISTENCY PROBLEMS:\n  " + "\n  ".join(problems), file=sys.stderr)

@@ -93,6 +93,29 @@ def test_monolithic_hold_counts_the_classical_time_inside_it_as_allocated_but_id
     assert consistency_problems(events) == []
 
 
+def test_service_sessions_share_the_device_so_only_their_own_execs_count_as_allocated(tmp_path):
+    """The QPU service logs each session as a hold with a session id; sessions overlap by design."""
+    log = MetricsLog(tmp_path / "service" / "metrics" / "qpu.jsonl")
+    for wf, start, end in (("a", 0, 6), ("b", 0.5, 5)):
+        log.record("hold", workflow=wf, node="q1", device="qsim", session=f"s-{wf}", start=start, end=end)
+    log.record("exec", workflow="a", node="q1", device="qsim", session="s-a", start=1, end=3)
+    log.record("exec", workflow="b", node="q1", device="qsim", session="s-b", start=3, end=4)
+    run = MetricsLog(tmp_path / "a" / "metrics" / "qpu.jsonl")
+    run.record("ready", workflow="a", node="q1", start=0)
+    run.record("session", workflow="a", node="q1", device="tcp://127.0.0.1:1", start=0, end=6.1)  # the client's
+    MetricsLog(tmp_path / "b" / "metrics" / "qpu.jsonl").record("ready", workflow="b", node="q1", start=0.5)
+    events = load_run(tmp_path)
+    assert {e.kind for e in events} == {"session", "exec", "ready"}
+    assert consistency_problems(events) == []
+    s = summarize(events)
+    assert s.quantum_nodes == 2 and s.qpu_busy == 3
+    assert s.qpu_allocated == s.qpu_busy and s.qpu_allocated_idle == 0
+    assert s.hold_per_workflow == {"a": 2, "b": 1}
+    assert {(n.workflow, n.wait) for n in quantum_nodes(events)} == {("a", 1), ("b", 2.5)}  # ready to first exec
+    stray = events + [ev("exec", "c", "q1", 7, 8)]
+    assert "exec c/q1" in "\n".join(consistency_problems(stray))
+
+
 def test_consistency_catches_overlapping_holds_and_stray_execs():
     events = [ev("hold", "a", "q1", 0, 2), ev("hold", "b", "q1", 1, 3), ev("exec", "a", "q1", 0, 1),
               ev("exec", "b", "q2", 1.5, 2.5), ev("cpu", "a", "c1", 3, 2)]
@@ -236,9 +259,8 @@ def test_benchmark_quick_mode_is_consistent(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["problems"] == []
-    assert {(r["k"], r["mode"]) for r in results["rows"]} == {(1, "monolithic"), (1, "split"), (2, "monolithic"),
-                                                               (2, "split")}
-    assert "not yet" in results["session"]
+    assert {(r["k"], r["mode"]) for r in results["rows"]} == {(k, m) for k in (1, 2)
+                                                               for m in ("monolithic", "split", "session")}
     for cell in results["cells"]:
         s = cell["summary"]
         assert s["qpu_busy"] <= s["qpu_allocated"] + 1e-3 <= s["makespan"] + 2e-3

@@ -6,6 +6,10 @@ Definitions (one device; pass ``device=`` to pick one when a log holds several):
 - QPU busy: the union of ``exec`` intervals; QPU allocated: the union of ``hold`` intervals;
 - allocated-but-idle: per hold, its length minus the union of its own ``exec`` intervals
   (the device was reserved for a node that was not using it: what splitting removes);
+- QPU service sessions (``session`` events) do not reserve the device: the service's queue
+  interleaves the work items of every open session. A session node counts as holding the
+  device only while its own items execute (allocated = busy, never allocated-but-idle), and
+  its wait runs from its ``ready`` to its first ``exec``;
 - wait of a quantum node (one ``hold``): ``hold.start`` minus the node's ``ready`` time; without
   a ``ready`` event, the end of the workflow's latest ``cpu``/``hold`` interval before the hold
   is used, and a node with neither is left out (``waits_measured`` says how many counted);
@@ -75,13 +79,20 @@ class QuantumNode:
     workflow: str
     node: str
     ready: float | None
-    start: float
+    start: float  # hold start; for a shared (service session) node its first exec start
     end: float
     busy: float  # seconds of its own exec inside the hold
+    shared: bool = False  # a service session: the device was not reserved for it
+    exec_spans: tuple[Span, ...] = ()
 
     @property
     def held(self) -> float:
-        return self.end - self.start
+        return self.busy if self.shared else self.end - self.start
+
+    @property
+    def allocated(self) -> list[Span]:
+        """When the device was allocated to this node: the hold, or a session's own execs."""
+        return list(self.exec_spans) if self.shared else [(self.start, self.end)]
 
     @property
     def idle(self) -> float:
@@ -125,7 +136,8 @@ class Summary:
 
 
 def quantum_nodes(events: Sequence[Event]) -> list[QuantumNode]:
-    """One ``QuantumNode`` per ``hold`` event, with its ready time and busy seconds."""
+    """One ``QuantumNode`` per ``hold`` event and per node with ``session`` events, with its ready time and
+    busy seconds."""
     execs: dict[tuple[str, str], list[Span]] = defaultdict(list)
     ready: dict[tuple[str, str], float] = {}
     previous_ends: dict[str, list[float]] = defaultdict(list)
@@ -137,17 +149,30 @@ def quantum_nodes(events: Sequence[Event]) -> list[QuantumNode]:
             ready.setdefault(key, e.start)  # a resumed run may re-record; the first is when it became ready
         if e.kind in ("cpu", "hold"):
             previous_ends[e.workflow].append(e.end)
-    out = []
-    for e in events:
-        if e.kind != "hold":
-            continue
-        key = (e.workflow, e.node)
+    def ready_time(key: tuple[str, str], start: float) -> float | None:
         when = ready.get(key)
         if when is None:
-            earlier = [t for t in previous_ends[e.workflow] if t <= e.start + _EPS]
+            earlier = [t for t in previous_ends[key[0]] if t <= start + _EPS]
             when = max(earlier) if earlier else None
+        return when
+
+    out = []
+    sessions: dict[tuple[str, str], list[Span]] = {}
+    for e in events:
+        key = (e.workflow, e.node)
+        if e.kind == "session":
+            sessions.setdefault(key, []).append((e.start, e.end))  # a client's and the service's record of it
+        if e.kind != "hold":
+            continue
         busy = covered(clip(execs[key], e.start, e.end))
-        out.append(QuantumNode(e.workflow, e.node, when, e.start, e.end, busy))
+        out.append(QuantumNode(e.workflow, e.node, ready_time(key, e.start), e.start, e.end, busy))
+    for key, spans in sessions.items():
+        own = union(execs[key])
+        start = own[0][0] if own else min(a for a, _ in spans)
+        end = own[-1][1] if own else start
+        out.append(QuantumNode(key[0], key[1], ready_time(key, start), start, end, covered(own), shared=True,
+                               exec_spans=tuple(own)))
+    out.sort(key=lambda n: n.start)
     return out
 
 
@@ -161,16 +186,16 @@ def summarize(events: Sequence[Event], device: str | None = None) -> Summary:
     end = max(e.end for e in events)
     makespan = end - start
     execs = [(e.start, e.end) for e in events if e.kind == "exec"]
-    holds = [(e.start, e.end) for e in events if e.kind == "hold"]
     nodes = quantum_nodes(events)
+    holds = allocated_spans(nodes)
     waits = [n.wait for n in nodes if n.wait is not None]
     work: dict[str, float] = defaultdict(float)
     held: dict[str, float] = defaultdict(float)
     for e in events:
         if e.kind in ("exec", "cpu"):
             work[e.workflow] += e.duration
-        elif e.kind == "hold":
-            held[e.workflow] += e.duration
+    for n in nodes:
+        held[n.workflow] += n.held
     quantum_work = sum(b - a for a, b in execs)
     classical_work = sum(e.duration for e in events if e.kind == "cpu")
     longest = max(work.values(), default=0.0)
@@ -196,6 +221,11 @@ def summarize(events: Sequence[Event], device: str | None = None) -> Summary:
     )
 
 
+def allocated_spans(nodes: Iterable[QuantumNode]) -> list[Span]:
+    """When the device was allocated to some node (holds; a service session's own execs)."""
+    return [span for n in nodes for span in n.allocated]
+
+
 def consistency_problems(events: Sequence[Event]) -> list[str]:
     """Invariants every timeline of one device must satisfy; an empty list means consistent.
 
@@ -210,13 +240,15 @@ def consistency_problems(events: Sequence[Event]) -> list[str]:
     holds_by_node: dict[tuple[str, str], list[Span]] = defaultdict(list)
     holds_by_device: dict[str, list[Event]] = defaultdict(list)
     for e in events:
-        if e.kind == "hold":
+        if e.kind in ("hold", "session"):
             holds_by_node[(e.workflow, e.node)].append((e.start, e.end))
+        if e.kind == "hold":  # sessions share the device by design
             holds_by_device[e.device].append(e)
     for e in events:
         if e.kind == "exec" and not any(a - _EPS <= e.start and e.end <= b + _EPS
                                         for a, b in holds_by_node[(e.workflow, e.node)]):
-            problems.append(f"exec {e.workflow}/{e.node} at {e.start:.3f} lies outside every hold of that node")
+            problems.append(f"exec {e.workflow}/{e.node} at {e.start:.3f} lies outside every hold or session "
+                            "of that node")
     for device, holds in holds_by_device.items():
         holds.sort(key=lambda h: h.start)
         for before, after in zip(holds, holds[1:]):

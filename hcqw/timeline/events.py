@@ -13,7 +13,7 @@ from hcqw.metrics import read_events
 log = logging.getLogger(__name__)
 
 METRICS_NAME = "qpu.jsonl"
-INTERVAL_KINDS = frozenset({"hold", "exec", "cpu"})
+INTERVAL_KINDS = frozenset({"hold", "exec", "cpu", "session"})
 POINT_KINDS = frozenset({"ready"})
 
 
@@ -40,6 +40,10 @@ class Event:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "Event":
         kind = str(raw["kind"])
+        if kind == "hold" and raw.get("session"):
+            # The QPU service logs a session's lifetime as a hold, but sessions share the device
+            # (its queue interleaves their work items): read it as a non-exclusive ``session``.
+            kind = "session"
         start = float(raw["start"])
         end = float(raw.get("end", start)) if kind not in POINT_KINDS else start
         known = {"kind", "workflow", "node", "start", "end", "device"}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hcqw.timeline.analysis import Summary, gaps, quantum_nodes, summarize
+from hcqw.timeline.analysis import Summary, allocated_spans, gaps, quantum_nodes, summarize
 from hcqw.timeline.events import Event
 
 # Colour-blind-safe palette (Okabe-Ito without black/yellow), cycled over workflows.
@@ -60,19 +60,19 @@ def layout(label: str, events: list[Event]) -> Panel:
     bars: list[Bar] = []
     rel = lambda t: t - t0  # noqa: E731
     for e in events:
-        if e.kind == "ready" or e.workflow not in lane_of:
+        if e.kind in ("ready", "session") or e.workflow not in lane_of:  # a session reserves nothing: its execs show
             continue
         c = CPU_COLOUR if e.kind == "cpu" else colour.get(e.workflow, CPU_COLOUR)
         tip = f"{e.workflow}/{e.node} {e.kind} {rel(e.start):.3f}-{rel(e.end):.3f} s ({e.duration:.3f} s)"
         if e.kind in ("hold", "exec"):
             bars.append(Bar(0, rel(e.start), rel(e.end), e.kind, c, tip))
         bars.append(Bar(lane_of[e.workflow], rel(e.start), rel(e.end), e.kind, c, tip))
-    for node in quantum_nodes(events):
+    nodes = quantum_nodes(events)
+    for node in nodes:
         if node.wait:
             bars.append(Bar(lane_of[node.workflow], rel(node.ready), rel(node.start), "wait", colour[node.workflow],
                             f"{node.workflow}/{node.node} waited {node.wait:.3f} s for the QPU"))
-    holds = [(e.start, e.end) for e in events if e.kind == "hold"]
-    for a, b in gaps(holds, summary.start, summary.end):
+    for a, b in gaps(allocated_spans(nodes), summary.start, summary.end):
         bars.append(Bar(0, rel(a), rel(b), "free", IDLE_COLOUR, f"QPU free (idle) {rel(a):.3f}-{rel(b):.3f} s"))
     order = {"free": 0, "hold": 1, "wait": 2, "cpu": 3, "exec": 4}  # paint pale things first
     bars.sort(key=lambda bar: (order[bar.style], bar.start))
