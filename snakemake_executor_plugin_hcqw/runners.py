@@ -162,7 +162,9 @@ class SlurmRunner:
     def submit(self, spec: JobSpec) -> tuple[str, str]:
         log_pattern = str(spec.log_dir / "%j.log")
         request = command_request(
-            f"cd {shlex.quote(str(self.workdir))} && {spec.command}", workflow=self.workflow, name=spec.node,
+            # Jobs start in hcqw's slurm/ directory; Snakemake's command runs in the workflow's.
+            "/bin/bash -c " + shlex.quote(f"cd {shlex.quote(str(self.workdir))} && {spec.command}"),
+            workflow=self.workflow, name=spec.node,
             workdir=self.state_dir, settings=spec.settings, quantum=spec.quantum, output=log_pattern,
         )
         job_id = self.backend.submit(request)
