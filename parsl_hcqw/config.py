@@ -30,13 +30,19 @@ from parsl_hcqw.executor import QpuJobExecutor, QpuSession
 from parsl_hcqw.provider import HetjobSlurmProvider
 
 
-def _local_htex(label: str, workers: int, python: str) -> HighThroughputExecutor:
-    # HTEX starts process_worker_pool.py from PATH: the interpreter's own bin must come first.
-    path = f"export PATH={Path(python).parent}:$PATH"
+def _htex(label: str, workers: int, provider: object, address: str) -> HighThroughputExecutor:
+    # HTEX finds interchange.py and process_worker_pool.py on PATH, which lacks the venv's bin
+    # unless the venv is activated: name the interchange by path, put bin on the workers' PATH.
+    bin_dir = Path(sys.executable).parent
     return HighThroughputExecutor(
-        label=label, address="127.0.0.1", loopback_address="127.0.0.1", max_workers_per_node=workers,
-        provider=LocalProvider(init_blocks=1, min_blocks=1, max_blocks=1, worker_init=path),
+        label=label, address=address, loopback_address="127.0.0.1", max_workers_per_node=workers,
+        interchange_launch_cmd=[str(bin_dir / "interchange.py")], provider=provider,
     )
+
+
+def _local_provider() -> LocalProvider:
+    return LocalProvider(init_blocks=1, min_blocks=1, max_blocks=1,
+                         worker_init=f"export PATH={Path(sys.executable).parent}:$PATH")
 
 
 def hcqw_config(
@@ -68,14 +74,12 @@ def hcqw_config(
     if not slurm:
         if session is not None:
             raise ValueError("session= applies to SLURM (slurm=True); the embedded qpu holds the device per app already")
-        executors = [_local_htex("cpu", workers, sys.executable), _local_htex("qpu", 1, sys.executable)]
+        executors = [_htex("cpu", workers, _local_provider(), "127.0.0.1"),
+                     _htex("qpu", 1, _local_provider(), "127.0.0.1")]
     else:
         common = dict(settings=settings, backend=backend, backend_options=backend_options, workflow=workflow)
-        cpu = HighThroughputExecutor(
-            label="cpu", address=address,
-            max_workers_per_node=workers,
-            provider=HetjobSlurmProvider(quantum=False, init_blocks=1, min_blocks=0, max_blocks=cpu_blocks, **common),
-        )
+        cpu = _htex("cpu", workers, HetjobSlurmProvider(quantum=False, init_blocks=1, min_blocks=0,
+                                                        max_blocks=cpu_blocks, **common), address)
         qpu = QpuJobExecutor(label="qpu", provider=HetjobSlurmProvider(quantum=True, **common), session=session)
         executors = [cpu, qpu]
     return Config(executors=executors, run_dir=run_dir, max_idletime=max_idletime, **config_options)
