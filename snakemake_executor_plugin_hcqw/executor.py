@@ -50,7 +50,7 @@ class Executor(RemoteExecutor):
         # that are being checked at the moment Ctrl-C arrives.
         self._live: dict[str, str] = {}
         self._live_lock = threading.Lock()
-        self._sigterm_installed = False
+        self._previous_sigterm = None  # Snakemake's handler while ours is installed
         self.logger.info(f"hcqw executor: backend {self.settings.backend} ({self.runner!r}), run {self.run_id}, "
                          f"job logs in {self.log_root}")
 
@@ -145,7 +145,7 @@ class Executor(RemoteExecutor):
 
         Snakemake's own SIGTERM handler (installed after the executor exists) only stops
         scheduling and waits for running jobs, which on a cluster can take hours."""
-        if self._sigterm_installed or threading.current_thread() is not threading.main_thread():
+        if self._previous_sigterm is not None or threading.current_thread() is not threading.main_thread():
             return
         previous = signal.getsignal(signal.SIGTERM)
 
@@ -158,4 +158,11 @@ class Executor(RemoteExecutor):
                 raise SystemExit(128 + signum)
 
         signal.signal(signal.SIGTERM, on_sigterm)
-        self._sigterm_installed = True
+        self._previous_sigterm = previous
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        # In-process users (Snakemake's API, tests) keep their process: give SIGTERM back.
+        if self._previous_sigterm is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None

@@ -65,16 +65,6 @@ class Runner(Protocol):
     def cancel(self, job_ids: Iterable[str]) -> None: ...
 
 
-def hcqw_environment(spec: JobSpec, workflow: str, state_dir: Path) -> dict[str, str]:
-    """What ``hcqw.qpu.open_qpu`` reads in a job: run, node, metrics file; ``HCQW_DEVICE=none`` in
-    classical jobs, so a rule that opens the device without ``resources: qpu=1`` fails at once."""
-    env = {"HCQW_WORKFLOW": workflow, "HCQW_NODE": spec.node,
-           "HCQW_METRICS": str(state_dir / "metrics" / "qpu.jsonl")}
-    if not spec.quantum:
-        env["HCQW_DEVICE"] = "none"
-    return env
-
-
 class LocalRunner:
     """Jobs as subprocesses of this machine. Quantum jobs take turns on the machine-local
     device (``open_qpu`` queues them first come, first served, machine-wide, across
@@ -96,7 +86,7 @@ class LocalRunner:
     def submit(self, spec: JobSpec) -> tuple[str, str]:
         job_id = next(self._ids)
         log_path = spec.log_dir / f"{job_id}.log"
-        env = {**self._env, **spec.settings.environment, **hcqw_environment(spec, self.workflow, self.state_dir)}
+        env = {**self._env, **spec.settings.environment, **self._hcqw_environment(spec)}
         with open(log_path, "wb") as out:
             # Own session: cancelling kills the job's whole process tree, and Ctrl-C in the
             # terminal reaches only snakemake, which then cancels its jobs itself.
@@ -105,6 +95,16 @@ class LocalRunner:
                                     start_new_session=True)
         self._procs[job_id] = (proc, str(log_path))
         return job_id, str(log_path)
+
+    def _hcqw_environment(self, spec: JobSpec) -> dict[str, str]:
+        """What ``hcqw.qpu.open_qpu`` reads, as ``command_request`` sets it for SLURM jobs: run, node,
+        metrics file, and ``HCQW_DEVICE=none`` in classical jobs, so that a rule opening the device
+        without ``resources: qpu=1`` fails here already, not only on the cluster."""
+        env = {"HCQW_WORKFLOW": self.workflow, "HCQW_NODE": spec.node,
+               "HCQW_METRICS": str(self.state_dir / "metrics" / "qpu.jsonl")}
+        if not spec.quantum:
+            env["HCQW_DEVICE"] = "none"
+        return env
 
     def poll(self, job_ids: Iterable[str]) -> dict[str, Outcome]:
         outcomes = {}
