@@ -30,10 +30,13 @@ from parsl.utils import RepresentationMixin
 
 from hcqw.errors import HcqwError
 from hcqw.slurm.backend import tail
-from parsl_hcqw import runner
+from parsl_hcqw import tasks as taskfiles
 from parsl_hcqw.provider import HetjobSlurmProvider
 
 log = logging.getLogger(__name__)
+
+#: How long shutdown lets idle sessions close themselves before cancelling them.
+SESSION_STOP_WAIT_S = 5.0
 
 
 class QpuAppLost(HcqwError):
@@ -47,7 +50,7 @@ class QpuSession:
 
     max_apps: int = 10
     max_seconds: float = 60.0
-    idle_seconds: float = 2.0
+    idle_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         if self.max_apps < 1 or self.max_seconds <= 0 or self.idle_seconds < 0:
@@ -96,7 +99,7 @@ class QpuJobExecutor(ParslExecutor, RepresentationMixin):
 
     def start(self) -> None:
         self._base = Path(self.workdir or Path(self.run_dir) / "hcqw-qpu").absolute()
-        for sub in ("tasks", runner.QUEUE, runner.CLAIMED, runner.SESSIONS):
+        for sub in ("tasks", taskfiles.QUEUE, taskfiles.CLAIMED, taskfiles.SESSIONS):
             (self._base / sub).mkdir(parents=True, exist_ok=True)
         if not self.provider.workdir and not self.provider.script_dir:
             self.provider.workdir = str(self._base)
@@ -110,11 +113,11 @@ class QpuJobExecutor(ParslExecutor, RepresentationMixin):
         number = next(self._numbers)
         task = _Task(number, self.base / "tasks" / str(number), Future())
         task.future.parsl_executor_task_id = number  # type: ignore[attr-defined]
-        runner.write_call(task.directory, self.provider.workflow, func, args, kwargs)
+        taskfiles.write_call(task.directory, self.provider.workflow, func, args, kwargs)
         with self._lock:
             self._tasks[number] = task
             if self.session:
-                (self.base / runner.QUEUE / str(number)).touch()  # after call.ckpt is complete
+                (self.base / taskfiles.QUEUE / str(number)).touch()  # after call.ckpt is complete
             else:
                 task.job_id = self.provider.submit(self._command(str(task.directory)), 1, f"qpu-app{number}")
         return task.future
@@ -155,15 +158,15 @@ class QpuJobExecutor(ParslExecutor, RepresentationMixin):
         with self._lock:
             tasks = list(self._tasks.values())
         for task in tasks:
-            if (task.directory / runner.RESULT).exists():
+            if (task.directory / taskfiles.RESULT).exists():
                 try:
-                    ok, payload = runner.read_result(task.directory, self.provider.workflow)
+                    ok, payload = taskfiles.read_result(task.directory, self.provider.workflow)
                 except HcqwError as err:
                     ok, payload = False, err
                 self._finish(task, ok, payload)
 
     def _lost(self, task: _Task, job_id: str) -> None:
-        if (task.directory / runner.RESULT).exists():
+        if (task.directory / taskfiles.RESULT).exists():
             return  # written between our two looks; the next round collects it
         status = self.provider.resources.get(job_id, {}).get("status")
         output = status.stdout_path if status else None
@@ -186,7 +189,7 @@ class QpuJobExecutor(ParslExecutor, RepresentationMixin):
             if states[job_id].terminal:
                 with self._lock:
                     self._sessions[job_id] = False
-                for claimed in (self.base / runner.CLAIMED).glob(f"*.{job_id}"):
+                for claimed in (self.base / taskfiles.CLAIMED).glob(f"*.{job_id}"):
                     task = self._tasks.get(int(claimed.name.split(".")[0]))
                     if task:
                         self._lost(task, job_id)
@@ -195,22 +198,29 @@ class QpuJobExecutor(ParslExecutor, RepresentationMixin):
         """Start a session job when apps are queued and no session serves them."""
         with self._lock:
             for job_id in [j for j, serving in self._sessions.items() if serving]:
-                if (self.base / runner.SESSIONS / f"{job_id}.closed").exists():
+                if (self.base / taskfiles.SESSIONS / f"{job_id}.closed").exists():
                     self._sessions[job_id] = False
-            if any(self._sessions.values()) or not any((self.base / runner.QUEUE).iterdir()):
+            if any(self._sessions.values()) or not any((self.base / taskfiles.QUEUE).iterdir()):
                 return
             job_id = self.provider.submit(self._command(str(self.base)), 1, "qpu-session")
             self._sessions[job_id] = True
 
     def shutdown(self) -> None:
-        """Stop watching and cancel every job still running; pending futures fail."""
+        """Stop watching; end idle sessions, cancel every job still running an app; pending futures fail.
+
+        Jobs whose app already returned are left to finish: the runner is only exiting, and a
+        cancel would record a successful job as CANCELLED."""
         self._stop.set()
         if self._thread:
             self._thread.join()
+        (self.base / taskfiles.SESSIONS / taskfiles.STOP).touch()  # idle sessions end on their own
+        deadline = time.monotonic() + SESSION_STOP_WAIT_S
+        while self._serving() and time.monotonic() < deadline:
+            time.sleep(0.1)
         with self._lock:
-            tasks = list(self._tasks.values())
+            tasks = [t for t in self._tasks.values() if not (t.directory / taskfiles.RESULT).exists()]
             self._tasks.clear()
-            jobs = {t.job_id for t in tasks if t.job_id} | {j for j, serving in self._sessions.items() if serving}
+            jobs = {t.job_id for t in tasks if t.job_id} | set(self._serving())
         active = [j for j, s in zip(jobs, self.provider.status(list(jobs))) if not s.terminal] if jobs else []
         if active:
             log.info("cancelling %d qpu job(s) still running: %s", len(active), ", ".join(sorted(active)))
@@ -219,3 +229,8 @@ class QpuJobExecutor(ParslExecutor, RepresentationMixin):
             if not task.future.done():
                 task.future.set_exception(QpuAppLost(f"qpu app {task.number} cancelled: the executor shut down"))
         super().shutdown()
+
+    def _serving(self) -> list[str]:
+        """Session jobs that have not marked themselves closed."""
+        return [j for j, serving in self._sessions.items()
+                if serving and not (self.base / taskfiles.SESSIONS / f"{j}.closed").exists()]

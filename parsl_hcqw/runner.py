@@ -16,7 +16,7 @@ Two modes:
   whole session, so the gateway keeps serving, and each app's ``open_qpu()`` opens an
   ordinary service session next to it (``$HCQW_DEVICE_ADDRESS``). Apps are claimed from
   ``BASE_DIR/queue`` one at a time; after ``--max-apps`` apps, ``--max-seconds`` seconds or
-  ``--idle-seconds`` without work the runner marks the session closed, closes the keeper
+  ``--idle-seconds`` without work (or when the executor shuts down) the runner marks the session closed, closes the keeper
   lease (the qpu component ends at once) and exits.
 """
 
@@ -27,54 +27,11 @@ import logging
 import os
 import sys
 import time
-import traceback
 from pathlib import Path
-from typing import Any
 
-from hcqw.checkpoint import load_checkpoint, save_checkpoint
+from parsl_hcqw.tasks import CLAIMED, QUEUE, SESSIONS, STOP, run_task
 
 log = logging.getLogger("parsl_hcqw.runner")
-
-CALL = "call.ckpt"
-RESULT = "result.ckpt"
-QUEUE = "queue"
-CLAIMED = "claimed"
-SESSIONS = "sessions"
-
-
-def signing_tag(workflow: str) -> str:
-    """The checkpoint ``workflow`` field of app calls and results: a file of another run is refused."""
-    return f"parsl-qpu:{workflow}"
-
-
-def write_call(task_dir: Path, workflow: str, func: Any, args: tuple, kwargs: dict) -> None:
-    task_dir.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(task_dir / CALL, (func, args, kwargs), workflow=signing_tag(workflow), iteration=0,
-                    producer="parsl-submit")
-
-
-def read_result(task_dir: Path, workflow: str) -> tuple[bool, Any]:
-    """(True, value) or (False, exception) from a finished task's result checkpoint."""
-    (ok, payload), _ = load_checkpoint(task_dir / RESULT, workflow=signing_tag(workflow))
-    return ok, payload
-
-
-def run_task(task_dir: Path, workflow: str) -> bool:
-    """Load, call and store one app; True if the app returned normally."""
-    (func, args, kwargs), _ = load_checkpoint(task_dir / CALL, workflow=signing_tag(workflow))
-    try:
-        result: tuple[bool, Any] = (True, func(*args, **kwargs))
-    except Exception as err:  # noqa: BLE001 - the app's exception is its result, re-raised by the submitter
-        log.info("app %s raised %s: %s", task_dir.name, type(err).__name__, err)
-        err.add_note("raised in the qpu app on SLURM; remote traceback:\n" + traceback.format_exc())
-        result = (False, err)
-    try:
-        save_checkpoint(task_dir / RESULT, result, workflow=signing_tag(workflow), iteration=0, producer="parsl-qpu")
-    except Exception as err:  # noqa: BLE001 - e.g. an unpicklable return value or exception
-        failure = RuntimeError(f"the qpu app's result could not be stored: {type(err).__name__}: {err}")
-        save_checkpoint(task_dir / RESULT, (False, failure), workflow=signing_tag(workflow), iteration=0,
-                        producer="parsl-qpu")
-    return result[0]
 
 
 def claim(base: Path, session: str) -> Path | None:
@@ -105,7 +62,7 @@ def serve_session(base: Path, workflow: str, session: str, max_apps: int, max_se
     done = 0
     (base / CLAIMED).mkdir(parents=True, exist_ok=True)
     try:
-        while done < max_apps and time.monotonic() - started < max_seconds:
+        while done < max_apps and time.monotonic() - started < max_seconds and not (base / SESSIONS / STOP).exists():
             task = claim(base, session)
             if task is None:
                 if time.monotonic() - last_work >= idle_seconds:
