@@ -59,8 +59,8 @@ def job_status(state: NodeState, stdout_path: str | None = None) -> JobStatus:
         message = f"SLURM job {state.failed_component or state.leader_id} ended {state.state}"
     elif state.released:
         message = f"qpu component released early ({state.leader_id}+{state.released[0]})"
-    return JobStatus(job_state, message=message, exit_code=state.exit_code if job_state.name != "RUNNING" else None,
-                     stdout_path=stdout_path, stderr_path=stdout_path)
+    exit_code = state.exit_code if state.done else None
+    return JobStatus(job_state, message=message, exit_code=exit_code, stdout_path=stdout_path, stderr_path=stdout_path)
 
 
 class HetjobSlurmProvider(ExecutionProvider, RepresentationMixin):

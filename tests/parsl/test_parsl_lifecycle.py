@@ -53,6 +53,7 @@ def run_and_raise(tmp_path: Path, slurm: bool) -> tuple[str, str]:
     return mark, workflow
 
 
+@pytest.mark.slow
 def test_raise_embedded_leaves_no_process(tmp_path, job_env):
     mark, _ = run_and_raise(tmp_path, slurm=False)
     wait_for(lambda: not marked_processes(mark), LEFTOVER_S, "the script's processes to be gone")
