@@ -1,0 +1,212 @@
+"""``snakemake --executor hcqw --hcqw-backend slurm`` on the real lab cluster, as users run it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import subprocess
+import textwrap
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from hcqw.lab.pytest_plugin import wait_for
+from hcqw.metrics import read_events
+from hcqw.slurm.commands import run_slurm
+from hcqw.slurm.parsing import parse_scontrol
+
+from smk_helpers import TOLERANCE, read_energy, run_snakemake, snakemake_argv
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+log = logging.getLogger(__name__)
+SLURM = ("--hcqw-backend", "slurm")
+
+
+def run_name(kind: str) -> str:
+    """A workflow id of its own: the lab cluster keeps finished jobs' records across test sessions."""
+    return f"smk-{kind}-{uuid.uuid4().hex[:6]}"
+
+
+def qpu_intervals(workflow: str) -> list[tuple[datetime, datetime]]:
+    """(start, end) of every qpu component of the run's quantum jobs, from SLURM's own records."""
+    records = parse_scontrol(run_slurm(["scontrol", "-o", "show", "job"]).stdout)
+    return sorted((r.start_time, r.end_time) for r in records
+                  if r.name and r.name.startswith(f"hcqw:{workflow}:quantum") and r.het_offset == 1)
+
+
+def live_jobs(prefix: str) -> dict[str, set[str]]:
+    """Leader id -> states of its components, for the jobs named ``prefix...`` that squeue lists as live."""
+    out = run_slurm(["squeue", "-h", "-t", "PENDING,RUNNING,CONFIGURING,COMPLETING", "-o", "%i %j %T"]).stdout
+    jobs: dict[str, set[str]] = {}
+    for job_id, name, state in (line.split() for line in out.splitlines()):
+        if name.startswith(prefix):
+            jobs.setdefault(job_id.split("+")[0], set()).add(state)
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def single_run(slurm_lab, tmp_path_factory):
+    """The example once on SLURM; its makespan is the baseline of the co-scheduling test."""
+    root = tmp_path_factory.mktemp("single")
+    # Its own key and device state: the per-test home (tests/conftest.py) is function-scoped.
+    env = {**os.environ, "HCQW_CHECKPOINT_KEY": str(root / "key"), "HCQW_STATE_DIR": str(root / "state")}
+    name = run_name("single")
+    run = run_snakemake(root, *SLURM, "--hcqw-workflow-id", name, env=env)
+    return root, run, name
+
+
+def test_example_on_slurm_reaches_energy(single_run):
+    workdir, run, name = single_run
+    assert run.returncode == 0, run.output
+    assert "hcqw executor: backend slurm" in run.output
+    result = read_energy(workdir)
+    assert abs(result["energy"] - result["exact"]) <= TOLERANCE, result
+    # Each quantum rule was a hetjob whose qpu component SLURM recorded.
+    assert len(qpu_intervals(name)) == 4
+    log.info("single SLURM run: %.1f s, energy %+.6f (error %.6f)", run.seconds, result["energy"], result["error"])
+
+
+def test_two_runs_share_the_qpu_node_by_turns(single_run, tmp_path):
+    """Two invocations at once: their quantum rules take turns on the one qpu node."""
+    dirs = {run_name(kind): tmp_path / kind for kind in ("a", "b")}
+    started = time.monotonic()
+    procs = {}
+    for name, path in dirs.items():
+        path.mkdir()
+        procs[name] = subprocess.Popen(snakemake_argv(path, *SLURM, "--hcqw-workflow-id", name),
+                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    outputs = {name: proc.communicate(timeout=400)[0] for name, proc in procs.items()}
+    both = time.monotonic() - started
+    for name, proc in procs.items():
+        assert proc.returncode == 0, outputs[name]
+        result = read_energy(dirs[name])
+        assert abs(result["energy"] - result["exact"]) <= TOLERANCE, result
+
+    owners = sorted((start, end, name) for name in dirs for start, end in qpu_intervals(name))
+    assert len(owners) == 8
+    # SLURM's records (whole seconds): never two quantum jobs on the qpu node at once...
+    for (_, end, _), (start, _, _) in zip(owners, owners[1:]):
+        assert end <= start, owners
+    # ... and the device's own hold intervals (sub-second) do not overlap either.
+    holds = sorted((e["start"], e["end"]) for path in dirs.values()
+                   for e in read_events(path / ".snakemake" / "hcqw" / "metrics" / "qpu.jsonl", "hold"))
+    assert len(holds) == 8 and all(a[1] <= b[0] for a, b in zip(holds, holds[1:])), holds
+    # The runs interleave on the node instead of one waiting for the other to finish.
+    sequence = [name for _, _, name in owners]
+    switches = sum(a != b for a, b in zip(sequence, sequence[1:]))
+    assert switches >= 3, sequence
+    single = single_run[1].seconds
+    log.info("two runs at once: %.1f s; one run alone: %.1f s; one after the other would take ~%.1f s "
+             "(ratio %.2f); qpu order %s", both, single, 2 * single, both / (2 * single),
+             "".join(dirs[s].name for s in sequence))
+    # Run one after the other they would take twice one run; interleaved they overlap.
+    assert both < 2 * single
+
+
+def test_failed_rule_names_rule_job_state_and_log(slurm_lab, workdir):
+    snakefile = workdir / "Snakefile"
+    snakefile.write_text(textwrap.dedent("""
+        rule all:
+            input: "out.txt"
+
+        rule boom:
+            output: "out.txt"
+            resources: qpu=1
+            shell: "echo 'boom: calibration data missing'; exit 3"
+    """))
+    name = run_name("boom")
+    run = run_snakemake(workdir, *SLURM, "--hcqw-workflow-id", name, snakefile=snakefile)
+    assert run.returncode != 0
+    match = re.search(r"hcqw: rule boom failed: SLURM job (\d+)(?:\+0)? ended (\w+) with exit code (\d+); "
+                      r"output file: (\S+)", run.output)
+    assert match, run.output
+    job_id, state, code, log_file = match.groups()
+    assert state == "FAILED" and code != "0"
+    assert log_file == str(workdir / ".snakemake" / "hcqw_logs" / "boom" / "all" / f"{job_id}.log")
+    assert "boom: calibration data missing" in Path(log_file).read_text()
+    assert "boom: calibration data missing" in run.output  # the log's tail is in the message
+    assert live_jobs(f"hcqw:{name}:") == {}  # the qpu component went with it
+
+
+def test_interrupted_snakemake_leaves_no_jobs(slurm_lab, tmp_path):
+    """Ctrl-C (SIGINT) and SIGTERM each cancel every job of their run, running or pending."""
+    snakefile = tmp_path / "Snakefile"
+    snakefile.write_text(textwrap.dedent("""
+        rule all:
+            input: "q.txt", "c.txt"
+
+        rule q:
+            output: "q.txt"
+            resources: qpu=1
+            shell: "sleep 300; touch {output}"
+
+        rule c:
+            output: "c.txt"
+            shell: "sleep 300; touch {output}"
+    """))
+    runs = {}
+    for kind, sig in (("int", signal.SIGINT), ("term", signal.SIGTERM)):
+        name = run_name(kind)
+        path = tmp_path / kind
+        path.mkdir()
+        proc = subprocess.Popen(snakemake_argv(path, *SLURM, "--hcqw-workflow-id", name, snakefile=snakefile),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        runs[name] = (proc, sig)
+    # Both runs have both jobs in the queue; at least one of them runs (one qpu hetjob pends).
+    wait_for(lambda: all(len(live_jobs(f"hcqw:{n}:")) == 2 for n in runs), 120, "all four jobs to be submitted")
+    wait_for(lambda: any("RUNNING" in s for n in runs for s in live_jobs(f"hcqw:{n}:").values()), 60, "a job to run")
+    before = {n: live_jobs(f"hcqw:{n}:") for n in runs}
+    for proc, sig in runs.values():
+        proc.send_signal(sig)
+    signalled = time.monotonic()
+    for name, (proc, _) in runs.items():
+        output = proc.communicate(timeout=60)[0]
+        assert proc.returncode != 0, output
+        assert "hcqw: cancelling 2 job(s)" in output, output
+    time.sleep(max(0.0, 10 - (time.monotonic() - signalled)))
+    log.info("jobs before the signals: %s", before)
+    assert {n: live_jobs(f"hcqw:{n}:") for n in runs} == {n: {} for n in runs}
+
+
+def test_rest_backend_runs_a_quantum_rule_and_never_shows_the_token(slurm_lab, workdir):
+    """Through slurmrestd with a token file: the qpu rule reaches the device in its hetjob."""
+    token = slurm_lab.token(lifespan=600)
+    token_file = workdir.parent / "jwt"
+    token_file.write_text(token)
+    token_file.chmod(0o600)
+    snakefile = workdir / "Snakefile"
+    snakefile.write_text(textwrap.dedent("""
+        rule all:
+            input: "ones.txt"
+
+        rule measure:
+            output: "q.txt"
+            resources: qpu=1
+            run:
+                import cirq
+                from hcqw.qpu import open_qpu
+                qubit = cirq.LineQubit(0)
+                with open_qpu(seed=1) as qpu:
+                    result = qpu.run(cirq.Circuit(cirq.X(qubit), cirq.measure(qubit, key="m")), repetitions=10)
+                open(output[0], "w").write(str(int(result[0].measurements["m"].sum())))
+
+        rule copy:
+            input: "q.txt"
+            output: "ones.txt"
+            shell: "cp {input} {output}"
+    """))
+    name = run_name("rest")
+    run = run_snakemake(workdir, "--hcqw-backend", "rest", "--hcqw-rest-url", slurm_lab.rest_url,
+                        "--hcqw-token-file", str(token_file), "--hcqw-workflow-id", name, snakefile=snakefile)
+    assert run.returncode == 0, run.output
+    assert "hcqw executor: backend rest" in run.output and "quantum job (cpu+qpu hetjob)" in run.output
+    assert (workdir / "ones.txt").read_text() == "10"
+    assert token not in run.output
+    for path in workdir.rglob("*"):
+        if path.is_file():
+            assert token.encode() not in path.read_bytes(), f"token leaked into {path}"
