@@ -190,7 +190,8 @@ class QpuJobExecutor(ParslExecutor, RepresentationMixin):
                 with self._lock:
                     self._sessions[job_id] = False
                 for claimed in (self.base / taskfiles.CLAIMED).glob(f"*.{job_id}"):
-                    task = self._tasks.get(int(claimed.name.split(".")[0]))
+                    with self._lock:
+                        task = self._tasks.get(int(claimed.name.split(".")[0]))
                     if task:
                         self._lost(task, job_id)
 
