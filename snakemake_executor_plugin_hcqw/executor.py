@@ -13,7 +13,6 @@ import signal
 import threading
 import uuid
 from collections.abc import AsyncGenerator
-from dataclasses import replace
 from pathlib import Path
 
 from hcqw.errors import HcqwError

@@ -6,7 +6,6 @@ import logging
 import os
 import re
 import signal
-import subprocess
 import textwrap
 import time
 import uuid
@@ -71,15 +70,14 @@ def test_example_on_slurm_reaches_energy(single_run):
     log.info("single SLURM run: %.1f s, energy %+.6f (error %.6f)", run.seconds, result["energy"], result["error"])
 
 
-def test_two_runs_share_the_qpu_node_by_turns(single_run, tmp_path):
+def test_two_runs_share_the_qpu_node_by_turns(single_run, tmp_path, spawn):
     """Two invocations at once: their quantum rules take turns on the one qpu node."""
     dirs = {run_name(kind): tmp_path / kind for kind in ("a", "b")}
     started = time.monotonic()
     procs = {}
     for name, path in dirs.items():
         path.mkdir()
-        procs[name] = subprocess.Popen(snakemake_argv(path, *SLURM, "--hcqw-workflow-id", name),
-                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        procs[name] = spawn(snakemake_argv(path, *SLURM, "--hcqw-workflow-id", name))
     outputs = {name: proc.communicate(timeout=400)[0] for name, proc in procs.items()}
     both = time.monotonic() - started
     for name, proc in procs.items():
@@ -133,7 +131,7 @@ def test_failed_rule_names_rule_job_state_and_log(slurm_lab, workdir):
     assert live_jobs(f"hcqw:{name}:") == {}  # the qpu component went with it
 
 
-def test_interrupted_snakemake_leaves_no_jobs(slurm_lab, tmp_path):
+def test_interrupted_snakemake_leaves_no_jobs(slurm_lab, tmp_path, spawn):
     """Ctrl-C (SIGINT) and SIGTERM each cancel every job of their run, running or pending."""
     snakefile = tmp_path / "Snakefile"
     snakefile.write_text(textwrap.dedent("""
@@ -154,8 +152,7 @@ def test_interrupted_snakemake_leaves_no_jobs(slurm_lab, tmp_path):
         name = run_name(kind)
         path = tmp_path / kind
         path.mkdir()
-        proc = subprocess.Popen(snakemake_argv(path, *SLURM, "--hcqw-workflow-id", name, snakefile=snakefile),
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = spawn(snakemake_argv(path, *SLURM, "--hcqw-workflow-id", name, snakefile=snakefile))
         runs[name] = (proc, sig)
     # Both runs have both jobs in the queue; at least one of them runs (one qpu hetjob pends).
     wait_for(lambda: all(len(live_jobs(f"hcqw:{n}:")) == 2 for n in runs), 120, "all four jobs to be submitted")
