@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -24,7 +23,9 @@ from hcqw.metrics import MetricsLog
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_S = 1.0  # well inside the gateway's default 5 s heartbeat timeout
+# The client's keep-alive heartbeats the session at least this often, also while the step
+# computes classically inside its block: well inside the gateway's default 5 s timeout.
+HEARTBEAT_S = 1.0
 CONTROL_TIMEOUT_S = 10.0
 
 
@@ -84,14 +85,13 @@ class GatewayDevice:
         except BaseException:
             self._release()  # no lease to close: free the qpu component here
             raise
-        return GatewayLease(client, session, address, metrics, self._release)
+        return GatewayLease(client, session, metrics, self._release)
 
 
 class GatewayLease:
     """The quantum step's device context: a service session plus the component's release."""
 
-    def __init__(self, client: Any, session: Any, address: str, metrics: MetricsLog | None,
-                 release: Callable[[], None]):
+    def __init__(self, client: Any, session: Any, metrics: MetricsLog | None, release: Callable[[], None]):
         self._client = client
         self._session = session
         self._metrics = metrics
@@ -100,7 +100,6 @@ class GatewayLease:
         self.acquired_at = session.acquired_at
         self.block_end: float | None = None
         self.released_at: float | None = None
-        self._heartbeat = _Heartbeat(address, session.session_id)
 
     @property
     def limits(self) -> Any:
@@ -121,10 +120,9 @@ class GatewayLease:
         if self.block_end is not None:
             return
         self.block_end = time.time()
-        self._heartbeat.stop()
         try:
             # Closing the session is the listener's shut-down notice (listing 5): the gateway
-            # stops on its own once the session has ended. Closing the clients disconnects them
+            # stops on its own once the session has ended. Closing the client disconnects it
             # (collective under MPI, so it completes while the gateway still serves).
             self._session.close()
             self._client.close()
@@ -145,43 +143,6 @@ class GatewayLease:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class _Heartbeat:
-    """Keeps the session alive while the step computes between runs.
-
-    ``ServiceClient`` heartbeats only while waiting for a run; a quantum step doing
-    classical work inside its block for longer than the gateway's heartbeat timeout would
-    otherwise lose its session. A client is not thread-safe, so this thread has its own.
-    """
-
-    def __init__(self, address: str, session: str | None):
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, args=(address, session), name="hcqw-heartbeat",
-                                        daemon=True)
-        self._thread.start()
-
-    def _loop(self, address: str, session: str | None) -> None:
-        from hcqw.service.client import ServiceClient
-
-        try:
-            client = ServiceClient(address, timeout=CONTROL_TIMEOUT_S)
-        except Exception as err:  # noqa: BLE001 - the main client still heartbeats while it waits
-            log.warning("heartbeat connection failed: %s", err)
-            return
-        try:
-            while not self._stop.wait(HEARTBEAT_S):
-                try:
-                    client.call("heartbeat", session=session)
-                except DeviceError as err:
-                    log.warning("heartbeat: %s", err)
-                    return
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(0.5)  # a heartbeat in flight to a dead gateway must not delay the release
 
 
 def _release_from_environment() -> None:

@@ -4,26 +4,32 @@
 ``limits``, ``is_open``, context manager), so the embedded runner and the SLURM gateway can
 take a lease from a ``LocalDevice`` or from a service interchangeably.
 
-This module imports neither cirq nor qsimcirq: a quantum node that sends circuits as Cirq
-JSON text (``WorkItem(circuit=<json str>, ...)``) starts in the time of a Python process
-plus pyzmq and numpy. ``run`` (which returns ``cirq.ResultDict``) imports cirq on first use.
+Light to import, because a hot quantum node's start-up is mostly imports: this module
+imports neither cirq, qsimcirq nor numpy. A node that sends circuits as Cirq JSON text
+(``WorkItem(circuit=<json str>, ...)``) never imports cirq; numpy comes with the results
+(numpy arrays); ``run`` (which returns ``cirq.ResultDict``) imports cirq on first use.
 
-A client object is not thread-safe: give each thread its own ``ServiceClient``.
+Sessions stay alive on their own: a background thread heartbeats every open session that
+has been quiet for ``heartbeat`` seconds, so a quantum step may compute classically inside
+its block for longer than the service's session timeout. A client object is otherwise not
+thread-safe: give each thread its own ``ServiceClient``.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import threading
 import time
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from hcqw.codec import samples_from_wire
-from hcqw.device.backend import DeviceLimits
-from hcqw.device.work import Samples, WorkItem
 from hcqw.errors import CircuitError, DeviceError, DeviceOffline
 from hcqw.service import protocol as P
 from hcqw.service.transport import default_address, make_client_transport
+
+if TYPE_CHECKING:
+    from hcqw.device.backend import DeviceLimits
+    from hcqw.device.work import Samples, WorkItem
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +55,26 @@ class ServiceClient:
     """A connection to a QPU service.
 
     ``timeout`` bounds the wait for a control reply (a dead service raises instead of hanging);
-    runs wait as long as the queue takes, sending a heartbeat every ``heartbeat`` seconds so the
-    service knows this client is alive.
+    runs wait as long as the queue takes. ``heartbeat``: every open session hears from this
+    client at least this often -- while a run waits, and (``keepalive``, a daemon thread)
+    while the caller does something else -- so the service knows it is alive.
     """
 
-    def __init__(self, address: str | None = None, timeout: float | None = 10.0, heartbeat: float = 1.0):
+    def __init__(self, address: str | None = None, timeout: float | None = 10.0, heartbeat: float = 1.0,
+                 keepalive: bool = True):
         self.address = address or default_address()
         self.timeout = timeout
         self.heartbeat = heartbeat
+        self.keepalive = keepalive
         self._transport = make_client_transport(self.address)
         self._ids = itertools.count(1)
         self._closed = False
+        # The keep-alive thread and callers share the connection: one request/reply at a time.
+        self._lock = threading.Lock()
+        self._sessions: dict[str, float] = {}  # open session -> monotonic time of its last request
+        self._beats: dict[int, str] = {}  # keep-alive heartbeat id -> its session, until acknowledged
+        self._keeper: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     # -- control API ----------------------------------------------------------------------
 
@@ -92,7 +107,13 @@ class ServiceClient:
         makes its sampling reproducible exactly as a local lease's (see ``hcqw.device.backend.batch_seed``)."""
         header, _ = self.call("open", workflow=workflow, node=node, user=user, timeout=timeout, priority=priority,
                               seed=seed)
-        return ServiceQPU(self, header, workflow, node)
+        qpu = ServiceQPU(self, header, workflow, node)
+        with self._lock:
+            self._sessions[header["session"]] = time.monotonic()
+            if self.keepalive and self._keeper is None:
+                self._keeper = threading.Thread(target=self._keep_alive, name="hcqw-service-keepalive", daemon=True)
+                self._keeper.start()
+        return qpu
 
     # -- request/reply --------------------------------------------------------------------
 
@@ -102,10 +123,16 @@ class ServiceClient:
 
         With ``wait`` (runs), wait without a deadline but heartbeat ``session`` meanwhile;
         otherwise give up after ``self.timeout`` seconds."""
-        if self._closed:
-            raise DeviceError("this ServiceClient is closed")
-        request_id = next(self._ids)
-        self._transport.send(P.request(type_, request_id, session=session, **fields))
+        with self._lock:
+            if self._closed:
+                raise DeviceError("this ServiceClient is closed")
+            request_id = next(self._ids)
+            self._transport.send(P.request(type_, request_id, session=session, **fields))
+            if session in self._sessions:
+                self._sessions[session] = time.monotonic()
+            return self._reply(request_id, session, wait)
+
+    def _reply(self, request_id: int, session: str | None, wait: bool) -> tuple[dict, list[bytes]]:
         deadline = None if (wait or self.timeout is None) else time.monotonic() + self.timeout
         while True:
             pause = self.heartbeat if wait else (None if deadline is None else deadline - time.monotonic())
@@ -123,13 +150,63 @@ class ServiceClient:
             if header.get("id") != request_id:
                 if header.get("type") == "error" and header.get("code") == P.E_NO_SESSION and wait:
                     _raise_for(header)  # our heartbeat found the session gone: stop waiting
-                continue  # a heartbeat acknowledgement
+                continue  # a heartbeat acknowledgement (or the late reply to a timed-out call)
             if header.get("type") != "ok":
                 _raise_for(header)
             return header, buffers
 
+    # -- keep-alive -----------------------------------------------------------------------
+
+    def _keep_alive(self) -> None:
+        """Heartbeat sessions the caller has left quiet for ``heartbeat`` s (classical work inside a
+        quantum block). Fire and forget: the acknowledgements are read and dropped on the next turn,
+        so the thread never waits on the service while holding the connection."""
+        while not self._stopping.wait(self.heartbeat / 2):
+            if not self._lock.acquire(blocking=False):
+                continue  # a request is in flight (a waiting run heartbeats by itself)
+            try:
+                if self._closed:
+                    return
+                now = time.monotonic()
+                due = [s for s, last in self._sessions.items() if now - last >= self.heartbeat]
+                if not due:
+                    continue
+                self._drop_acknowledgements()
+                for session in due:
+                    beat = next(self._ids)
+                    self._transport.send(P.request("heartbeat", beat, session=session))
+                    self._beats[beat] = session
+                    self._sessions[session] = now
+            except Exception as err:  # noqa: BLE001 - a broken connection shows on the caller's next request
+                log.warning("QPU service keep-alive stopped: %s", err)
+                return
+            finally:
+                self._lock.release()
+
+    def _drop_acknowledgements(self) -> None:
+        """Read the replies waiting while no request is in flight: heartbeat acknowledgements, or late
+        replies to requests that timed out. A session the service no longer knows stops being kept."""
+        while (frames := self._transport.recv(0.0)) is not None:
+            try:
+                header, _ = P.decode_reply(frames)
+            except ValueError:
+                continue
+            session = self._beats.get(header.get("id"))
+            if session is not None and header.get("type") == "error" and header.get("code") == P.E_NO_SESSION:
+                log.warning("QPU service: session %s is gone (%s); no longer keeping it alive", session,
+                            header.get("message"))
+                self._sessions.pop(session, None)
+        self._beats.clear()  # acknowledgements not in by now were lost or read by a caller
+
+    def _forget(self, session: str) -> None:
+        with self._lock:
+            self._sessions.pop(session, None)
+
     def close(self) -> None:
-        if not self._closed:
+        self._stopping.set()
+        with self._lock:
+            if self._closed:
+                return
             self._closed = True
             self._transport.close()
 
@@ -150,14 +227,16 @@ class ServiceQPU:
         self.workflow = workflow
         self.node = node
         self.acquired_at = time.time()
-        self._limits = DeviceLimits(**opened["limits"])
+        self._limits: dict = opened["limits"]
         session_timeout = float(opened.get("session_timeout") or 0)
         if session_timeout and client.heartbeat > session_timeout / 3:
             client.heartbeat = session_timeout / 3  # stay well inside the service's liveness window
 
     @property
     def limits(self) -> DeviceLimits:
-        return self._limits
+        from hcqw.device.backend import DeviceLimits
+
+        return DeviceLimits(**self._limits)
 
     @property
     def is_open(self) -> bool:
@@ -166,6 +245,8 @@ class ServiceQPU:
     def run(self, circuit: Any, repetitions: int, params: Any = None) -> list:
         """Run one circuit at each sweep point; returns one ``cirq.ResultDict`` per point."""
         import cirq
+
+        from hcqw.device.work import WorkItem
 
         item = WorkItem.build(circuit, repetitions, params)
         samples = self.run_batch([item])[0]
@@ -178,6 +259,8 @@ class ServiceQPU:
                               "run circuits inside the quantum step")
         wire = [_item_to_wire(item) for item in items]
         header, buffers = self._client.call("run", session=self.session_id, wait=True, items=wire, timeout=timeout)
+        from hcqw.codec import samples_from_wire
+
         points = samples_from_wire(header["results"], buffers)
         out, offset = [], 0
         for count in header["points"]:
@@ -193,6 +276,7 @@ class ServiceQPU:
         if self.session_id is None:
             return
         session, self.session_id = self.session_id, None
+        self._client._forget(session)
         try:
             self._client.call("close", session=session)
         except DeviceError as err:  # the service went away or expired us: nothing left to release

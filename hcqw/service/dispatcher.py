@@ -109,6 +109,7 @@ class Dispatcher:
         self._cache: OrderedDict[str, Any] = OrderedDict()
         self._cache_size = circuit_cache
         self._next_sweep = 0.0
+        self._handlers = {type_: getattr(self, f"_on_{type_}") for type_ in P.REQUEST_TYPES}
 
     # -- status ---------------------------------------------------------------------------
 
@@ -131,7 +132,7 @@ class Dispatcher:
         try:
             request = P.decode_request(frames, self.max_message)
             request_id = request.id
-            return getattr(self, f"_on_{request.type}")(peer, request)
+            return self._handlers[request.type](peer, request)
         except P.ProtocolError as err:
             return [(peer, P.reply_error(err.request_id if request_id is None else request_id, err.code, err.message))]
         except CircuitError as err:

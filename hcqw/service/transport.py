@@ -115,10 +115,13 @@ def make_client_transport(address: str) -> ClientTransport:
 # -- framing for transports that carry one byte string per message (MPI) ------------------
 
 _COUNT = struct.Struct("<I")
+_ONE = struct.Struct("<II")  # the common case, a lone header frame: count 1 and its length
 
 
 def pack_frames(frames: Sequence[bytes]) -> bytes:
     """``count, len_0..len_n-1, data...`` little-endian u32 lengths; an empty list is valid."""
+    if len(frames) == 1:
+        return _ONE.pack(1, len(frames[0])) + frames[0]
     return b"".join([struct.pack(f"<I{len(frames)}I", len(frames), *map(len, frames)), *frames])
 
 
@@ -131,7 +134,7 @@ def unpack_frames(data: bytes | bytearray | memoryview) -> Frames:
     table_end = 4 + 4 * count
     if count > 1_000_000 or len(view) < table_end:
         raise ValueError(f"frame table of {count} frames does not fit a {len(view)}-byte message")
-    lengths = struct.unpack_from(f"<{count}I", view, 4)
+    lengths = _COUNT.unpack_from(view, 4) if count == 1 else struct.unpack_from(f"<{count}I", view, 4)
     if table_end + sum(lengths) != len(view):
         raise ValueError("frame lengths do not add up to the message size")
     frames, offset = [], table_end

@@ -69,12 +69,12 @@ class _Poller:
         return True
 
 
-def _recv_from(MPI, comm) -> Frames | None:
-    status = MPI.Status()
-    if not comm.Iprobe(source=0, tag=MPI.ANY_TAG, status=status):
+def _recv_from(MPI, comm, status) -> Frames | None:
+    """One message from ``comm`` if one has arrived (``status``: a reusable ``MPI.Status``)."""
+    if not comm.Iprobe(0, MPI.ANY_TAG, status):
         return None
     buffer = bytearray(status.Get_count(MPI.BYTE))
-    comm.Recv([buffer, MPI.BYTE], source=0, tag=status.Get_tag())
+    comm.Recv([buffer, MPI.BYTE], 0, status.Get_tag())
     return unpack_frames(buffer)
 
 
@@ -96,6 +96,8 @@ class MpiServerTransport(ServerTransport):
             MPI.Publish_name(self._where, self._port)
         log.info("MPI port open at %s (%s)", self._port, address)
         self._comms: dict[int, object] = {}
+        self._polled: tuple = ()  # (peer, comm) pairs: a snapshot the poll loop reads without the lock
+        self._status = MPI.Status()
         self._ids = count(1)
         self._lock = threading.Lock()
         self._stopping = False
@@ -129,22 +131,22 @@ class MpiServerTransport(ServerTransport):
                     comm.Disconnect()
                     return
                 self._comms[next(self._ids)] = comm
+                self._polled = tuple(self._comms.items())
                 self._accepted += 1
                 self._idle.clear()
             log.debug("MPI client connected")
 
     def recv(self, timeout: float) -> tuple[Hashable, Frames] | None:
         poller = _Poller(timeout)
+        MPI, status = self.MPI, self._status
         while True:
-            with self._lock:
-                comms = list(self._comms.items())
-            for peer, comm in comms:
+            for peer, comm in self._polled:
                 try:
-                    frames = _recv_from(self.MPI, comm)
+                    frames = _recv_from(MPI, comm, status)
                 except ValueError as err:
                     log.warning("MPI client %s sent an unparseable message: %s", peer, err)
                     return peer, [b"\x00malformed transport frame"]  # becomes a bad_message error reply
-                except self.MPI.Exception as err:
+                except MPI.Exception as err:
                     log.warning("MPI client %s failed (%s); dropping it", peer, err)
                     self._drop(peer, disconnect=False)
                     continue
@@ -172,6 +174,7 @@ class MpiServerTransport(ServerTransport):
     def _drop(self, peer: Hashable, disconnect: bool) -> None:
         with self._lock:
             comm = self._comms.pop(peer, None)  # type: ignore[arg-type]
+            self._polled = tuple(self._comms.items())
             if not self._comms:
                 self._idle.set()
         if comm is None:
@@ -215,6 +218,7 @@ class MpiClientTransport(ClientTransport):
         else:
             port = MPI.Lookup_name(where)
         self._comm = MPI.COMM_SELF.Connect(port)
+        self._status = MPI.Status()
 
     def send(self, frames: Sequence[bytes]) -> None:
         self._comm.Send([pack_frames(frames), self.MPI.BYTE], dest=0, tag=0)
@@ -222,7 +226,7 @@ class MpiClientTransport(ClientTransport):
     def recv(self, timeout: float | None) -> Frames | None:
         poller = _Poller(timeout)
         while True:
-            frames = _recv_from(self.MPI, self._comm)
+            frames = _recv_from(self.MPI, self._comm, self._status)
             if frames is not None:
                 return frames
             if not poller.wait():

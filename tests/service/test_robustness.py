@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hcqw.service import protocol as P
-from hcqw.service.client import ServiceClient
+from hcqw.service.client import ServiceClient, ServiceError
 
 SAFE_TYPES = sorted(P.REQUEST_TYPES - {"shutdown", "drain", "set_status", "set_policy"})
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -76,7 +76,7 @@ def test_fuzz_keeps_serving_well_formed_clients(tcp_service):
 
 CLIENT = """
 import sys, cirq
-from hcqw.service.client import ServiceClient
+from hcqw.service.client import ServiceClient, ServiceError
 client = ServiceClient(sys.argv[1], heartbeat=0.2)
 qpu = client.session("doomed", "q0", timeout=600)
 q = cirq.LineQubit(0)
@@ -126,3 +126,19 @@ def tcp_service_events(service, kind):
     from hcqw.metrics import read_events
 
     return list(read_events(service.log, kind))
+
+
+def test_session_outlives_classical_work_longer_than_the_session_timeout(tcp_service):
+    """The client's keep-alive thread heartbeats an idle session; without it the service drops it."""
+    q = cirq.LineQubit(0)
+    circuit = cirq.Circuit(cirq.X(q), cirq.measure(q, key="m"))
+    with ServiceClient(tcp_service.address) as client, client.session("keepalive", "kept") as qpu:
+        timeout = client.status()["session_timeout"]
+        time.sleep(2 * timeout)  # "classical work" inside the quantum block: no requests of its own
+        assert qpu.run(circuit, 1)[0].measurements["m"].tolist() == [[1]]
+    with ServiceClient(tcp_service.address, keepalive=False) as client:
+        qpu = client.session("keepalive", "dropped")
+        time.sleep(2 * timeout)
+        with pytest.raises(ServiceError) as failed:
+            qpu.run(circuit, 1)
+        assert failed.value.code == P.E_NO_SESSION
