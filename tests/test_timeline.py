@@ -116,6 +116,15 @@ def test_service_sessions_share_the_device_so_only_their_own_execs_count_as_allo
     assert "exec c/q1" in "\n".join(consistency_problems(stray))
 
 
+def test_a_gateway_session_inside_its_nodes_hold_is_not_a_second_quantum_node():
+    """SLURM quantum nodes: the lease logs the hold, the job's gateway (a one-session service) the session."""
+    events = [ev("ready", "a", "q1", 0), ev("hold", "a", "q1", 1, 4, device="gateway"),
+              Event("session", "a", "q1", 1.1, 3.9, "qsim"), ev("exec", "a", "q1", 2, 3)]
+    s = summarize(events)
+    assert s.quantum_nodes == 1 and s.qpu_allocated == 3 and s.qpu_allocated_idle == 2 and s.wait_max == 1
+    assert consistency_problems(events) == []
+
+
 def test_consistency_catches_overlapping_holds_and_stray_execs():
     events = [ev("hold", "a", "q1", 0, 2), ev("hold", "b", "q1", 1, 3), ev("exec", "a", "q1", 0, 1),
               ev("exec", "b", "q2", 1.5, 2.5), ev("cpu", "a", "c1", 3, 2)]
@@ -249,6 +258,23 @@ def test_cli_errors_are_clean(tmp_path, capsys):
     assert hcqw_main(["report", str(tmp_path)]) == 2
     assert "no metrics/qpu.jsonl" in capsys.readouterr().err
     assert hcqw_main(["timeline", str(tmp_path), "--format", "gif"]) == 2
+
+
+def test_report_of_a_plain_slurm_chain_shows_execs_waits_and_classical_work(slurm_lab, tmp_path, monkeypatch, capsys):
+    """No benchmark code: the core's ready/cpu events, the lease's holds and the gateway's execs."""
+    from hcqw.hetjob.chain import run_chain
+    from hcqw.slurm import open_backend
+
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # job scripts import tests.hetjob.loops
+    backend = open_backend("sbatch", env=slurm_lab.env, poll_interval=0.2)
+    run_chain(backend, "tests.hetjob.loops:make", {"iterations": 2}, "chain", tmp_path, timeout=120)
+    events = load_run(tmp_path / "chain")
+    assert sorted(e.node for e in events if e.kind == "exec") == ["q0001", "q0002"]
+    assert consistency_problems(events) == []
+    assert hcqw_main(["report", str(tmp_path / "chain"), "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)["chain"]
+    assert (s["quantum_nodes"], s["classical_nodes"], s["waits_measured"]) == (2, 2, 2)
+    assert 0 < s["qpu_busy"] <= s["qpu_allocated"] <= s["makespan"]
 
 
 @pytest.mark.slow

@@ -166,7 +166,10 @@ def quantum_nodes(events: Sequence[Event]) -> list[QuantumNode]:
             continue
         busy = covered(clip(execs[key], e.start, e.end))
         out.append(QuantumNode(e.workflow, e.node, ready_time(key, e.start), e.start, e.end, busy))
+    held_keys = {(n.workflow, n.node) for n in out}
     for key, spans in sessions.items():
+        if key in held_keys:  # a session inside the node's own hold (a SLURM gateway): the hold says it all
+            continue
         own = union(execs[key])
         start = own[0][0] if own else min(a for a, _ in spans)
         end = own[-1][1] if own else start
@@ -226,12 +229,13 @@ def allocated_spans(nodes: Iterable[QuantumNode]) -> list[Span]:
     return [span for n in nodes for span in n.allocated]
 
 
-def consistency_problems(events: Sequence[Event]) -> list[str]:
+def consistency_problems(events: Sequence[Event], tolerance: float = _EPS) -> list[str]:
     """Invariants every timeline of one device must satisfy; an empty list means consistent.
 
     These catch broken logging or a broken device lock, not slow runs: intervals run
     forwards, every exec lies inside a hold of the same node, holds of one device never
     overlap (one holder at a time) and busy time fits in allocated time and the makespan.
+    ``tolerance`` (seconds) absorbs clock resolution: SLURM's records have whole seconds.
     """
     problems = []
     for e in events:
@@ -245,20 +249,20 @@ def consistency_problems(events: Sequence[Event]) -> list[str]:
         if e.kind == "hold":  # sessions share the device by design
             holds_by_device[e.device].append(e)
     for e in events:
-        if e.kind == "exec" and not any(a - _EPS <= e.start and e.end <= b + _EPS
+        if e.kind == "exec" and not any(a - tolerance <= e.start and e.end <= b + tolerance
                                         for a, b in holds_by_node[(e.workflow, e.node)]):
             problems.append(f"exec {e.workflow}/{e.node} at {e.start:.3f} lies outside every hold or session "
                             "of that node")
     for device, holds in holds_by_device.items():
         holds.sort(key=lambda h: h.start)
         for before, after in zip(holds, holds[1:]):
-            if after.start < before.end - _EPS:
+            if after.start < before.end - tolerance:
                 problems.append(f"device {device!r} held twice at once: {before.workflow}/{before.node} "
                                 f"and {after.workflow}/{after.node} overlap by {before.end - after.start:.3f} s")
     if events:
         s = summarize(events)
-        if s.qpu_busy > s.qpu_allocated + _EPS:
+        if s.qpu_busy > s.qpu_allocated + tolerance * max(1, s.quantum_nodes):
             problems.append(f"QPU busy {s.qpu_busy:.3f} s exceeds allocated {s.qpu_allocated:.3f} s")
-        if s.qpu_allocated > s.makespan + _EPS:
+        if s.qpu_allocated > s.makespan + tolerance:
             problems.append(f"QPU allocated {s.qpu_allocated:.3f} s exceeds the makespan {s.makespan:.3f} s")
     return problems

@@ -13,6 +13,8 @@ from hcqw.metrics import read_events
 log = logging.getLogger(__name__)
 
 METRICS_NAME = "qpu.jsonl"
+# A SLURM quantum node's gateway (the QPU service on its qpu component) logs the device's side here.
+GATEWAY_METRICS_NAME = "gateway.jsonl"
 INTERVAL_KINDS = frozenset({"hold", "exec", "cpu", "session"})
 POINT_KINDS = frozenset({"ready"})
 
@@ -56,13 +58,15 @@ def find_metrics(path: Path | str) -> list[Path]:
 
     A benchmark cell or a multi-workflow run keeps one run directory per workflow, so the
     logs of one co-scheduled run are spread over several files; they are analysed together.
+    A SLURM run's ``metrics/gateway.jsonl`` (the device's execs) is read along with its ``qpu.jsonl``.
     """
     path = Path(path)
     if path.is_file():
         return [path]
     if not path.is_dir():
         raise TimelineError(f"{path}: no such file or directory")
-    found = sorted(p for p in path.rglob(METRICS_NAME) if p.parent.name == "metrics")
+    found = sorted(p for name in (METRICS_NAME, GATEWAY_METRICS_NAME) for p in path.rglob(name)
+                   if p.parent.name == "metrics")
     if not found:
         raise TimelineError(f"{path}: no metrics/{METRICS_NAME} below it; is this a run directory?")
     return found
