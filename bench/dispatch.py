@@ -1,14 +1,20 @@
 """Dispatch benchmark of the QPU service (issue 4): per-step round trip and node start.
 
-    .venv/bin/python bench/dispatch.py [--steps 10000] [--json out.json]
+    .venv/bin/python bench/dispatch.py [--steps 10000] [--runs 3] [--json out.json]
 
-Per-step round trip, median and p99 over --steps steps, same run, side by side:
+Per-step round trip, median and p99 over --steps steps per path, all paths in the same run:
 - service ``ping`` (control no-op) and a trivial work item (1 qubit, 1 repetition, qsim) over
   ZeroMQ tcp, ZeroMQ ipc and MPI DPM (port file);
-- baselines: raw pyzmq REQ/REP ping-pong (tcp, ipc) and a raw mpi4py intercommunicator ping-pong.
+- baselines sending the same ping bytes: raw pyzmq REQ/REP (the issue's baseline) and raw pyzmq
+  DEALER/ROUTER (the service's socket types; blocking recv on both sides), tcp and ipc; a raw
+  mpi4py intercommunicator ping-pong.
+On a shared machine the load changes from second to second, so the paths are interleaved:
+each run does --rounds rounds, each round a block of steps/rounds steps of every ZeroMQ path
+(servers all up, idle ones blocked in recv), and the MPI pairs alternate raw/service
+(--mpi-rounds). --runs repeats everything; the table shows the median over runs.
 Node start: "quantum node begins" -> "first result back": cold (fresh process imports cirq and
-qsimcirq and builds the simulator) vs hot (running service; fresh JSON-only client process, and a
-new session from an already running process).
+qsimcirq and builds the simulator) vs hot (running service; fresh client process, and a new
+session from an already running process).
 """
 
 from __future__ import annotations
@@ -31,29 +37,40 @@ TRIVIAL = ('{"cirq_type": "Circuit", "moments": [{"cirq_type": "Moment", "operat
            '"invert_mask": []}, "qubits": [{"cirq_type": "LineQubit", "x": 0}]}]}]}')
 
 
+PING = b'{"v":1,"type":"ping","id":1}'  # the bytes a service ping sends
+
+
 def summary(us: list[float]) -> dict:
     ordered = sorted(us)
     return {"median_us": statistics.median(ordered), "p99_us": ordered[int(0.99 * (len(ordered) - 1))],
             "n": len(ordered)}
 
 
-def service_loop(address: str, steps: int) -> dict:
-    """Client side of the service measurements (run in-process for ZeroMQ, under mpiexec for MPI)."""
+def timed(step, steps: int, out: list[float]) -> None:
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step()
+        out.append((time.perf_counter() - t0) * 1e6)
+
+
+def service_steps(client, qpu) -> dict:
     from hcqw.device.work import WorkItem
+
+    item = [WorkItem(TRIVIAL, 1)]
+    return {"ping": lambda: client.call("ping"), "work_item": lambda: qpu.run_batch(item)}
+
+
+def service_loop(address: str, steps: int) -> dict:
+    """Client side of the MPI service measurement (runs under mpiexec): raw step times."""
     from hcqw.service.client import ServiceClient
 
     out = {}
     with ServiceClient(address, timeout=30) as client, client.session("bench", "dispatch") as qpu:
-        item = [WorkItem(TRIVIAL, 1)]
-        for name, step in (("ping", lambda: client.call("ping")), ("work_item", lambda: qpu.run_batch(item))):
+        for name, step in service_steps(client, qpu).items():
             for _ in range(min(500, steps)):
                 step()
-            times = []
-            for _ in range(steps):
-                t0 = time.perf_counter()
-                step()
-                times.append((time.perf_counter() - t0) * 1e6)
-            out[name] = summary(times)
+            out[name] = []
+            timed(step, steps, out[name])
     return out
 
 
@@ -78,54 +95,93 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(20)
 
 
+# A raw echo server: REP (with a REQ client) or ROUTER (with a DEALER client), blocking recv.
 RAW_ZMQ_SERVER = """
 import sys, zmq
-s = zmq.Context().socket(zmq.REP); s.bind(sys.argv[1]); print(s.getsockopt_string(zmq.LAST_ENDPOINT), flush=True)
+s = zmq.Context().socket(getattr(zmq, sys.argv[2])); s.bind(sys.argv[1])
+print(s.getsockopt_string(zmq.LAST_ENDPOINT), flush=True)
 while True:
     m = s.recv_multipart()
-    if m == [b"stop"]: s.send(b""); break
     s.send_multipart(m)
+    if m[-1] == b"stop": break
 """
 
 
-def raw_zmq(address: str, steps: int) -> dict:
-    import zmq
+class RawZmq:
+    """A raw pyzmq ping-pong pair: ``kind`` REQ (REQ/REP) or DEALER (DEALER/ROUTER)."""
 
-    server = subprocess.Popen([sys.executable, "-c", RAW_ZMQ_SERVER, address], stdout=subprocess.PIPE, text=True)
+    def __init__(self, address: str, kind: str):
+        import zmq
+
+        server = "REP" if kind == "REQ" else "ROUTER"
+        self.server = subprocess.Popen([sys.executable, "-c", RAW_ZMQ_SERVER, address, server],
+                                       stdout=subprocess.PIPE, text=True)
+        self.socket = zmq.Context.instance().socket(getattr(zmq, kind))
+        self.socket.connect(self.server.stdout.readline().strip())
+
+    def step(self) -> None:
+        self.socket.send(PING)
+        self.socket.recv_multipart()
+
+    def close(self) -> None:
+        self.socket.send(b"stop")
+        self.socket.recv()
+        self.socket.close(0)
+        self.server.wait(10)
+
+
+def zmq_paths(tmp: Path, steps: int, rounds: int) -> tuple[dict, dict]:
+    """All ZeroMQ paths interleaved in ``rounds`` blocks; returns (summaries, node start)."""
+    from hcqw.service.client import ServiceClient
+
+    procs, closers, paths = [], [], {}
     try:
-        socket = zmq.Context.instance().socket(zmq.REQ)
-        socket.connect(server.stdout.readline().strip())
-        payload = [b'{"v":1,"type":"ping","id":1}']  # the same bytes a service ping sends
-        for _ in range(500):
-            socket.send_multipart(payload)
-            socket.recv_multipart()
-        times = []
-        for _ in range(steps):
-            t0 = time.perf_counter()
-            socket.send_multipart(payload)
-            socket.recv_multipart()
-            times.append((time.perf_counter() - t0) * 1e6)
-        socket.send(b"stop")
-        socket.recv()
-        socket.close(0)
-        return summary(times)
+        services = {}
+        for transport, address in (("zmq_tcp", "tcp://127.0.0.1:*"), ("zmq_ipc", f"ipc://{tmp}/ipc/qpu.ipc")):
+            proc, bound = start_service(tmp, address)
+            procs.append(proc)
+            services[transport] = bound
+            client = ServiceClient(bound, timeout=30)
+            qpu = client.session("bench", "dispatch")
+            closers += [client.close, qpu.close]  # closed in reverse: session first
+            for kind, step in service_steps(client, qpu).items():
+                paths[f"service_{transport}_{kind}"] = step
+        for transport, address in (("tcp", "tcp://127.0.0.1:*"), ("ipc", f"ipc://{tmp}/raw-%s.ipc")):
+            for kind, name in (("REQ", "req_rep"), ("DEALER", "dealer_router")):
+                raw = RawZmq(address.replace("%s", name), kind)
+                closers.append(raw.close)
+                paths[f"raw_zmq_{transport}_{name}"] = raw.step
+        times: dict[str, list[float]] = {name: [] for name in paths}
+        names = list(paths)
+        for name in names:
+            for _ in range(min(500, steps)):
+                paths[name]()
+        block = max(1, steps // rounds)
+        for round_ in range(rounds):
+            for name in names[round_ % len(names):] + names[:round_ % len(names)]:  # rotate the order
+                timed(paths[name], block, times[name])
+        start = node_start(services["zmq_tcp"])
+        return {name: summary(us) for name, us in times.items()}, start
     finally:
-        server.wait(10)
+        for close in reversed(closers):
+            close()
+        for proc in procs:
+            stop(proc)
 
 
-def raw_mpi(tmp: Path, steps: int) -> dict:
+def raw_mpi(tmp: Path, steps: int) -> list[float]:
     port = tmp / "raw.port"
     script = str(ROOT / "bench" / "mpi_pingpong.py")
     server = subprocess.Popen([MPIEXEC, "-n", "1", sys.executable, script, "server", str(port)], start_new_session=True)
     try:
-        client = subprocess.run([MPIEXEC, "-n", "1", sys.executable, script, "client", str(port), str(steps), "30",
-                                 "iprobe"], capture_output=True, text=True, timeout=300, env=dict(os.environ, TL="multiple"))
-        return summary(json.loads(client.stdout)["us"])
+        client = subprocess.run([MPIEXEC, "-n", "1", sys.executable, script, "client", str(port), str(steps),
+                                 str(len(PING)), "iprobe"], capture_output=True, text=True, timeout=300)
+        return json.loads(client.stdout)["us"]
     finally:
         server.wait(30)
 
 
-def mpi_service(tmp: Path, steps: int) -> dict:
+def mpi_service(tmp: Path, steps: int) -> dict[str, list[float]]:
     proc, address = start_service(tmp, f"mpi:file:{tmp}/svc.port", mpi=True)
     try:
         client = subprocess.run([MPIEXEC, "-n", "1", sys.executable, __file__, "--mpi-client", address,
@@ -136,6 +192,18 @@ def mpi_service(tmp: Path, steps: int) -> dict:
         return json.loads(client.stdout.strip().splitlines()[-1])
     finally:
         stop(proc)
+
+
+def mpi_paths(tmp: Path, steps: int, rounds: int) -> dict:
+    """Raw and service MPI alternate (each pair of ranks busy-polls a core, so never both at once)."""
+    times: dict[str, list[float]] = {"raw_mpi": [], "service_mpi_ping": [], "service_mpi_work_item": []}
+    block = max(1, steps // rounds)
+    for _ in range(rounds):
+        times["raw_mpi"] += raw_mpi(tmp, block)
+        service = mpi_service(tmp, block)
+        times["service_mpi_ping"] += service["ping"]
+        times["service_mpi_work_item"] += service["work_item"]
+    return {name: summary(us) for name, us in times.items()}
 
 
 COLD = """
@@ -162,7 +230,10 @@ def node_start(address: str, repeats: int = 5) -> dict:
 
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     out = {}
-    for name, code, args in (("cold_fresh_process", COLD, [TRIVIAL]), ("hot_fresh_process", HOT, [TRIVIAL, address])):
+    probes = (("python_bare", "import time; print(time.time())", []),
+              ("import_client", "import time, hcqw.service.client; print(time.time())", []),
+              ("cold_fresh_process", COLD, [TRIVIAL]), ("hot_fresh_process", HOT, [TRIVIAL, address]))
+    for name, code, args in probes:
         times = []
         for _ in range(repeats):
             t0 = time.time()
@@ -180,10 +251,64 @@ def node_start(address: str, repeats: int = 5) -> dict:
     return out
 
 
+ROWS = [("raw pyzmq REQ/REP, tcp", "raw_zmq_tcp_req_rep"), ("raw pyzmq DEALER/ROUTER, tcp", "raw_zmq_tcp_dealer_router"),
+        ("raw pyzmq REQ/REP, ipc", "raw_zmq_ipc_req_rep"), ("raw pyzmq DEALER/ROUTER, ipc", "raw_zmq_ipc_dealer_router"),
+        ("raw mpi4py intercomm ping-pong", "raw_mpi"),
+        ("service ZeroMQ tcp, ping", "service_zmq_tcp_ping"), ("service ZeroMQ tcp, work item", "service_zmq_tcp_work_item"),
+        ("service ZeroMQ ipc, ping", "service_zmq_ipc_ping"), ("service ZeroMQ ipc, work item", "service_zmq_ipc_work_item"),
+        ("service MPI DPM, ping", "service_mpi_ping"), ("service MPI DPM, work item", "service_mpi_work_item")]
+
+
+def one_run(steps: int, rounds: int, mpi_rounds: int) -> dict:
+    run: dict = {"loadavg_before": os.getloadavg()}
+    with tempfile.TemporaryDirectory(prefix="hcqw-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        paths, run["node_start"] = zmq_paths(tmp, steps, rounds)
+        paths.update(mpi_paths(tmp, steps, mpi_rounds))
+    run["paths"] = paths
+    run["loadavg_after"] = os.getloadavg()
+    return run
+
+
+def median_of_runs(runs: list[dict]) -> dict:
+    table = {}
+    for _, key in ROWS:
+        table[key] = {stat: statistics.median(r["paths"][key][stat] for r in runs) for stat in ("median_us", "p99_us")}
+    table["node_start"] = {name: {stat: statistics.median(r["node_start"][name][stat] for r in runs)
+                                  for stat in ("median_ms", "max_ms")} for name in runs[0]["node_start"]}
+    return table
+
+
+def report(results: dict) -> None:
+    runs, table = results["runs"], results["median_of_runs"]
+    print(f"{results['steps']} steps per path, {len(runs)} runs; load average (1 min) per run: "
+          + ", ".join(f"{r['loadavg_before'][0]:.1f}-{r['loadavg_after'][0]:.1f}" for r in runs))
+    print(f"{'path':<34}{'median us':>10}{'p99 us':>10}   per-run medians")
+    for label, key in ROWS:
+        per_run = " ".join(f"{r['paths'][key]['median_us']:.1f}" for r in runs)
+        print(f"{label:<34}{table[key]['median_us']:>10.1f}{table[key]['p99_us']:>10.1f}   {per_run}")
+    # Goals compare paths measured in the same run (same load), so ratios are per run, then the median.
+    for transport in ("tcp", "ipc"):
+        for base in ("req_rep", "dealer_router"):
+            ratios = [r["paths"][f"service_zmq_{transport}_ping"]["median_us"]
+                      / r["paths"][f"raw_zmq_{transport}_{base}"]["median_us"] for r in runs]
+            print(f"zmq {transport}: service ping / raw {base}: {statistics.median(ratios):.2f}x "
+                  f"(per run {' '.join(f'{x:.2f}' for x in ratios)})")
+    extra = [r["paths"]["service_mpi_ping"]["median_us"] - r["paths"]["raw_mpi"]["median_us"] for r in runs]
+    print(f"mpi: service ping overhead over raw {statistics.median(extra):.1f} us "
+          f"(per run {' '.join(f'{x:.1f}' for x in extra)})")
+    for name, row in table["node_start"].items():
+        print(f"node start {name:<24} median {row['median_ms']:.1f} ms, max {row['max_ms']:.1f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=50, help="interleaved blocks per run (ZeroMQ paths)")
+    parser.add_argument("--mpi-rounds", type=int, default=2, help="raw/service alternations per run (MPI)")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--table-from", default=None, help="print the table of an earlier --json file")
     parser.add_argument("--mpi-client", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.mpi_client:
@@ -197,40 +322,19 @@ def main() -> None:
             traceback.print_exc()
             MPI.COMM_WORLD.Abort(1)
         return
-
-    results: dict = {"steps": args.steps, "cores": os.cpu_count(), "loadavg_before": os.getloadavg()}
-    with tempfile.TemporaryDirectory(prefix="hcqw-bench-") as tmp_name:
-        tmp = Path(tmp_name)
-        for transport, address in (("zmq_tcp", "tcp://127.0.0.1:*"), ("zmq_ipc", f"ipc://{tmp}/ipc/qpu.ipc")):
-            proc, bound = start_service(tmp, address)
-            try:
-                results[f"service_{transport}"] = service_loop(bound, args.steps)
-                if transport == "zmq_tcp":
-                    results["node_start"] = node_start(bound)
-            finally:
-                stop(proc)
-        results["raw_zmq_tcp"] = raw_zmq("tcp://127.0.0.1:*", args.steps)
-        results["raw_zmq_ipc"] = raw_zmq(f"ipc://{tmp}/raw.ipc", args.steps)
-        results["service_mpi"] = mpi_service(tmp, args.steps)
-        results["raw_mpi"] = raw_mpi(tmp, args.steps)
-    results["loadavg_after"] = os.getloadavg()
-
-    print(f"{'path':<28}{'median us':>12}{'p99 us':>12}")
-    for key in ("raw_zmq_tcp", "raw_zmq_ipc", "raw_mpi"):
-        print(f"{key:<28}{results[key]['median_us']:>12.1f}{results[key]['p99_us']:>12.1f}")
-    for transport in ("zmq_tcp", "zmq_ipc", "mpi"):
-        for kind in ("ping", "work_item"):
-            row = results[f"service_{transport}"][kind]
-            print(f"{'service ' + transport + ' ' + kind:<28}{row['median_us']:>12.1f}{row['p99_us']:>12.1f}")
-    raw = {"zmq_tcp": "raw_zmq_tcp", "zmq_ipc": "raw_zmq_ipc", "mpi": "raw_mpi"}
-    for transport, base in raw.items():
-        ping = results[f"service_{transport}"]["ping"]["median_us"]
-        print(f"{transport}: service ping overhead {ping - results[base]['median_us']:.1f} us, "
-              f"ratio {ping / results[base]['median_us']:.2f}x of raw")
-    for name, row in results["node_start"].items():
-        print(f"node start {name:<24} median {row['median_ms']:.1f} ms, max {row['max_ms']:.1f} ms")
+    if args.table_from:
+        report(json.loads(Path(args.table_from).read_text()))
+        return
+    results: dict = {"steps": args.steps, "cores": os.cpu_count(), "rounds": args.rounds,
+                     "mpi_rounds": args.mpi_rounds, "runs": []}
+    for _ in range(args.runs):
+        results["runs"].append(one_run(args.steps, args.rounds, args.mpi_rounds))
+        if args.json:  # keep what is done if a later run is interrupted
+            Path(args.json).write_text(json.dumps(results, indent=1))
+    results["median_of_runs"] = median_of_runs(results["runs"])
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    report(results)
 
 
 if __name__ == "__main__":

@@ -114,8 +114,10 @@ def encode(header: dict, buffers: Sequence[bytes] = ()) -> list[bytes]:
 
 def request(type_: str, request_id: Any, **fields: Any) -> list[bytes]:
     header = {"v": PROTOCOL_VERSION, "type": type_, "id": request_id}
-    header.update({k: v for k, v in fields.items() if v is not None})
-    return encode(header)
+    for name, value in fields.items():
+        if value is not None:
+            header[name] = value
+    return [_ENCODER.encode(header).encode()]
 
 
 def reply_ok(request_id: Any, buffers: Sequence[bytes] = (), **fields: Any) -> list[bytes]:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -21,7 +22,7 @@ def _env(state: Path) -> dict:
 
 
 class LiveService:
-    def __init__(self, tmp: Path, address: str, *extra: str, mpi: bool = False):
+    def __init__(self, tmp: Path, address: str, *extra: str, mpi: bool = False, mpi_args: Sequence[str] = ()):
         self.tmp = tmp
         self.log = tmp / "metrics.jsonl"
         self.address_file = tmp / "address"
@@ -29,7 +30,7 @@ class LiveService:
         cmd = [sys.executable, "-m", "hcqw.service", "serve", "--address", address, "--threads", "1",
                "--log", str(self.log), "--address-file", str(self.address_file), "--max-message", "1048576", *extra]
         if mpi:
-            cmd = [str(MPIEXEC), "-n", "1", *cmd]
+            cmd = [str(MPIEXEC), *mpi_args, "-n", "1", *cmd]
         self.stderr = (tmp / "service.err").open("w")
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=self.stderr,
                                      start_new_session=True)

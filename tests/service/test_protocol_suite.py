@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -29,3 +33,22 @@ def test_suite_over_mpi_port_file(tmp_path):
         assert "6/6 checks passed" in suite.stdout
     finally:
         service.stop()
+
+
+def _private_network_namespace() -> bool:
+    if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("ip") is None:
+        return False
+    return subprocess.run(["unshare", "--net", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.mpi
+@pytest.mark.slow
+def test_suite_over_mpi_name_server(tmp_path):
+    if not _private_network_namespace():
+        pytest.skip("needs root, unshare and ip: hydra_nameserver binds every interface, so the test gives it "
+                    "a private loopback-only network namespace")
+    driver = Path(__file__).with_name("in_private_net.py")
+    run = subprocess.run(["unshare", "--net", sys.executable, str(driver), str(tmp_path)], capture_output=True,
+                         text=True, timeout=240)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "6/6 checks passed" in run.stdout
