@@ -72,9 +72,10 @@ def run_gateway(config: GatewayConfig) -> str:
         address=config.address, backend=config.backend, threads=config.threads, metrics=config.metrics,
         session_timeout=config.heartbeat_timeout, address_file=config.address_file,
         allow_remote=config.allow_remote,
-        # The node runtime connects twice (requests + heartbeat thread); then the accept
-        # thread stops, so it does not busy-poll a core for the rest of the block.
-        mpi_max_clients=2 if mpi else None,
+        # The node connects once (its client heartbeats in the background on the same
+        # connection); then the accept thread stops, so it does not busy-poll a core for the
+        # rest of the block.
+        mpi_max_clients=1 if mpi else None,
     ))
     signal.signal(signal.SIGTERM, service.request_stop)
     signal.signal(signal.SIGINT, service.request_stop)
