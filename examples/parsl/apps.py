@@ -11,12 +11,16 @@ are signed and shared with the other hcqw engines.
 
 from __future__ import annotations
 
+import argparse
 import logging
+import uuid
 from pathlib import Path
+from typing import Any
 
 from parsl import python_app
 
-from hcqw.workflow import HybridLoop, NodeKind, RunContext, build_dag, load_loop, node_done
+from hcqw.checkpoint import load_checkpoint
+from hcqw.workflow import HybridLoop, NodeKind, RunContext, build_dag, load_loop, node_done, state_file
 
 log = logging.getLogger(__name__)
 
@@ -65,3 +69,35 @@ def run_loop(loop_ref: str, params: dict, workflow: str, run_dir: Path) -> Hybri
     if previous is not None:
         previous.result()
     return loop
+
+
+def example_parser(doc: str, iterations: int, shots: int, seed: int) -> argparse.ArgumentParser:
+    """The command line every example shares; an example adds its own loop parameters."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--iterations", type=int, default=iterations)
+    parser.add_argument("--shots", type=int, default=shots)
+    parser.add_argument("--seed", type=int, default=seed)
+    parser.add_argument("--runs-dir", default="runs")
+    parser.add_argument("--workflow-id")
+    parser.add_argument("--slurm", action="store_true", help="run on the SLURM cluster of $SLURM_CONF")
+    parser.add_argument("--session", type=int, metavar="N", help="SLURM: keep one qpu allocation for up to N apps")
+    parser.add_argument("-q", "--quiet", action="store_true")
+    return parser
+
+
+def run_example(args: argparse.Namespace, loop_ref: str, params: dict, name: str) -> Any:
+    """Run the loop under ``hcqw_config`` as the flags say; return its final state."""
+    from parsl_hcqw import QpuSession, hcqw_config, hcqw_parsl
+
+    # Parsl logs to <run_dir>/parsl/*/parsl.log; the console gets only warnings and our summary.
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("examples").setLevel(logging.WARNING if args.quiet else logging.INFO)
+    logging.getLogger("parsl").propagate = False
+    workflow = args.workflow_id or f"{name}-{uuid.uuid4().hex[:8]}"
+    run_dir = Path(args.runs_dir).absolute() / workflow
+    session = QpuSession(max_apps=args.session) if args.session else None
+    config = hcqw_config(slurm=args.slurm, run_dir=str(run_dir / "parsl"), workflow=workflow, session=session)
+    with hcqw_parsl(config):
+        loop = run_loop(loop_ref, params, workflow, run_dir)
+    print(f"run directory {run_dir}")
+    return load_checkpoint(run_dir / "checkpoints" / state_file(loop.iterations), workflow=workflow)[0]
