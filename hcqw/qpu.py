@@ -29,10 +29,11 @@ import getpass
 import os
 import time
 from collections.abc import Mapping
-from typing import Any, Sequence
+from typing import Any
 
 from hcqw.errors import DeviceError
 from hcqw.metrics import MetricsLog
+from hcqw.service.client import ServiceClient, SessionLease
 from hcqw.workflow import DeviceLease, DeviceProvider
 
 ENV_GATEWAY_ADDRESS_FILE = "HCQW_GATEWAY_ADDRESS_FILE"
@@ -104,8 +105,6 @@ class ServiceDevice:
 
     def acquire(self, workflow: str, node: str, timeout: float | None = None, metrics: MetricsLog | None = None,
                 seed: int | None = None) -> "ServiceLease":
-        from hcqw.service.client import ServiceClient
-
         client = ServiceClient(self.address, timeout=self.control_timeout)
         try:
             session = client.session(workflow, node, user=self.user, timeout=timeout, priority=self.priority,
@@ -116,32 +115,12 @@ class ServiceDevice:
         return ServiceLease(client, session, metrics)
 
 
-class ServiceLease:
+class ServiceLease(SessionLease):
     """One service session and its connection; closing it ends both."""
 
     def __init__(self, client: Any, session: Any, metrics: MetricsLog | None):
-        self._client = client
-        self._session = session
+        super().__init__(client, session)
         self._metrics = metrics
-        self.workflow, self.node = session.workflow, session.node
-        self.acquired_at = session.acquired_at
-
-    @property
-    def limits(self) -> Any:
-        return self._session.limits
-
-    @property
-    def is_open(self) -> bool:
-        return self._session.is_open
-
-    def run(self, circuit: Any, repetitions: int, params: Any = None) -> list:
-        return self._session.run(circuit, repetitions, params)
-
-    def run_batch(self, items: Sequence[Any]) -> list:
-        return self._session.run_batch(items)
-
-    def position(self) -> int | None:
-        return self._session.position()
 
     def close(self) -> None:
         if not self._session.is_open:
@@ -153,12 +132,6 @@ class ServiceLease:
             if self._metrics:
                 self._metrics.record("session", workflow=self.workflow, node=self.node, device=self._client.address,
                                      start=self.acquired_at, end=time.time())
-
-    def __enter__(self) -> "ServiceLease":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _user() -> str:

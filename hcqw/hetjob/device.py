@@ -16,10 +16,11 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from hcqw.errors import DeviceError
 from hcqw.metrics import MetricsLog
+from hcqw.service.client import ServiceClient, SessionLease
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,6 @@ class GatewayDevice:
 
     def acquire(self, workflow: str, node: str, timeout: float | None = None, metrics: MetricsLog | None = None,
                 seed: int | None = None) -> "GatewayLease":
-        from hcqw.service.client import ServiceClient
-
         try:
             address = self.wait_address()
             client = ServiceClient(address, timeout=CONTROL_TIMEOUT_S, heartbeat=HEARTBEAT_S)
@@ -88,32 +87,15 @@ class GatewayDevice:
         return GatewayLease(client, session, metrics, self._release)
 
 
-class GatewayLease:
+class GatewayLease(SessionLease):
     """The quantum step's device context: a service session plus the component's release."""
 
     def __init__(self, client: Any, session: Any, metrics: MetricsLog | None, release: Callable[[], None]):
-        self._client = client
-        self._session = session
+        super().__init__(client, session)
         self._metrics = metrics
         self._release = release
-        self.workflow, self.node = session.workflow, session.node
-        self.acquired_at = session.acquired_at
         self.block_end: float | None = None
         self.released_at: float | None = None
-
-    @property
-    def limits(self) -> Any:
-        return self._session.limits
-
-    @property
-    def is_open(self) -> bool:
-        return self._session.is_open
-
-    def run(self, circuit: Any, repetitions: int, params: Any = None) -> list:
-        return self._session.run(circuit, repetitions, params)
-
-    def run_batch(self, items: Sequence[Any]) -> list:
-        return self._session.run_batch(items)
 
     def close(self) -> None:
         """End the quantum block: close the session, stop the gateway, release the component."""
@@ -137,12 +119,6 @@ class GatewayLease:
                 self._metrics.record("release", workflow=self.workflow, node=self.node, device="gateway",
                                      start=self.block_end, end=self.released_at,
                                      job=os.environ.get("SLURM_JOB_ID_HET_GROUP_1"))
-
-    def __enter__(self) -> "GatewayLease":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _release_from_environment() -> None:

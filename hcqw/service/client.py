@@ -289,6 +289,43 @@ class ServiceQPU:
         self.close()
 
 
+class SessionLease:
+    """A device lease made of one service session and its own connection (``ServiceQPU`` plus
+    ``ServiceClient``). Subclasses say what closing it means besides ending both."""
+
+    def __init__(self, client: ServiceClient, session: ServiceQPU):
+        self._client = client
+        self._session = session
+        self.workflow, self.node = session.workflow, session.node
+        self.acquired_at = session.acquired_at
+
+    @property
+    def limits(self) -> DeviceLimits:
+        return self._session.limits
+
+    @property
+    def is_open(self) -> bool:
+        return self._session.is_open
+
+    def run(self, circuit: Any, repetitions: int, params: Any = None) -> list:
+        return self._session.run(circuit, repetitions, params)
+
+    def run_batch(self, items: Sequence[WorkItem]) -> list[list[Samples]]:
+        return self._session.run_batch(items)
+
+    def position(self) -> int | None:
+        return self._session.position()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> "SessionLease":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def _item_to_wire(item: WorkItem) -> dict:
     """Like ``hcqw.codec.work_item_to_wire``, but a circuit given as Cirq JSON text passes through
     untouched, so a client need not import cirq."""
