@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from examples.parsl.apps import example_parser, run_example
-from examples.qaoa_maxcut.pipeline import brute_force_max_cut
+from examples.qaoa_maxcut.pipeline import report
 
 
 def main() -> None:
@@ -15,10 +15,7 @@ def main() -> None:
     args = parser.parse_args()
     params = {"iterations": args.iterations, "layers": args.layers, "shots": args.shots, "seed": args.seed}
     state = run_example(args, "examples.qaoa_maxcut.pipeline:make_loop", params, "qaoa-maxcut-parsl")
-    print(f"brute-force max cut  {brute_force_max_cut()}")
-    print(f"QAOA mean cut        {state.mean_cuts[-1]:.3f}")
-    print(f"approximation ratio  {state.ratio:.3f}")
-    print(f"best sampled cut     {state.best_cut}")
+    print(report(state))
 
 
 if __name__ == "__main__":

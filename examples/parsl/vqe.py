@@ -10,17 +10,14 @@ node when the step ends. Re-running with the same --workflow-id resumes after th
 from __future__ import annotations
 
 from examples.parsl.apps import example_parser, run_example
-from examples.vqe.pipeline import exact_ground_energy
+from examples.vqe.pipeline import report
 
 
 def main() -> None:
     args = example_parser(__doc__, iterations=30, shots=4000, seed=7).parse_args()
     params = {"iterations": args.iterations, "shots": args.shots, "seed": args.seed}
     state = run_example(args, "examples.vqe.pipeline:make_loop", params, "vqe-h2-parsl")
-    energy, exact = state.energy, exact_ground_energy()
-    print(f"VQE energy   {energy:+.6f} Ha")
-    print(f"exact energy {exact:+.6f} Ha")
-    print(f"error        {abs(energy - exact):.6f} Ha")
+    print(report(state))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@
 import argparse
 import logging
 
-from examples.qaoa_maxcut.pipeline import brute_force_max_cut, make_loop
+from examples.qaoa_maxcut.pipeline import make_loop, report
 from hcqw.embedded import Workflow, run_workflow
 
 
@@ -25,10 +25,7 @@ def main() -> None:
     workflow = Workflow.create(loop, args.runs_dir)
     run_workflow(workflow)
     state = workflow.final_state()
-    print(f"brute-force max cut  {brute_force_max_cut()}")
-    print(f"QAOA mean cut        {state.mean_cuts[-1]:.3f}")
-    print(f"approximation ratio  {state.ratio:.3f}")
-    print(f"best sampled cut     {state.best_cut}")
+    print(report(state))
 
 
 if __name__ == "__main__":

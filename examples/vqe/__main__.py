@@ -6,7 +6,7 @@
 import argparse
 import logging
 
-from examples.vqe.pipeline import exact_ground_energy, make_loop
+from examples.vqe.pipeline import make_loop, report
 from hcqw.embedded import Workflow, run_workflow
 
 
@@ -25,10 +25,7 @@ def main() -> None:
     loop = make_loop(iterations=args.iterations, shots=args.shots, seed=args.seed)
     workflow = Workflow.create(loop, args.runs_dir, args.workflow_id)
     run_workflow(workflow, monolithic=args.monolithic)
-    energy, exact = workflow.final_state().energy, exact_ground_energy()
-    print(f"VQE energy   {energy:+.6f} Ha")
-    print(f"exact energy {exact:+.6f} Ha")
-    print(f"error        {abs(energy - exact):.6f} Ha ({'within' if abs(energy - exact) <= 1e-2 else 'NOT within'} 1e-2)")
+    print(report(workflow.final_state()))
     print(f"run directory {workflow.ctx.run_dir} (QPU timeline: {workflow.ctx.metrics_path})")
 
 
