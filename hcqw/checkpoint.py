@@ -77,13 +77,11 @@ def _create_key(path: Path) -> bytes:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = secrets.token_bytes(_KEY_SIZE)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Written in full before it appears under its name: a process racing us must
+        # never read a half-written (empty) key.
+        _write_atomically(path, [key], replace=False)
     except FileExistsError:  # another process created it first: use theirs
         return load_key(path)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key)
-        f.flush()
-        os.fsync(f.fileno())
     log.info("created checkpoint signing key %s", path)
     return key
 
@@ -176,7 +174,12 @@ def _read_verified(path: Path, key: bytes) -> tuple[CheckpointHeader, bytes]:
     return header, payload
 
 
-def _write_atomically(path: Path, chunks: list[bytes]) -> None:
+def _write_atomically(path: Path, chunks: list[bytes], *, replace: bool = True) -> None:
+    """Write to a private temp file, fsync, then publish it under ``path`` in one step.
+
+    With ``replace=False`` an existing ``path`` is left alone and FileExistsError raised
+    (``link`` publishes atomically but, unlike ``rename``, never overwrites).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -186,10 +189,12 @@ def _write_atomically(path: Path, chunks: list[bytes]) -> None:
                 f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:
+        if replace:
+            os.replace(temp, path)
+        else:
+            os.link(temp, path)
+    finally:
         temp.unlink(missing_ok=True)
-        raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import pickle
 import signal
@@ -41,6 +42,31 @@ def test_key_created_private_on_first_use(tmp_path, monkeypatch):
     assert len(key) == 32 and key_file.read_bytes() == key
     assert (key_file.stat().st_mode & 0o777) == 0o600
     assert load_key() == key
+
+
+def _race_for_key(path: str, barrier, results) -> None:
+    barrier.wait()
+    try:
+        results.put(load_key(Path(path)).hex())
+    except Exception as exc:  # reported to the test, which shows it
+        results.put(f"error: {exc}")
+
+
+def test_processes_creating_the_key_at_once_all_get_the_same_full_key(tmp_path):
+    """Two workflows started together on a fresh machine race to create the key (a CI failure)."""
+    ctx = multiprocessing.get_context("fork")
+    workers = 8
+    for attempt in range(25):
+        path = tmp_path / f"race{attempt}" / "checkpoint.key"
+        barrier, results = ctx.Barrier(workers), ctx.Queue()
+        procs = [ctx.Process(target=_race_for_key, args=(str(path), barrier, results)) for _ in range(workers)]
+        for proc in procs:
+            proc.start()
+        keys = [results.get(timeout=30) for _ in procs]
+        for proc in procs:
+            proc.join(timeout=30)
+        assert len(set(keys)) == 1 and keys[0] == path.read_bytes().hex(), keys
+        assert [p.name for p in path.parent.iterdir()] == ["checkpoint.key"]  # no temp file left behind
 
 
 def test_key_readable_by_others_is_refused(tmp_path, monkeypatch):
