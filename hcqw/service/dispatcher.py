@@ -311,17 +311,17 @@ class Dispatcher:
         end = time.time()
         self.served += 1
         items = pending.items
-        self.metrics.record(
-            "exec", workflow=session.workflow, node=session.node, device=self.backend.name, user=session.user,
-            session=session.id, start=start, end=end, items=len(items),
-            qubits=max(len(i.circuit.all_qubits()) for i in items),
-            shots=sum(i.repetitions * len(i.params) for i in items), seq=job.seq, queued=pending.queued_at)
+        executed = {"device": self.backend.name, "start": start, "end": end, "items": len(items),
+                    "qubits": max(len(i.circuit.all_qubits()) for i in items),
+                    "shots": sum(i.repetitions * len(i.params) for i in items)}
+        self.metrics.record("exec", workflow=session.workflow, node=session.node, user=session.user,
+                            session=session.id, seq=job.seq, queued=pending.queued_at, **executed)
         points = [point for item_points in results for point in item_points]
         header, buffers = samples_to_wire(points)
         session.last_seen = time.monotonic()  # the client was waiting on us, not silent
         self._check_drained()
         return [(pending.peer, P.reply_ok(pending.request_id, buffers, results=header,
-                                          points=[len(r) for r in results], seq=job.seq))]
+                                          points=[len(r) for r in results], seq=job.seq, executed=executed))]
 
     def expire(self) -> list[Reply]:
         """Drop sessions silent for longer than ``session_timeout`` (their client died) and fail

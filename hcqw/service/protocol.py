@@ -20,7 +20,9 @@ Requests (``type``: fields):
 - ``drain``, ``shutdown``: none.
 
 Replies have ``type`` ``ok`` plus request-specific fields, or ``error`` with ``code`` and
-``message`` naming the problem. Validation here is purely structural; the dispatcher
+``message`` naming the problem. A ``run`` reply carries ``results`` (the sample buffers'
+header), ``points``, ``seq`` and ``executed`` (device, start, end, items, qubits, shots: the
+device's busy interval, for metrics kept away from the service, e.g. by a job's relay). Validation here is purely structural; the dispatcher
 checks meaning (sessions, device limits).
 """
 
