@@ -1,7 +1,8 @@
 """The device gateway: what the qpu component of a quantum-node hetjob runs.
 
-It is the QPU service (``hcqw.service``) serving exactly one workflow node, with three
-additions that make the allocation safe to hand out:
+It is the QPU service (``hcqw.service``) serving exactly one workflow node -- or, with
+``upstream`` set, a relay to the service node's resident QPU service (``relay.py``) -- with
+three additions that make the allocation safe to hand out:
 
 - it writes its address into the job's private directory (``address_file``), where the
   node runtime in component 0 waits for it;
@@ -26,7 +27,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ class GatewayConfig:
     connect_timeout: float = 120.0
     release_job: str | None = None  # this component's SLURM job id, cancelled on exit
     allow_remote: bool = False
+    upstream: str | None = None  # a resident QPU service on this node: relay to it instead of simulating here
+    upstream_timeout: float = 10.0
 
 
 def release_component(job_id: str | None) -> None:
@@ -65,6 +68,8 @@ def release_component(job_id: str | None) -> None:
 
 def run_gateway(config: GatewayConfig) -> str:
     """Serve one node until its session ends; return why the gateway stopped."""
+    if config.upstream:
+        return _run_relay(config)
     from hcqw.service.server import Service, ServiceConfig
 
     mpi = config.address.startswith("mpi:")
@@ -79,18 +84,51 @@ def run_gateway(config: GatewayConfig) -> str:
     ))
     signal.signal(signal.SIGTERM, service.request_stop)
     signal.signal(signal.SIGINT, service.request_stop)
-    return service.run(until=_lifetime(service, config, MPI_LINGER_S if mpi else 0.0), wakeup_cap=0.2)
+    has_session = lambda: bool(service.dispatcher.sessions)  # noqa: E731
+    return service.run(until=_lifetime(has_session, config, MPI_LINGER_S if mpi else 0.0), wakeup_cap=0.2)
 
 
-def _lifetime(service: Any, config: GatewayConfig, linger: float) -> Callable[[], str | None]:
-    """The one-client lifetime rules (see the module docstring), as a ``Service.run`` stop check."""
+def _run_relay(config: GatewayConfig) -> str:
+    from hcqw.hetjob.relay import Relay
+    from hcqw.metrics import MetricsLog
+    from hcqw.service import protocol as P
+    from hcqw.service.transport import make_server_transport, publish_address
+
+    mpi = config.address.startswith("mpi:")
+    options = {"max_clients": 1} if mpi else {}
+    server = make_server_transport(config.address, P.MAX_MESSAGE_BYTES, config.allow_remote, **options)
+    relay = Relay(server, config.upstream, MetricsLog(config.metrics) if config.metrics else None)
+    try:
+        relay.check_upstream(config.upstream_timeout)
+    except BaseException:
+        relay.close()
+        raise
+    publish_address(config.address_file, server.address)
+    log.info("relaying %s to the resident QPU service at %s", server.address, config.upstream)
+    stop: list[str] = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append("SIGTERM"))
+    signal.signal(signal.SIGINT, lambda *_: stop.append("SIGINT"))
+    lifetime = _lifetime(lambda: bool(relay.sessions), config, MPI_LINGER_S if mpi else 0.0)
+
+    def until() -> str | None:
+        if stop:
+            return f"{stop[0]} received"
+        if relay.sessions and time.monotonic() - relay.last_heard > config.heartbeat_timeout:
+            return f"the node was silent for {config.heartbeat_timeout:g} s"
+        return lifetime()
+
+    return relay.run(until)
+
+
+def _lifetime(has_session: Callable[[], bool], config: GatewayConfig, linger: float) -> Callable[[], str | None]:
+    """The one-client lifetime rules (see the module docstring), as a stop check for the serving loop."""
     started = time.monotonic()
     had_session = False
     ended_at: float | None = None
 
     def until() -> str | None:
         nonlocal had_session, ended_at
-        if service.dispatcher.sessions:
+        if has_session():
             had_session = True
         elif had_session:
             ended_at = ended_at or time.monotonic()
@@ -114,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connect-timeout", type=float, default=120.0)
     parser.add_argument("--release-job", default=None)
     parser.add_argument("--allow-remote", action="store_true")
+    parser.add_argument("--upstream", default=None,
+                        help="address of the resident QPU service on this node: relay to it, load no simulator")
     parser.add_argument("-v", "--verbose", action="count", default=1)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
@@ -121,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     config = GatewayConfig(
         address=args.address, address_file=args.address_file, backend=args.backend, threads=args.threads,
         metrics=args.metrics, heartbeat_timeout=args.heartbeat_timeout,
-        connect_timeout=args.connect_timeout, release_job=args.release_job, allow_remote=args.allow_remote)
+        connect_timeout=args.connect_timeout, release_job=args.release_job, allow_remote=args.allow_remote,
+        upstream=args.upstream)
     code = 0
     try:
         reason = run_gateway(config)

@@ -39,6 +39,9 @@ class NodeJobSettings:
     device_backend: str = "qsim"
     gateway_bind: str = "tcp://127.0.0.1:*"  # the qpu node's address on a real cluster (+ allow_remote)
     allow_remote: bool = False
+    # A QPU service kept running on the qpu node (its node-local address, e.g. ipc://...): the
+    # gateway relays to it instead of loading a simulator per node (hcqw.hetjob.relay).
+    device_service: str | None = None
     heartbeat_timeout: float = 5.0
     connect_timeout: float = 120.0
     environment: Mapping[str, str] = field(default_factory=dict)  # added to / overriding PASSED_ENV
@@ -123,6 +126,8 @@ def quantum_body(command: str, job_prefix: Path, gateway_metrics: Path, settings
                f"--connect-timeout {settings.connect_timeout:g} --metrics {q(str(gateway_metrics))}")
     if settings.allow_remote:
         gateway += " --allow-remote"
+    if settings.device_service:
+        gateway += f" --upstream {q(settings.device_service)}"
     # The MPI client must be a process of its own mpiexec; bash passes the PMI environment on.
     run = f"{mpiexec}bash -c {q(command)}" if mpi else f"( {command} )"
     return f"""set -u

@@ -51,6 +51,7 @@ E_NO_SESSION = "no_session"
 E_TIMEOUT = "timeout"  # waited in the queue longer than the client allowed
 E_UNAVAILABLE = "unavailable"  # draining / shutting down
 E_INTERNAL = "internal"
+E_FORBIDDEN = "forbidden"  # service control sent through a job's relay (operator only)
 
 # type -> {field: (python types, required)}
 _STR = (str,)

@@ -19,7 +19,7 @@ from hcqw.device.backend import make_backend
 from hcqw.paths import state_dir
 from hcqw.service import protocol as P
 from hcqw.service.dispatcher import Dispatcher
-from hcqw.service.transport import ServerTransport, default_address, make_server_transport
+from hcqw.service.transport import ServerTransport, default_address, make_server_transport, publish_address
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +73,7 @@ class Service:
         log.info("QPU service (%s, policy %s) ready at %s after %.2f s", backend.name, config.policy, self.address,
                  time.perf_counter() - started)
         if config.address_file:
-            path = Path(config.address_file)
-            temp = path.with_name(path.name + ".tmp")
-            temp.write_text(self.address)
-            os.replace(temp, path)
+            publish_address(config.address_file, self.address)
 
     def request_stop(self, *_: object) -> None:
         self._stop = True

@@ -91,6 +91,14 @@ def private_ipc_dir(address: str) -> None:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
 
 
+def publish_address(path: Path | str, address: str) -> None:
+    """Write ``address`` where a waiting client polls for it, all at once (temp file + rename)."""
+    path = Path(path)
+    temp = path.with_name(path.name + ".tmp")
+    temp.write_text(address)
+    os.replace(temp, path)
+
+
 def make_server_transport(address: str, max_message: int, allow_remote: bool = False, **options) -> ServerTransport:
     if is_mpi(address):
         from hcqw.service.transport_mpi import MpiServerTransport

@@ -72,6 +72,11 @@ class ZmqServerTransport(ServerTransport):
         self.address = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
         log.info("ZeroMQ ROUTER bound at %s", self.address)
 
+    @property
+    def socket(self) -> zmq.Socket:
+        """For a ``zmq.Poller`` that waits on this and other sockets at once (the job relay)."""
+        return self._socket
+
     def recv(self, timeout: float) -> tuple[Hashable, Frames] | None:
         if timeout > 0:
             frames = self._receiver.recv(_timeout_ms(timeout))
@@ -112,6 +117,10 @@ class ZmqClientTransport(ClientTransport):
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.connect(address)
         self._receiver = _Receiver(self._socket)
+
+    @property
+    def socket(self) -> zmq.Socket:
+        return self._socket
 
     def send(self, frames: Sequence[bytes]) -> None:
         socket = self._socket

@@ -1,0 +1,176 @@
+"""The relay gateway: a quantum node's door to a resident QPU service on the qpu node.
+
+Where the service node keeps a QPU service running (``hcqw device serve``, the second
+paper's dispatcher that owns the device), the qpu component of a quantum node need not
+load a simulator of its own: its gateway relays the node's messages, frame for frame, to
+that service over a node-local address. The component is then ready as soon as a Python
+process with pyzmq is (tenths of a second, against seconds for the cirq/qsimcirq import and
+set-up), the device stays hot between nodes, and SLURM still decides which job may use it:
+only processes inside a qpu allocation run on the service node to reach the local address.
+
+What passes: session requests (ping, status, open, close, heartbeat, position, run and
+any other request that names a session). Service control (set_status, set_policy, drain,
+shutdown) is the operator's, on the service node, and is refused here. When the relay
+stops, sessions the node left open are closed upstream, so their queued work goes at once.
+Each run reply's ``executed`` interval is logged as an ``exec`` event in the run's metrics,
+as a gateway's own dispatcher would have logged it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Hashable
+
+from hcqw.errors import DeviceError
+from hcqw.metrics import MetricsLog
+from hcqw.service import protocol as P
+from hcqw.service.transport import ClientTransport, ServerTransport, make_client_transport
+
+log = logging.getLogger(__name__)
+
+#: Requests that change the service for everyone: refused from a job.
+CONTROL_TYPES = frozenset({"set_status", "set_policy", "drain", "shutdown"})
+_CLOSE_WAIT_S = 2.0
+
+
+@dataclass
+class _Session:
+    workflow: str
+    node: str
+    peer: Hashable
+    link: ClientTransport
+
+
+class Relay:
+    """Forwards between the node's transport (``server``) and the resident service at ``upstream``.
+
+    Each peer of ``server`` gets its own upstream connection, so replies need no routing table.
+    """
+
+    def __init__(self, server: ServerTransport, upstream: str, metrics: MetricsLog | None = None):
+        self.server = server
+        self.upstream = upstream
+        self.metrics = metrics
+        self.sessions: dict[str, _Session] = {}
+        self.last_heard = time.monotonic()
+        self._links: dict[Hashable, ClientTransport] = {}
+        # (peer, request id) of requests whose reply the relay must look at: open, close, run
+        self._watch: dict[tuple[Hashable, Any], tuple[str, Any]] = {}
+
+    def check_upstream(self, timeout: float) -> None:
+        """Fail now, with the fix, if the resident service does not answer a ping."""
+        link = make_client_transport(self.upstream)
+        try:
+            link.send(P.request("ping", "relay-ping"))
+            if link.recv(timeout) is None:
+                raise DeviceError(f"the QPU service at {self.upstream} did not answer within {timeout:g} s; "
+                                  "is `hcqw device serve` running on the qpu node at that address?")
+        finally:
+            link.close()
+
+    # -- one message each way -------------------------------------------------------------
+
+    def from_node(self, peer: Hashable, frames: list[bytes]) -> None:
+        self.last_heard = time.monotonic()
+        header = _header(frames)
+        type_, request_id = header.get("type"), header.get("id")
+        if not isinstance(request_id, (str, int)):
+            type_ = None  # not a request we can match a reply to: forward it for the service to judge
+        if type_ in CONTROL_TYPES:
+            self.server.send(peer, P.reply_error(request_id, P.E_FORBIDDEN, (
+                f"{type_} is service control, not available to a job through its gateway; run "
+                f"`hcqw device {type_.replace('_', '-')}` on the service node")))
+            return
+        if type_ == "open":
+            self._watch[(peer, request_id)] = ("open", (header.get("workflow", ""), header.get("node", "")))
+        elif type_ in ("close", "run"):
+            self._watch[(peer, request_id)] = (type_, header.get("session"))
+        link = self._links.get(peer)
+        if link is None:
+            link = self._links[peer] = make_client_transport(self.upstream)
+        link.send(frames)
+
+    def from_service(self, peer: Hashable, frames: list[bytes]) -> None:
+        header = _header(frames)
+        watched = self._watch.pop((peer, header.get("id")), None)
+        if watched is not None and header.get("type") == "ok":
+            kind, what = watched
+            if kind == "open" and isinstance(header.get("session"), str):
+                self.sessions[header["session"]] = _Session(*what, peer, self._links[peer])
+            elif kind == "close":
+                self.sessions.pop(what, None)
+            elif kind == "run":
+                self._record_exec(what, header)
+        self.server.send(peer, frames)
+
+    def _record_exec(self, session_id: Any, header: dict) -> None:
+        session = self.sessions.get(session_id)
+        executed = header.get("executed")
+        if self.metrics is None or session is None or not isinstance(executed, dict):
+            return
+        self.metrics.record("exec", workflow=session.workflow, node=session.node, session=session_id,
+                            seq=header.get("seq"), **executed)
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run(self, until: Callable[[], str | None], wakeup_cap: float = 0.2) -> str:
+        """Relay until ``until()`` gives a reason to stop; then close what the node left open."""
+        try:
+            while True:
+                reason = until()
+                if reason:
+                    return reason
+                self._turn(wakeup_cap)
+        finally:
+            self.close()
+
+    def _turn(self, wakeup_cap: float) -> None:
+        server_socket = getattr(self.server, "socket", None)
+        if server_socket is not None:  # ZeroMQ both ways: one poll waits on every socket
+            import zmq
+
+            poller = zmq.Poller()
+            poller.register(server_socket, zmq.POLLIN)
+            for link in self._links.values():
+                poller.register(link.socket, zmq.POLLIN)  # type: ignore[attr-defined]
+            poller.poll(wakeup_cap * 1000)
+            wait = 0.0
+        else:  # MPI towards the node: its receive polls anyway; look upstream between short waits
+            wait = 0.002 if self._watch else wakeup_cap
+        message = self.server.recv(wait)
+        while message is not None:
+            self.from_node(*message)
+            message = self.server.recv(0.0)
+        for peer, link in list(self._links.items()):
+            frames = link.recv(0.0)
+            while frames is not None:
+                self.from_service(peer, frames)
+                frames = link.recv(0.0)
+
+    def close(self) -> None:
+        """Close upstream the sessions the node did not close (it died, or went silent), then the links."""
+        for session_id, session in list(self.sessions.items()):
+            session.link.send(P.request("close", "relay-close", session=session_id))
+            deadline = time.monotonic() + _CLOSE_WAIT_S
+            while time.monotonic() < deadline:
+                frames = session.link.recv(deadline - time.monotonic())
+                if frames is None or _header(frames).get("id") == "relay-close":
+                    break
+            log.info("closed session %s (%s/%s) left open by the node", session_id, session.workflow, session.node)
+        self.sessions.clear()
+        for link in self._links.values():
+            link.close()
+        self._links.clear()
+        self.server.close()
+
+
+def _header(frames: list[bytes]) -> dict:
+    """The JSON header, or ``{}``: a malformed message is forwarded as it is, for the service to answer."""
+    try:
+        header = json.loads(frames[0]) if frames else {}
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return header if isinstance(header, dict) else {}
