@@ -18,6 +18,12 @@ Workflows are separate processes (like K users), sharing one ``LocalDevice`` FIF
   multiplexes the work items of all K workflows (second paper). The service runs in a thread of the
   benchmark's main process, pinned to the simulator's core like the local device.
 
+With ``--backend slurm`` the forms are job chains and hetjobs on the cluster of ``$SLURM_CONF``:
+``monolithic`` (one hetjob per workflow), ``split`` (``submit_chain`` per workflow),
+``split-interleaved`` (chains submitted level by level), and ``split-resident`` (as ``split``,
+but each quantum node's gateway relays to one resident QPU service the benchmark keeps running
+for the whole run, as an operator would on the qpu node: ``NodeJobSettings.device_service``).
+
 The core logs every event: ``ready`` (a quantum node starts to acquire), ``hold``/``exec`` (the
 device) and ``cpu`` (a classical node), so waits and CPU occupancy are measured as on any run. Figures come from ``hcqw.timeline.analysis``; the run's own check asserts only
 consistency (no overlapping holds, every node accounted, busy <= allocated <= makespan), never timing.
@@ -41,12 +47,14 @@ import logging  # noqa: E402
 import multiprocessing as mp  # noqa: E402
 import platform  # noqa: E402
 import queue  # noqa: E402
+import signal  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
-from dataclasses import asdict, dataclass  # noqa: E402
+from dataclasses import asdict, dataclass, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any, Callable  # noqa: E402
 
@@ -59,8 +67,8 @@ log = logging.getLogger("bench.coschedule")
 # Read once at import, before any thread pins itself (sched_getaffinity(0) is per thread).
 _USABLE_CORES = sorted(os.sched_getaffinity(0))
 
-MODES = ("monolithic", "split", "split-interleaved", "session")
-SLURM_ONLY = ("split-interleaved",)
+MODES = ("monolithic", "split", "split-interleaved", "split-resident", "session")
+SLURM_ONLY = ("split-interleaved", "split-resident")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -360,6 +368,34 @@ def slurm_loop(cal: dict, iterations: int, seed: int, circuit_file: str, seed_de
                      circuit_file=circuit_file)
 
 
+class ResidentService:
+    """The qpu node's long-lived QPU service for ``split-resident`` (``hcqw device serve``, same pinned backend)."""
+
+    def __init__(self, out: Path):
+        self.address_file = out / "resident" / "address"
+        self.address_file.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **slurm_settings(sys.executable).environment}
+        self.err = (out / "resident" / "service.err").open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hcqw.service", "serve", "--address", f"ipc://{out.absolute()}/resident/qpu.ipc",
+             "--backend", "bench.coschedule:pinned_qsim", "--threads", "1", "--session-timeout", "30",
+             "--log", str(out / "resident" / "metrics.jsonl"), "--address-file", str(self.address_file)],
+            env=env, stderr=self.err, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while not (self.address_file.exists() and self.address_file.read_text()):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the resident QPU service did not start; see {self.err.name}")
+            time.sleep(0.1)
+        self.address = self.address_file.read_text()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(30)
+        self.err.close()
+
+
 def pinned_qsim(threads: int | None = None, seed: int | None = None, **options: Any):
     """The gateway's backend (``--backend bench.coschedule:pinned_qsim``): qsim on one thread, pinned to the
     simulator's core, as the embedded cells pin theirs, so the qpu node behaves like separate hardware."""
@@ -416,13 +452,13 @@ def submit_interleaved(backend, params: list[dict], ids: list[str], cell_dir: Pa
 
 
 def run_slurm_cell(backend, cal: dict, mode: str, k: int, iterations: int, cell_dir: Path, rep: int,
-                   timeout: float = 900.0) -> dict:
+                   timeout: float = 900.0, resident: str | None = None) -> dict:
     """Submit K workflows at once (split: ``submit_chain`` per workflow, one after another, as K users would;
     split-interleaved: ``submit_interleaved``; monolithic: one hetjob per workflow via ``command_request``),
     follow them, then build the SLURM view: QPU holds from SLURM's records."""
     import shlex
 
-    from hcqw.hetjob.chain import Chain, cancel_chain, follow_chain, submit_chain
+    from hcqw.hetjob.chain import Chain, follow_chain, submit_chain
     from hcqw.hetjob.jobs import command_request
     from hcqw.hetjob.records import qpu_component_times
     from hcqw.slurm import Phase
@@ -431,6 +467,8 @@ def run_slurm_cell(backend, cal: dict, mode: str, k: int, iterations: int, cell_
 
     cell_dir.mkdir(parents=True, exist_ok=True)
     settings = slurm_settings(sys.executable)
+    if mode == "split-resident":
+        settings = replace(settings, device_service=resident)
     ids = [f"w{j}" for j in range(k)]
     from hcqw.codec import circuit_to_json
 
@@ -446,7 +484,7 @@ def run_slurm_cell(backend, cal: dict, mode: str, k: int, iterations: int, cell_
             submit_interleaved(backend, params, ids, cell_dir, settings, chains)
             jobs.update({c.workflow: list(c.jobs) for c in chains})
         for j, wf in enumerate(ids if mode != "split-interleaved" else []):
-            if mode == "split":
+            if mode in ("split", "split-resident"):
                 chains.append(submit_chain(backend, SLURM_LOOP, params[j], wf, cell_dir, settings))
                 jobs[wf] = list(chains[-1].jobs)
             else:
@@ -708,7 +746,7 @@ def goals(rows: list[dict], busy_goal: float = 0.95) -> list[str]:
     """The issue's targets for split (and session, side by side), reported, never asserted: timings depend on
     the machine's load."""
     out = []
-    for mode in ("split", "session"):
+    for mode in ("split", "split-interleaved", "split-resident", "session"):
         for r in rows:
             if r["mode"] == mode and r["k"] == 4 and r["ratio"] == "1:1" and r["vs_monolithic"] is not None:
                 verdict = "met" if r["vs_monolithic"] <= 0.6 else "NOT met"
@@ -804,17 +842,19 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"{SLURM_ONLY} only with --backend slurm (the embedded runner has no submission order)")
     out = args.out or ROOT / "bench-runs" / time.strftime("coschedule-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
-    cores = len(os.sched_getaffinity(0))
     machine_at_start = machine()
     log.info("machine: %s", machine_at_start)
     started = time.time()
     workers = None if slurm else Workers(max(ks))
+    resident = None
     if slurm:
         from hcqw.slurm import open_backend
 
         backend = open_backend("sbatch")
     results, calibrations, problems = [], {}, []
     try:
+        if "split-resident" in modes:
+            resident = ResidentService(out)
         for ratio in ratios:
             qn, cn = parse_ratio(ratio)
             if args.q:
@@ -835,7 +875,8 @@ def main(argv: list[str] | None = None) -> int:
                     for mode in modes:
                         cell_dir = out / ratio.replace(":", "-") / f"k{k}" / mode / f"rep{rep}"
                         if slurm:
-                            cell = run_slurm_cell(backend, calibrations[ratio], mode, k, args.iterations, cell_dir, rep)
+                            cell = run_slurm_cell(backend, calibrations[ratio], mode, k, args.iterations, cell_dir, rep,
+                                                  resident=resident.address if resident else None)
                         else:
                             cell = run_cell(workers, calibrations[ratio], mode, k, args.iterations, cell_dir, rep,
                                             args.qpu_threads, not args.no_pin)
@@ -851,6 +892,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if workers:
             workers.close()
+        if resident:
+            resident.stop()
     rows = aggregate(results)
     table = markdown_table(rows)
     report = {"machine": machine_at_start, "machine_at_end": machine(), "command": " ".join([Path(sys.executable).name, *sys.argv]),
