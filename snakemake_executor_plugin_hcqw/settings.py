@@ -75,6 +75,13 @@ class ExecutorSettings(ExecutorSettingsBase):
         default="qsim",
         metadata={"help": "Quantum backend behind the device gateway on the qpu node (e.g. qsim, cirq)."},
     )
+    device_service: Optional[str] = field(
+        default=None,
+        metadata={"help": "Node-local address of a QPU service kept running on the qpu node (`hcqw device serve`, "
+                  "e.g. ipc:///run/hcqw/qpu.ipc): each quantum job's gateway relays to it instead of starting a "
+                  "simulator of its own, so the device stays hot between jobs and the qpu part is ready in "
+                  "tenths of a second.", "env_var": True},
+    )
     poll_interval: float = field(
         default=2.0,
         metadata={"help": "Seconds between status queries. Each query covers every job of the run in one "

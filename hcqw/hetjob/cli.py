@@ -22,6 +22,9 @@ def register(subparsers) -> None:
     p.add_argument("--rest-url", help="slurmrestd base URL (with --backend rest)")
     p.add_argument("--token-file", help="file holding the SLURM JWT (with --backend rest)")
     p.add_argument("--transport", choices=["zmq", "mpi"], default="zmq", help="gateway transport")
+    p.add_argument("--device-service", default=None, metavar="ADDRESS",
+                   help="node-local address of a QPU service kept running on the qpu node (hcqw device serve): "
+                        "gateways relay to it instead of starting a simulator per quantum node")
     p.add_argument("--time-limit", default="10", help="per-job time limit (minutes or SLURM time)")
     p.add_argument("--no-wait", action="store_true", help="submit and print the job ids, do not follow")
     p.set_defaults(handler=_run)
@@ -46,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
     params = parse_params(args.param)
     settings = NodeJobSettings(cpu=ComponentSpec("cpu", time_limit=args.time_limit),
                                qpu=ComponentSpec("qpu", gres="qpu:1", time_limit=args.time_limit),
-                               transport=args.transport)
+                               transport=args.transport, device_service=args.device_service)
     workflow = args.workflow_id or f"{args.loop.rsplit(':', 1)[-1]}-{uuid.uuid4().hex[:8]}"
     chain = submit_chain(backend, args.loop, params, workflow, Path(args.runs_dir), settings)
     print(f"workflow {workflow}: run directory {chain.run_dir}")
