@@ -6,8 +6,6 @@ node on the lab cluster whose qpu component relays to a resident service.
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -26,22 +24,6 @@ from tests.hetjob.loops import _bell_json
 from tests.hetjob.test_quantum_node import prepare, submit_q1
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def resident(tmp_path):
-    """A resident QPU service on a node-local ipc address, as an operator runs it on the qpu node."""
-    address_file, log = tmp_path / "resident.address", tmp_path / "resident.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "hcqw.service", "serve", "--address",
-                             f"ipc://{tmp_path}/resident/qpu.ipc", "--backend", "cirq", "--threads", "1",
-                             "--log", str(log), "--address-file", str(address_file)],
-                            stderr=(tmp_path / "resident.err").open("w"), start_new_session=True)
-    try:
-        address = wait_for(lambda: address_file.exists() and address_file.read_text(), 60, "the resident service")
-        yield address, log
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(15)
 
 
 def start_relay(tmp_path: Path, upstream: str, metrics: Path) -> tuple[subprocess.Popen, Path]:

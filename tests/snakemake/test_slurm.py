@@ -48,6 +48,32 @@ def live_jobs(prefix: str) -> dict[str, set[str]]:
     return jobs
 
 
+def quantum_rule_snakefile(workdir: Path) -> Path:
+    """One qpu rule (an X gate measured 10 times, through ``open_qpu``) and one classical rule after it."""
+    snakefile = workdir / "Snakefile"
+    snakefile.write_text(textwrap.dedent("""
+        rule all:
+            input: "ones.txt"
+
+        rule measure:
+            output: "q.txt"
+            resources: qpu=1
+            run:
+                import cirq
+                from hcqw.qpu import open_qpu
+                qubit = cirq.LineQubit(0)
+                with open_qpu(seed=1) as qpu:
+                    result = qpu.run(cirq.Circuit(cirq.X(qubit), cirq.measure(qubit, key="m")), repetitions=10)
+                open(output[0], "w").write(str(int(result[0].measurements["m"].sum())))
+
+        rule copy:
+            input: "q.txt"
+            output: "ones.txt"
+            shell: "cp {input} {output}"
+    """))
+    return snakefile
+
+
 @pytest.fixture(scope="module")
 def single_run(slurm_lab, tmp_path_factory):
     """The example once on SLURM; its makespan is the baseline of the co-scheduling test."""
@@ -176,27 +202,7 @@ def test_rest_backend_runs_a_quantum_rule_and_never_shows_the_token(slurm_lab, w
     token_file = workdir.parent / "jwt"
     token_file.write_text(token)
     token_file.chmod(0o600)
-    snakefile = workdir / "Snakefile"
-    snakefile.write_text(textwrap.dedent("""
-        rule all:
-            input: "ones.txt"
-
-        rule measure:
-            output: "q.txt"
-            resources: qpu=1
-            run:
-                import cirq
-                from hcqw.qpu import open_qpu
-                qubit = cirq.LineQubit(0)
-                with open_qpu(seed=1) as qpu:
-                    result = qpu.run(cirq.Circuit(cirq.X(qubit), cirq.measure(qubit, key="m")), repetitions=10)
-                open(output[0], "w").write(str(int(result[0].measurements["m"].sum())))
-
-        rule copy:
-            input: "q.txt"
-            output: "ones.txt"
-            shell: "cp {input} {output}"
-    """))
+    snakefile = quantum_rule_snakefile(workdir)
     name = run_name("rest")
     run = run_snakemake(workdir, "--hcqw-backend", "rest", "--hcqw-rest-url", slurm_lab.rest_url,
                         "--hcqw-token-file", str(token_file), "--hcqw-workflow-id", name, snakefile=snakefile)
@@ -207,3 +213,17 @@ def test_rest_backend_runs_a_quantum_rule_and_never_shows_the_token(slurm_lab, w
     for path in workdir.rglob("*"):
         if path.is_file():
             assert token.encode() not in path.read_bytes(), f"token leaked into {path}"
+
+
+def test_quantum_rule_relays_to_a_resident_qpu_service(slurm_lab, workdir, resident):
+    """--hcqw-device-service: the rule's qpu part relays to the service kept running on the qpu node."""
+    address, resident_log = resident
+    name = run_name("resident")
+    run = run_snakemake(workdir, *SLURM, "--hcqw-device-service", address, "--hcqw-workflow-id", name,
+                        snakefile=quantum_rule_snakefile(workdir))
+    assert run.returncode == 0, run.output
+    assert (workdir / "ones.txt").read_text() == "10"
+    served = [e for e in read_events(resident_log, "exec") if e["workflow"] == name]
+    assert [e["shots"] for e in served] == [10]
+    gateway_logs = [p.read_text() for p in workdir.rglob("gateway.log")]
+    assert len(gateway_logs) == 1 and "relaying" in gateway_logs[0]
