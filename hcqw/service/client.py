@@ -268,6 +268,14 @@ class ServiceQPU:
             offset += count
         return out
 
+    def reseed(self, seed: int | None) -> None:
+        """Restart seeding as a new session with ``seed`` would (``None``: unseeded from now on),
+        like ``hcqw.device.QPU.reseed``; the monolithic form does this once per iteration."""
+        if self.session_id is None:
+            raise DeviceError(f"the service session of {self.workflow}/{self.node} is closed; "
+                              "reseed it inside the quantum block")
+        self._client.call("reseed", session=self.session_id, seed=seed)
+
     def position(self) -> int | None:
         """Where this session's next queued run stands (0 = next on the device); ``None`` if none queued."""
         return self._client.call("position", session=self.session_id)[0]["position"]
@@ -312,6 +320,9 @@ class SessionLease:
 
     def run_batch(self, items: Sequence[WorkItem]) -> list[list[Samples]]:
         return self._session.run_batch(items)
+
+    def reseed(self, seed: int | None) -> None:
+        self._session.reseed(seed)
 
     def position(self) -> int | None:
         return self._session.position()

@@ -182,6 +182,15 @@ class Dispatcher:
         return [(peer, P.reply_ok(request.id, position=self.policy.position(session.id), queued=len(self.policy),
                                   status=self.status().value))]
 
+    def _on_reseed(self, peer: Hashable, request: P.Request) -> list[Reply]:
+        session = self._session(request)
+        if session.queued:
+            raise P.ProtocolError(P.E_BAD_MESSAGE, f"reseed: session {session.id} has {session.queued} run(s) queued; "
+                                  "wait for their replies before reseeding, so every batch's seed is well defined",
+                                  request.id)
+        session.seed, session.batches = request.fields.get("seed"), 0
+        return [(peer, P.reply_ok(request.id))]
+
     def _on_run(self, peer: Hashable, request: P.Request) -> list[Reply]:
         session = self._session(request)
         if self.finished:

@@ -15,6 +15,11 @@ Requests (``type``: fields):
   long this session's work may wait in the queue, including calibrating/offline windows),
   ``seed`` (int >= 0: the session's n-th batch samples with ``batch_seed(seed, n)``, as a local lease does).
 - ``close``, ``heartbeat``, ``position``: ``session``.
+- ``reseed``: ``session``, optional ``seed`` (int >= 0). Restarts the session's seeding as a new
+  session opened with this seed would (its next batch samples with ``batch_seed(seed, 0)``); without
+  ``seed`` the session samples unseeded from then on. A monolithic loop holds one session for all its
+  iterations and reseeds it per iteration, so it samples what one session per iteration would.
+  Refused while runs of the session are queued (their seeds would depend on timing).
 - ``run``: ``session``, ``items`` (list of ``hcqw.codec`` work items), optional ``timeout``.
 - ``status``: none. ``set_status``: ``status``, optional ``reason``. ``set_policy``: ``policy``.
 - ``drain``, ``shutdown``: none.
@@ -64,6 +69,7 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "close": {"session": (_STR, True)},
     "heartbeat": {"session": (_STR, True)},
     "position": {"session": (_STR, True)},
+    "reseed": {"session": (_STR, True), "seed": (_INT, False)},
     "run": {"session": (_STR, True), "items": ((list,), True), "timeout": (_NUM, False)},
     "status": {},
     "set_status": {"status": (_STR, True), "reason": (_STR, False)},

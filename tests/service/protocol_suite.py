@@ -164,8 +164,60 @@ def check_policy_switch(client: ServiceClient) -> None:
     client.set_policy(before)
 
 
+def check_reseed(client: ServiceClient) -> None:
+    q = cirq.LineQubit.range(3)
+    noisy = cirq.Circuit(cirq.H.on_each(*q), cirq.measure(*q, key="m"))  # every sample is random
+    draw = lambda qpu: qpu.run(noisy, 32)[0].measurements["m"]  # noqa: E731
+    with client.session("suite", "reseed", seed=11) as qpu:
+        first, second = draw(qpu), draw(qpu)
+        qpu.reseed(11)  # as a new session with seed 11: the batch count starts over
+        np.testing.assert_array_equal(draw(qpu), first)
+        np.testing.assert_array_equal(draw(qpu), second)
+        qpu.reseed(12)
+        assert not np.array_equal(draw(qpu), first)
+        for seed, words in ((-1, "seed must be within"), (2**64, "seed must be within"), ("7", "'seed' must be int"),
+                            (True, "'seed' must be int")):
+            try:
+                client.call("reseed", session=qpu.session_id, seed=seed)
+                raise AssertionError(f"accepted seed {seed!r}")
+            except ServiceError as err:
+                assert err.code == P.E_BAD_MESSAGE and words in str(err), err
+        try:  # a run still queued (device calibrating) would get a timing-dependent seed: refused
+            client.set_status("calibrating", "suite reseed")
+            client._transport.send(P.request("run", "queued-run", session=qpu.session_id, timeout=30.0,
+                                             items=[{"circuit": cirq.to_json(noisy), "repetitions": 1}]))
+            assert qpu.position() == 0
+            try:
+                qpu.reseed(11)
+                raise AssertionError("reseeded a session with a queued run")
+            except ServiceError as err:
+                assert err.code == P.E_BAD_MESSAGE and "queued" in str(err), err
+        finally:
+            client.set_status("idle")  # the queued run's late reply is skipped by the next call
+        assert qpu.position() is None
+        qpu.reseed(None)  # unseeded from now on
+        assert draw(qpu).shape == (32, 3)
+    try:
+        client.call("reseed", session=qpu_id_gone(client), seed=1)
+        raise AssertionError("reseeded an unknown session")
+    except ServiceError as err:
+        assert err.code == P.E_NO_SESSION and "no open session" in str(err), err
+    try:
+        qpu.reseed(1)
+        raise AssertionError("a closed lease was reseeded")
+    except DeviceError as err:
+        assert "closed" in str(err)
+
+
+def qpu_id_gone(client: ServiceClient) -> str:
+    """The id of a session that existed and was closed."""
+    with client.session("suite", "gone") as qpu:
+        session = qpu.session_id
+    return session
+
+
 CHECKS = [check_ping_and_status, check_runs, check_impossible_work, check_malformed_messages,
-          check_status_windows_and_position, check_policy_switch]
+          check_status_windows_and_position, check_policy_switch, check_reseed]
 
 
 def run_suite(address: str) -> list[str]:

@@ -29,7 +29,7 @@ headers = st.fixed_dictionaries(
         {"circuit": st.text(max_size=50) | st.just('{"cirq_type": "Circuit", "moments": []}'),
          "repetitions": st.integers(-5, 10**9) | st.booleans(), "params": json_values}), max_size=3),
               "workflow": json_values, "node": json_values, "timeout": json_values, "priority": json_values,
-              "junk": json_values})
+              "seed": json_values | st.integers(-5, 2**65), "junk": json_values})
 messages = st.one_of(
     st.lists(st.binary(max_size=200), min_size=1, max_size=3),
     headers.map(lambda h: [json.dumps(h).encode()]),

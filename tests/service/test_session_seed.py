@@ -40,3 +40,19 @@ def test_bad_seed_is_refused(tcp_service):
     with ServiceClient(tcp_service.address) as client:
         with pytest.raises(ServiceError, match="seed must be within"):
             client.session("wf", "q", seed=-1)
+
+
+def test_seeded_monolithic_run_over_the_service_matches_the_local_device(tcp_service, tmp_path):
+    """The monolithic form reseeds its one lease per iteration; over a service session that is a
+    ``reseed`` request, and the run measures exactly what it measures on the local device."""
+    from examples.vqe.pipeline import make_loop
+    from hcqw.embedded import Workflow, run_monolithic
+    from hcqw.qpu import ServiceDevice
+
+    local = Workflow.create(make_loop(iterations=3, shots=200), tmp_path / "local")
+    served = Workflow.create(make_loop(iterations=3, shots=200), tmp_path / "served")
+    run_monolithic(local, LocalDevice("qsim", directory=tmp_path / "dev", threads=1))
+    run_monolithic(served, ServiceDevice(tcp_service.address))
+    want, have = local.final_state().energies, served.final_state().energies
+    assert len(want) == 3 and have == want
+    assert len(set(want)) == 3  # the iterations measured different things (no seed stuck at one value)
