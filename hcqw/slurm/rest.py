@@ -181,6 +181,9 @@ def submit_payload(request: JobRequest) -> dict[str, Any]:
     if request.dependency_spec:
         parts[0]["dependency"] = request.dependency_spec
         parts[0]["kill_on_invalid_dependency"] = request.kill_on_invalid_dependency
+    if request.nice:
+        for part in parts:  # each REST part is its own job description; a hetjob's priority is its lowest part's
+            part["nice"] = request.nice
     payload: dict[str, Any] = {"script": render_script(request)}
     if request.is_hetjob:
         payload["jobs"] = parts

@@ -19,10 +19,10 @@ def _directive(option: str, value: object) -> str:
 
 
 def job_directives(request: JobRequest) -> list[str]:
-    """Job-wide options: identity, working directory, output, dependencies.
+    """Job-wide options: identity, working directory, output, dependencies, nice.
 
     They are written in component 0 only; sbatch applies them to the whole
-    hetjob from there.
+    hetjob from there (``--nice`` included: every component gets it).
     """
     lines = [
         _directive("--job-name", request.job_name),
@@ -35,6 +35,8 @@ def job_directives(request: JobRequest) -> list[str]:
     if request.dependency_spec:
         lines.append(_directive("--dependency", request.dependency_spec))
         lines.append(_directive("--kill-on-invalid-dep", "yes" if request.kill_on_invalid_dependency else "no"))
+    if request.nice:
+        lines.append(_directive("--nice", request.nice))
     return lines
 
 

@@ -52,6 +52,7 @@ _MANAGED_OPTIONS: dict[str, str] = {
     "--dependency": "JobRequest.dependencies",
     "-d": "JobRequest.dependencies",
     "--kill-on-invalid-dep": "JobRequest.kill_on_invalid_dependency",
+    "--nice": "JobRequest.nice",
     "--export": "JobRequest.environment",
     "--parsable": "(set by the sbatch backend)",
     "--wrap": "JobRequest.body",
@@ -70,6 +71,7 @@ _TIME_FORMATS = [
         r"^(?P<d>\d+)-(?P<h>\d+):(?P<m>\d+):(?P<s>\d+)$",
     )
 ]
+MAX_NICE = 2147483645  # SLURM's NICE_OFFSET - 3
 _JOB_ID = re.compile(r"^\d+$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -208,6 +210,9 @@ class JobRequest:
     instead of pending forever.
 
     ``environment`` is exported to the job. Credentials are refused here.
+
+    ``nice`` lowers the job's scheduling priority by that much (SLURM's ``--nice``; under
+    priority/basic one unit is one place in submit order). Only operators may set it negative.
     """
 
     workflow_id: str
@@ -222,8 +227,12 @@ class JobRequest:
     environment: Mapping[str, str] = field(default_factory=dict)
     dependencies: tuple[str, ...] = ()
     kill_on_invalid_dependency: bool = True
+    nice: int = 0
 
     def __post_init__(self) -> None:
+        if isinstance(self.nice, bool) or not isinstance(self.nice, int) or abs(self.nice) > MAX_NICE:
+            raise SlurmSettingsError(f"JobRequest.nice must be an integer within +-{MAX_NICE} (SLURM's range), "
+                                     f"got {self.nice!r}")
         _check_text("JobRequest.workflow_id", self.workflow_id, allow_space=False)
         _check_text("JobRequest.node", self.node, allow_space=False)
         for name in ("name", "comment", "output", "error"):
