@@ -219,7 +219,7 @@ def symbol_names(layers: int) -> list[str]:
 
 
 def make_loop(cal: Calibration, iterations: int, seed: int, pin: bool = True, simulate_here: bool = True,
-              seed_device: bool = True, circuit_file: str | None = None):
+              circuit_file: str | None = None):
     """The benchmark's ``HybridLoop`` (the core logs its ready/cpu/hold/exec events).
 
     With ``circuit_file`` (Cirq JSON, written by the submitter) the loop never imports cirq: a SLURM
@@ -258,7 +258,7 @@ def make_loop(cal: Calibration, iterations: int, seed: int, pin: bool = True, si
         return {"params": params, "iteration": iteration, "objective": objective}
 
     return HybridLoop(name="coschedule", initial_state=initial_state, quantum_step=quantum_step,
-                      classical_step=classical_step, iterations=iterations, seed=seed if seed_device else None,
+                      classical_step=classical_step, iterations=iterations, seed=seed,
                       describe=lambda s: f"mean cut {s['objective']:.3f}")
 
 
@@ -361,11 +361,10 @@ SLURM_LOOP = "bench.coschedule:slurm_loop"
 SLURM_QPU_DEVICE = "slurm-qpu"  # the qpu component's allocation, from SLURM's records
 
 
-def slurm_loop(cal: dict, iterations: int, seed: int, circuit_file: str, seed_device: bool = True) -> "Any":
+def slurm_loop(cal: dict, iterations: int, seed: int, circuit_file: str) -> "Any":
     """The benchmark loop as job scripts rebuild it (``hcqw.workflow.load_loop``: import path plus JSON).
     Classical steps pin themselves to the classical cores; the simulator runs in the gateway (``pinned_qsim``)."""
-    return make_loop(Calibration(**cal), iterations, seed, pin=True, simulate_here=False, seed_device=seed_device,
-                     circuit_file=circuit_file)
+    return make_loop(Calibration(**cal), iterations, seed, pin=True, simulate_here=False, circuit_file=circuit_file)
 
 
 class ResidentService:
@@ -406,15 +405,13 @@ def pinned_qsim(threads: int | None = None, seed: int | None = None, **options: 
 
 
 def monolithic_job(params: dict, workflow: str, run_dir: str) -> None:
-    """Body of the monolithic form on SLURM: one cpu+qpu hetjob runs the whole loop holding its gateway.
-
-    Sessions take their seed when opened and the gateway lease cannot reseed mid-lease, so this form
-    runs unseeded (sampling differs from the split form; timings do not depend on it)."""
+    """Body of the monolithic form on SLURM: one cpu+qpu hetjob runs the whole loop holding its gateway
+    (its lease reseeds per iteration, so it samples as the split form does)."""
     from hcqw.embedded import Workflow, run_monolithic
     from hcqw.qpu import gateway_device
     from hcqw.workflow import RunContext
 
-    loop = slurm_loop(**params, seed_device=False)
+    loop = slurm_loop(**params)
     run_monolithic(Workflow(loop, RunContext(workflow, Path(run_dir))), gateway_device())
 
 
