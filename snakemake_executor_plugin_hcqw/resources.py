@@ -10,14 +10,15 @@ resource               SLURM
 ``qpu`` > 0            a cpu+qpu hetjob (qpu component: ``--hcqw-qpu-partition/-gres``)
 ``runtime`` (minutes)  ``--time`` (both components unless ``--hcqw-qpu-runtime``)
 ``mem_mb``             ``--mem``
-``mem_mb_per_cpu``     ``--mem-per-cpu``; wins over ``mem_mb`` when both are set (as in
-                       the SLURM plugin: Snakemake gives every cluster job a ``mem_mb``)
+``mem_mb_per_cpu``     ``--mem-per-cpu``; wins over ``mem_mb`` (with a warning) when both
+                       are set, as in the SLURM plugin: profiles often give every rule a
+                       ``mem_mb`` through ``--default-resources``
 ``cpus_per_task``      ``--cpus-per-task`` (default: the rule's threads)
 ``nodes``              ``--nodes``
 ``tasks``              ``--ntasks`` (MPI ranks in all)
 ``tasks_per_node``     ``--ntasks-per-node`` (and ``--ntasks`` = nodes x tasks_per_node);
                        not together with ``tasks``
-``gpu``, ``gpu_model`` ``--gpus=[model:]N`` (GPUs in all, as the SLURM plugin asks)
+``gpu``/``gpu_model``  ``--gpus=[model:]N`` (GPUs in all, as the SLURM plugin asks)
 ``gres``               ``--gres`` (not with ``gpu``; the QPU is asked with ``qpu``)
 ``slurm_partition``    ``--partition`` (default ``--hcqw-cpu-partition``)
 ``slurm_account``      ``--account`` (both components)
@@ -93,7 +94,7 @@ def _optional_text(resources: Mapping[str, Any], *names: str) -> str | None:
 
 @functools.lru_cache(maxsize=64)
 def _warn_memory_rule(per_cpu: int, mem_mb: int) -> None:
-    """Once per pair of values: Snakemake sets mem_mb on every cluster job, so most jobs hit this."""
+    """Once per pair of values: a profile's default mem_mb would otherwise warn for every job of a rule."""
     log.warning("resources mem_mb_per_cpu=%d and mem_mb=%d: mem_mb_per_cpu wins (--mem-per-cpu=%dM, no --mem), "
                 "as in snakemake-executor-plugin-slurm; SLURM takes only one of them", per_cpu, mem_mb, per_cpu)
 

@@ -81,7 +81,7 @@ def _components(script):
 def test_mem_mb_per_cpu_becomes_mem_per_cpu_and_wins_over_mem_mb(caplog):
     (cpu,) = _components(_script({"mem_mb_per_cpu": 1500}))
     assert "--mem-per-cpu=1500M" in cpu and not any(o.startswith("--mem=") for o in cpu)
-    # Snakemake gives every cluster job a default mem_mb: mem_mb_per_cpu must still win, and say so.
+    # A profile's --default-resources mem_mb must not override a rule's mem_mb_per_cpu; the loser is named.
     with caplog.at_level(logging.WARNING, logger="snakemake_executor_plugin_hcqw.resources"):
         (cpu,) = _components(_script({"mem_mb_per_cpu": 700, "mem_mb": 4000}))
     assert "--mem-per-cpu=700M" in cpu and not any(o.startswith("--mem=") for o in cpu)
