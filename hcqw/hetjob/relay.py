@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable
 
+import zmq  # the upstream link is ZeroMQ whatever the node's side is
+
 from hcqw.errors import DeviceError
 from hcqw.metrics import MetricsLog
 from hcqw.service import protocol as P
@@ -57,6 +59,11 @@ class Relay:
         self.sessions: dict[str, _Session] = {}
         self.last_heard = time.monotonic()
         self._links: dict[Hashable, ClientTransport] = {}
+        # ZeroMQ both ways: one poller, kept across turns, waits on the node's socket and every link.
+        self._poller: Any = None
+        if getattr(server, "socket", None) is not None:
+            self._poller = zmq.Poller()
+            self._poller.register(server.socket, zmq.POLLIN)  # type: ignore[attr-defined]
         # (peer, request id) of requests whose reply the relay must look at: open, close, run
         self._watch: dict[tuple[Hashable, Any], tuple[str, Any]] = {}
 
@@ -91,6 +98,8 @@ class Relay:
         link = self._links.get(peer)
         if link is None:
             link = self._links[peer] = make_client_transport(self.upstream)
+            if self._poller is not None:
+                self._poller.register(link.socket, zmq.POLLIN)  # type: ignore[attr-defined]
         link.send(frames)
 
     def from_service(self, peer: Hashable, frames: list[bytes]) -> None:
@@ -128,15 +137,8 @@ class Relay:
             self.close()
 
     def _turn(self, wakeup_cap: float) -> None:
-        server_socket = getattr(self.server, "socket", None)
-        if server_socket is not None:  # ZeroMQ both ways: one poll waits on every socket
-            import zmq
-
-            poller = zmq.Poller()
-            poller.register(server_socket, zmq.POLLIN)
-            for link in self._links.values():
-                poller.register(link.socket, zmq.POLLIN)  # type: ignore[attr-defined]
-            poller.poll(wakeup_cap * 1000)
+        if self._poller is not None:
+            self._poller.poll(wakeup_cap * 1000)
             wait = 0.0
         else:  # MPI towards the node: its receive polls anyway; look upstream between short waits
             wait = 0.002 if self._watch else wakeup_cap
