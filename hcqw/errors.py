@@ -32,3 +32,12 @@ class CheckpointError(HcqwError):
 
 class WorkflowError(HcqwError):
     """A hybrid workflow definition or one of its nodes is invalid or failed."""
+
+
+class AuthError(HcqwError):
+    """A request whose sender could not be authenticated: no credential, or one that is malformed,
+    forged, expired, replayed, or that munged could not check. ``reason`` names which."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason

@@ -12,6 +12,7 @@ import sys
 
 
 def register(subparsers) -> None:
+    from hcqw.service.limits import WorkLimits
     device = subparsers.add_parser("device", help="the QPU service on the service node")
     commands = device.add_subparsers(dest="device_command", required=True)
 
@@ -23,14 +24,33 @@ def register(subparsers) -> None:
     serve.add_argument("--backend", default="qsim", help="device backend: qsim, cirq or module:Class")
     serve.add_argument("--threads", type=int, default=None, help="simulator threads (default: allowed cores)")
     serve.add_argument("--seed", type=int, default=None)
-    serve.add_argument("--policy", default="fifo", help="queue policy: fifo, round-robin, priority")
+    serve.add_argument("--policy", default="fifo", help="queue policy: fifo, round-robin (per workflow), round-robin-user (per authenticated user), priority")
     serve.add_argument("--log", default=None, help="metrics log (JSON lines); '' disables")
     serve.add_argument("--session-timeout", type=float, default=60.0,
                        help="drop a session (and its queued runs) after this many seconds without a request "
                             "or heartbeat")
     serve.add_argument("--max-message", type=int, default=None, help="largest accepted request in bytes")
     serve.add_argument("--address-file", default=None, help="write the bound address here once ready")
-    serve.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback tcp address")
+    serve.add_argument("--auth", choices=["auto", "munge", "none"], default="auto",
+                       help="who may connect: munge = every open and control request carries a MUNGE credential "
+                            "(any user; a tcp address may be non-loopback, an ipc socket is made connectable by "
+                            "all); none = only this user, through an ipc socket in a private directory; auto "
+                            "(default) = none for such a private ipc address, else munge")
+    serve.add_argument("--operators", default="", metavar="USER,...",
+                       help="users allowed service control and the full status, besides this account and root")
+    limits = WorkLimits()
+    for flag, name, help_ in (
+            ("--max-item-shots", "item_shots", "repetitions x sweep points per work item"),
+            ("--max-run-shots", "run_shots", "repetitions x sweep points per run request"),
+            ("--max-result-bytes", "result_bytes", "sample bytes one run request may return"),
+            ("--max-qubits", "qubits", "qubits per circuit (default: the device's limit)"),
+            ("--max-item-seconds", "item_seconds", "modelled device seconds per work item"),
+            ("--max-run-seconds", "run_seconds", "modelled device seconds per run request"),
+            ("--max-sessions-per-user", "sessions_per_user", "open sessions per user"),
+            ("--max-queued-items-per-user", "queued_items_per_user", "queued work items per user")):
+        default = getattr(limits, name)
+        serve.add_argument(flag, dest=f"limit_{name}", type=float if name.endswith("seconds") else int,
+                           default=default, help=f"{help_} (default {default})")
     serve.add_argument("--mpi-max-clients", type=int, default=None,
                        help="stop accepting MPI connections after this many (frees the busy accept thread)")
     serve.set_defaults(handler=_serve)
@@ -62,6 +82,7 @@ def register(subparsers) -> None:
 def _serve(args: argparse.Namespace) -> int:
     from hcqw.paths import state_dir
     from hcqw.service import protocol as P
+    from hcqw.service.limits import WorkLimits
     from hcqw.service.server import ServiceConfig, serve
 
     address = args.address
@@ -70,7 +91,10 @@ def _serve(args: argparse.Namespace) -> int:
     serve(ServiceConfig(address=address, backend=args.backend, threads=args.threads, seed=args.seed,
                         policy=args.policy, metrics=args.log, session_timeout=args.session_timeout,
                         max_message=args.max_message or P.MAX_MESSAGE_BYTES, address_file=args.address_file,
-                        allow_remote=args.allow_remote, mpi_max_clients=args.mpi_max_clients))
+                        mpi_max_clients=args.mpi_max_clients, auth=args.auth,
+                        operators=tuple(n.strip() for n in args.operators.split(",") if n.strip()),
+                        limits=WorkLimits(**{k[len("limit_"):]: v for k, v in vars(args).items()
+                                             if k.startswith("limit_")})))
     return 0
 
 
@@ -89,10 +113,13 @@ def _status(args: argparse.Namespace) -> int:
         return 0
     reason = f" ({status['reason']})" if status["reason"] else ""
     print(f"device {status['device']}: {status['status']}{reason}; policy {status['policy']}; "
-          f"{status['queued']} queued; {len(status['sessions'])} sessions; {status['served']} jobs served; "
+          f"{status['queued']} queued; {status['open_sessions']} sessions; {status['served']} jobs served; "
           f"up {status['uptime']:.0f} s{'; draining' if status['draining'] else ''}")
     for entry in status["queue"]:
-        print(f"  #{entry['position']:<4} {entry['workflow']}/{entry['node']} session {entry['session']}")
+        if entry["mine"]:
+            print(f"  #{entry['position']:<4} {entry['workflow']}/{entry['node']} session {entry['session']}")
+        else:
+            print(f"  #{entry['position']:<4} (another user's)")
     return 0
 
 

@@ -9,6 +9,12 @@ imports neither cirq, qsimcirq nor numpy. A node that sends circuits as Cirq JSO
 (``WorkItem(circuit=<json str>, ...)``) never imports cirq; numpy comes with the results
 (numpy arrays); ``run`` (which returns ``cirq.ResultDict``) imports cirq on first use.
 
+Identity: ``open`` and control requests carry a MUNGE credential (``cred``, made by
+``hcqw.identity.encode``: the local munged seals this process's uid) whenever a munged
+socket is there to make one; a service without authentication (the embedded default's
+private ipc socket) ignores it. Nothing else pays for identity: runs and heartbeats are
+tied to the session's connection by the service.
+
 Sessions stay alive on their own: a background thread heartbeats every open session that
 has been quiet for ``heartbeat`` seconds, so a quantum step may compute classically inside
 its block for longer than the service's session timeout. A client object is otherwise not
@@ -61,8 +67,10 @@ class ServiceClient:
     """
 
     def __init__(self, address: str | None = None, timeout: float | None = 10.0, heartbeat: float = 1.0,
-                 keepalive: bool = True):
+                 keepalive: bool = True, credentials: bool | None = None):
+        """``credentials``: send MUNGE credentials with open/control/status (``None``: when munged is there)."""
         self.address = address or default_address()
+        self.credentials = credentials
         self.timeout = timeout
         self.heartbeat = heartbeat
         self.keepalive = keepalive
@@ -85,28 +93,31 @@ class ServiceClient:
         return time.perf_counter() - start
 
     def status(self) -> dict:
-        return self.call("status")[0]
+        """The service's state; an operator sees every session, anyone else counts, queue positions
+        and their own sessions."""
+        return self.call("status", cred=self._credential())[0]
 
     def set_status(self, status: str, reason: str = "") -> str:
         """Mark the device ``calibrating``/``offline`` (queued work waits) or back to ``idle``."""
-        return self.call("set_status", status=status, reason=reason)[0]["status"]
+        return self.call("set_status", status=status, reason=reason, cred=self._credential())[0]["status"]
 
     def set_policy(self, policy: str) -> str:
-        return self.call("set_policy", policy=policy)[0]["policy"]
+        return self.call("set_policy", policy=policy, cred=self._credential())[0]["policy"]
 
     def drain(self) -> dict:
-        return self.call("drain")[0]
+        return self.call("drain", cred=self._credential())[0]
 
     def shutdown(self) -> None:
-        self.call("shutdown")
+        self.call("shutdown", cred=self._credential())
 
     def session(self, workflow: str, node: str, user: str | None = None, timeout: float | None = None,
                 priority: int = 0, seed: int | None = None) -> "ServiceQPU":
         """Open a session: a lease like ``hcqw.device.QPU``. ``timeout`` bounds how long each run may
         wait in the queue (including calibrating/offline windows) before ``DeviceOffline``; ``seed``
-        makes its sampling reproducible exactly as a local lease's (see ``hcqw.device.backend.batch_seed``)."""
-        header, _ = self.call("open", workflow=workflow, node=node, user=user, timeout=timeout, priority=priority,
-                              seed=seed)
+        makes its sampling reproducible exactly as a local lease's (see ``hcqw.device.backend.batch_seed``).
+        ``user`` is not sent: the service knows who opens the session from the credential."""
+        header, _ = self.call("open", workflow=workflow, node=node, timeout=timeout, priority=priority, seed=seed,
+                              cred=self._credential())
         qpu = ServiceQPU(self, header, workflow, node)
         with self._lock:
             self._sessions[header["session"]] = time.monotonic()
@@ -114,6 +125,14 @@ class ServiceClient:
                 self._keeper = threading.Thread(target=self._keep_alive, name="hcqw-service-keepalive", daemon=True)
                 self._keeper.start()
         return qpu
+
+    def _credential(self) -> str | None:
+        """A fresh MUNGE credential for one open/control request (each is good for one use)."""
+        from hcqw import identity
+
+        if self.credentials is None:
+            self.credentials = identity.munge_reachable()
+        return identity.encode() if self.credentials else None
 
     # -- request/reply --------------------------------------------------------------------
 

@@ -1,11 +1,16 @@
 """The dispatcher: the one loop that owns the backend, the device status, the queue and the metrics.
 
 It is transport-agnostic and single-threaded: ``handle`` turns a request into immediate
-replies (and maybe a queued job), ``run_next`` executes one job on the device, ``expire``
-drops dead sessions and times out jobs that waited too long. The server loop
-(``server.py``) feeds it. Because the device runs one job at a time anyway, executing
-inline keeps a work item's round trip free of thread hand-offs; the cost is that control
-requests arriving during a long execution are answered when it ends.
+replies (and maybe a queued job), ``run_next`` starts one job on the device, ``collect``
+finishes it, ``expire`` drops dead sessions and times out jobs that waited too long. The
+server loop (``server.py``) feeds it. The device runs one job at a time: a short one inline
+(no hand-off on a work item's round trip), a long one in the executor process
+(``executor.py``) while the loop keeps answering everyone else.
+
+Who asks is known from the system, never from the message (``auth.py``): ``open`` and control
+requests are authenticated; a session belongs to its opener's uid and connection; ``status``
+shows a non-operator only counts, queue positions and their own sessions. Work is bounded per
+request and per user (``limits.py``), every refusal before any work starts.
 
 Nothing raises out of ``handle``: a bad request becomes an ``error`` reply naming the
 problem, an unexpected failure an ``internal`` error, so no client can crash or wedge it.
@@ -27,8 +32,12 @@ from typing import Any, Hashable
 from hcqw.codec import circuit_from_json, samples_to_wire
 from hcqw.device.backend import DeviceStatus, QuantumBackend, batch_seed
 from hcqw.device.work import WorkItem
-from hcqw.errors import CircuitError
+from hcqw.errors import AuthError, CircuitError
+from hcqw.identity import Identity
 from hcqw.service import protocol as P
+from hcqw.service.auth import Authenticator
+from hcqw.service.executor import INLINE_SECONDS, Executor, ExecutorGone
+from hcqw.service.limits import Cost, Shape, WorkLimits, check_item, check_run
 from hcqw.service.policy import Job, make_policy
 
 log = logging.getLogger(__name__)
@@ -42,7 +51,8 @@ class Session:
     id: str
     workflow: str
     node: str
-    user: str
+    owner: Identity  # who opened it (authenticated)
+    peer: Hashable  # the connection it was opened on: the only one that may use it
     priority: int
     wait_timeout: float | None
     opened: float = field(default_factory=time.time)
@@ -60,7 +70,17 @@ class Pending:
     request_id: Any
     items: list[WorkItem]
     deadline: float | None
+    cost: Cost
     queued_at: float = field(default_factory=time.time)
+
+
+@dataclass
+class Running:
+    """The job on the device (in the executor) and when it started."""
+
+    job: Job
+    session: Session
+    start: float
 
 
 class _Metrics:
@@ -92,21 +112,27 @@ class _Metrics:
 class Dispatcher:
     def __init__(self, backend: QuantumBackend, policy: str = "fifo", metrics_path: Path | str | None = None,
                  session_timeout: float = 60.0, max_message: int = P.MAX_MESSAGE_BYTES,
-                 circuit_cache: int = 256, service_user: str = ""):
+                 circuit_cache: int = 256, auth: Authenticator | None = None, limits: WorkLimits | None = None,
+                 executor: Executor | None = None):
         self.backend = backend
         self.policy = make_policy(policy)
         self.metrics = _Metrics(Path(metrics_path) if metrics_path else None)
         self.session_timeout = session_timeout
         self.max_message = max_message
-        self.service_user = service_user
+        self.auth = auth or Authenticator("none")
+        self.limits = limits or WorkLimits()
+        self.executor = executor
+        self.running: Running | None = None
         self.sessions: dict[str, Session] = {}
+        self._open_per_user: dict[int, int] = {}  # uid -> open sessions
+        self._queued_per_user: dict[int, int] = {}  # uid -> queued work items
         self.forced: tuple[DeviceStatus, str] | None = None  # calibrating/offline window and its reason
         self.draining = False
         self.finished = False
         self.started = time.time()
         self.served = 0  # jobs executed
         self._seq = itertools.count(1)
-        self._cache: OrderedDict[str, Any] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[Any, Shape]] = OrderedDict()
         self._cache_size = circuit_cache
         self._next_sweep = 0.0
         self._handlers = {type_: getattr(self, f"_on_{type_}") for type_ in P.REQUEST_TYPES}
@@ -116,10 +142,10 @@ class Dispatcher:
     def status(self) -> DeviceStatus:
         if self.forced is not None:
             return self.forced[0]
-        return DeviceStatus.EXECUTING if len(self.policy) else DeviceStatus.IDLE
+        return DeviceStatus.EXECUTING if len(self.policy) or self.running else DeviceStatus.IDLE
 
     def runnable(self) -> bool:
-        return self.forced is None and len(self.policy) > 0
+        return self.forced is None and self.running is None and len(self.policy) > 0
 
     def next_wakeup(self, cap: float = 0.5) -> float:
         """Seconds the loop may block waiting for messages before ``expire`` is due."""
@@ -135,20 +161,37 @@ class Dispatcher:
             return self._handlers[request.type](peer, request)
         except P.ProtocolError as err:
             return [(peer, P.reply_error(err.request_id if request_id is None else request_id, err.code, err.message))]
+        except AuthError as err:
+            return [(peer, P.reply_error(request_id, P.E_UNAUTHENTICATED, f"not authenticated: {err}"))]
         except CircuitError as err:
             return [(peer, P.reply_error(request_id, P.E_CIRCUIT, str(err)))]
         except Exception as err:  # noqa: BLE001 - the service must survive any request
             log.exception("internal error handling a request")
             return [(peer, P.reply_error(request_id, P.E_INTERNAL, f"internal error: {type(err).__name__}: {err}"))]
 
-    def _session(self, request: P.Request) -> Session:
+    def _session(self, peer: Hashable, request: P.Request) -> Session:
         session = self.sessions.get(request.fields["session"])
         if session is None:
             raise P.ProtocolError(P.E_NO_SESSION, f"no open session {request.fields['session']!r}: it was closed, "
                                   f"timed out after {self.session_timeout:g} s without a heartbeat, or never opened",
                                   request.id)
+        if session.peer != peer:
+            # Owner uid is proven at open; later requests carry no credential, so the connection
+            # the session was opened on is what proves they come from the owner.
+            raise P.ProtocolError(P.E_FORBIDDEN, f"{request.type}: session {session.id} is not yours: a session can "
+                                  "be used only by the user and connection that opened it", request.id)
         session.last_seen = time.monotonic()
         return session
+
+    def _operator(self, request: P.Request) -> Identity:
+        """The authenticated sender of a control request, if an operator; else ``forbidden``."""
+        who = self.auth.identify(request.fields.get("cred"))
+        if not self.auth.is_operator(who):
+            raise P.ProtocolError(P.E_FORBIDDEN, f"{request.type} is service control, for operators only (the "
+                                  f"service's account {self.auth.service.user}, root, and hcqw device serve "
+                                  f"--operators); {who} is not one", request.id)
+        log.info("%s by operator %s", request.type, who)
+        return who
 
     def _on_ping(self, peer: Hashable, request: P.Request) -> list[Reply]:
         return [(peer, P.reply_ok(request.id))]
@@ -157,33 +200,41 @@ class Dispatcher:
         if self.draining or self.finished:
             raise P.ProtocolError(P.E_UNAVAILABLE, "the service is draining and accepts no new sessions", request.id)
         f = request.fields
-        session = Session(id=secrets.token_hex(8), workflow=f["workflow"], node=f["node"],
-                          user=f.get("user") or self.service_user, priority=f.get("priority", 0),
-                          wait_timeout=f.get("timeout"), seed=f.get("seed"))
+        who = self.auth.identify(f.get("cred"))  # a client-sent "user" field is ignored: not identity
+        if not self.auth.may_open(who):
+            raise P.ProtocolError(P.E_FORBIDDEN, f"this gateway serves only its job's owner "
+                                  f"{self.auth.service.user}; {who} may not open a session here", request.id)
+        if self._open_per_user.get(who.uid, 0) >= self.limits.sessions_per_user:
+            raise P.ProtocolError(P.E_QUOTA, f"{who} already has {self.limits.sessions_per_user} open sessions, the "
+                                  "limit per user; close some (hcqw device serve --max-sessions-per-user)", request.id)
+        # 128 random bits: a session id is never shown to other users, and is not guessable either.
+        session = Session(id=secrets.token_hex(16), workflow=f["workflow"], node=f["node"], owner=who, peer=peer,
+                          priority=f.get("priority", 0), wait_timeout=f.get("timeout"), seed=f.get("seed"))
         self.sessions[session.id] = session
+        self._open_per_user[who.uid] = self._open_per_user.get(who.uid, 0) + 1
         limits = self.backend.limits
-        log.info("session %s opened: %s/%s user %s", session.id, session.workflow, session.node, session.user)
+        log.info("session %s opened: %s/%s by %s", session.id, session.workflow, session.node, who)
         return [(peer, P.reply_ok(request.id, session=session.id, device=self.backend.name,
                                   session_timeout=self.session_timeout,
                                   limits={"max_qubits": limits.max_qubits, "max_repetitions": limits.max_repetitions,
                                           "max_sweep_points": limits.max_sweep_points}))]
 
     def _on_close(self, peer: Hashable, request: P.Request) -> list[Reply]:
-        session = self._session(request)
+        session = self._session(peer, request)
         replies = self._end_session(session, "closed", P.E_NO_SESSION, "session closed while this run was queued")
         return replies + [(peer, P.reply_ok(request.id))]
 
     def _on_heartbeat(self, peer: Hashable, request: P.Request) -> list[Reply]:
-        self._session(request)
+        self._session(peer, request)
         return [(peer, P.reply_ok(request.id))]
 
     def _on_position(self, peer: Hashable, request: P.Request) -> list[Reply]:
-        session = self._session(request)
+        session = self._session(peer, request)
         return [(peer, P.reply_ok(request.id, position=self.policy.position(session.id), queued=len(self.policy),
                                   status=self.status().value))]
 
     def _on_reseed(self, peer: Hashable, request: P.Request) -> list[Reply]:
-        session = self._session(request)
+        session = self._session(peer, request)
         if session.queued:
             raise P.ProtocolError(P.E_BAD_MESSAGE, f"reseed: session {session.id} has {session.queued} run(s) queued; "
                                   "wait for their replies before reseeding, so every batch's seed is well defined",
@@ -192,23 +243,43 @@ class Dispatcher:
         return [(peer, P.reply_ok(request.id))]
 
     def _on_run(self, peer: Hashable, request: P.Request) -> list[Reply]:
-        session = self._session(request)
+        session = self._session(peer, request)
         if self.finished:
             raise P.ProtocolError(P.E_UNAVAILABLE, "the service is shutting down", request.id)
-        items = []
+        items, total = [], Cost()
         for index, data in enumerate(request.fields["items"]):
-            item = self._decode_item(data, index)
+            item, shape = self._decode_item(data, index)
             self.backend.validate(item, index)
+            total += check_item(shape, item, index, self.limits)
             items.append(item)
+        check_run(total, self.limits)
+        uid = session.owner.uid
+        queued = self._queued_per_user.get(uid, 0)
+        if queued + len(items) > self.limits.queued_items_per_user:
+            raise P.ProtocolError(P.E_QUOTA, f"run: {session.owner} has {queued} work items queued; {len(items)} more "
+                                  f"exceed the limit of {self.limits.queued_items_per_user} per user; wait for "
+                                  "results first (hcqw device serve --max-queued-items-per-user)", request.id)
         wait = request.fields.get("timeout", session.wait_timeout)
         deadline = None if wait is None else time.monotonic() + wait
         job = Job(seq=next(self._seq), session=session.id, workflow=session.workflow, priority=session.priority,
-                  payload=Pending(peer, request.id, items, deadline))
+                  owner=uid, payload=Pending(peer, request.id, items, deadline, total))
         self.policy.push(job)
         session.queued += 1
+        self._queued_per_user[uid] = queued + len(items)
         return []
 
-    def _decode_item(self, data: Any, index: int) -> WorkItem:
+    def _unqueue(self, job: Job) -> None:
+        """Book a job out of its session's and user's queue counts."""
+        session = self.sessions.get(job.session)
+        if session is not None:
+            session.queued -= 1
+        left = self._queued_per_user.get(job.owner, 0) - len(job.payload.items)
+        if left > 0:
+            self._queued_per_user[job.owner] = left
+        else:
+            self._queued_per_user.pop(job.owner, None)
+
+    def _decode_item(self, data: Any, index: int) -> tuple[WorkItem, Shape]:
         """A wire work item (see ``hcqw.codec``), with decoded circuits cached by their JSON text:
         hybrid loops resend one circuit with new parameters, and Cirq JSON decoding costs far more
         than a small circuit's execution."""
@@ -225,39 +296,54 @@ class Dispatcher:
             raise CircuitError(f"{where}: params must be a list of {{symbol: number}} objects")
         if not isinstance(text, str):
             raise CircuitError(f"{where}: circuit must be a Cirq JSON string, got {type(text).__name__}")
-        circuit = self._cache.get(text)
-        if circuit is None:
+        cached = self._cache.get(text)
+        if cached is None:
             try:
                 circuit = circuit_from_json(text)
             except CircuitError as err:
                 raise CircuitError(f"{where}: {err}") from None
-            self._cache[text] = circuit
+            cached = self._cache[text] = (circuit, Shape.of(circuit))
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         else:
             self._cache.move_to_end(text)
-        return WorkItem.build(circuit, repetitions, params)
+        return WorkItem.build(cached[0], repetitions, params), cached[1]
 
     def _on_status(self, peer: Hashable, request: P.Request) -> list[Reply]:
-        return [(peer, P.reply_ok(request.id, **self.describe()))]
+        who = self.auth.identify(request.fields["cred"]) if "cred" in request.fields else None
+        everything = who is not None and self.auth.is_operator(who)
+        return [(peer, P.reply_ok(request.id, **self.describe(viewer=None if everything else peer)))]
 
-    def describe(self, queue_limit: int = 200) -> dict:
+    def describe(self, queue_limit: int = 200, viewer: Hashable | None = None) -> dict:
+        """The service's state. ``viewer``: the connection of a non-operator, who sees counts, queue
+        positions and their own sessions only (never other users' session ids, workflows or nodes)."""
         order = self.policy.order()
         limits = self.backend.limits
+        mine = (lambda s: True) if viewer is None else (lambda s: s is not None and s.peer == viewer)  # noqa: E731
+        queue = []
+        for i, job in enumerate(order[:queue_limit]):
+            session = self.sessions.get(job.session)
+            if mine(session):
+                queue.append({"position": i, "session": job.session, "workflow": job.workflow, "seq": job.seq,
+                              "node": session.node if session else "", "mine": True})
+            else:
+                queue.append({"position": i, "mine": False})
+        sessions = [{"session": s.id, "workflow": s.workflow, "node": s.node, "user": s.owner.user,
+                     "uid": s.owner.uid, "queued": s.queued, "opened": s.opened}
+                    for s in self.sessions.values() if mine(s)]
         return {
             "device": self.backend.name, "status": self.status().value,
             "reason": self.forced[1] if self.forced else "", "policy": self.policy.name,
             "draining": self.draining, "pid": os.getpid(), "uptime": time.time() - self.started,
             "served": self.served, "queued": len(order), "session_timeout": self.session_timeout,
-            "limits": {"max_qubits": limits.max_qubits, "max_repetitions": limits.max_repetitions},
-            "queue": [{"position": i, "session": j.session, "workflow": j.workflow, "seq": j.seq,
-                       "node": self.sessions[j.session].node if j.session in self.sessions else ""}
-                      for i, j in enumerate(order[:queue_limit])],
-            "sessions": [{"session": s.id, "workflow": s.workflow, "node": s.node, "user": s.user,
-                          "queued": s.queued, "opened": s.opened} for s in self.sessions.values()],
+            "open_sessions": len(self.sessions), "auth": self.auth.mode, "operator_view": viewer is None,
+            "limits": {"max_qubits": limits.max_qubits, "max_repetitions": limits.max_repetitions,
+                       **self.limits.as_dict()},
+            "queue": queue, "sessions": sessions,
         }
 
     def _on_set_status(self, peer: Hashable, request: P.Request) -> list[Reply]:
+        self._operator(request)
         try:
             status = DeviceStatus(request.fields["status"])
         except ValueError:
@@ -272,6 +358,7 @@ class Dispatcher:
         return [(peer, P.reply_ok(request.id, status=self.status().value))]
 
     def _on_set_policy(self, peer: Hashable, request: P.Request) -> list[Reply]:
+        self._operator(request)
         try:
             self.policy = make_policy(request.fields["policy"], self.policy.order())
         except ValueError as err:
@@ -280,17 +367,23 @@ class Dispatcher:
         return [(peer, P.reply_ok(request.id, policy=self.policy.name))]
 
     def _on_drain(self, peer: Hashable, request: P.Request) -> list[Reply]:
+        self._operator(request)
         self.draining = True
         log.info("draining: no new sessions; exiting once %d sessions close", len(self.sessions))
         self._check_drained()
         return [(peer, P.reply_ok(request.id, sessions=len(self.sessions), queued=len(self.policy)))]
 
     def _on_shutdown(self, peer: Hashable, request: P.Request) -> list[Reply]:
+        self._operator(request)
         return self.shutdown() + [(peer, P.reply_ok(request.id))]
 
     def shutdown(self) -> list[Reply]:
-        """Fail queued work, end every session (recording its hold) and stop."""
+        """Fail queued and running work, end every session (recording its hold) and stop."""
         replies: list[Reply] = []
+        if self.running is not None:
+            pending = self.running.job.payload
+            replies.append((pending.peer, P.reply_error(pending.request_id, P.E_UNAVAILABLE, "the service shut down")))
+            self.running = None
         for session in list(self.sessions.values()):
             replies += self._end_session(session, "shutdown", P.E_UNAVAILABLE, "the service shut down")
         self.finished = True
@@ -299,6 +392,8 @@ class Dispatcher:
     # -- execution and housekeeping -------------------------------------------------------
 
     def run_next(self) -> list[Reply]:
+        """Start the next job: inline if it is short (its replies now), else in the executor
+        (its replies come from ``collect``)."""
         job = self.policy.pop() if self.runnable() else None
         if job is None:
             return []
@@ -306,29 +401,63 @@ class Dispatcher:
         session = self.sessions.get(job.session)
         if session is None:  # cannot happen: ending a session removes its jobs
             return []
-        session.queued -= 1
+        self._unqueue(job)
+        seed = None
         if session.seed is not None:
-            self.backend.reseed(batch_seed(session.seed, session.batches))
+            seed = batch_seed(session.seed, session.batches)
             session.batches += 1
         start = time.time()
+        if self.executor is not None and pending.cost.seconds >= INLINE_SECONDS:
+            self.executor.submit(pending.items, seed)
+            self.running = Running(job, session, start)
+            return []
+        if seed is not None:
+            self.backend.reseed(seed)
         try:
             results = self.backend.execute(pending.items)
         except Exception as err:  # noqa: BLE001 - a failing circuit must not take the service down
-            log.exception("work item failed on the device")
-            code = P.E_CIRCUIT if isinstance(err, CircuitError) else P.E_INTERNAL
-            return [(pending.peer, P.reply_error(pending.request_id, code, f"execution failed: {err}"))]
+            return self._failed(pending, err)
+        return self._finished(job, session, results, start)
+
+    def collect(self) -> list[Reply]:
+        """The replies of the executor's job once it is done (none while it runs)."""
+        if self.running is None or self.executor is None:
+            return []
+        try:
+            results = self.executor.result()
+        except (ExecutorGone, Exception) as err:  # noqa: BLE001 - the job fails, the service serves on
+            running, self.running = self.running, None
+            if isinstance(err, ExecutorGone):
+                log.error("%s; long jobs run inline from now on", err)
+                self.executor = None
+            return self._failed(running.job.payload, err)
+        if results is None:
+            return []
+        running, self.running = self.running, None
+        return self._finished(running.job, running.session, results, running.start)
+
+    def _failed(self, pending: Pending, err: BaseException) -> list[Reply]:
+        log.error("work item failed on the device: %s", err)
+        code = P.E_CIRCUIT if isinstance(err, CircuitError) else P.E_INTERNAL
+        return [(pending.peer, P.reply_error(pending.request_id, code, f"execution failed: {err}"))]
+
+    def _finished(self, job: Job, session: Session, results: list, start: float) -> list[Reply]:
         end = time.time()
         self.served += 1
+        pending: Pending = job.payload
         items = pending.items
         executed = {"device": self.backend.name, "start": start, "end": end, "items": len(items),
                     "qubits": max(len(i.circuit.all_qubits()) for i in items),
                     "shots": sum(i.repetitions * len(i.params) for i in items)}
-        self.metrics.record("exec", workflow=session.workflow, node=session.node, user=session.user,
-                            session=session.id, seq=job.seq, queued=pending.queued_at, **executed)
+        self.metrics.record("exec", workflow=session.workflow, node=session.node, user=session.owner.user,
+                            uid=session.owner.uid, session=session.id, seq=job.seq, queued=pending.queued_at,
+                            **executed)
+        self._check_drained()
+        if session.id not in self.sessions:  # ended (closed, expired) while the executor ran its job
+            return []
         points = [point for item_points in results for point in item_points]
         header, buffers = samples_to_wire(points)
         session.last_seen = time.monotonic()  # the client was waiting on us, not silent
-        self._check_drained()
         return [(pending.peer, P.reply_ok(pending.request_id, buffers, results=header,
                                           points=[len(r) for r in results], seq=job.seq, executed=executed))]
 
@@ -347,8 +476,7 @@ class Dispatcher:
                 replies += self._end_session(session, "expired", P.E_NO_SESSION, "session expired")
         late = self.policy.remove(lambda j: j.payload.deadline is not None and now >= j.payload.deadline)
         for job in late:
-            if job.session in self.sessions:
-                self.sessions[job.session].queued -= 1
+            self._unqueue(job)
             state = self.status()
             why = f"the device is {state.value}" + (f" ({self.forced[1]})" if self.forced and self.forced[1] else "")
             replies.append((job.payload.peer, P.reply_error(
@@ -357,18 +485,33 @@ class Dispatcher:
         self._check_drained()
         return replies
 
+    def quiet_for(self, seconds: float) -> None:
+        """The loop could not listen for ``seconds`` (an inline execution): silence in that time is
+        not the clients' fault, so no session's liveness clock counts it."""
+        for session in self.sessions.values():
+            session.last_seen += seconds
+
     def _end_session(self, session: Session, reason: str, code: str, message: str) -> list[Reply]:
         self.sessions.pop(session.id, None)
         dropped = self.policy.remove_session(session.id)
+        for job in dropped:
+            self._unqueue(job)
+        uid = session.owner.uid
+        if self._open_per_user.get(uid, 0) > 1:
+            self._open_per_user[uid] -= 1
+        else:
+            self._open_per_user.pop(uid, None)
         self.metrics.record("hold", workflow=session.workflow, node=session.node, device=self.backend.name,
-                            user=session.user, session=session.id, start=session.opened, end=time.time(),
-                            reason=reason)
+                            user=session.owner.user, uid=uid, session=session.id, start=session.opened,
+                            end=time.time(), reason=reason)
         log.info("session %s %s (%d queued runs dropped)", session.id, reason, len(dropped))
         return [(j.payload.peer, P.reply_error(j.payload.request_id, code, message)) for j in dropped]
 
     def _check_drained(self) -> None:
-        if self.draining and not self.sessions and not len(self.policy):
+        if self.draining and not self.sessions and not len(self.policy) and self.running is None:
             self.finished = True
 
     def close(self) -> None:
         self.metrics.close()
+        if self.executor is not None:
+            self.executor.close()

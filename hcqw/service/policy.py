@@ -7,6 +7,9 @@ is free, and removes a session's jobs when that session closes, dies or times ou
 - ``fifo``: arrival order across all sessions (the default; what a single-user dispatcher does).
 - ``round-robin``: one queue per workflow, served in rotation, FIFO within a workflow, so
   several hybrid jobs sharing one QPU get a fair share of device turns.
+- ``round-robin-user``: the same rotation over users -- the authenticated uid that opened the
+  session, never a name the client sent -- so a user running many workflows gets no more turns
+  than a user running one (the direct-service and the relay path share the device by this rule).
 - ``priority``: higher session priority first, arrival order among equals.
 """
 
@@ -27,6 +30,7 @@ class Job:
     session: str
     workflow: str
     priority: int = 0
+    owner: int = -1  # uid of the session's authenticated owner
     payload: Any = field(default=None, repr=False)  # the dispatcher's own data (items, reply address)
 
 
@@ -88,7 +92,7 @@ class FifoPolicy(QueuePolicy):
 
 
 class RoundRobinPolicy(QueuePolicy):
-    """Rotate over workflows that have queued work, FIFO within each workflow.
+    """Rotate over workflows (``key``) that have queued work, FIFO within each workflow.
 
     The ring remembers the workflow served last even when its queue ran empty, and the next
     turn goes to whoever follows it in the ring; a newly arriving workflow joins the ring just
@@ -100,10 +104,14 @@ class RoundRobinPolicy(QueuePolicy):
     name = "round-robin"
 
     def __init__(self) -> None:
-        self._queues: dict[str, deque[Job]] = {}  # only workflows with queued jobs
-        self._ring: list[str] = []  # rotation order: those workflows plus the last served
-        self._last: str | None = None
+        self._queues: dict[Any, deque[Job]] = {}  # only workflows with queued jobs
+        self._ring: list[Any] = []  # rotation order: those workflows plus the last served
+        self._last: Any = None
         self._count = 0
+
+    @staticmethod
+    def key(job: Job) -> Any:
+        return job.workflow
 
     def _rotation(self) -> list[str]:
         ring = self._ring
@@ -116,26 +124,27 @@ class RoundRobinPolicy(QueuePolicy):
         self._ring = [w for w in self._ring if w in self._queues or w == self._last]
 
     def push(self, job: Job) -> None:
-        if job.workflow not in self._queues:
-            self._queues[job.workflow] = deque()
-            if job.workflow not in self._ring:
+        key = self.key(job)
+        if key not in self._queues:
+            self._queues[key] = deque()
+            if key not in self._ring:
                 if self._last in self._ring:  # just before the last served: it comes round last
-                    self._ring.insert(self._ring.index(self._last), job.workflow)
+                    self._ring.insert(self._ring.index(self._last), key)
                 else:
-                    self._ring.append(job.workflow)
-        self._queues[job.workflow].append(job)
+                    self._ring.append(key)
+        self._queues[key].append(job)
         self._count += 1
 
     def pop(self) -> Job | None:
         rotation = self._rotation()
         if not rotation:
             return None
-        workflow = rotation[0]
-        jobs = self._queues[workflow]
+        key = rotation[0]
+        jobs = self._queues[key]
         job = jobs.popleft()
         if not jobs:
-            del self._queues[workflow]
-        self._last = workflow
+            del self._queues[key]
+        self._last = key
         self._prune()
         self._count -= 1
         return job
@@ -151,20 +160,30 @@ class RoundRobinPolicy(QueuePolicy):
 
     def remove(self, predicate) -> list[Job]:
         gone: list[Job] = []
-        for workflow in list(self._queues):
-            jobs = self._queues[workflow]
+        for key in list(self._queues):
+            jobs = self._queues[key]
             gone.extend(j for j in jobs if predicate(j))
             keep = deque(j for j in jobs if not predicate(j))
             if keep:
-                self._queues[workflow] = keep
+                self._queues[key] = keep
             else:
-                del self._queues[workflow]
+                del self._queues[key]
         self._count -= len(gone)
         self._prune()
         return gone
 
     def __len__(self) -> int:
         return self._count
+
+
+class UserRoundRobinPolicy(RoundRobinPolicy):
+    """Rotate over users (authenticated uids) that have queued work, FIFO within each user."""
+
+    name = "round-robin-user"
+
+    @staticmethod
+    def key(job: Job) -> Any:
+        return job.owner
 
 
 class PriorityPolicy(QueuePolicy):
@@ -198,13 +217,15 @@ class PriorityPolicy(QueuePolicy):
 POLICIES: dict[str, type[QueuePolicy]] = {
     "fifo": FifoPolicy,
     "round-robin": RoundRobinPolicy,
+    "round-robin-user": UserRoundRobinPolicy,
     "priority": PriorityPolicy,
 }
 
 
 def make_policy(name: str, jobs: Iterable[Job] = ()) -> QueuePolicy:
     """A policy by name, pre-filled with ``jobs`` (in their arrival order) when switching policies live."""
-    aliases = {"rr": "round-robin", "roundrobin": "round-robin", "round_robin": "round-robin"}
+    aliases = {"rr": "round-robin", "roundrobin": "round-robin", "round_robin": "round-robin",
+               "rr-user": "round-robin-user", "round_robin_user": "round-robin-user"}
     key = aliases.get(name, name)
     if key not in POLICIES:
         raise ValueError(f"unknown queue policy {name!r}; choose one of {sorted(POLICIES)}")

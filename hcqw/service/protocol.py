@@ -11,9 +11,11 @@ while a run waits in the queue) and match replies to them.
 Requests (``type``: fields):
 
 - ``ping``: none. Control no-op round trip (liveness, latency benchmark).
-- ``open``: ``workflow``, ``node``, optional ``user``, ``priority`` (int), ``timeout`` (s, how
-  long this session's work may wait in the queue, including calibrating/offline windows),
-  ``seed`` (int >= 0: the session's n-th batch samples with ``batch_seed(seed, n)``, as a local lease does).
+- ``open``: ``workflow``, ``node``, ``cred`` (a MUNGE credential, see below), optional ``priority``
+  (int), ``timeout`` (s, how long this session's work may wait in the queue, including
+  calibrating/offline windows), ``seed`` (int >= 0: the session's n-th batch samples with
+  ``batch_seed(seed, n)``, as a local lease does). A ``user`` field (older clients) is accepted
+  and ignored: the session's user is whoever the credential proves.
 - ``close``, ``heartbeat``, ``position``: ``session``.
 - ``reseed``: ``session``, optional ``seed`` (int >= 0). Restarts the session's seeding as a new
   session opened with this seed would (its next batch samples with ``batch_seed(seed, 0)``); without
@@ -21,8 +23,17 @@ Requests (``type``: fields):
   iterations and reseeds it per iteration, so it samples what one session per iteration would.
   Refused while runs of the session are queued (their seeds would depend on timing).
 - ``run``: ``session``, ``items`` (list of ``hcqw.codec`` work items), optional ``timeout``.
-- ``status``: none. ``set_status``: ``status``, optional ``reason``. ``set_policy``: ``policy``.
+- ``status``: optional ``cred``. ``set_status``: ``status``, optional ``reason``. ``set_policy``: ``policy``.
 - ``drain``, ``shutdown``: none.
+
+Authentication (``hcqw.service.auth``): ``open`` and the control requests (``set_status``,
+``set_policy``, ``drain``, ``shutdown``) carry ``cred``; a service with authentication refuses
+them without a valid one (``unauthenticated``), and control from anyone but an operator
+(``forbidden``). ``status`` without an operator's ``cred`` shows counts, queue positions and
+the requester's own sessions only. Session requests (run, heartbeat, position, reseed, close)
+carry no credential: they must come from the user and connection that opened the session
+(``forbidden`` otherwise). Work is bounded (``hcqw.service.limits``): a request beyond a limit
+is refused before any work starts (``too_large``; per-user quotas: ``quota``).
 
 Replies have ``type`` ``ok`` plus request-specific fields, or ``error`` with ``code`` and
 ``message`` naming the problem. A ``run`` reply carries ``results`` (the sample buffers'
@@ -56,7 +67,9 @@ E_NO_SESSION = "no_session"
 E_TIMEOUT = "timeout"  # waited in the queue longer than the client allowed
 E_UNAVAILABLE = "unavailable"  # draining / shutting down
 E_INTERNAL = "internal"
-E_FORBIDDEN = "forbidden"  # service control sent through a job's relay (operator only)
+E_FORBIDDEN = "forbidden"  # not yours: control by a non-operator, another's session, another's gateway
+E_UNAUTHENTICATED = "unauthenticated"  # no credential, or a forged/expired/replayed one
+E_QUOTA = "quota"  # a per-user limit (open sessions, queued items) is reached
 
 # type -> {field: (python types, required)}
 _STR = (str,)
@@ -64,21 +77,26 @@ _INT = (int,)
 _NUM = (int, float)
 _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "ping": {},
-    "open": {"workflow": (_STR, True), "node": (_STR, True), "user": (_STR, False),
+    "open": {"workflow": (_STR, True), "node": (_STR, True), "cred": (_STR, False), "user": (_STR, False),
              "priority": (_INT, False), "timeout": (_NUM, False), "seed": (_INT, False)},
     "close": {"session": (_STR, True)},
     "heartbeat": {"session": (_STR, True)},
     "position": {"session": (_STR, True)},
     "reseed": {"session": (_STR, True), "seed": (_INT, False)},
     "run": {"session": (_STR, True), "items": ((list,), True), "timeout": (_NUM, False)},
-    "status": {},
-    "set_status": {"status": (_STR, True), "reason": (_STR, False)},
-    "set_policy": {"policy": (_STR, True)},
-    "drain": {},
-    "shutdown": {},
+    "status": {"cred": (_STR, False)},
+    "set_status": {"status": (_STR, True), "reason": (_STR, False), "cred": (_STR, False)},
+    "set_policy": {"policy": (_STR, True), "cred": (_STR, False)},
+    "drain": {"cred": (_STR, False)},
+    "shutdown": {"cred": (_STR, False)},
 }
 REQUEST_TYPES = frozenset(_SCHEMA)
+#: Requests that change the service for everyone: operators only.
+CONTROL_TYPES = frozenset({"set_status", "set_policy", "drain", "shutdown"})
+#: Requests a client makes within its own sessions (what a job's relay forwards).
+SESSION_TYPES = frozenset({"ping", "status", "open", "close", "heartbeat", "position", "reseed", "run"})
 _MAX_NAME = 256  # workflow / node / user / session names
+_MAX_CRED = 4096  # a MUNGE credential is ~150 characters plus its payload
 
 
 class ProtocolError(Exception):
@@ -189,9 +207,8 @@ def decode_request(frames: Sequence[bytes], max_message: int = MAX_MESSAGE_BYTES
             raise ProtocolError(E_BAD_MESSAGE, f"{type_}: field {name!r} must be "
                                                f"{'/'.join(t.__name__ for t in types)}, got {type(value).__name__}",
                                 request_id)
-        if isinstance(value, str) and len(value) > _MAX_NAME:
-            raise ProtocolError(E_BAD_MESSAGE, f"{type_}: field {name!r} is longer than {_MAX_NAME} characters",
-                                request_id)
+        if isinstance(value, str) and len(value) > (_MAX_CRED if name == "cred" else _MAX_NAME):
+            raise ProtocolError(E_BAD_MESSAGE, f"{type_}: field {name!r} is too long", request_id)
         if name == "timeout" and not (math.isfinite(value) and 0 <= value <= MAX_TIMEOUT):
             raise ProtocolError(E_BAD_MESSAGE, f"{type_}: timeout must be 0..{MAX_TIMEOUT:.0f} s, got {value}",
                                 request_id)

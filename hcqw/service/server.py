@@ -6,9 +6,7 @@ simulator set-up (seconds) are paid once per service, not once per quantum node.
 
 from __future__ import annotations
 
-import getpass
 import logging
-import os
 import signal
 import time
 from dataclasses import dataclass
@@ -18,20 +16,17 @@ from typing import Callable
 from hcqw.device.backend import make_backend
 from hcqw.paths import state_dir
 from hcqw.service import protocol as P
+from hcqw.service.auth import Authenticator, resolve_mode
 from hcqw.service.dispatcher import Dispatcher
+from hcqw.service.executor import Executor
+from hcqw.service.limits import WorkLimits
 from hcqw.service.transport import ServerTransport, default_address, make_server_transport, publish_address
 
 log = logging.getLogger(__name__)
 
 _DRAIN_BATCH = 256  # messages handled per loop turn before the device gets its turn (no starvation)
 _FLUSH_GRACE = 0.05  # s between the last reply and closing the transport
-
-
-def current_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())
+_COLLECT_EVERY = 0.001  # s: how often the loop looks for the executor's result while a job runs there
 
 
 def default_metrics_path() -> Path:
@@ -49,8 +44,12 @@ class ServiceConfig:
     session_timeout: float = 60.0
     max_message: int = P.MAX_MESSAGE_BYTES
     address_file: str | None = None
-    allow_remote: bool = False
     mpi_max_clients: int | None = None
+    auth: str = "auto"  # auto, munge or none (hcqw.service.auth)
+    operators: tuple[str, ...] = ()  # besides the service's own account and root
+    owner_only: bool = False  # serve only the service's own uid (a job's gateway)
+    limits: WorkLimits = WorkLimits()
+    executor: bool = True  # long executions in a child process, so the loop keeps serving
 
 
 class Service:
@@ -59,19 +58,24 @@ class Service:
     def __init__(self, config: ServiceConfig):
         self.config = config
         started = time.perf_counter()
+        address = config.address or default_address()
+        mode = resolve_mode(config.auth, address)
+        auth = Authenticator(mode, operator_names=config.operators, owner_only=config.owner_only)
         backend = make_backend(config.backend, threads=config.threads, seed=config.seed)
+        # Forked before any socket, MPI port or thread exists: the child inherits only the backend.
+        executor = Executor(backend) if config.executor else None
         metrics = default_metrics_path() if config.metrics is None else (config.metrics or None)
         self.dispatcher = Dispatcher(backend, policy=config.policy, metrics_path=metrics,
                                      session_timeout=config.session_timeout, max_message=config.max_message,
-                                     service_user=current_user())
-        options = {"max_clients": config.mpi_max_clients} if (config.address or "").startswith("mpi:") else {}
-        self.transport: ServerTransport = make_server_transport(
-            config.address or default_address(), config.max_message, config.allow_remote, **options)
+                                     auth=auth, limits=config.limits, executor=executor)
+        options = {"max_clients": config.mpi_max_clients} if address.startswith("mpi:") else {}
+        self.transport: ServerTransport = make_server_transport(address, config.max_message, mode == "munge",
+                                                                **options)
         self.address = self.transport.address
         self._stop = False
         self._closed = False
-        log.info("QPU service (%s, policy %s) ready at %s after %.2f s", backend.name, config.policy, self.address,
-                 time.perf_counter() - started)
+        log.info("QPU service (%s, policy %s, auth %s%s) ready at %s after %.2f s", backend.name, config.policy,
+                 mode, ", owner only" if config.owner_only else "", self.address, time.perf_counter() - started)
         if config.address_file:
             publish_address(config.address_file, self.address)
 
@@ -97,9 +101,12 @@ class Service:
             self.close()
 
     def step(self, wakeup_cap: float = 0.5) -> None:
-        """One turn of the loop: handle waiting messages (a bounded batch), expire, run one job."""
+        """One turn of the loop: handle waiting messages (a bounded batch), expire, start or collect a job."""
         d, t = self.dispatcher, self.transport
-        message = t.recv(0.0 if d.runnable() else d.next_wakeup(wakeup_cap))
+        wait = 0.0 if d.runnable() else d.next_wakeup(wakeup_cap)
+        if d.running is not None:
+            wait = min(wait, _COLLECT_EVERY)
+        message = t.recv(wait)
         handled = 0
         while message is not None:
             self._send(d.handle(*message))
@@ -107,9 +114,14 @@ class Service:
             # With work queued, take in what else has arrived first, so the policy chooses among
             # all of it; with none, the next turn's blocking receive is as quick as a check here.
             message = t.recv(0.0) if handled < _DRAIN_BATCH and d.runnable() else None
+        if d.running is not None:
+            self._send(d.collect())
         self._send(d.expire())
         if d.runnable():
+            started = time.monotonic()
             self._send(d.run_next())
+            if d.running is None:  # it ran inline: the loop did not listen meanwhile
+                d.quiet_for(time.monotonic() - started)
 
     def _send(self, replies) -> None:
         for peer, frames in replies:

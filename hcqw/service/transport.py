@@ -65,9 +65,10 @@ def is_mpi(address: str) -> bool:
     return address.startswith("mpi:")
 
 
-def check_bind_address(address: str, allow_remote: bool = False) -> None:
-    """Refuse to expose the QPU beyond this host unless asked to: the service has no authentication."""
-    if allow_remote or not address.startswith("tcp://"):
+def check_bind_address(address: str, authenticated: bool = False) -> None:
+    """An unauthenticated service binds only loopback (or ipc); one that authenticates whoever
+    connects (MUNGE) may bind the cluster address it needs."""
+    if authenticated or not address.startswith("tcp://"):
         return
     host = address[len("tcp://"):].rsplit(":", 1)[0].strip("[]")
     if host == "localhost":
@@ -80,8 +81,8 @@ def check_bind_address(address: str, allow_remote: bool = False) -> None:
         except OSError:
             loopback = False
     if not loopback:
-        raise DeviceError(f"refusing to bind {address}: the QPU service has no authentication, so it binds only "
-                          "loopback or ipc; pass --allow-remote to bind another interface")
+        raise DeviceError(f"refusing to bind {address} without authentication: an unauthenticated service binds "
+                          "only loopback or ipc; use --auth munge to bind another interface")
 
 
 def private_ipc_dir(address: str) -> None:
@@ -89,6 +90,17 @@ def private_ipc_dir(address: str) -> None:
     if address.startswith("ipc://"):
         directory = Path(address[len("ipc://"):]).parent
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+def shared_ipc_dir(address: str) -> None:
+    """Create the directory of an ipc endpoint every user may reach (an authenticated service's):
+    searchable by all, listable and writable by this user only."""
+    if address.startswith("ipc://"):
+        directory = Path(address[len("ipc://"):]).parent
+        directory.mkdir(parents=True, exist_ok=True, mode=0o711)
+        info = directory.stat()
+        if info.st_uid == os.getuid() and info.st_mode & 0o111 != 0o111:
+            directory.chmod(info.st_mode | 0o111)
 
 
 def publish_address(path: Path | str, address: str) -> None:
@@ -99,15 +111,17 @@ def publish_address(path: Path | str, address: str) -> None:
     os.replace(temp, path)
 
 
-def make_server_transport(address: str, max_message: int, allow_remote: bool = False, **options) -> ServerTransport:
+def make_server_transport(address: str, max_message: int, authenticated: bool = False, **options) -> ServerTransport:
+    """The transport for ``address``. ``authenticated``: the service authenticates whoever connects
+    (MUNGE), so it may bind beyond loopback and its ipc socket is made connectable by every user."""
     if is_mpi(address):
         from hcqw.service.transport_mpi import MpiServerTransport
 
         return MpiServerTransport(address, max_message=max_message, **options)
-    check_bind_address(address, allow_remote)
+    check_bind_address(address, authenticated)
     from hcqw.service.transport_zmq import ZmqServerTransport
 
-    return ZmqServerTransport(address, max_message=max_message)
+    return ZmqServerTransport(address, max_message=max_message, shared=authenticated)
 
 
 def make_client_transport(address: str) -> ClientTransport:

@@ -10,17 +10,28 @@ The per-message path is written for latency (a ping is tens of microseconds): wa
 blocking ``recv`` calls with ``RCVTIMEO`` rather than ``poll`` + non-blocking ``recv``,
 "anything more?" is a ``ZMQ_EVENTS`` check rather than a ``recv`` that raises ``Again``,
 and flags are plain ints (pyzmq's flag enums cost an object per ``|``).
+
+Peer ids and session ownership: the service ties a session to the ROUTER peer id it was
+opened from. libzmq generates ids as a zero byte plus a counter, but it does NOT stop a
+client from choosing its own id, zero byte first included (verified with libzmq 4.3.5: both
+``setsockopt(ROUTING_ID, b"\x00...")`` and a raw ZMTP handshake carrying such an id are
+accepted). What a forger cannot do: take the id of a client that is still connected -- ROUTER
+refuses a second connection with an id in use (``ROUTER_HANDOVER`` off, the default, kept) --
+or learn the session id: 128 random bits, shown to its owner and operators only. So someone
+who learns both a session id and its peer id could act in that session only after its owner
+disconnected and before the session expires (``session_timeout``).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 from typing import Hashable, Sequence
 
 import zmq
 
-from hcqw.service.transport import ClientTransport, Frames, ServerTransport, private_ipc_dir
+from hcqw.service.transport import ClientTransport, Frames, ServerTransport, private_ipc_dir, shared_ipc_dir
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +72,8 @@ class _Receiver:
 
 
 class ZmqServerTransport(ServerTransport):
-    def __init__(self, address: str, max_message: int):
-        private_ipc_dir(address)
+    def __init__(self, address: str, max_message: int, shared: bool = False):
+        shared_ipc_dir(address) if shared else private_ipc_dir(address)
         self._context = zmq.Context.instance()
         self._socket = self._context.socket(zmq.ROUTER)
         self._socket.setsockopt(zmq.LINGER, 0)
@@ -70,6 +81,10 @@ class ZmqServerTransport(ServerTransport):
         self._socket.bind(address)
         self._receiver = _Receiver(self._socket)
         self.address = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        if shared and self.address.startswith("ipc://"):
+            # Connecting to a Unix socket needs write permission on it: every user may connect,
+            # the service authenticates them (MUNGE).
+            os.chmod(self.address[len("ipc://"):], 0o666)
         log.info("ZeroMQ ROUTER bound at %s", self.address)
 
     @property

@@ -1,13 +1,38 @@
-"""Live QPU services for the tests (see ``live.py``)."""
+"""Live QPU services for the tests (see ``live.py``), authenticating through a private munged."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 from live import LiveService
+from munge import PrivateMunged
+
+from hcqw.identity import ENV_SOCKET
+
+
+@pytest.fixture(scope="session", autouse=True)
+def munged():
+    """A private munged for the session; ``$HCQW_MUNGE_SOCKET`` points every client and service at it.
+    Not under pytest's tmp dir (0700 for root): other users' clients must reach the socket."""
+    directory = Path(tempfile.mkdtemp(prefix="hcqw-munge-"))
+    daemon = PrivateMunged(directory)
+    before = os.environ.get(ENV_SOCKET)
+    os.environ[ENV_SOCKET] = str(daemon.socket)
+    yield daemon
+    if before is None:
+        os.environ.pop(ENV_SOCKET, None)
+    else:
+        os.environ[ENV_SOCKET] = before
+    daemon.stop()
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
-def tcp_service(tmp_path_factory):
+def tcp_service(tmp_path_factory, munged):
     service = LiveService(tmp_path_factory.mktemp("tcp"), "tcp://127.0.0.1:*", "--session-timeout", "1.5")
     yield service
     service.stop()

@@ -137,10 +137,7 @@ def check_status_windows_and_position(client: ServiceClient) -> None:
             assert qpu.position() == 0
             assert client.status()["queue"][0]["session"] == qpu.session_id
             client.set_status("idle")
-            for _ in range(5):  # the queued run's reply may come before or after set_status's
-                header, _ = P.decode_reply(client._transport.recv(10.0))
-                if header["id"] == "queued-run":
-                    break
+            header = _await_reply(client, "queued-run")  # it may come before or after set_status's
             assert header["type"] == "ok" and header["points"] == [1]
             assert qpu.position() is None
     finally:
@@ -193,7 +190,8 @@ def check_reseed(client: ServiceClient) -> None:
             except ServiceError as err:
                 assert err.code == P.E_BAD_MESSAGE and "queued" in str(err), err
         finally:
-            client.set_status("idle")  # the queued run's late reply is skipped by the next call
+            client.set_status("idle")
+        _await_reply(client, "queued-run")  # the device ran it once idle again
         assert qpu.position() is None
         qpu.reseed(None)  # unseeded from now on
         assert draw(qpu).shape == (32, 3)
@@ -207,6 +205,15 @@ def check_reseed(client: ServiceClient) -> None:
         raise AssertionError("a closed lease was reseeded")
     except DeviceError as err:
         assert "closed" in str(err)
+
+
+def _await_reply(client: ServiceClient, request_id: str) -> dict:
+    """The reply to a request sent raw (``client._transport``), skipping any other."""
+    for _ in range(10):
+        header, _ = P.decode_reply(client._transport.recv(10.0))
+        if header["id"] == request_id:
+            return header
+    raise AssertionError(f"no reply to {request_id}")
 
 
 def qpu_id_gone(client: ServiceClient) -> str:
