@@ -8,10 +8,20 @@ process with pyzmq is (tenths of a second, against seconds for the cirq/qsimcirq
 set-up), the device stays hot between nodes, and SLURM still decides which job may use it:
 only processes inside a qpu allocation run on the service node to reach the local address.
 
-What passes: session requests (ping, status, open, close, heartbeat, position, run and
-any other request that names a session). Service control (set_status, set_policy, drain,
-shutdown) is the operator's, on the service node, and is refused here. When the relay
-stops, sessions the node left open are closed upstream, so their queued work goes at once.
+What passes: an allow-list of session requests (ping, status, open, close, heartbeat,
+position, reseed, run) with a string or integer ``id``; everything else -- service control
+(set_status, set_policy, drain, shutdown: the operator's, on the service node), unknown types,
+unreadable messages, and any request whose ``id`` is missing, null, a float, a list... -- is
+refused here with a named error and never reaches the service.
+
+Identity: the relay serves its job's owner only. A node's ``open`` must carry a MUNGE
+credential of the relay's own uid (the job runs as its owner); the relay verifies it and
+replaces it with a fresh credential of its own for the upstream service, because a MUNGE
+credential can be decoded only once (replay detection). ``status`` goes up without a
+credential (a non-operator's view). Later session requests need none: upstream, each node
+connection has its own link, and the service ties a session to the link that opened it.
+When the relay stops, sessions the node left open are closed upstream, so their queued
+work goes at once.
 Each run reply's ``executed`` interval is logged as an ``exec`` event in the run's metrics,
 as a gateway's own dispatcher would have logged it.
 """
@@ -26,15 +36,14 @@ from typing import Any, Callable, Hashable
 
 import zmq  # the upstream link is ZeroMQ whatever the node's side is
 
-from hcqw.errors import DeviceError
+from hcqw import identity
+from hcqw.errors import AuthError, DeviceError
 from hcqw.metrics import MetricsLog
 from hcqw.service import protocol as P
 from hcqw.service.transport import ClientTransport, ServerTransport, make_client_transport
 
 log = logging.getLogger(__name__)
 
-#: Requests that change the service for everyone: refused from a job.
-CONTROL_TYPES = frozenset({"set_status", "set_policy", "drain", "shutdown"})
 _CLOSE_WAIT_S = 2.0
 
 
@@ -53,6 +62,7 @@ class Relay:
     """
 
     def __init__(self, server: ServerTransport, upstream: str, metrics: MetricsLog | None = None):
+        self.owner = identity.current()  # the job's owner: the only user this relay serves
         self.server = server
         self.upstream = upstream
         self.metrics = metrics
@@ -83,14 +93,25 @@ class Relay:
     def from_node(self, peer: Hashable, frames: list[bytes]) -> None:
         self.last_heard = time.monotonic()
         header = _header(frames)
-        type_, request_id = header.get("type"), header.get("id")
-        if not isinstance(request_id, (str, int)):
-            type_ = None  # not a request we can match a reply to: forward it for the service to judge
-        if type_ in CONTROL_TYPES:
-            self.server.send(peer, P.reply_error(request_id, P.E_FORBIDDEN, (
-                f"{type_} is service control, not available to a job through its gateway; run "
-                f"`hcqw device {type_.replace('_', '-')}` on the service node")))
+        refusal = self._refusal(header, frames)
+        if refusal is not None:
+            self.server.send(peer, refusal)
             return
+        type_, request_id = header["type"], header["id"]
+        if type_ == "open":
+            try:
+                who = identity.decode(header.get("cred") or "")
+            except AuthError as err:
+                self.server.send(peer, P.reply_error(request_id, P.E_UNAUTHENTICATED, f"not authenticated: {err}"))
+                return
+            if who.uid != self.owner.uid:
+                log.warning("refused an open by %s: this gateway serves %s only", who, self.owner)
+                self.server.send(peer, P.reply_error(request_id, P.E_FORBIDDEN, (
+                    f"this gateway serves only its job's owner {self.owner.user}; {who} may not open a session here")))
+                return
+            frames = P.encode({**header, "cred": identity.encode()})  # ours: the node's is used up
+        elif type_ == "status" and "cred" in header:
+            frames = P.encode({k: v for k, v in header.items() if k != "cred"})
         if type_ == "open":
             self._watch[(peer, request_id)] = ("open", (header.get("workflow", ""), header.get("node", "")))
         elif type_ in ("close", "run"):
@@ -101,6 +122,28 @@ class Relay:
             if self._poller is not None:
                 self._poller.register(link.socket, zmq.POLLIN)  # type: ignore[attr-defined]
         link.send(frames)
+
+    @staticmethod
+    def _refusal(header: dict, frames: list[bytes]) -> list[bytes] | None:
+        """The error reply for a message the relay does not forward, or ``None`` to forward it."""
+        type_, request_id = header.get("type"), header.get("id")
+        echo = request_id if isinstance(request_id, (str, int)) and not isinstance(request_id, bool) else None
+        if not header:
+            return P.reply_error(None, P.E_BAD_MESSAGE, "not a protocol request: a JSON header frame was expected")
+        if type_ in P.CONTROL_TYPES:
+            return P.reply_error(echo, P.E_FORBIDDEN, (
+                f"{type_} is service control, not available to a job through its gateway; an operator runs "
+                f"`hcqw device {type_.replace('_', '-')}` on the service node"))
+        if type_ not in P.SESSION_TYPES:
+            shown = type_ if isinstance(type_, str) and len(type_) < 64 else type(type_).__name__
+            return P.reply_error(echo, P.E_FORBIDDEN, f"request type {shown!r} is not relayed; a job's gateway "
+                                                      f"passes only {sorted(P.SESSION_TYPES)}")
+        if echo is None:
+            return P.reply_error(None, P.E_BAD_MESSAGE, f"{type_}: 'id' must be a string or an integer, got "
+                                                        f"{type(request_id).__name__}")
+        if len(frames) != 1:
+            return P.reply_error(echo, P.E_BAD_MESSAGE, f"requests are a single JSON frame; got {len(frames)}")
+        return None
 
     def from_service(self, peer: Hashable, frames: list[bytes]) -> None:
         header = _header(frames)

@@ -6,24 +6,48 @@ node on the lab cluster whose qpu component relays to a resident service.
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+import zmq
 
 from hcqw.device.work import WorkItem
 from hcqw.errors import DeviceError
 from hcqw.hetjob.records import qpu_timeline
+from hcqw.identity import ENV_SOCKET
 from hcqw.metrics import read_events
+from hcqw.service import protocol as P
 from hcqw.service.client import ServiceClient
 from hcqw.slurm import Phase
 
 from hcqw.lab.pytest_plugin import wait_for
 from tests.hetjob.loops import _bell_json
 from tests.hetjob.test_quantum_node import prepare, submit_q1
+from tests.service.munge import PrivateMunged
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def munged():
+    """Node opens carry MUNGE credentials the relay verifies (outside SLURM: a private munged).
+    On the lab cluster, SLURM_CONF's AuthInfo names the lab's munged instead."""
+    if os.environ.get("SLURM_CONF"):
+        yield None
+        return
+    directory = Path(tempfile.mkdtemp(prefix="hcqw-munge-"))
+    daemon = PrivateMunged(directory)
+    os.environ[ENV_SOCKET] = str(daemon.socket)
+    yield daemon
+    os.environ.pop(ENV_SOCKET, None)
+    daemon.stop()
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def start_relay(tmp_path: Path, upstream: str, metrics: Path) -> tuple[subprocess.Popen, Path]:
@@ -68,6 +92,44 @@ def test_relay_forwards_a_session_refuses_control_and_logs_the_execs(resident, t
     # The resident service is still up for the next node.
     with ServiceClient(upstream) as admin:
         assert admin.status()["status"] == "idle"
+
+
+#: Control and unknown requests in every id form: none may pass the relay.
+ID_FORMS = [{}, {"id": None}, {"id": 1.5}, {"id": [1]}, {"id": {"a": 1}}, {"id": True}, {"id": "x"}, {"id": 7}]
+
+
+def test_relay_refuses_control_and_unlisted_requests_whatever_the_id(resident, tmp_path):
+    upstream, _ = resident
+    gateway, address_file = start_relay(tmp_path, upstream, tmp_path / "gateway.jsonl")
+    socket = zmq.Context.instance().socket(zmq.DEALER)
+    socket.setsockopt(zmq.LINGER, 0)
+    try:
+        address = wait_for(lambda: address_file.exists() and address_file.read_text(), 30, "the relay address")
+        socket.connect(address)
+        sent = 0
+        for type_, extra in (("shutdown", {}), ("drain", {}), ("set_status", {"status": "offline"}),
+                             ("set_policy", {"policy": "priority"}), ("launch", {}), ("open", {"node": "n"})):
+            for form in ID_FORMS:
+                header = {"v": 1, "type": type_, **form, **extra}
+                if type_ == "open" and isinstance(form.get("id"), (str, int)) and not isinstance(form["id"], bool):
+                    continue  # a well-formed open is forwarded (and judged upstream); tested elsewhere
+                socket.send(json.dumps(header).encode())
+                assert socket.poll(10_000), f"no reply to {header}"
+                reply = json.loads(socket.recv())
+                assert reply["type"] == "error" and reply["code"] in (P.E_FORBIDDEN, P.E_BAD_MESSAGE), (header, reply)
+                if type_ in P.CONTROL_TYPES:
+                    assert reply["code"] == P.E_FORBIDDEN and "service control" in reply["message"], reply
+                sent += 1
+        socket.send(b"\xff not json")
+        assert socket.poll(10_000) and json.loads(socket.recv())["code"] == P.E_BAD_MESSAGE
+        assert sent >= 40
+    finally:
+        socket.close(0)
+        gateway.kill()
+        gateway.wait()
+    with ServiceClient(upstream) as admin:  # nothing reached the resident service
+        status = admin.status()
+    assert (status["status"], status["policy"], status["draining"]) == ("idle", "fifo", False)
 
 
 def test_relay_closes_the_session_upstream_when_its_node_dies(resident, tmp_path):
