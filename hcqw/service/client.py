@@ -169,6 +169,8 @@ class ServiceClient:
             if header.get("id") != request_id:
                 if header.get("type") == "error" and header.get("code") == P.E_NO_SESSION and wait:
                     _raise_for(header)  # our heartbeat found the session gone: stop waiting
+                if header.get("type") == "error" and header.get("id") is None:
+                    _raise_for(header)  # our request was unreadable (e.g. too large): its refusal has no id
                 continue  # a heartbeat acknowledgement (or the late reply to a timed-out call)
             if header.get("type") != "ok":
                 _raise_for(header)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 from live import LiveService
 from munge import PrivateMunged
+from users import UnixUsers
 
 from hcqw.identity import ENV_SOCKET
 
@@ -43,3 +46,27 @@ def ipc_service(tmp_path):
     service = LiveService(tmp_path, f"ipc://{tmp_path}/sock/qpu.ipc")
     yield service
     service.stop()
+
+
+#: An interpreter every user may run (root's own venv lives under a 0700 home). The lab's shared
+#: venv replaces it once the lab provides one; this fixture is the only place that knows.
+SHARED_VENV = Path("/opt/h3-venv")
+SHARED_PACKAGES = ("pyzmq", "numpy", "cirq-core", "qsimcirq", "cloudpickle")
+
+
+@pytest.fixture(scope="session")
+def two_users() -> UnixUsers:
+    """``hcqw-alice`` (victim) and ``hcqw-bob`` (attacker): real Unix users (created if missing),
+    and a Python they can both execute."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create users and run processes as them (runuser)")
+    for name in ("hcqw-alice", "hcqw-bob"):
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            subprocess.run(["useradd", "-m", name], check=True)
+    python = SHARED_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run(["/usr/bin/python3", "-m", "venv", str(SHARED_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *SHARED_PACKAGES], check=True)
+    return UnixUsers(("hcqw-alice", "hcqw-bob"), str(python))

@@ -1,0 +1,157 @@
+"""The attacker of the attack suite, run as another Unix user with the ordinary ``ServiceClient``
+(and raw ZeroMQ where a hand-made message is the attack). Prints one JSON object: what each
+attempt got (``"ok"`` or the refusal's error code) plus what the attacker could see.
+
+    python attacker.py probe ADDRESS VICTIM_SESSION     every attempt below, one after another
+    python attacker.py long ADDRESS                     one long run: prints "submitted", then its result
+    python attacker.py control ADDRESS                  control requests only, every id form (e.g. via a relay)
+    python attacker.py open ADDRESS                     one session open (e.g. on someone else's gateway)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import cirq
+import zmq
+
+from hcqw import identity
+from hcqw.device.work import WorkItem
+from hcqw.errors import CircuitError, DeviceError
+from hcqw.service import protocol as P
+from hcqw.service.client import ServiceClient, ServiceError
+
+CONTROL = {"shutdown": {}, "drain": {}, "set_status": {"status": "offline"}, "set_policy": {"policy": "priority"}}
+ID_FORMS = {"missing": {}, "null": {"id": None}, "float": {"id": 1.5}, "list": {"id": [1]}, "object": {"id": {"a": 1}},
+            "bool": {"id": True}, "string": {"id": "x"}, "int": {"id": 7}}
+
+
+def outcome(action) -> str:
+    try:
+        action()
+        return "ok"
+    except ServiceError as err:
+        return err.code
+    except CircuitError:
+        return P.E_CIRCUIT
+    except DeviceError as err:
+        return f"device error: {err}"
+
+
+def raw(address: str, header: dict, frames: list[bytes] | None = None) -> dict:
+    socket = zmq.Context.instance().socket(zmq.DEALER)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.connect(address)
+    try:
+        socket.send_multipart(frames or [json.dumps(header).encode()])
+        if not socket.poll(20_000):
+            return {"code": "no reply"}
+        return json.loads(socket.recv_multipart()[0])
+    finally:
+        socket.close(0)
+
+
+def control_attempts(address: str) -> dict:
+    """Every control request in every id form, with the attacker's own credential, none, a forged
+    one and a replayed one."""
+    got = {}
+    for type_, fields in CONTROL.items():
+        for form, id_ in ID_FORMS.items():
+            got[f"{type_}/{form}/own-cred"] = raw(address, {"v": 1, "type": type_, **id_, **fields,
+                                                            "cred": identity.encode()}).get("code", "ok")
+        got[f"{type_}/no-cred"] = raw(address, {"v": 1, "type": type_, "id": 1, **fields}).get("code", "ok")
+        got[f"{type_}/forged-cred"] = raw(address, {"v": 1, "type": type_, "id": 1, **fields,
+                                                    "cred": "MUNGE:AwQFAAB" + "A" * 120 + ":"}).get("code", "ok")
+        used = identity.encode()
+        raw(address, {"v": 1, "type": "status", "id": 1, "cred": used})  # spends it
+        got[f"{type_}/replayed-cred"] = raw(address, {"v": 1, "type": type_, "id": 1, **fields,
+                                                      "cred": used}).get("code", "ok")
+    return got
+
+
+def wide(qubits: int, layers: int) -> str:
+    q = cirq.LineQubit.range(qubits)
+    moments = [cirq.H.on_each(*q)]
+    for layer in range(layers):
+        moments += [cirq.CZ(q[i], q[i + 1]) for i in range(layer % 2, qubits - 1, 2)]
+        moments.append(cirq.rx(0.1 * (layer + 1)).on_each(*q))
+    return cirq.to_json(cirq.Circuit(moments, cirq.measure(*q, key="m")))
+
+
+def probe(address: str, victim: str) -> dict:
+    got: dict = {}
+    with ServiceClient(address, timeout=30) as client:
+        status = client.status()
+        got["status_text"] = json.dumps(status)
+        got["status_operator_view"] = status["operator_view"]
+        got["status_open_sessions"] = status["open_sessions"]
+        # The victim's session, its id known.
+        bit = json.dumps({"cirq_type": "Circuit", "moments": []})
+        for type_, fields in (("run", {"items": [{"circuit": bit, "repetitions": 1}]}), ("heartbeat", {}),
+                              ("reseed", {"seed": 1}), ("position", {}), ("close", {})):
+            got[f"victim/{type_}"] = outcome(lambda: client.call(type_, session=victim, **fields))
+        got["control"] = control_attempts(address)
+        # Account work to the victim: claim to be her when opening.
+        header = raw(address, {"v": 1, "type": "open", "id": 1, "workflow": "bob-wf", "node": "claims-alice",
+                               "user": "hcqw-alice", "cred": identity.encode()})
+        got["open_claiming_victim"] = header.get("code", "ok")
+        with client.session("bob-wf", "work", user="hcqw-alice") as qpu:
+            one = cirq.Circuit(cirq.X(cirq.LineQubit(0)), cirq.measure(cirq.LineQubit(0), key="m"))
+            got["own_run"] = outcome(lambda: qpu.run(one, 1))
+            # Unbounded work, each refused before it starts.
+            flip = cirq.to_json(one)
+            points = tuple({} for _ in range(4096))
+            got["huge_sweep"] = outcome(lambda: qpu.run_batch([WorkItem(flip, 1_000_000, points)]))
+            got["many_big_items"] = outcome(lambda: qpu.run_batch([WorkItem(flip, 1_000_000)] * 64))
+            got["long_item"] = outcome(lambda: qpu.run_batch([WorkItem(wide(28, 10), 1)]))
+            got["too_many_qubits"] = outcome(lambda: qpu.run_batch([WorkItem(wide(40, 1), 1)]))
+        got["huge_message"] = raw(address, {}, [b'{"v": 1, "type": "ping", "id": 1, "pad": "' + b"x" * (4 << 20)
+                                                + b'"}']).get("code", "ok")
+        sessions = []
+        for index in range(10):
+            try:
+                sessions.append(client.session("bob-wf", f"s{index}"))
+            except ServiceError as err:
+                got["session_flood"] = err.code
+                got["sessions_before_refusal"] = len(sessions)
+                break
+        for session in sessions:
+            session.close()
+        with client.session("bob-wf", "queue-flood") as qpu:
+            long_item = {"circuit": wide(16, 20), "repetitions": 1}
+            ids = [f"flood-{i}" for i in range(12)]
+            for request_id in ids:
+                client._transport.send(P.request("run", request_id, session=qpu.session_id, items=[long_item]))
+            codes = {}
+            while len(codes) < len(ids):
+                header, _ = P.decode_reply(client._transport.recv(120.0))
+                if header["id"] in ids:
+                    codes[header["id"]] = header.get("code", "ok")
+            got["queue_flood"] = sorted(codes.values())
+    return got
+
+
+def long_run(address: str) -> None:
+    with ServiceClient(address, timeout=30) as client, client.session("bob-wf", "long") as qpu:
+        item = WorkItem(wide(20, 36), 1)
+        print("submitted", flush=True)
+        result = outcome(lambda: qpu.run_batch([item, item]))
+        print(json.dumps({"long_run": result}), flush=True)
+
+
+def open_once(address: str) -> dict:
+    with ServiceClient(address, timeout=30) as client:
+        return {"open": outcome(lambda: client.session("bob-wf", "on-someone-elses-gateway").close())}
+
+
+if __name__ == "__main__":
+    command, address = sys.argv[1], sys.argv[2]
+    if command == "probe":
+        print(json.dumps(probe(address, sys.argv[3])))
+    elif command == "long":
+        long_run(address)
+    elif command == "control":
+        print(json.dumps(control_attempts(address)))
+    elif command == "open":
+        print(json.dumps(open_once(address)))
