@@ -36,6 +36,8 @@ def register(subparsers) -> None:
                             "(any user; a tcp address may be non-loopback, an ipc socket is made connectable by "
                             "all); none = only this user, through an ipc socket in a private directory; auto "
                             "(default) = none for such a private ipc address, else munge")
+    serve.add_argument("--owner-only", action="store_true",
+                       help="serve only this account's own sessions (a job's gateway; a personal service)")
     serve.add_argument("--operators", default="", metavar="USER,...",
                        help="users allowed service control and the full status, besides this account and root")
     limits = WorkLimits()
@@ -91,7 +93,7 @@ def _serve(args: argparse.Namespace) -> int:
     serve(ServiceConfig(address=address, backend=args.backend, threads=args.threads, seed=args.seed,
                         policy=args.policy, metrics=args.log, session_timeout=args.session_timeout,
                         max_message=args.max_message or P.MAX_MESSAGE_BYTES, address_file=args.address_file,
-                        mpi_max_clients=args.mpi_max_clients, auth=args.auth,
+                        mpi_max_clients=args.mpi_max_clients, auth=args.auth, owner_only=args.owner_only,
                         operators=tuple(n.strip() for n in args.operators.split(",") if n.strip()),
                         limits=WorkLimits(**{k[len("limit_"):]: v for k, v in vars(args).items()
                                              if k.startswith("limit_")})))

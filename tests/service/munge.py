@@ -12,7 +12,9 @@ from pathlib import Path
 
 class PrivateMunged:
     """``munged -F`` on ``<directory>/munge.socket``; the directory is searchable by every user,
-    so other Unix users' clients reach the socket (the key stays 0600, in a 0700 directory)."""
+    so other Unix users' clients reach the socket (the key stays 0600, in a 0700 directory).
+    munged insists that every directory above the socket be searchable by all: put ``directory``
+    outside pytest's (0700) tmp dir, e.g. in a ``tempfile.mkdtemp()`` made 0755."""
 
     def __init__(self, directory: Path):
         if shutil.which("munged") is None:
@@ -30,12 +32,12 @@ class PrivateMunged:
         self.proc = subprocess.Popen(
             ["munged", "-F", f"--socket={self.socket}", f"--key-file={key}", f"--pid-file={directory / 'munged.pid'}",
              f"--seed-file={secret / 'munged.seed'}", f"--log-file={self.log}", "--num-threads=4"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+            stdout=subprocess.DEVNULL, stderr=(directory / "munged.err").open("w"))
         deadline = time.monotonic() + 15
         while not self.socket.is_socket():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"munged did not start: {self.log.read_text() if self.log.exists() else ''}")
+                raise RuntimeError(f"munged did not start: {(directory / 'munged.err').read_text()}")
             time.sleep(0.02)
 
     def stop(self) -> None:

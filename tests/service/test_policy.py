@@ -55,3 +55,16 @@ def test_round_robin_served_workflow_does_not_jump_a_newcomer():
     policy.push(Job(seq=3, session="s3", workflow="mid"))
     assert [j.workflow for j in policy.order()] == ["mid", "big"]
     assert [j.workflow for j in drain(policy)] == ["mid", "big"]
+
+
+def test_round_robin_user_rotates_over_authenticated_users_not_workflows():
+    # uid 1001 runs four workflows, uid 1002 one: per-workflow rotation would give 1001 four turns
+    # in five; per user they alternate while both have work.
+    spec = [("a1", 1001), ("a2", 1001), ("a3", 1001), ("a4", 1001)] * 2 + [("b", 1002)] * 3
+    policy = make_policy("round-robin-user")
+    for seq, (workflow, uid) in enumerate(spec, 1):
+        policy.push(Job(seq=seq, session=f"s{seq}", workflow=workflow, owner=uid))
+    predicted = [j.owner for j in policy.order()]
+    assert predicted == [j.owner for j in drain(policy)]
+    assert predicted[:6] == [1001, 1002] * 3
+    assert make_policy("rr-user").name == "round-robin-user"
