@@ -15,6 +15,11 @@ each run does --rounds rounds, each round a block of steps/rounds steps of every
 Node start: "quantum node begins" -> "first result back": cold (fresh process imports cirq and
 qsimcirq and builds the simulator) vs hot (running service; fresh client process, and a new
 session from an already running process).
+Authentication (issue 12): the tcp service authenticates with MUNGE (a private munged is started
+for the benchmark); the ipc service is measured twice, in its private directory without
+authentication (the embedded default) and on a shared socket with ``--auth munge``, so per-request
+overhead with and without authentication is compared on the same transport. Session open (the
+only request besides control that carries a credential) is timed on all three (--opens each).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -30,6 +36,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 BIN = Path(sys.executable).parent
 MPIEXEC = str(BIN / "mpiexec")
 TRIVIAL = ('{"cirq_type": "Circuit", "moments": [{"cirq_type": "Moment", "operations": [{"cirq_type": '
@@ -74,10 +81,10 @@ def service_loop(address: str, steps: int) -> dict:
     return out
 
 
-def start_service(tmp: Path, address: str, mpi: bool = False) -> tuple[subprocess.Popen, str]:
+def start_service(tmp: Path, address: str, mpi: bool = False, auth: str = "auto") -> tuple[subprocess.Popen, str]:
     address_file = tmp / f"addr-{time.monotonic_ns()}"
     cmd = [sys.executable, "-m", "hcqw.service", "serve", "--address", address, "--threads", "1",
-           "--log", str(tmp / "metrics.jsonl"), "--address-file", str(address_file)]
+           "--log", str(tmp / "metrics.jsonl"), "--address-file", str(address_file), "--auth", auth]
     if mpi:
         cmd = [MPIEXEC, "-n", "1", *cmd, "--mpi-max-clients", "1"]
     proc = subprocess.Popen(cmd, env=dict(os.environ, PYTHONPATH=str(ROOT), HCQW_STATE_DIR=str(tmp / "state")),
@@ -130,15 +137,44 @@ class RawZmq:
         self.server.wait(10)
 
 
-def zmq_paths(tmp: Path, steps: int, rounds: int) -> tuple[dict, dict]:
+def session_opens(services: dict[str, str], opens: int, block: int = 20) -> dict:
+    """Session open (and close) round trips per service, interleaved in blocks: ``open_<transport>``."""
+    from hcqw.service.client import ServiceClient
+
+    clients = {name: ServiceClient(address, timeout=30) for name, address in services.items()}
+    opened: dict[str, list[float]] = {name: [] for name in services}
+    closed: dict[str, list[float]] = {name: [] for name in services}
+    try:
+        for _ in range(max(1, opens // block)):
+            for name, client in clients.items():
+                for _ in range(block):
+                    t0 = time.perf_counter()
+                    qpu = client.session("bench", "open")
+                    t1 = time.perf_counter()
+                    qpu.close()
+                    opened[name].append((t1 - t0) * 1e3)
+                    closed[name].append((time.perf_counter() - t1) * 1e3)
+    finally:
+        for client in clients.values():
+            client.close()
+    out = {}
+    for name in services:
+        out[f"open_{name}"] = {"median_ms": statistics.median(opened[name]), "max_ms": max(opened[name])}
+        out[f"close_{name}"] = {"median_ms": statistics.median(closed[name]), "max_ms": max(closed[name])}
+    return out
+
+
+def zmq_paths(tmp: Path, steps: int, rounds: int, opens: int) -> tuple[dict, dict]:
     """All ZeroMQ paths interleaved in ``rounds`` blocks; returns (summaries, node start)."""
     from hcqw.service.client import ServiceClient
 
     procs, closers, paths = [], [], {}
     try:
         services = {}
-        for transport, address in (("zmq_tcp", "tcp://127.0.0.1:*"), ("zmq_ipc", f"ipc://{tmp}/ipc/qpu.ipc")):
-            proc, bound = start_service(tmp, address)
+        for transport, address, auth in (("zmq_tcp", "tcp://127.0.0.1:*", "munge"),
+                                         ("zmq_ipc", f"ipc://{tmp}/ipc/qpu.ipc", "none"),
+                                         ("zmq_ipc_munge", f"ipc://{tmp}/shared/qpu.ipc", "munge")):
+            proc, bound = start_service(tmp, address, auth=auth)
             procs.append(proc)
             services[transport] = bound
             client = ServiceClient(bound, timeout=30)
@@ -161,6 +197,7 @@ def zmq_paths(tmp: Path, steps: int, rounds: int) -> tuple[dict, dict]:
             for name in names[round_ % len(names):] + names[:round_ % len(names)]:  # rotate the order
                 timed(paths[name], block, times[name])
         start = node_start(services["zmq_tcp"])
+        start.update(session_opens(services, opens))
         return {name: summary(us) for name, us in times.items()}, start
     finally:
         for close in reversed(closers):
@@ -256,14 +293,16 @@ ROWS = [("raw pyzmq REQ/REP, tcp", "raw_zmq_tcp_req_rep"), ("raw pyzmq DEALER/RO
         ("raw mpi4py intercomm ping-pong", "raw_mpi"),
         ("service ZeroMQ tcp, ping", "service_zmq_tcp_ping"), ("service ZeroMQ tcp, work item", "service_zmq_tcp_work_item"),
         ("service ZeroMQ ipc, ping", "service_zmq_ipc_ping"), ("service ZeroMQ ipc, work item", "service_zmq_ipc_work_item"),
+        ("service ZeroMQ ipc+munge, ping", "service_zmq_ipc_munge_ping"),
+        ("service ZeroMQ ipc+munge, work item", "service_zmq_ipc_munge_work_item"),
         ("service MPI DPM, ping", "service_mpi_ping"), ("service MPI DPM, work item", "service_mpi_work_item")]
 
 
-def one_run(steps: int, rounds: int, mpi_rounds: int) -> dict:
+def one_run(steps: int, rounds: int, mpi_rounds: int, opens: int) -> dict:
     run: dict = {"loadavg_before": os.getloadavg()}
     with tempfile.TemporaryDirectory(prefix="hcqw-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        paths, run["node_start"] = zmq_paths(tmp, steps, rounds)
+        paths, run["node_start"] = zmq_paths(tmp, steps, rounds, opens)
         paths.update(mpi_paths(tmp, steps, mpi_rounds))
     run["paths"] = paths
     run["loadavg_after"] = os.getloadavg()
@@ -294,6 +333,11 @@ def report(results: dict) -> None:
                       / r["paths"][f"raw_zmq_{transport}_{base}"]["median_us"] for r in runs]
             print(f"zmq {transport}: service ping / raw {base}: {statistics.median(ratios):.2f}x "
                   f"(per run {' '.join(f'{x:.2f}' for x in ratios)})")
+    for kind in ("ping", "work_item"):
+        ratios = [r["paths"][f"service_zmq_ipc_munge_{kind}"]["median_us"]
+                  / r["paths"][f"service_zmq_ipc_{kind}"]["median_us"] for r in runs]
+        print(f"zmq ipc {kind}: with MUNGE auth / without: {statistics.median(ratios):.2f}x "
+              f"(per run {' '.join(f'{x:.2f}' for x in ratios)})")
     extra = [r["paths"]["service_mpi_ping"]["median_us"] - r["paths"]["raw_mpi"]["median_us"] for r in runs]
     print(f"mpi: service ping overhead over raw {statistics.median(extra):.1f} us "
           f"(per run {' '.join(f'{x:.1f}' for x in extra)})")
@@ -307,6 +351,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=50, help="interleaved blocks per run (ZeroMQ paths)")
     parser.add_argument("--mpi-rounds", type=int, default=2, help="raw/service alternations per run (MPI)")
+    parser.add_argument("--opens", type=int, default=200, help="session opens timed per service per run")
     parser.add_argument("--json", default=None)
     parser.add_argument("--table-from", default=None, help="print the table of an earlier --json file")
     parser.add_argument("--mpi-client", default=None, help=argparse.SUPPRESS)
@@ -326,11 +371,21 @@ def main() -> None:
         report(json.loads(Path(args.table_from).read_text()))
         return
     results: dict = {"steps": args.steps, "cores": os.cpu_count(), "rounds": args.rounds,
-                     "mpi_rounds": args.mpi_rounds, "runs": []}
-    for _ in range(args.runs):
-        results["runs"].append(one_run(args.steps, args.rounds, args.mpi_rounds))
-        if args.json:  # keep what is done if a later run is interrupted
-            Path(args.json).write_text(json.dumps(results, indent=1))
+                     "mpi_rounds": args.mpi_rounds, "opens": args.opens, "runs": []}
+    from hcqw.identity import ENV_SOCKET
+    from tests.service.munge import PrivateMunged
+
+    munge_dir = Path(tempfile.mkdtemp(prefix="hcqw-bench-munge-"))
+    munged = PrivateMunged(munge_dir)
+    os.environ[ENV_SOCKET] = str(munged.socket)  # services and clients (also under mpiexec) inherit it
+    try:
+        for _ in range(args.runs):
+            results["runs"].append(one_run(args.steps, args.rounds, args.mpi_rounds, args.opens))
+            if args.json:  # keep what is done if a later run is interrupted
+                Path(args.json).write_text(json.dumps(results, indent=1))
+    finally:
+        munged.stop()
+        shutil.rmtree(munge_dir, ignore_errors=True)
     results["median_of_runs"] = median_of_runs(results["runs"])
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
