@@ -8,8 +8,11 @@ DPM with the same protocol.
 Modules, each replaceable on its own:
 
 - ``protocol``: message types, validation, versioning (JSON header + raw numpy frames).
-- ``policy``: queue policies (fifo, round-robin per workflow, priority).
+- ``policy``: queue policies (fifo, round-robin per workflow or per user, priority).
 - ``dispatcher``: the loop that owns backend, status, queue, sessions and metrics.
+- ``auth``: who may open sessions and use control (MUNGE via ``hcqw.identity``, operators);
+  ``limits``: bounded work per request and per user; ``executor``: the child process that runs
+  long jobs so the loop keeps serving.
 - ``transport`` / ``transport_zmq`` / ``transport_mpi``: moving frames.
 - ``server``: the service process; ``client``: ``ServiceClient`` and its ``ServiceQPU`` lease.
 - ``stats``: accounting over the metrics log; ``cli``: ``hcqw device ...``.

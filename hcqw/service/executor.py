@@ -18,11 +18,12 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import secrets
 import signal
 from multiprocessing.connection import Connection
 from typing import Any, Sequence
 
-from hcqw.device.backend import QuantumBackend
+from hcqw.device.backend import QuantumBackend, batch_seed
 from hcqw.device.work import WorkItem
 from hcqw.errors import CircuitError
 
@@ -30,15 +31,19 @@ log = logging.getLogger(__name__)
 
 #: Jobs modelled to take less than this run inline in the service loop.
 INLINE_SECONDS = 0.02
+_EXECUTOR_STREAM = 2**40  # "batch" number of the executor's own RNG stream under a service seed
 
 
 class ExecutorGone(RuntimeError):
     """The executor process died (e.g. killed for memory) while running a job."""
 
 
-def _serve(backend: QuantumBackend, conn: Connection) -> None:
+def _serve(backend: QuantumBackend, conn: Connection, seed: int | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the service stops us by closing the pipe
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # The fork copied the parent's RNG state: without a reseed, unseeded jobs here would draw the
+    # very numbers the loop's inline jobs draw.
+    backend.reseed(secrets.randbits(63) if seed is None else batch_seed(seed, _EXECUTOR_STREAM))
     while True:
         try:
             items, seed = conn.recv()
@@ -57,10 +62,12 @@ def _serve(backend: QuantumBackend, conn: Connection) -> None:
 class Executor:
     """One child process running the backend's jobs, one at a time."""
 
-    def __init__(self, backend: QuantumBackend):
+    def __init__(self, backend: QuantumBackend, seed: int | None = None):
+        """``seed``: the service's own seed (``--seed``), from which the executor's RNG is derived."""
         context = multiprocessing.get_context("fork")
         self._conn, child = context.Pipe()
-        self._process = context.Process(target=_serve, args=(backend, child), name="hcqw-executor", daemon=True)
+        self._process = context.Process(target=_serve, args=(backend, child, seed), name="hcqw-executor",
+                                        daemon=True)
         self._process.start()
         child.close()
         self.busy = False

@@ -63,7 +63,7 @@ class Service:
         auth = Authenticator(mode, operator_names=config.operators, owner_only=config.owner_only)
         backend = make_backend(config.backend, threads=config.threads, seed=config.seed)
         # Forked before any socket, MPI port or thread exists: the child inherits only the backend.
-        executor = Executor(backend) if config.executor else None
+        executor = Executor(backend, config.seed) if config.executor else None
         metrics = default_metrics_path() if config.metrics is None else (config.metrics or None)
         self.dispatcher = Dispatcher(backend, policy=config.policy, metrics_path=metrics,
                                      session_timeout=config.session_timeout, max_message=config.max_message,
