@@ -43,7 +43,7 @@ def _serve(backend: QuantumBackend, conn: Connection, seed: int | None) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # The fork copied the parent's RNG state: without a reseed, unseeded jobs here would draw the
     # very numbers the loop's inline jobs draw.
-    backend.reseed(secrets.randbits(63) if seed is None else batch_seed(seed, _EXECUTOR_STREAM))
+    backend.reseed(secrets.randbits(32) if seed is None else batch_seed(seed, _EXECUTOR_STREAM))
     while True:
         try:
             items, seed = conn.recv()

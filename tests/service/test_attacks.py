@@ -105,6 +105,8 @@ def test_attacker_gets_named_refusals_and_the_victim_is_untouched(shared_service
     finally:
         victim.close()
     assert samples == reference, "the victim's seeded samples changed under attack"
+    log = (shared_service.tmp / "service.err").read_text()
+    assert "Traceback" not in log and "executor process died" not in log, log[-2000:]
 
     # What the attacker saw: counts and positions, never the victim's session, workflow or node.
     assert got["status_operator_view"] is False and got["status_open_sessions"] >= 1
