@@ -83,6 +83,10 @@ class Authenticator:
                                        "or $SLURM_CONF to reach the cluster's munged)")
         return identity.decode(credential)
 
+    def optional(self, credential: str | None) -> Identity | None:
+        """Who sent a request whose credential is optional (``status``); ``None``: anonymous."""
+        return self.identify(credential) if credential or self.mode == "none" else None
+
     def is_operator(self, who: Identity) -> bool:
         return who.uid in self.operators
 

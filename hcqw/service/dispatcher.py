@@ -310,7 +310,7 @@ class Dispatcher:
         return WorkItem.build(cached[0], repetitions, params), cached[1]
 
     def _on_status(self, peer: Hashable, request: P.Request) -> list[Reply]:
-        who = self.auth.identify(request.fields["cred"]) if "cred" in request.fields else None
+        who = self.auth.optional(request.fields.get("cred"))
         everything = who is not None and self.auth.is_operator(who)
         return [(peer, P.reply_ok(request.id, **self.describe(viewer=None if everything else peer)))]
 

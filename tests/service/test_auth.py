@@ -78,3 +78,11 @@ def test_control_without_a_credential_is_refused_on_an_authenticated_service(tcp
             anonymous.session("wf", "n")
         assert refused.value.code == P.E_UNAUTHENTICATED
         assert anonymous.status()["operator_view"] is False
+
+
+def test_without_authentication_the_services_own_user_sees_everything(ipc_service):
+    with ServiceClient(ipc_service.address, credentials=False) as owner, owner.session("wf", "mine"):
+        with ServiceClient(ipc_service.address, credentials=False) as other_connection:
+            status = other_connection.status()
+    assert status["auth"] == "none" and status["operator_view"] is True
+    assert [s["node"] for s in status["sessions"]] == ["mine"]
