@@ -38,7 +38,8 @@ class ExecutorGone(RuntimeError):
     """The executor process died (e.g. killed for memory) while running a job."""
 
 
-def _serve(backend: QuantumBackend, conn: Connection, seed: int | None) -> None:
+def _serve(backend: QuantumBackend, conn: Connection, theirs: Connection, seed: int | None) -> None:
+    theirs.close()  # the fork copied the service's end too: keep it open and we never see EOF
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the service stops us by closing the pipe
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # The fork copied the parent's RNG state: without a reseed, unseeded jobs here would draw the
@@ -66,7 +67,7 @@ class Executor:
         """``seed``: the service's own seed (``--seed``), from which the executor's RNG is derived."""
         context = multiprocessing.get_context("fork")
         self._conn, child = context.Pipe()
-        self._process = context.Process(target=_serve, args=(backend, child, seed), name="hcqw-executor",
+        self._process = context.Process(target=_serve, args=(backend, child, self._conn, seed), name="hcqw-executor",
                                         daemon=True)
         self._process.start()
         child.close()
