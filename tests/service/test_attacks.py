@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from live import LiveService
+from users import UnixUsers
 
 from hcqw.lab.pytest_plugin import wait_for
 from hcqw.metrics import read_events
@@ -61,9 +62,13 @@ class Victim:
 
     def close(self) -> None:
         if self.proc.poll() is None:
-            self.proc.stdin.write("quit\n")
-            self.proc.stdin.flush()
-            self.proc.wait(30)
+            try:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.flush()
+                self.proc.wait(30)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        UnixUsers.stop(self.proc)
 
 
 def attacker(users, *args: str, timeout: float = 300) -> dict:
@@ -96,8 +101,7 @@ def test_attacker_gets_named_refusals_and_the_victim_is_untouched(shared_service
             assert json.loads(long_run.stdout.readline())["long_run"] == "ok"
             long_run.wait(30)
         finally:
-            if long_run.poll() is None:
-                long_run.kill()
+            UnixUsers.stop(long_run)
         with ServiceClient(address) as operator:
             status = operator.status()
             assert status["served"] >= served + 1
@@ -168,8 +172,7 @@ def test_attacker_can_neither_use_the_victims_gateway_nor_control_through_his_ow
             assert code in (P.E_FORBIDDEN, P.E_BAD_MESSAGE), (name, code)  # refused by the relay itself
     finally:
         for gateway in gateways:
-            gateway.kill()
-            gateway.wait()
+            UnixUsers.stop(gateway)
         shutil.rmtree(directory, ignore_errors=True)
     with ServiceClient(shared_service.address) as operator:
         status = operator.status()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +34,20 @@ class UnixUsers:
         return ["runuser", "-u", name, "--", self.python, *args]
 
     def popen(self, name: str, args: Sequence[str], **kwargs) -> subprocess.Popen:
-        return subprocess.Popen(self.command(name, args), env=self.env(name), text=True, **kwargs)
+        """A process as ``name`` in a process group of its own (``stop`` ends runuser and its child)."""
+        return subprocess.Popen(self.command(name, args), env=self.env(name), text=True, start_new_session=True,
+                                **kwargs)
+
+    @staticmethod
+    def stop(proc: subprocess.Popen) -> None:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
 
     def run(self, name: str, args: Sequence[str], timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run(self.command(name, args), env=self.env(name), text=True, capture_output=True,
-                              timeout=timeout)
+        proc = self.popen(name, args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        finally:
+            self.stop(proc)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
