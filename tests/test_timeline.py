@@ -74,6 +74,27 @@ def test_summary_figures_of_a_hand_made_timeline():
     assert s.longest_workflow == pytest.approx(5)  # b: 1 s exec + 4 s cpu
     assert s.bound == 5 and s.makespan_over_bound == pytest.approx(8 / 5)
     assert s.hold_per_workflow == {"a": 3, "b": 1}
+    # a/q1 -> b/q1 (b waiting since 0): 2.5 -> 3; b/q1 -> a/q2 is no hand-over: a/q2 became ready at 5, after 4.
+    assert s.handovers_measured == 1 and s.handover_median == pytest.approx(0.5) == s.handover_p95
+
+
+def test_hand_over_is_per_device_and_skips_interleaved_blocks_and_idle_demand():
+    events = [ev("ready", "a", "q1", 0), ev("ready", "b", "q1", 0), ev("ready", "c", "q1", 0),
+              ev("exec", "a", "q1", 1, 2), ev("exec", "b", "q1", 2.25, 3), ev("exec", "c", "q1", 4, 5),
+              ev("exec", "d", "q1", 1.5, 2.5, device="other"),  # another device: no hand-over with a
+              ev("exec", "a", "q2", 6, 7), ev("exec", "b", "q2", 6.5, 7.5), ev("ready", "a", "q2", 5.5)]  # b/q2 interleaves with a/q2
+    s = summarize(events)
+    assert s.handovers_measured == 2  # a->b 0.25 s, b->c 1 s; c->a/q2 (ready 5.5 > 5) and a/q2~b/q2 are not
+    assert s.handover_median == pytest.approx(0.625) and s.handover_p95 == pytest.approx(0.25 + 0.95 * 0.75)
+
+
+def test_lower_bound_counts_the_shortest_final_classical_stretch():
+    # Both workflows end with classical work after their last block: the device's 2 s of work plus
+    # the shorter of the two final stretches (1 s) is more than either workflow alone (2.5 s).
+    events = [ev("exec", "a", "q1", 0, 1), ev("cpu", "a", "c1", 1, 2.5),
+              ev("exec", "b", "q1", 1, 2), ev("cpu", "b", "c1", 2, 3)]
+    s = summarize(events)
+    assert s.longest_workflow == 2.5 and s.bound == pytest.approx(3.0)
 
 
 def test_wait_without_ready_events_falls_back_to_the_workflows_previous_interval():
@@ -199,9 +220,13 @@ def independent_figures(run_dir: Path) -> dict:
     exec_sum = sum(b - a for a, b in execs)
     work = {wf: sum(e["end"] - e["start"] for e in lines if e["workflow"] == wf and e["kind"] in ("exec", "cpu"))
             for wf in per_wf}
+    last_exec = {wf: max(e["end"] for e in lines if e["workflow"] == wf and e["kind"] == "exec") for wf in per_wf}
+    final = min(sum(e["end"] - e["start"] for e in lines
+                    if e["workflow"] == wf and e["kind"] == "cpu" and e["start"] >= last_exec[wf])
+                for wf in per_wf)
     return {"makespan": end - start, "qpu_busy": busy, "qpu_allocated_idle": sum(per_wf.values()) - exec_sum,
             "wait_mean": sum(waits) / len(waits), "wait_max": max(waits), "hold_per_workflow": per_wf,
-            "bound": max(exec_sum, max(work.values())), "quantum_nodes": len(holds)}
+            "bound": max(exec_sum + final, max(work.values())), "quantum_nodes": len(holds)}
 
 
 @pytest.fixture(scope="module")
@@ -235,6 +260,7 @@ def test_report_prints_a_table(small_runs, capsys):
     assert hcqw_main(["report", str(small_runs[1])]) == 0
     out = capsys.readouterr().out
     assert "makespan / bound" in out and "QPU holding per workflow: w0" in out
+    assert "hand-over, median" in out and "hand-over, p95" in out
 
 
 def test_timeline_renders_png_svg_and_self_contained_html(small_runs, tmp_path, capsys):

@@ -13,16 +13,22 @@ Definitions (one device; pass ``device=`` to pick one when a log holds several):
 - wait of a quantum node (one ``hold``): ``hold.start`` minus the node's ``ready`` time; without
   a ``ready`` event, the end of the workflow's latest ``cpu``/``hold`` interval before the hold
   is used, and a node with neither is left out (``waits_measured`` says how many counted);
-- lower bound on the makespan: ``max(sum of all exec durations, longest workflow)``, where a
-  workflow's length is its exec plus ``cpu`` time (its critical path when run alone: its
-  blocks are sequential). Without ``cpu`` events the bound only counts quantum time.
+- lower bound on the makespan: ``max(sum of all exec durations + shortest final classical
+  stretch, longest workflow)``. A workflow's final classical stretch is its ``cpu`` time after its
+  last exec: whichever workflow's block the device runs last still has that stretch to go. A
+  workflow's length is its exec plus ``cpu`` time (its critical path when run alone: its blocks are
+  sequential). Without ``cpu`` events the bound only counts quantum time;
+- hand-over: on one device, from the last exec of one quantum node to the first exec of the next
+  node, counted only when the next node was already waiting (ready, or no ``ready`` logged) and
+  the two did not interleave. It is what the device loses to scheduling between blocks (SLURM's
+  release, allocation and job start); no peer publishes it, so it is reported as median and p95.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from statistics import fmean
+from statistics import fmean, median
 from typing import Iterable, Sequence
 
 from hcqw.timeline.events import Event
@@ -130,6 +136,9 @@ class Summary:
     bound: float
     makespan_over_bound: float | None
     hold_per_workflow: dict[str, float] = field(default_factory=dict)
+    handover_median: float | None = None
+    handover_p95: float | None = None
+    handovers_measured: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -202,7 +211,8 @@ def summarize(events: Sequence[Event], device: str | None = None) -> Summary:
     quantum_work = sum(b - a for a, b in execs)
     classical_work = sum(e.duration for e in events if e.kind == "cpu")
     longest = max(work.values(), default=0.0)
-    bound = max(quantum_work, longest)
+    bound = max(quantum_work + min(final_classical(events).values(), default=0.0), longest)
+    handover = handovers(events)
     idle = gaps(execs, start, end)
     busy, allocated = covered(execs), covered(holds)
     frac = (lambda x: x / makespan) if makespan > 0 else (lambda x: 0.0)
@@ -221,7 +231,50 @@ def summarize(events: Sequence[Event], device: str | None = None) -> Summary:
         quantum_work=quantum_work, classical_work=classical_work, longest_workflow=longest,
         bound=bound, makespan_over_bound=makespan / bound if bound > 0 else None,
         hold_per_workflow=dict(sorted(held.items())),
+        handover_median=median(handover) if handover else None,
+        handover_p95=percentile(handover, 95) if handover else None,
+        handovers_measured=len(handover),
     )
+
+
+def final_classical(events: Sequence[Event]) -> dict[str, float]:
+    """Per workflow with quantum work: seconds of ``cpu`` intervals that start after its last exec ends."""
+    last_exec: dict[str, float] = {}
+    for e in events:
+        if e.kind == "exec":
+            last_exec[e.workflow] = max(last_exec.get(e.workflow, e.end), e.end)
+    return {wf: sum(e.duration for e in events if e.kind == "cpu" and e.workflow == wf and e.start >= end - _EPS)
+            for wf, end in last_exec.items()}
+
+
+def handovers(events: Sequence[Event]) -> list[float]:
+    """Seconds from one node's last exec to the next waiting node's first exec, per device (see the module doc)."""
+    ready: dict[tuple[str, str], float] = {}
+    blocks: dict[str, dict[tuple[str, str], list[float]]] = defaultdict(dict)  # device -> node -> [first, last]
+    for e in events:
+        key = (e.workflow, e.node)
+        if e.kind == "ready":
+            ready.setdefault(key, e.start)
+        elif e.kind == "exec":
+            block = blocks[e.device].setdefault(key, [e.start, e.end])
+            block[0], block[1] = min(block[0], e.start), max(block[1], e.end)
+    out = []
+    for nodes in blocks.values():
+        ordered = sorted(nodes.items(), key=lambda item: item[1][0])
+        for (_, (_, previous_end)), (key, (first, _)) in zip(ordered, ordered[1:]):
+            waiting = ready.get(key, float("-inf")) <= previous_end + _EPS
+            if waiting and first >= previous_end - _EPS:
+                out.append(max(0.0, first - previous_end))
+    return out
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile by linear interpolation between order statistics (numpy's default)."""
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def allocated_spans(nodes: Iterable[QuantumNode]) -> list[Span]:

@@ -29,6 +29,9 @@ ROWS: list[tuple[str, Callable[[Summary], str]]] = [
     ("waits measured", lambda s: f"{s.waits_measured}/{s.quantum_nodes}"),
     ("sum of quantum blocks", lambda s: _S(s.quantum_work)),
     ("longest single workflow", lambda s: _S(s.longest_workflow)),
+    ("hand-over, median", lambda s: _S(s.handover_median)),
+    ("hand-over, p95", lambda s: _S(s.handover_p95)),
+    ("hand-overs measured", lambda s: str(s.handovers_measured)),
     ("lower bound", lambda s: _S(s.bound)),
     ("makespan / bound", lambda s: _F(s.makespan_over_bound)),
 ]
