@@ -174,6 +174,11 @@ def _read_verified(path: Path, key: bytes) -> tuple[CheckpointHeader, bytes]:
     return header, payload
 
 
+def copy_private(src: Path | str, dst: Path | str) -> None:
+    """Copy a checkpoint (e.g. staging it to another cluster) as the original was written: mode 0600, atomically."""
+    _write_atomically(Path(dst), [Path(src).read_bytes()])
+
+
 def _write_atomically(path: Path, chunks: list[bytes], *, replace: bool = True) -> None:
     """Write to a private temp file, fsync, then publish it under ``path`` in one step.
 
