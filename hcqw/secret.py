@@ -57,3 +57,10 @@ class Secret:
 def hide(value: str | Secret | None) -> Secret | None:
     """``value`` as a ``Secret`` (None stays None)."""
     return None if value is None else Secret(value)
+
+
+def hide_token(options: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Backend options with their ``token`` (if any) as a ``Secret``, for objects whose repr gets logged."""
+    if not options or options.get("token") is None:
+        return options
+    return {**options, "token": hide(options["token"])}

@@ -26,7 +26,7 @@ from parsl.executors import HighThroughputExecutor
 from parsl.providers import LocalProvider
 
 from hcqw.hetjob.jobs import NodeJobSettings
-from hcqw.secret import hide
+from hcqw.secret import hide_token
 from parsl_hcqw.executor import QpuJobExecutor, QpuSession
 from parsl_hcqw.provider import HetjobSlurmProvider
 
@@ -44,13 +44,6 @@ def _htex(label: str, workers: int, provider: object, address: str) -> HighThrou
 def _local_provider() -> LocalProvider:
     return LocalProvider(init_blocks=1, min_blocks=1, max_blocks=1,
                          worker_init=f"export PATH={Path(sys.executable).parent}:$PATH")
-
-
-def _hide_token(backend_options: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Parsl logs the repr of the whole Config (providers' options included): the token goes in masked."""
-    if not backend_options or backend_options.get("token") is None:
-        return backend_options
-    return {**backend_options, "token": hide(backend_options["token"])}
 
 
 def hcqw_config(
@@ -86,7 +79,8 @@ def hcqw_config(
         executors = [_htex("cpu", workers, _local_provider(), "127.0.0.1"),
                      _htex("qpu", 1, _local_provider(), "127.0.0.1")]
     else:
-        common = dict(settings=settings, backend=backend, backend_options=_hide_token(backend_options),
+        # Parsl logs the repr of the whole Config, providers' options included: the token goes in masked.
+        common = dict(settings=settings, backend=backend, backend_options=hide_token(backend_options),
                       workflow=workflow)
         cpu = _htex("cpu", workers, HetjobSlurmProvider(quantum=False, init_blocks=1, min_blocks=0,
                                                         max_blocks=cpu_blocks, **common), address)
