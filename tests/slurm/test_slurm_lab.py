@@ -237,6 +237,7 @@ def test_token_never_leaks(slurm_lab, tmp_path, caplog, monkeypatch):
     token = slurm_lab.token(lifespan=900)
     token_file = tmp_path / "jwt"
     token_file.write_text(token)
+    token_file.chmod(0o600)
     # Also in our own environment: neither backend may pass it on to jobs.
     monkeypatch.setenv("SLURM_JWT", token)
     monkeypatch.setenv("HCQW_SLURM_JWT", token)
