@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from pathlib import Path
 
 from hcqw.slurm.commands import command_env, run_slurm
 from hcqw.slurm.errors import SlurmError
@@ -28,10 +30,17 @@ log = logging.getLogger(__name__)
 #: The GRES that stands for the quantum device (the lab's and the site guide's name).
 QPU_GRES = "qpu"
 _EPOCH = "1970-01-01T00:00:00"
+DEFAULT_SLURM_CONF = "/etc/slurm/slurm.conf"  # where Debian's SLURM looks without $SLURM_CONF
 
 
 def accounting_works(env: Mapping[str, str] | None = None) -> bool:
     """Whether ``sacct`` answers here (slurmdbd configured and reachable); False without SLURM at all."""
+    env = command_env(env)
+    conf = Path(env.get("SLURM_CONF") or DEFAULT_SLURM_CONF)
+    if shutil.which("sacct", path=env.get("PATH")) is None or not conf.is_file():
+        # Without a slurm.conf, sacct retries reading it for a minute before it fails.
+        log.info("no SLURM accounting: %s", "no sacct on PATH" if conf.is_file() else f"no {conf}")
+        return False
     try:
         return CliStatusSource(env).uses_sacct
     except SlurmError as err:  # no sacct binary, or no controller configured
