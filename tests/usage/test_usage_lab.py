@@ -15,6 +15,7 @@ import pytest
 
 from hcqw.cli import main as hcqw_main
 from hcqw.hetjob.chain import run_chain
+from hcqw.hetjob.jobs import NodeJobSettings
 from hcqw.lab.pytest_plugin import wait_for
 from hcqw.metrics import read_events
 from hcqw.slurm import open_backend
@@ -112,3 +113,29 @@ def test_hetjob_chain_charge_beside_its_busy_time(lab_env, tmp_path, capsys):
     assert hcqw_main(["usage", str(chain.run_dir), "--since", datetime.fromtimestamp(since).isoformat()]) == 0
     line = next(line for line in capsys.readouterr().out.splitlines() if workflow in line)
     assert line.split()[2:6] == [workflow, "2", f"{charged:.2f}", "2"]
+
+
+def test_resident_service_log_gives_the_busy_time_once(lab_env, resident, tmp_path):
+    """Quantum nodes relaying to a resident QPU service: its exec log alone gives the busy time, matched to
+    SLURM's charges; given together with the run (whose gateway logs the same execs) nothing counts twice."""
+    upstream, service_log = resident
+    since = time.time() - 1
+    sbatch = open_backend("sbatch", poll_interval=0.2)
+    workflow = f"usage-relay-{int(since)}"
+    chain = run_chain(sbatch, "tests.hetjob.loops:make", {"iterations": 2, "hold": 0.5}, workflow, tmp_path / "runs",
+                      settings=NodeJobSettings(device_service=upstream), timeout=300)
+    leaders = [job for _, job in chain.jobs]
+    quantum = [job for node, job in chain.jobs if node.startswith("q")]
+    rows = wait_for(lambda: recorded(lab_env, leaders, len(leaders) + len(quantum), since), 60,
+                    "slurmdbd to record the chain")
+    served = [e for e in read_events(service_log, "exec") if e["workflow"] == workflow]
+    relayed = list(read_events(chain.run_dir / "metrics" / "gateway.jsonl", "exec"))
+    assert len(served) == 2 and len(relayed) == 2  # the same two batches, in both logs
+
+    from_service = collect([service_log], Period(since=since), "sacct")
+    both = collect([service_log, chain.run_dir], Period(since=since), "sacct")
+    for table in (from_service, both):
+        (usage,) = [r for r in table.rows if r.key["workflow"] == workflow]
+        assert (usage.charges, usage.charged_s) == (2, qpu_seconds(rows))
+        assert (usage.batches, usage.busy_s) == (2, pytest.approx(sum(e["end"] - e["start"] for e in served)))
+        assert usage.key["user"] == rows[f"{quantum[0]}+1"]["User"] and table.unmatched_batches == 0
