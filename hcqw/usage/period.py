@@ -59,6 +59,11 @@ class Period:
         hi = end if self.until is None else min(end, self.until)
         return max(0.0, hi - lo)
 
+    def touches(self, start: float, end: float) -> bool:
+        """Whether ``[start, end]`` meets the period at all; a zero-length interval inside it does (SLURM
+        records whole seconds, so a sub-second job may start and end in the same second)."""
+        return (self.since is None or end >= self.since) and (self.until is None or start <= self.until)
+
     def describe(self) -> str:
         since = "the first record" if self.since is None else _local(self.since)
         until = "now" if self.until is None else _local(self.until)

@@ -95,15 +95,13 @@ def usage_table(charges: Sequence[Charge], busy: Iterable[Busy] | None, period: 
     for charge in charges:
         if charge.workflow is not None:
             charges_by_node[(charge.workflow, charge.node)].append(charge)
-        seconds = period.overlap(charge.start, charge.end) * charge.devices
-        if seconds > 0:
+        if period.touches(charge.start, charge.end):
             target = row(charge.user, charge.account, charge.workflow)
             target.charges += 1
-            target.charged_s += seconds
+            target.charged_s += period.overlap(charge.start, charge.end) * charge.devices
     unmatched = 0
     for batch in busy or ():
-        seconds = period.overlap(batch.start, batch.end)
-        if seconds <= 0:
+        if not period.touches(batch.start, batch.end):
             continue
         charge = owner(batch, charges_by_node)
         if charge is None:
@@ -112,6 +110,6 @@ def usage_table(charges: Sequence[Charge], busy: Iterable[Busy] | None, period: 
         else:
             target = row(charge.user, charge.account, charge.workflow)
         target.batches += 1
-        target.busy_s += seconds
+        target.busy_s += period.overlap(batch.start, batch.end)
     ordered = sorted(rows.values(), key=lambda r: tuple((v is None, v or "") for v in r.key.values()))
     return UsageTable(period, charge_source, by, ordered, unmatched, busy_known=busy is not None)

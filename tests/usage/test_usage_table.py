@@ -48,6 +48,8 @@ def test_period_overlap_and_order():
     period = Period(100.0, 200.0)
     assert period.overlap(50, 150) == 50 and period.overlap(150, 250) == 50 and period.overlap(0, 50) == 0
     assert Period().overlap(3, 10) == 7 and Period(since=5).overlap(3, 10) == 5
+    assert Period(100.0, 200.0).touches(150, 150) and Period(100.0, 200.0).touches(200, 300)
+    assert not Period(100.0, 200.0).touches(201, 300) and not Period(since=100.0).touches(50, 99)
     with pytest.raises(UsageError, match="before --since"):
         Period(200.0, 100.0)
 
@@ -157,6 +159,11 @@ def test_period_cuts_charges_and_execs():
     alice = r[("alice", "phys", "wfA")]
     assert alice.charged_s == 8 + 2 * 5 and alice.busy_s == 2  # [2,3] and [4,5]; wfA/q2's exec is after 25
     assert ("bob", "chem", None) not in r and ("carol", None, "wfC") not in r
+
+
+def test_a_job_shorter_than_slurms_second_counts_with_zero_seconds():
+    t = usage_table([charge("alice", "a", None, None, 10, 10)], [], Period(5, 20), "sacct")
+    assert [(r.charges, r.charged_s) for r in t.rows] == [(1, 0)]
 
 
 def test_an_exec_in_another_attempt_of_the_node_finds_that_attempt():
