@@ -19,8 +19,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from hcqw.timeline.events import Event, find_metrics, load_events
-from hcqw.timeline.events import TimelineError
+from hcqw.timeline.events import Event, TimelineError, find_metrics, load_events
 from hcqw.usage.period import UsageError
 from hcqw.usage.records import Busy, Charge
 
