@@ -56,7 +56,8 @@ def test_period_overlap_and_order():
 
 def test_sacct_query_covers_the_period_outwards():
     cmd = sacct_command(Period(NOW + 0.5, NOW + 10.2))
-    assert cmd[-4:] == ["-S", "2026-11-30T12:00:00", "-E", "2026-11-30T12:00:11"] and "-a" in cmd and "-X" in cmd
+    assert cmd[-4:] == ["-S", "2026-11-30T12:00:00", "-E", "2026-11-30T12:00:11"]
+    assert {"-a", "-X", "-D"} <= set(cmd)  # every user, allocations only, every run of a requeued job
     assert sacct_command(Period())[-4:] == ["-S", "1970-01-01T00:00:00", "-E", "now"]
 
 
