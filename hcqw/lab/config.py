@@ -90,8 +90,6 @@ def render_slurm_conf(layout: Layout, accounting: bool = False) -> str:
             f"AccountingStoragePort={ports.slurmdbd}",
             # slurmctld authenticates to slurmdbd through this munge socket.
             f"AccountingStoragePass={layout.munge_socket}",
-            # sacct's AllocTRES then holds gres/qpu=<count>: what `hcqw usage` charges.
-            "AccountingStorageTRES=gres/qpu",
         ]
     else:
         lines.append("AccountingStorageType=accounting_storage/none")
