@@ -34,8 +34,11 @@ class DaemonSpec:
     argv: list[str]
     log_file: Path  # what to tell the user to read when it fails
     out_file: Path  # where its stdout/stderr go (may equal log_file)
-    port: int | None = None  # checked to be free before starting
+    port: int | None = None  # checked to be free before starting (daemons of the submit host only)
     extra_env: dict[str, str] = field(default_factory=dict)
+    host: str = "submit"  # the lab host (network namespace) it runs on
+    user: str | None = None  # None: root
+    env: dict[str, str] | None = None  # the whole environment, instead of the lab's base environment + extra_env
 
 
 @dataclass(frozen=True)
