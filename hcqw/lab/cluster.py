@@ -196,13 +196,13 @@ class LabCluster:
     def up(self, timeout: float = 60) -> None:
         """Install what is missing, make the hosts, write the configuration and start every daemon not running.
 
-        Idempotent: daemons already running (same root) are kept. Returns when
+        Idempotent: daemons already running (same root) are kept. ``timeout`` bounds the start of the
+        daemons (installing packages and the site venv comes before it, once). Returns when
         every node is usable, the REST API answers an authenticated ping and
         every resident QPU service listens. Raises :class:`LabError` with the
         log file to read if anything fails.
         """
         started = time.monotonic()
-        deadline = started + timeout
         self._timeout = timeout  # for error messages only
         if os.geteuid() != 0:
             raise LabError("the lab cluster runs slurmctld/slurmd as root: run `hcqw lab up` (or the tests) as root, "
@@ -211,6 +211,7 @@ class LabCluster:
         host.ensure_user(SLURM_USER)
         self.site = software.ensure_site_venv(self.site.root)
         users.ensure_accounts(self.layout.home)
+        deadline = time.monotonic() + timeout  # for the daemons: installing above may take minutes, once
         with self._locked():
             self._prepare_files()
             daemons = self._daemons()
@@ -231,6 +232,7 @@ class LabCluster:
 
     def _start_all(self, by_name: dict[str, DaemonSpec], deadline: float) -> None:
         """Start the daemons in dependency order, each only once the ones it needs answer."""
+        started = time.monotonic()
         self._start(by_name["munged"])
         self._wait(by_name["munged"], deadline, self._munge_ready)
         if self.accounting:
@@ -252,6 +254,7 @@ class LabCluster:
         restd = by_name["slurmrestd"]
         self._start(restd)
         self._wait_nodes(slurmds, deadline)
+        log.info("all %d nodes idle %.1f s after the first daemon started", len(slurmds), time.monotonic() - started)
         self._wait(restd, deadline, self._rest_ready)
         for service, node in zip(services, self.layout.qpu_node_names):
             self._wait(service, deadline, lambda node=node: self._qpu_socket(node).is_socket(),
