@@ -169,7 +169,7 @@ class LabCluster:
         if user not in users.USERS:
             raise LabError(f"{user!r} is not a lab user; the lab's users are {', '.join(users.USERS)}")
         full_env = {**self.user_env(user), **(env or {})}
-        return subprocess.run(users.as_user(user, list(argv), full_env), cwd=cwd or self.home(user),
+        return subprocess.run(users.as_user(user, list(argv)), env=full_env, cwd=cwd or self.home(user),
                               umask=users.USER_UMASK, **run_options)  # type: ignore[call-overload]
 
     def status(self) -> dict[str, object]:

@@ -169,6 +169,7 @@ def destroy(record: Path) -> None:
         assert host.netns and host.link
         # Deleting the namespace destroys its end of the veth pair and with it ours (a moment later).
         if host.netns_path.exists():  # type: ignore[union-attr]
+            _warn_about_processes_inside(host)
             _ip("netns", "delete", host.netns)
         _delete_link(host.link)
     _delete_link(net.bridge)
@@ -206,6 +207,26 @@ def _check_free(net: Network) -> None:
         if other.overlaps(ours):
             raise LabError(f"subnet {ours} of this lab overlaps {other} (dev {route.get('dev', '?')}), already routed "
                            f"on this machine; {hint}")
+
+
+def _warn_about_processes_inside(host: Host) -> None:
+    """Name processes still in the host's namespace (they keep it alive, unnamed, after ``ip netns delete``).
+
+    They are not the lab's daemons (those are stopped first, by PID) but leftovers of jobs: say
+    so rather than kill what the lab did not start itself."""
+    inode = host.netns_path.stat().st_ino  # type: ignore[union-attr]
+    left = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (proc / "ns" / "net").stat().st_ino == inode:
+                command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+                left.append(f"{proc.name} ({command})")
+        except OSError:
+            continue  # gone meanwhile, or a kernel thread
+    if left:
+        log.warning("processes still running on lab host %s: %s", host.name, "; ".join(left))
 
 
 def _link_exists(name: str) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import pwd
+import shutil
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -91,10 +92,13 @@ def user_env(user: str, home: Path, base: Mapping[str, str]) -> dict[str, str]:
     return {"HOME": str(home), "USER": user, "LOGNAME": user, "LANG": LANG, **base}
 
 
-def as_user(user: str, argv: list[str], env: Mapping[str, str]) -> list[str]:
-    """``argv`` run as ``user`` with exactly ``env`` (runuser; its PAM session, then ``env -i``)."""
+def as_user(user: str, argv: list[str]) -> list[str]:
+    """``argv`` run as ``user`` (runuser, with its PAM session) in exactly the environment runuser is given.
+
+    ``-m`` keeps runuser from resetting HOME to the passwd entry's; the environment travels
+    through ``execve``, not the command line, so nothing in it shows in a process list."""
     ids(user)
-    return ["runuser", "-u", user, "--", "env", "-i", *(f"{k}={v}" for k, v in env.items()), *argv]
+    return [shutil.which("runuser") or "/usr/sbin/runuser", "-u", user, "-m", "--", *argv]
 
 
 def _run(argv: list[str], what: str) -> None:

@@ -199,9 +199,7 @@ def test_up_twice_then_down_leaves_nothing(small_lab: LabCluster) -> None:
     assert lab.daemon_pids() == pids
     assert lab.is_up()
     stat_before = {pid: proc_stat(pid) for pid in pids.values()}
-    started = time.monotonic()
     lab.down()
-    assert time.monotonic() - started < 15
     assert not lab.is_up()
     for pid, stat in stat_before.items():
         now = proc_stat(pid)  # gone, a zombie, or (PID reused) another process

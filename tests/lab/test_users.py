@@ -47,6 +47,11 @@ def test_exec_runs_as_the_user_with_the_lab_environment(slurm_lab: LabCluster, t
         assert "HCQW_TEST_SECRET" not in as_user(slurm_lab, BOB, "env").stdout
     finally:
         del os.environ["HCQW_TEST_SECRET"]
+    # What the caller passes arrives through the environment, never on a command line others can list.
+    token = f"secret-{uuid.uuid4().hex}"
+    seen = as_user(slurm_lab, BOB, "sh", "-c", 'echo "$HCQW_SLURM_JWT"; cat /proc/$PPID/cmdline /proc/$$/cmdline',
+                   env={"HCQW_SLURM_JWT": token})
+    assert seen.stdout.splitlines()[0] == token and token not in seen.stdout.split("\n", 1)[1]
 
 
 def test_users_run_hcqw_from_the_site_venv(slurm_lab: LabCluster) -> None:
