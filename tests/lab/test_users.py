@@ -62,12 +62,13 @@ def test_users_run_hcqw_from_the_site_venv(slurm_lab: LabCluster) -> None:
     assert as_user(slurm_lab, BOB, "hcqw", "--version").returncode == 0
 
 
-def test_alice_job_runs_as_alice_and_bob_cannot_read_her_files(slurm_lab: LabCluster) -> None:
+def test_alice_job_runs_as_alice_and_bob_cannot_read_her_files(slurm_lab: LabCluster, lab_user_dir) -> None:
     name = f"mine-{uuid.uuid4().hex[:8]}"
-    out = slurm_lab.home(ALICE) / f"{name}.out"
+    workdir = lab_user_dir(ALICE)
+    out = workdir / f"{name}.out"
     submitted = as_user(slurm_lab, ALICE, "sbatch", "--parsable", "-J", name, "-o", str(out), "--wrap",
                         'id -un; python -c "from hcqw.checkpoint import load_key; load_key()"; '
-                        'echo "$SLURMD_NODENAME"')
+                        'echo "$SLURMD_NODENAME"', cwd=workdir)
     assert submitted.returncode == 0, submitted.stderr
     job = submitted.stdout.strip()
     assert wait_done(job)[job] == "COMPLETED"
@@ -78,6 +79,7 @@ def test_alice_job_runs_as_alice_and_bob_cannot_read_her_files(slurm_lab: LabClu
     for path, mode in ((out, 0o600), (key, 0o600)):
         info = path.stat()
         assert pwd.getpwuid(info.st_uid).pw_name == ALICE and stat.S_IMODE(info.st_mode) == mode, path
+    assert stat.S_IMODE(workdir.stat().st_mode) == 0o700
     for argv in (["cat", str(out)], ["ls", str(slurm_lab.home(ALICE))], ["cat", str(key)]):
         denied = as_user(slurm_lab, BOB, *argv)
         assert denied.returncode != 0 and "Permission denied" in denied.stderr, argv
