@@ -222,9 +222,9 @@ class LabCluster:
                 self._start_all({d.name: d for d in daemons}, deadline)
             except BaseException:
                 # Leave nothing half-started behind (daemons that ran before this call stay).
-                for name in sorted(self._started_now, key=_stop_order):
+                for stage in sorted({_stop_order(name) for name in self._started_now}):
                     with contextlib.suppress(LabError):
-                        self._stop(next(d for d in daemons if d.name == name))
+                        self._stop_all([name for name in self._started_now if _stop_order(name) == stage])
                 if made_network:
                     network.destroy(self.layout.network_file)
                 raise
@@ -295,9 +295,9 @@ class LabCluster:
             names = set(known) | {p.stem for p in self.layout.run.glob("*.pid")}
             if self._running(known["slurmctld"]):
                 self._cancel_all_jobs()
-            for name in sorted(names, key=_stop_order):
-                daemon = known.get(name) or DaemonSpec(name, [], self.layout.log_file(name), self.layout.log_file(name))
-                self._stop(daemon)
+            # Each stage at once (e.g. all slurmds), stages in reverse start order.
+            for stage in sorted({_stop_order(name) for name in names}):
+                self._stop_all([name for name in names if _stop_order(name) == stage])
             network.destroy(self.layout.network_file)
         log.info("lab cluster %s down (%s)", self.cluster_name, self.root)
 
@@ -387,12 +387,13 @@ class LabCluster:
         procs.spawn(daemon.name, argv, env, self.layout.pid_file(daemon.name), daemon.out_file, cwd=self.root)
         self._started_now.append(daemon.name)
 
-    def _stop(self, daemon: DaemonSpec) -> None:
+    def _stop_all(self, names: list[str]) -> None:
         try:
-            if procs.stop(daemon.name, self.layout.pid_file(daemon.name)):
-                log.debug("stopped %s", daemon.name)
+            stopped = procs.stop_all({name: self.layout.pid_file(name) for name in names})
         except OSError as err:
-            raise LabError(f"could not stop {daemon.name}: {err}; see {daemon.log_file}") from err
+            raise LabError(f"could not stop a daemon: {err}; see the logs in {self.layout.log}") from err
+        if stopped:
+            log.debug("stopped %s", ", ".join(stopped))
 
     def _wait(self, daemon: DaemonSpec, deadline: float, ready: Callable[[], bool], what: str | None = None) -> None:
         """Poll ``ready`` until it holds; fail fast (with the log tail) if the daemon dies."""
