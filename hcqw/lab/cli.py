@@ -81,9 +81,12 @@ def _cluster(args: argparse.Namespace) -> "LabCluster":
 def _up(args: argparse.Namespace) -> int:
     lab = _cluster(args)
     lab.up(timeout=args.timeout)
+    root = shlex.quote(str(lab.root))
     print(f"lab cluster {lab.cluster_name} is up in {lab.root}")
+    print("  hosts:    " + ", ".join(f"{h.name} ({h.role}, {h.address})" for h in lab.hosts))
     print(f"  REST API: {lab.rest_url}")
-    print(f"  use it:   eval \"$(hcqw lab env --dir {shlex.quote(str(lab.root))})\"")
+    print(f"  as a user: hcqw lab exec --dir {root} --user {lab.users[0]} -- sinfo")
+    print(f"  as root:   eval \"$(hcqw lab env --dir {root})\"")
     return 0
 
 

@@ -190,6 +190,8 @@ class LabCluster:
             "daemons": [{"name": d.name, "host": d.host, "user": d.user or "root",
                          "pid": procs.running_pid(self.layout.pid_file(d.name))} for d in daemons],
             "qpu_services": {n: self.qpu_service_address(n) for n in self.layout.qpu_node_names},
+            # For a job's device_service: %n becomes the qpu node SLURM gave the job.
+            "qpu_service_pattern": self.layout.qpu_service_address_pattern,
         }
 
     # ------------------------------------------------------------------ lifecycle

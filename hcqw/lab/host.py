@@ -65,7 +65,7 @@ def check_reachable_by(user: str, path: Path) -> None:
     """``user`` (not root) must be able to reach ``path``: every parent directory needs o+x."""
     for parent in path.parents:
         if not parent.stat().st_mode & 0o001:
-            raise LabError(f"slurmrestd runs as user {user!r} and cannot reach {path}: directory {parent} is not "
+            raise LabError(f"{user} (and the lab's users) cannot reach {path}: directory {parent} is not "
                            f"world-searchable. Choose a lab directory under /tmp (--dir) or `chmod o+x {parent}`")
 
 

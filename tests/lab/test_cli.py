@@ -39,6 +39,7 @@ def test_status_json_lists_hosts_users_and_daemons(slurm_lab: LabCluster, capsys
     daemons = {d["name"]: d for d in status["daemons"]}
     assert all(d["pid"] for d in daemons.values())
     assert daemons["qpu-service-hcqw-q1"]["user"] == "hcqw-qpu" and daemons["slurmctld"]["host"] == "hcqw-head"
+    assert status["qpu_service_pattern"].replace("%n", "hcqw-q2") == status["qpu_services"]["hcqw-q2"]
     assert _run("status", "--dir", str(slurm_lab.root)) == 0
     assert "hcqw-q2" in capsys.readouterr().out
 
