@@ -72,6 +72,8 @@ def _draw_panel(ax, panel: Panel, horizon: float) -> None:
     ax.set_yticks([-i for i in range(len(panel.lanes))], panel.lanes, fontsize=8)
     ax.set_ylim(-len(panel.lanes) + 0.4, 0.6)
     ax.set_xlim(0, horizon * 1.01)
-    ax.axhline(-0.5, color="black", linewidth=0.5)  # separates the QPU lane from the workflows
+    ax.axhline(-(panel.qpu_lanes - 0.5), color="black", linewidth=0.5)  # separates the QPU lanes from the workflows
+    for lane in range(1, panel.qpu_lanes):  # and the devices from each other, more lightly
+        ax.axhline(-(lane - 0.5), color="black", linewidth=0.3, linestyle=":")
     ax.set_title(panel.caption(), fontsize=9, loc="left")
     ax.grid(axis="x", linewidth=0.3, alpha=0.5)
