@@ -18,6 +18,7 @@ WIDTH = 1000  # px of the time axis
 LABEL_W = 170  # px for lane names
 LANE_H = 22
 HEIGHT = {"free": 0.9, "hold": 0.8, "exec": 0.55, "cpu": 0.5}
+LABEL_CHAR_W = 5  # px per character of a bar's label (8 px font)
 
 
 def render_html(runs: Mapping[str, Sequence[Event]], path: Path, title: str | None = None) -> Path:
@@ -59,6 +60,7 @@ def _svg(panel: Panel, horizon: float) -> str:
     for lane in range(1, panel.qpu_lanes + 1):  # below each device's lane; the last one parts them from the workflows
         y, dash = lane * LANE_H, "" if lane == panel.qpu_lanes else ' stroke-dasharray="2,2"'
         out.append(f'<line x1="{LABEL_W}" x2="{LABEL_W + WIDTH}" y1="{y}" y2="{y}" stroke="#000" stroke-width="0.5"{dash}/>')
+    labels: list[str] = []
     for bar in panel.bars:
         x = LABEL_W + bar.start * scale
         w = max((bar.end - bar.start) * scale, 0.5)
@@ -72,6 +74,9 @@ def _svg(panel: Panel, horizon: float) -> str:
         style = {"hold": f'fill="{bar.colour}" fill-opacity="0.25" stroke="{bar.colour}" stroke-width="0.6"',
                  "free": 'fill="url(#hatch)" fill-opacity="0.5"'}.get(bar.style, f'fill="{bar.colour}"')
         out.append(f'<rect x="{x:.2f}" y="{mid - h / 2:.1f}" width="{w:.2f}" height="{h:.1f}" {style}>{tip}</rect>')
+        if bar.label and w >= LABEL_CHAR_W * (len(bar.label) + 1):
+            labels.append(f'<text x="{x + 2:.2f}" y="{mid - h / 2 + 7:.1f}" style="font-size:8px" pointer-events="none">{_e(bar.label)}</text>')
+    out += labels  # over the execs
     axis_y = LANE_H * len(panel.lanes) + 14
     step = _tick_step(horizon)
     t = 0.0

@@ -33,6 +33,7 @@ class Bar:
     style: str  # "hold" | "exec" | "cpu" | "wait" | "free"
     colour: str
     tooltip: str
+    label: str = ""  # written on the bar where it fits: the device of a workflow's block when there are several
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ def layout(label: str, events: list[Event]) -> Panel:
     lane_of = {wf: len(devices) + i for i, wf in enumerate(workflows)}
     bars: list[Bar] = []
     rel = lambda t: t - t0  # noqa: E731
+    held = {(e.workflow, e.node) for e in events if e.kind == "hold"}
     for e in events:
         if e.kind in ("ready", "session") or e.workflow not in lane_of:  # a session reserves nothing: its execs show
             continue
@@ -80,7 +82,9 @@ def layout(label: str, events: list[Event]) -> Panel:
         tip = f"{e.workflow}/{e.node} {e.kind}{on} {rel(e.start):.3f}-{rel(e.end):.3f} s ({e.duration:.3f} s)"
         if e.kind in ("hold", "exec"):
             bars.append(Bar(device_lane[e.device], rel(e.start), rel(e.end), e.kind, c, tip))
-        bars.append(Bar(lane_of[e.workflow], rel(e.start), rel(e.end), e.kind, c, tip))
+        # Which device a block used, on the workflow's lane: on its hold (a session node's: on each exec).
+        names = several and (e.kind == "hold" or (e.kind == "exec" and (e.workflow, e.node) not in held))
+        bars.append(Bar(lane_of[e.workflow], rel(e.start), rel(e.end), e.kind, c, tip, e.device if names else ""))
     nodes = quantum_nodes(events)
     for node in nodes:
         if node.wait:
