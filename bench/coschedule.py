@@ -711,6 +711,8 @@ def aggregate(results: list[dict]) -> list[dict]:
             "hold_per_workflow": median_of(cells, lambda s: statistics.fmean(s["hold_per_workflow"].values())),
             "bound": median_of(cells, lambda s: s["bound"]),
             "over_bound": median_of(cells, lambda s: s["makespan_over_bound"]),
+            "handover_median": median_of(cells, lambda s: s["handover_median"]),
+            "handover_p95": median_of(cells, lambda s: s["handover_p95"]),
             "release_lag": median_of(cells, lambda s: s.get("release_lag_mean")),  # SLURM only
         })
     by_key = {(r["ratio"], r["k"], r["mode"]): r for r in rows}
@@ -726,14 +728,16 @@ def markdown_table(rows: list[dict]) -> str:
     f = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
     lag = any(r.get("release_lag") is not None for r in rows)
     lines = ["| q:c | K | mode | q s | c s | makespan s | vs mono | QPU busy | QPU alloc | alloc-idle s | wait mean s | "
-             "wait max s | hold/wf s | bound s | makespan/bound |" + (" release lag s |" if lag else ""),
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if lag else "")]
+             "wait max s | hold/wf s | hand-over median / p95 s | bound s | makespan/bound |" +
+             (" release lag s |" if lag else ""),
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if lag else "")]
     for r in rows:
         lines.append(f"| {r['ratio']} | {r['k']} | {r['mode']} | {f(r['q'], '.2f')} | {f(r['c'], '.2f')} | "
                      f"{f(r['makespan'], '.2f')} | "
                      f"{f(r['vs_monolithic'], '.2f')} | {f(r['busy_fraction'], '.3f')} | "
                      f"{f(r['allocated_fraction'], '.3f')} | {f(r['allocated_idle'], '.2f')} | "
                      f"{f(r['wait_mean'], '.2f')} | {f(r['wait_max'], '.2f')} | {f(r['hold_per_workflow'], '.2f')} | "
+                     f"{f(r['handover_median'], '.2f')} / {f(r['handover_p95'], '.2f')} | "
                      f"{f(r['bound'], '.2f')} | {f(r['over_bound'], '.2f')} |" +
                      (f" {f(r.get('release_lag'), '.2f')} |" if lag else ""))
     return "\n".join(lines)
@@ -879,8 +883,9 @@ def main(argv: list[str] | None = None) -> int:
                                             args.qpu_threads, not args.no_pin)
                         s = cell["summary"]
                         log.info("rep %d q:c %s K=%d %-10s makespan %6.2f s  busy %.2f  alloc-idle %6.2f s  "
-                                 "makespan/bound %.2f%s%s", rep, ratio, k, mode, s["makespan"], s["qpu_busy_fraction"],
-                                 s["qpu_allocated_idle"], s["makespan_over_bound"] or 0,
+                                 "makespan/bound %.2f  hand-over median %s%s%s", rep, ratio, k, mode, s["makespan"],
+                                 s["qpu_busy_fraction"], s["qpu_allocated_idle"], s["makespan_over_bound"] or 0,
+                                 "-" if s["handover_median"] is None else f"{s['handover_median']:.2f} s",
                                  f"  release lag {s['release_lag_mean']:.2f} s" if s.get("release_lag_mean") is not None
                                  else "", "  PROBLEMS" if cell["problems"] else "")
                         problems += [f"{cell_dir}: {msg}" for msg in cell["problems"]]

@@ -12,6 +12,12 @@ File layout::
 The HMAC covers everything except itself. Writes are atomic (temp file, fsync,
 rename, fsync of the directory), so a writer killed mid-write leaves the previous
 checkpoint intact.
+
+A valid signature says who wrote a file, not where it belongs. The signed header also
+names the file it was written as (``artifact``) and the run that wrote it (``workflow``
+and the ``fingerprint`` of the loop's import path and parameters), and a loader that
+passes the ``Place`` it expects gets ``CheckpointMismatch`` for a file copied over another
+(a rolled-back or swapped iteration) or left by a run with other parameters.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from typing import Any
 
 import cloudpickle
 
-from hcqw.errors import CheckpointError
+from hcqw.errors import CheckpointError, CheckpointMismatch
 from hcqw.paths import key_path
 
 log = logging.getLogger(__name__)
@@ -54,6 +60,16 @@ class CheckpointHeader:
     key_id: str
     format: int = FORMAT_VERSION
     meta: dict = field(default_factory=dict)
+    artifact: str = ""  # the file name it was written as ("" before checkpoints were bound to their place)
+    fingerprint: str = ""  # of the run that wrote it: loop import path and parameters
+
+
+@dataclass(frozen=True)
+class Place:
+    """The run a loader expects a checkpoint from; the checkpoint's own file name is the rest of its place."""
+
+    workflow: str
+    fingerprint: str
 
 
 def load_key(path: Path | None = None) -> bytes:
@@ -92,15 +108,15 @@ def key_id(key: bytes) -> str:
 
 
 def save_checkpoint(path: Path | str, obj: Any, *, workflow: str, iteration: int, producer: str,
-                    meta: dict | None = None, key: bytes | None = None) -> CheckpointHeader:
-    """Pickle ``obj`` and write it atomically as a signed checkpoint."""
+                    meta: dict | None = None, key: bytes | None = None, fingerprint: str = "") -> CheckpointHeader:
+    """Pickle ``obj`` and write it atomically as a signed checkpoint, bound to its file name and run."""
     path = Path(path)
     key = key or load_key()
     payload = cloudpickle.dumps(obj)
     header = CheckpointHeader(
         workflow=workflow, iteration=iteration, producer=producer, created=time.time(),
         payload_sha256=hashlib.sha256(payload).hexdigest(), payload_size=len(payload), key_id=key_id(key),
-        meta=dict(meta or {}),
+        meta=dict(meta or {}), artifact=path.name, fingerprint=fingerprint,
     )
     header_bytes = json.dumps(asdict(header), sort_keys=True).encode()
     signed = MAGIC + _LENGTH.pack(len(header_bytes)) + header_bytes
@@ -109,26 +125,54 @@ def save_checkpoint(path: Path | str, obj: Any, *, workflow: str, iteration: int
     return header
 
 
-def load_checkpoint(path: Path | str, *, key: bytes | None = None,
-                    workflow: str | None = None) -> tuple[Any, CheckpointHeader]:
-    """Verify and unpickle a checkpoint; ``workflow`` (if given) must match the one that wrote it."""
+def load_checkpoint(path: Path | str, *, key: bytes | None = None, workflow: str | None = None,
+                    place: Place | None = None) -> tuple[Any, CheckpointHeader]:
+    """Verify and unpickle a checkpoint; ``workflow`` (if given) must match the one that wrote it,
+    ``place`` (if given) the whole binding (see ``check_place``). Nothing is unpickled before both pass."""
     path = Path(path)
     header, payload = _read_verified(path, key or load_key())
     _check_workflow(path, header, workflow)
+    if place is not None:
+        check_place(path, header, place)
     return cloudpickle.loads(payload), header
 
 
-def read_header(path: Path | str, *, key: bytes | None = None, workflow: str | None = None) -> CheckpointHeader:
-    """The verified header, without unpickling the payload."""
+def read_header(path: Path | str, *, key: bytes | None = None, workflow: str | None = None,
+                place: Place | None = None) -> CheckpointHeader:
+    """The verified (and, with ``place``, placed) header, without unpickling the payload."""
     path = Path(path)
     header = _read_verified(path, key or load_key())[0]
     _check_workflow(path, header, workflow)
+    if place is not None:
+        check_place(path, header, place)
     return header
 
 
 def _check_workflow(path: Path, header: CheckpointHeader, workflow: str | None) -> None:
     if workflow is not None and header.workflow != workflow:
-        raise CheckpointError(path, f"belongs to workflow {header.workflow!r}, not {workflow!r}; check the run directory")
+        raise CheckpointMismatch(path, f"belongs to workflow {header.workflow!r}, not {workflow!r}; check the run directory")
+
+
+def check_place(path: Path, header: CheckpointHeader, place: Place) -> None:
+    """Raise ``CheckpointMismatch`` unless the verified ``header`` was written as this very file by this run."""
+    _check_workflow(path, header, place.workflow)
+    if not header.artifact:
+        raise CheckpointMismatch(
+            path, "carries no record of where it belongs (written by an older hcqw); finish that run with the "
+            "hcqw that started it, or start this one under a new workflow id"
+        )
+    if header.artifact != path.name:
+        raise CheckpointMismatch(
+            path, f"was written as {header.artifact} (iteration {header.iteration}, by {header.producer}), not as "
+            f"{path.name}: copied over it, swapped or rolled back; refusing it. Delete {path.name} and the "
+            "checkpoints after it to recompute them"
+        )
+    if header.fingerprint != place.fingerprint:
+        raise CheckpointMismatch(
+            path, f"was written by a run of workflow {place.workflow!r} with another loop or other parameters "
+            f"(run fingerprint {header.fingerprint or 'none'}, this run's {place.fingerprint}); resuming would mix "
+            "two runs. Resume with the same loop and parameters (--param values), or use a new workflow id"
+        )
 
 
 def _read_verified(path: Path, key: bytes) -> tuple[CheckpointHeader, bytes]:
@@ -172,6 +216,11 @@ def _read_verified(path: Path, key: bytes) -> tuple[CheckpointHeader, bytes]:
     if hashlib.sha256(payload).hexdigest() != header.payload_sha256:  # unreachable unless the key leaked
         raise CheckpointError(path, "payload hash mismatch")
     return header, payload
+
+
+def copy_private(src: Path | str, dst: Path | str) -> None:
+    """Copy a checkpoint (e.g. staging it to another cluster) as the original was written: mode 0600, atomically."""
+    _write_atomically(Path(dst), [Path(src).read_bytes()])
 
 
 def _write_atomically(path: Path, chunks: list[bytes], *, replace: bool = True) -> None:

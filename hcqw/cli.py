@@ -23,6 +23,7 @@ SUBCOMMANDS: list[str] = [
     "hcqw.lab.cli",
     "hcqw.hetjob.cli",
     "hcqw.timeline.cli",
+    "hcqw.usage.cli",
 ]
 
 

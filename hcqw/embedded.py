@@ -40,8 +40,9 @@ class Workflow:
         return cls(loop, RunContext(workflow_id, Path(runs_dir) / workflow_id))
 
     def final_state(self) -> Any:
-        """The state after the last iteration (loads the last checkpoint)."""
-        return load_checkpoint(self.ctx.path(state_file(self.loop.iterations)), workflow=self.ctx.workflow)[0]
+        """The state after the last iteration (loads the last checkpoint, which must be this run's)."""
+        last = self.ctx.path(state_file(self.loop.iterations))
+        return load_checkpoint(last, place=self.ctx.place(self.loop.fingerprint))[0]
 
 
 def run_workflow(workflow: Workflow, monolithic: bool = False, backend: str = "qsim",
@@ -107,7 +108,8 @@ def run_monolithic(workflow: Workflow, device: DeviceProvider, device_timeout: f
     """The whole loop holding the device from start to end (the first paper's Fig. 2a), for comparison."""
     loop, ctx = workflow.loop, workflow.ctx
     save = lambda i, obj, meta: save_checkpoint(  # noqa: E731
-        ctx.path(state_file(i)), obj, workflow=ctx.workflow, iteration=i, producer="monolithic", meta=meta
+        ctx.path(state_file(i)), obj, workflow=ctx.workflow, iteration=i, producer="monolithic", meta=meta,
+        fingerprint=loop.fingerprint,
     )
     state = loop.initial_state()
     save(0, state, {"converged": False})

@@ -30,6 +30,11 @@ class CheckpointError(HcqwError):
         super().__init__(f"checkpoint {self.path}: {reason}")
 
 
+class CheckpointMismatch(CheckpointError):
+    """A genuine checkpoint in the wrong place: another workflow's, another node's (copied, swapped or
+    rolled back), or written by a run with other loop parameters."""
+
+
 class WorkflowError(HcqwError):
     """A hybrid workflow definition or one of its nodes is invalid or failed."""
 

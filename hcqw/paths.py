@@ -26,6 +26,7 @@ def key_path() -> Path:
 def device_dir(device: str) -> Path:
     """Queue and status files of a local device: ``$HCQW_DEVICE_DIR`` or ``<state_dir>/devices/<device>``.
 
-    Point several users at one shared directory (mode 1777) to make them share one FIFO."""
+    The directory is the caller's own (``hcqw.device.fifo_lock`` refuses a shared one); users
+    share a device through a QPU service (``HCQW_DEVICE_ADDRESS``)."""
     explicit = os.environ.get("HCQW_DEVICE_DIR")
     return Path(explicit) if explicit else state_dir() / "devices" / device

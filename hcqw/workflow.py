@@ -14,20 +14,28 @@ and a classical node ``cNNNN``, each reading and writing checkpoint artifacts. E
 
 The DAG is static (``iterations`` is the bound); once ``converged`` holds, later nodes
 pass the state through without touching the device, so engines never need dynamic DAGs.
+
+Every engine resumes through ``node_done`` and ``run_node``, which accept a checkpoint only
+at its place: this workflow, the node's own file, and this run's fingerprint (the loop's
+import path and parameters, see ``load_loop``). A copied, swapped or rolled-back checkpoint,
+or one left by a run with other parameters, stops the run with ``CheckpointMismatch``
+instead of being resumed from.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 import importlib
+import json
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from hcqw.checkpoint import load_checkpoint, read_header, save_checkpoint
+from hcqw.checkpoint import Place, load_checkpoint, read_header, save_checkpoint
 from hcqw.errors import WorkflowError
 
 log = logging.getLogger(__name__)
@@ -58,6 +66,10 @@ class HybridLoop:
     converged: Callable[[Any], bool] | None = None
     seed: int | None = None  # makes device sampling reproducible on every engine (see node_seed)
     describe: Callable[[Any], str] | None = None  # one progress line per iteration, e.g. "energy -4.75"
+    # Binds the run's checkpoints to this loop definition. ``load_loop`` sets it from the import path and
+    # parameters; a loop built in Python gets one from its name, iterations and seed (closures cannot be
+    # fingerprinted reliably), so give it a fingerprint of what it was built from if that matters.
+    fingerprint: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.iterations, int) or self.iterations < 1:
@@ -65,6 +77,9 @@ class HybridLoop:
         for field_name in ("initial_state", "quantum_step", "classical_step"):
             if not callable(getattr(self, field_name)):
                 raise WorkflowError(f"loop {self.name!r}: {field_name} must be callable")
+        if not self.fingerprint:
+            own = run_fingerprint(f"loop:{self.name}", {"iterations": self.iterations, "seed": self.seed})
+            object.__setattr__(self, "fingerprint", own)
 
 
 class NodeKind(str, enum.Enum):
@@ -80,6 +95,7 @@ class Node:
     inputs: tuple[str, ...]  # checkpoint file names, relative to the run's checkpoint directory
     output: str
     after: tuple[str, ...]  # names of the nodes that must finish first
+    fingerprint: str = ""  # the loop's (HybridLoop.fingerprint): which run this node's checkpoints belong to
 
 
 def state_file(iteration: int) -> str:
@@ -92,12 +108,13 @@ def quantum_file(iteration: int) -> str:
 
 def build_dag(loop: HybridLoop) -> list[Node]:
     """Nodes in a valid execution order."""
-    nodes = [Node("init", NodeKind.CLASSICAL, 0, (), state_file(0), ())]
+    run = loop.fingerprint
+    nodes = [Node("init", NodeKind.CLASSICAL, 0, (), state_file(0), (), run)]
     previous = "init"
     for i in range(1, loop.iterations + 1):
         q, c = f"q{i:04d}", f"c{i:04d}"
-        nodes.append(Node(q, NodeKind.QUANTUM, i, (state_file(i - 1),), quantum_file(i), (previous,)))
-        nodes.append(Node(c, NodeKind.CLASSICAL, i, (state_file(i - 1), quantum_file(i)), state_file(i), (q,)))
+        nodes.append(Node(q, NodeKind.QUANTUM, i, (state_file(i - 1),), quantum_file(i), (previous,), run))
+        nodes.append(Node(c, NodeKind.CLASSICAL, i, (state_file(i - 1), quantum_file(i)), state_file(i), (q,), run))
         previous = c
     return nodes
 
@@ -120,6 +137,10 @@ class RunContext:
     def path(self, name: str) -> Path:
         return self.checkpoints / name
 
+    def place(self, fingerprint: str) -> Place:
+        """What this run's checkpoints must say about where they belong."""
+        return Place(self.workflow, fingerprint)
+
 
 def run_node(loop: HybridLoop, node: Node, ctx: RunContext, device: DeviceProvider | None,
              device_timeout: float | None = None) -> None:
@@ -135,13 +156,15 @@ def run_node(loop: HybridLoop, node: Node, ctx: RunContext, device: DeviceProvid
 
     started = time.time()
     metrics = MetricsLog(ctx.metrics_path)
+    place = ctx.place(node.fingerprint)
     save = lambda obj, meta: save_checkpoint(  # noqa: E731
-        ctx.path(node.output), obj, workflow=ctx.workflow, iteration=node.iteration, producer=node.name, meta=meta
+        ctx.path(node.output), obj, workflow=ctx.workflow, iteration=node.iteration, producer=node.name, meta=meta,
+        fingerprint=node.fingerprint,
     )
     if node.name == "init":
         save(loop.initial_state(), {"converged": False})
         return
-    state, state_header = load_checkpoint(ctx.path(node.inputs[0]), workflow=ctx.workflow)
+    state, state_header = load_checkpoint(ctx.path(node.inputs[0]), place=place)
     converged = bool(state_header.meta.get("converged"))
     if node.kind is NodeKind.QUANTUM:
         if converged:
@@ -158,7 +181,7 @@ def run_node(loop: HybridLoop, node: Node, ctx: RunContext, device: DeviceProvid
     if converged:
         save(state, {"converged": True, "passed_through": True})
         return
-    measured, _ = load_checkpoint(ctx.path(node.inputs[1]), workflow=ctx.workflow)
+    measured, _ = load_checkpoint(ctx.path(node.inputs[1]), place=place)
     new_state = loop.classical_step(state, measured)
     done = bool(loop.converged(new_state)) if loop.converged else False
     meta = {"converged": done}
@@ -170,13 +193,16 @@ def run_node(loop: HybridLoop, node: Node, ctx: RunContext, device: DeviceProvid
 
 
 def node_done(node: Node, ctx: RunContext) -> bool:
-    """Whether ``node`` already ran: its output checkpoint exists and verifies. Every engine resumes with this.
+    """Whether ``node`` already ran: its output checkpoint exists, verifies and is in its place. Every engine
+    resumes with this.
 
-    A corrupt or foreign checkpoint raises ``CheckpointError``: the run stops loudly instead of overwriting it."""
+    A corrupt or foreign checkpoint raises ``CheckpointError``, a misplaced one (copied, swapped, rolled back,
+    or from a run with other parameters) ``CheckpointMismatch``: the run stops loudly instead of mixing it in
+    or overwriting it."""
     path = ctx.path(node.output)
     if not path.exists():
         return False
-    read_header(path, workflow=ctx.workflow)
+    read_header(path, place=ctx.place(node.fingerprint))
     return True
 
 
@@ -188,11 +214,18 @@ def node_seed(loop: HybridLoop, node: str) -> int | None:
     return int.from_bytes(digest[:4], "big")
 
 
+def run_fingerprint(reference: str, params: dict | None) -> str:
+    """A short fingerprint of a loop definition: its import path and parameters (as the JSON jobs get)."""
+    canonical = json.dumps({"loop": reference, "params": params or {}}, sort_keys=True, separators=(",", ":"),
+                           default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
 def load_loop(reference: str, params: dict | None = None) -> HybridLoop:
     """Import a loop from ``"package.module:attr"``; ``attr`` is a HybridLoop or a factory taking ``params``.
 
     Job scripts on other nodes rebuild the loop this way, so the definition travels as
-    an import path plus JSON parameters, never as a pickle.
+    an import path plus JSON parameters, never as a pickle; both make its fingerprint.
     """
     module_name, _, attr = reference.partition(":")
     if not module_name or not attr:
@@ -204,8 +237,8 @@ def load_loop(reference: str, params: dict | None = None) -> HybridLoop:
     if isinstance(target, HybridLoop):
         if params:
             raise WorkflowError(f"{reference!r} is a HybridLoop, not a factory; it takes no parameters")
-        return target
+        return dataclasses.replace(target, fingerprint=run_fingerprint(reference, {}))
     loop = target(**(params or {}))
     if not isinstance(loop, HybridLoop):
         raise WorkflowError(f"{reference!r} gave {type(loop).__name__}, not a HybridLoop")
-    return loop
+    return dataclasses.replace(loop, fingerprint=run_fingerprint(reference, params))

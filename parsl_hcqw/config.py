@@ -26,6 +26,7 @@ from parsl.executors import HighThroughputExecutor
 from parsl.providers import LocalProvider
 
 from hcqw.hetjob.jobs import NodeJobSettings
+from hcqw.secret import hide_token
 from parsl_hcqw.executor import QpuJobExecutor, QpuSession
 from parsl_hcqw.provider import HetjobSlurmProvider
 
@@ -64,7 +65,8 @@ def hcqw_config(
 
     ``workflow`` names the SLURM jobs (``hcqw:<workflow>:...``) and signs qpu app checkpoints.
     ``settings`` sets partitions, time limits, interpreter and gateway options of the jobs.
-    ``backend``/``backend_options``: ``"sbatch"`` or ``"rest"`` (``url=``, ``token_file=``).
+    ``backend``/``backend_options``: ``"sbatch"`` or ``"rest"`` (``url=``, ``token_file=``; a ``token=``
+    is kept in a :class:`hcqw.secret.Secret`, so Parsl's config dump in ``parsl.log`` shows ``'***'``).
     ``address``: where SLURM ``cpu`` workers reach the interchange (loopback on the lab cluster;
     the submit host's cluster address on a real one).
     ``max_idletime`` applies to ``cpu`` blocks only: ``qpu`` never keeps an idle allocation.
@@ -77,7 +79,9 @@ def hcqw_config(
         executors = [_htex("cpu", workers, _local_provider(), "127.0.0.1"),
                      _htex("qpu", 1, _local_provider(), "127.0.0.1")]
     else:
-        common = dict(settings=settings, backend=backend, backend_options=backend_options, workflow=workflow)
+        # Parsl logs the repr of the whole Config, providers' options included: the token goes in masked.
+        common = dict(settings=settings, backend=backend, backend_options=hide_token(backend_options),
+                      workflow=workflow)
         cpu = _htex("cpu", workers, HetjobSlurmProvider(quantum=False, init_blocks=1, min_blocks=0,
                                                         max_blocks=cpu_blocks, **common), address)
         qpu = QpuJobExecutor(label="qpu", provider=HetjobSlurmProvider(quantum=True, **common), session=session)

@@ -66,6 +66,7 @@ class Executor(RemoteExecutor):
                                     "(or $SNAKEMAKE_HCQW_REST_URL)")
             backend = open_backend("rest", url=s.rest_url, user=s.rest_user,
                                    token_file=str(s.token_file) if s.token_file else None,
+                                   allow_http=s.rest_allow_http or None,
                                    poll_interval=s.poll_interval)
         else:
             raise WorkflowError(f"unknown --hcqw-backend {s.backend!r}: use local, slurm or rest")

@@ -35,6 +35,11 @@ class ExecutorSettings(ExecutorSettingsBase):
             "env_var": True,
         },
     )
+    rest_allow_http: bool = field(
+        default=False,
+        metadata={"help": "Send the token over plain http to a slurmrestd that is not on this machine (backend "
+                  "'rest'). Off by default: use https, or allow it only on a network you trust.", "env_var": True},
+    )
     rest_user: Optional[str] = field(
         default=None,
         metadata={"help": "User name sent to slurmrestd (backend 'rest'); default: $USER.", "env_var": True},

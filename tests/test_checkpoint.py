@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import multiprocessing
 import os
 import pickle
@@ -11,11 +14,16 @@ import sys
 import textwrap
 from pathlib import Path
 
+from dataclasses import asdict
+
+import cloudpickle
 import numpy as np
 import pytest
 
-from hcqw.checkpoint import MAGIC, load_checkpoint, load_key, read_header, save_checkpoint
-from hcqw.errors import CheckpointError
+from hcqw.checkpoint import (
+    MAGIC, CheckpointHeader, Place, key_id, load_checkpoint, load_key, read_header, save_checkpoint,
+)
+from hcqw.errors import CheckpointError, CheckpointMismatch
 
 
 def write(path: Path, obj, **kw):
@@ -182,3 +190,69 @@ def test_writer_killed_mid_write_leaves_previous_checkpoint(tmp_path):
     assert loaded == {"version": "old"} and header.iteration == 1
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "state.ckpt"]
     assert leftovers and all(name.startswith(".state.ckpt.tmp-") for name in leftovers)  # only the dead temp file
+
+
+RUN = Place("wf", "f1f1f1f1f1f1f1f1")
+
+
+def bound(path: Path, obj, iteration: int, fingerprint: str = RUN.fingerprint, workflow: str = "wf"):
+    return save_checkpoint(path, obj, workflow=workflow, iteration=iteration, producer=f"c{iteration:04d}",
+                           fingerprint=fingerprint)
+
+
+def test_a_checkpoint_loads_at_its_own_place(tmp_path):
+    bound(tmp_path / "state-0005.ckpt", {"i": 5}, 5)
+    obj, header = load_checkpoint(tmp_path / "state-0005.ckpt", place=RUN)
+    assert obj == {"i": 5} and (header.artifact, header.fingerprint) == ("state-0005.ckpt", RUN.fingerprint)
+    assert read_header(tmp_path / "state-0005.ckpt", place=RUN) == header
+
+
+def test_an_earlier_iteration_copied_over_a_later_one_is_refused_unloaded(tmp_path):
+    """Both files are genuine and signed with the user's key: only the binding tells them apart."""
+    bound(tmp_path / "state-0001.ckpt", Exploit(tmp_path / "pwned"), 1)
+    bound(tmp_path / "state-0005.ckpt", {"i": 5}, 5)
+    (tmp_path / "state-0005.ckpt").write_bytes((tmp_path / "state-0001.ckpt").read_bytes())  # the roll-back
+    with pytest.raises(CheckpointMismatch) as err:
+        load_checkpoint(tmp_path / "state-0005.ckpt", place=RUN)
+    assert "state-0005.ckpt: was written as state-0001.ckpt (iteration 1, by c0001)" in str(err.value)
+    assert "Delete state-0005.ckpt" in str(err.value)
+    assert not (tmp_path / "pwned").exists()  # refused before unpickling
+
+
+def test_swapped_checkpoints_of_one_iteration_are_refused(tmp_path):
+    state, quantum = tmp_path / "state-0003.ckpt", tmp_path / "quantum-0003.ckpt"
+    bound(state, "state", 3)
+    bound(quantum, "samples", 3)
+    state_bytes, quantum_bytes = state.read_bytes(), quantum.read_bytes()
+    state.write_bytes(quantum_bytes)
+    quantum.write_bytes(state_bytes)
+    for path, was in ((state, "quantum-0003.ckpt"), (quantum, "state-0003.ckpt")):
+        with pytest.raises(CheckpointMismatch, match=f"was written as {was}"):
+            read_header(path, place=RUN)
+
+
+def test_a_checkpoint_of_a_run_with_other_parameters_is_refused(tmp_path):
+    bound(tmp_path / "state-0002.ckpt", 2, 2, fingerprint="0000000000000000")
+    with pytest.raises(CheckpointMismatch, match="another loop or other parameters") as err:
+        load_checkpoint(tmp_path / "state-0002.ckpt", place=RUN)
+    assert "0000000000000000" in str(err.value) and RUN.fingerprint in str(err.value)
+    bound(tmp_path / "state-0003.ckpt", 3, 3, workflow="other-run")
+    with pytest.raises(CheckpointMismatch, match="belongs to workflow 'other-run', not 'wf'"):
+        load_checkpoint(tmp_path / "state-0003.ckpt", place=RUN)
+
+
+def test_a_checkpoint_without_a_binding_is_refused_where_a_place_is_expected(tmp_path):
+    """Written before checkpoints were bound (no artifact in the signed header): loadable, never resumed from."""
+    path = tmp_path / "state-0001.ckpt"
+    key = load_key()
+    legacy = CheckpointHeader(workflow="wf", iteration=1, producer="c0001", created=1.0, payload_sha256="",
+                              payload_size=0, key_id=key_id(key))
+    fields = {k: v for k, v in asdict(legacy).items() if k not in ("artifact", "fingerprint")}
+    payload = cloudpickle.dumps(1)
+    fields.update(payload_sha256=hashlib.sha256(payload).hexdigest(), payload_size=len(payload))
+    header = json.dumps(fields, sort_keys=True).encode()
+    signed = MAGIC + len(header).to_bytes(4, "big") + header
+    path.write_bytes(signed + hmac.new(key, signed + payload, hashlib.sha256).digest() + payload)
+    assert load_checkpoint(path, workflow="wf")[0] == 1
+    with pytest.raises(CheckpointMismatch, match="no record of where it belongs"):
+        load_checkpoint(path, place=RUN)

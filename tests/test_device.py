@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -181,3 +184,105 @@ def test_queue_timeout_while_another_holds(tmp_path):
         with pytest.raises(DeviceError, match="timed out waiting in the device queue"):
             device.acquire("b", "q1", timeout=0.2)
     assert device.queue() == []
+
+
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_a_new_queue_is_private_to_its_user(tmp_path):
+    device = LocalDevice("cirq", directory=tmp_path / "dev")
+    with device.acquire("wf", "q1"):
+        tickets = list((tmp_path / "dev" / "tickets").iterdir())
+        assert len(tickets) == 1 and mode(tickets[0]) == 0o600
+    assert mode(tmp_path / "dev") == mode(tmp_path / "dev" / "tickets") == 0o700
+    assert mode(tmp_path / "dev" / "counter") == 0o600
+
+
+@pytest.mark.parametrize("shared_mode", [0o1777, 0o777, 0o770, 0o755 | 0o020], ids=lambda m: f"{m:04o}")
+def test_a_queue_directory_others_may_write_is_refused(tmp_path, shared_mode):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(shared_mode)
+    with pytest.raises(DeviceError) as refused:
+        LocalDevice("cirq", directory=shared)
+    assert f"writable by other users (mode {shared_mode:04o})" in str(refused.value)
+    assert f"run: chmod 700 {shared}." in str(refused.value) and "hcqw device serve" in str(refused.value)
+    assert not (shared / "tickets").exists()  # refused before anything was created in it
+    shared.chmod(0o755)  # readable is fine: the tickets themselves are 0600
+    with LocalDevice("cirq", directory=shared).acquire("wf", "q1") as qpu:
+        assert qpu.run(bell(), 5)
+
+
+USERS = ("hcqw-alice", "hcqw-bob")
+
+
+@pytest.fixture(scope="session")
+def unix_users() -> tuple[str, ...]:
+    """Two real, ordinary Unix users (the lab creates them too; created here when missing)."""
+    for name in USERS:
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            if os.geteuid() != 0:
+                pytest.fail(f"user {name} is missing and only root can create it")
+            subprocess.run(["useradd", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+                            "--shell", "/usr/sbin/nologin", name], check=True)
+    return USERS
+
+
+def as_user(user: str, action) -> str:
+    """Run ``action()`` in a child process that has become ``user`` (real uid/gid, no extra groups)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: modules are imported already, so nothing under /root must be read as the user
+        try:
+            entry = pwd.getpwnam(user)
+            os.setgroups([])
+            os.setgid(entry.pw_gid)
+            os.setuid(entry.pw_uid)
+            outcome = f"ok: {action()}"
+        except BaseException as err:  # reported to the parent, which asserts on it
+            outcome = f"{type(err).__name__}: {err}"
+        os.write(write_end, outcome.encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        outcome = pipe.read().decode()
+    os.waitpid(pid, 0)
+    return outcome
+
+
+@pytest.fixture
+def reachable_dir():
+    """A directory every user can reach and create in, like /tmp (pytest's own tmp dirs are root's, mode 0700)."""
+    base = Path(tempfile.mkdtemp(prefix="hcqw-users-"))
+    base.chmod(0o1777)
+    yield base
+    shutil.rmtree(base)
+
+
+def test_two_users_cannot_share_one_local_queue(unix_users, reachable_dir):
+    """A queue directory shared by two users is refused for both, with what to do instead."""
+    alice, bob = unix_users
+    base = reachable_dir
+    backend = make_backend("cirq")
+
+    def use(directory: Path):
+        return lambda: LocalDevice(backend, directory=directory).acquire("wf", "q1").close() or "used"
+
+    assert as_user(alice, use(base / "alice")) == "ok: used"
+    assert mode(base / "alice") == 0o700
+    refused = as_user(bob, use(base / "alice"))  # bob pointing HCQW_DEVICE_DIR at alice's queue
+    assert refused.startswith("DeviceError") and f"belongs to {alice}, not to you ({bob})" in refused
+    assert "hcqw device serve" in refused and "HCQW_DEVICE_ADDRESS" in refused
+
+    def make_shared() -> str:  # what the README once advised: one world-writable directory for everyone
+        (base / "shared").mkdir()
+        (base / "shared").chmod(0o1777)
+        return "made"
+
+    assert as_user(alice, make_shared) == "ok: made"
+    for user, reason in ((alice, "writable by other users (mode 1777)"), (bob, f"belongs to {alice}")):
+        outcome = as_user(user, use(base / "shared"))
+        assert outcome.startswith("DeviceError") and reason in outcome, (user, outcome)

@@ -3,8 +3,9 @@
 Three layers, each replaceable on its own:
 
 - ``QuantumBackend`` (``backend.py``): executes validated work items. qsimcirq is the
-  default (``qsim.py``), cirq's own simulator the reference (``cirq_sim.py``); a vendor
-  backend is one more module implementing the same three members.
+  default (``qsim.py``), cirq's own simulator the reference (``cirq_sim.py``), and
+  ``modelled.py`` samples with qsim but takes a real QPU's time (for scheduling benchmarks);
+  a vendor backend is one more module implementing the same three members.
 - ``WorkItem`` / ``Samples`` (``work.py``): what crosses to and from the device.
 - ``LocalDevice`` (``local.py``): a backend plus status and machine-wide FIFO
   acquisition, handing out ``QPU`` leases to quantum steps.

@@ -110,10 +110,13 @@ def default_threads() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
-# name -> "module:class". A vendor backend registers here (or is passed as "module:class").
+# name -> "module:class": the one list of device backends (``hcqw run --backend``, ``hcqw device serve
+# --backend``, the gateway's ``device_backend``, ``$HCQW_DEVICE_BACKEND``). A vendor backend registers
+# here (or is passed as "module:class").
 BACKENDS = {
     "qsim": "hcqw.device.qsim:QsimBackend",
     "cirq": "hcqw.device.cirq_sim:CirqBackend",
+    "modelled": "hcqw.device.modelled:ModelledBackend",  # qsim's samples, a real QPU's timing (benchmarks)
 }
 
 

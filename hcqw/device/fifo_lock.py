@@ -6,6 +6,14 @@ before its own, so it wakes the moment its predecessor releases or dies: the ker
 drops a dead process's locks, so a crashed holder never keeps the device. A ticket
 whose lock can be taken while its file still exists belongs to a dead process and is
 removed by whoever finds it.
+
+The queue serves one Unix user. Files cannot tell who wrote them: in a directory several
+users may write, any of them could rewrite the counter to jump the queue, delete or
+lock others' tickets, or forge the owners shown; and a sticky directory would keep the
+dead tickets of one user from being cleared by another. So a queue directory must belong
+to the caller and be writable by nobody else (``FifoLock`` refuses it otherwise, saying
+why); several users share one device through a QPU service (``hcqw device serve``,
+which knows each client's identity), not through a shared directory.
 """
 
 from __future__ import annotations
@@ -13,7 +21,9 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import pwd
 import socket
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +41,38 @@ class Ticket:
     fd: int
 
 
+def _user(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def check_private(directory: Path) -> None:
+    """Refuse a queue directory another user owns or may write (see the module docstring)."""
+    info = os.stat(directory)
+    share = ("to share one device between users, run a QPU service (hcqw device serve --address ipc://...) "
+             "and point every user's HCQW_DEVICE_ADDRESS at it")
+    if info.st_uid != os.geteuid():
+        raise DeviceError(
+            f"device queue {directory} belongs to {_user(info.st_uid)}, not to you ({_user(os.geteuid())}): "
+            f"a local device queue serves one user; use a directory of your own (unset HCQW_DEVICE_DIR), or, {share}"
+        )
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o022:
+        raise DeviceError(
+            f"device queue {directory} is writable by other users (mode {mode:04o}), who could reorder or block "
+            f"the queue; run: chmod 700 {directory}. A local device queue serves one user; {share}"
+        )
+
+
 class FifoLock:
     def __init__(self, directory: Path):
         self.directory = Path(directory)
         self.tickets = self.directory / "tickets"
-        self.tickets.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        check_private(self.directory)
+        self.tickets.mkdir(exist_ok=True, mode=0o700)
         self._counter = self.directory / "counter"
 
     def acquire(self, owner: dict, timeout: float | None = None) -> Ticket:
@@ -69,7 +106,7 @@ class FifoLock:
         return out
 
     def _take_ticket(self, owner: dict) -> Ticket:
-        counter_fd = os.open(self._counter, os.O_RDWR | os.O_CREAT, 0o644)
+        counter_fd = os.open(self._counter, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(counter_fd, fcntl.LOCK_EX)
             number = int(os.pread(counter_fd, 32, 0).decode() or "0") + 1
@@ -77,7 +114,7 @@ class FifoLock:
             # Lock the ticket under a temporary name and rename it into place, so no
             # scanner can ever see the ticket unlocked and take it for a dead one.
             temp = self.tickets / f".new-{os.getpid()}-{number}"
-            fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+            fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time(), **owner}
             os.write(fd, json.dumps(info).encode())

@@ -14,14 +14,12 @@ transfer (scp, Globus...) with the same two methods.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
-from hcqw.checkpoint import read_header
+from hcqw.checkpoint import copy_private, read_header
 from hcqw.errors import WorkflowError
 from hcqw.slurm import NodeState, Phase, SlurmBackend
 from hcqw.workflow import NodeKind, RunContext, build_dag, load_loop
@@ -38,20 +36,13 @@ class Stager(Protocol):
 
 
 class SharedFsStager:
-    """Copy files between paths both clusters mount; each copy lands atomically."""
+    """Copy files between paths both clusters mount; each copy lands atomically and private (0600) like the original."""
 
     def stage_in(self, local: Path, remote: Path) -> None:
-        _copy(local, remote)
+        copy_private(local, remote)
 
     def stage_out(self, remote: Path, local: Path) -> None:
-        _copy(remote, local)
-
-
-def _copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    temp = dst.with_name(f".{dst.name}.{os.getpid()}.part")
-    shutil.copyfile(src, temp)
-    os.replace(temp, dst)
+        copy_private(remote, local)
 
 
 @dataclass

@@ -1,7 +1,10 @@
-"""The local SLURM lab cluster: a real Slurm (22.05) on 127.0.0.1 for tests, CI and users.
+"""The lab: a real SLURM (22.05) site on one machine for tests, CI and users.
 
-``LabCluster`` (in :mod:`hcqw.lab.cluster`) is the API; ``hcqw lab up|down|status|env|token``
-is the command line; :mod:`hcqw.lab.pytest_plugin` gives tests the ``slurm_lab`` fixtures.
+Hosts in network namespaces, two qpu nodes with resident QPU services, ordinary
+users and a shared venv. ``LabCluster`` (in :mod:`hcqw.lab.cluster`) is the API;
+``hcqw lab up|down|status|env|token|exec`` is the command line;
+:mod:`hcqw.lab.pytest_plugin` gives tests the ``slurm_lab`` fixtures;
+``hcqw/lab/site/`` holds the configuration fragments docs/site-guide.md shows.
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
 """Accounting for the lab cluster (``accounting=True``): a private MariaDB plus slurmdbd, so ``sacct`` works.
 
-MariaDB runs as root from ``root/mysql`` (own datadir, socket, 127.0.0.1 port
-``port_base + 3``); its only SQL user besides root (unix-socket auth) is
-``slurm``, with a random password kept in ``root/secrets`` and in
-slurmdbd.conf (0600). slurmdbd listens on 127.0.0.1 ``port_base + 2`` and
-authenticates through the lab's private munged.
+Both run on the head host. MariaDB runs as root from ``root/mysql`` (own
+datadir, socket, the head's 127.0.0.1 port ``port_base + 3``); its only SQL
+user besides root (unix-socket auth) is ``slurm``, with a random password kept
+in ``root/secrets`` and in slurmdbd.conf (0600). slurmdbd listens on the head's
+address, port ``port_base + 2``, and authenticates through the lab's private
+munged. Each lab user gets an account of their own under one parent account
+(the site fragment ``sacctmgr-user.txt``), so fair share sees users apart.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shlex
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hcqw.lab import config, users
 from hcqw.lab.errors import LabError
 from hcqw.lab.procs import DaemonSpec
 
@@ -64,7 +68,7 @@ def config_files(lab: "LabCluster") -> dict[Path, str]:
         "AuthType=auth/munge",
         f"AuthInfo=socket={lay.munge_socket}",
         "DbdHost=localhost",
-        "DbdAddr=127.0.0.1",
+        f"DbdAddr={lab.network.head.address}",
         f"DbdPort={lay.ports.slurmdbd}",
         "SlurmUser=root",
         f"LogFile={lay.log_file('slurmdbd')}",
@@ -84,6 +88,7 @@ def config_files(lab: "LabCluster") -> dict[Path, str]:
 def daemons(lab: "LabCluster") -> list[DaemonSpec]:
     lay = lab.layout
     mysql = _mysql_dir(lab)
+    head = lab.network.head.name
     return [
         DaemonSpec(
             "mariadb",
@@ -92,13 +97,13 @@ def daemons(lab: "LabCluster") -> list[DaemonSpec]:
              f"--port={lay.ports.mariadb}", "--bind-address=127.0.0.1", f"--pid-file={mysql / 'mariadb.pid'}",
              f"--log-error={lay.log_file('mariadb')}", "--skip-name-resolve", "--skip-log-bin",
              "--innodb-lock-wait-timeout=900", "--max-connections=50"],
-            log_file=lay.log_file("mariadb"), out_file=lay.log / "mariadb.out", port=lay.ports.mariadb,
+            log_file=lay.log_file("mariadb"), out_file=lay.log / "mariadb.out", host=head,
         ),
         DaemonSpec(
             "slurmdbd",
             ["slurmdbd", "-D"],
             # slurmdbd finds slurmdbd.conf next to $SLURM_CONF (set by the lab's base environment).
-            log_file=lay.log_file("slurmdbd"), out_file=lay.log / "slurmdbd.out", port=lay.ports.slurmdbd,
+            log_file=lay.log_file("slurmdbd"), out_file=lay.log / "slurmdbd.out", host=head,
         ),
     ]
 
@@ -126,6 +131,21 @@ def start(lab: "LabCluster", by_name: dict[str, DaemonSpec], deadline: float) ->
         if result.returncode != 0:
             raise LabError(f"`sacctmgr add cluster {lab.cluster_name}` failed: {result.stderr.strip()}; "
                            f"see {slurmdbd.log_file}")
+    _add_user_accounts(lab, slurmdbd)
+
+
+def _add_user_accounts(lab: "LabCluster", slurmdbd: DaemonSpec) -> None:
+    """An account per lab user under the parent account (associations are enforced), once."""
+    known = set(_sacctmgr(lab, ["show", "association", "format=user", f"cluster={lab.cluster_name}"]).stdout.split())
+    for user in users.USERS:
+        if user in known:
+            continue
+        for command in config.render_accounts(user):
+            result = _sacctmgr(lab, [*shlex.split(command), f"cluster={lab.cluster_name}"])
+            # "add" of what exists already (the shared parent account) is refused with "Nothing new added".
+            if result.returncode != 0 and "Nothing new added" not in result.stdout + result.stderr:
+                raise LabError(f"`sacctmgr {command}` failed: {(result.stdout + result.stderr).strip()}; "
+                               f"see {slurmdbd.log_file}")
 
 
 def _install_db(lab: "LabCluster") -> None:

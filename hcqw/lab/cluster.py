@@ -1,22 +1,27 @@
-"""A real SLURM cluster on loopback for tests, CI and users (see ``hcqw lab --help``).
+"""A real SLURM site on one machine for tests, CI and users (see ``hcqw lab --help``).
 
-``LabCluster`` owns a directory (``root``) and a block of ports; it installs the
-Debian packages if needed, renders the configuration and starts, in order:
-a private munged, slurmctld, one slurmd per node (multiple-slurmd mode, all on
-127.0.0.1) and slurmrestd with JWT authentication. Partitions: ``cpu``
-(default, ``cpu_nodes`` nodes) and ``qpu`` (one node with ``Gres=qpu:1``, the
-service node in front of the quantum device). With ``accounting=True`` a
-private MariaDB and slurmdbd are started too, so ``sacct`` works.
+``LabCluster`` owns a directory (``root``) and a port base. ``up()`` installs
+the Debian packages and the shared site venv if needed, creates the lab's
+users, makes one network namespace per host on a bridge of its own
+(:mod:`hcqw.lab.network`), renders the configuration (partly from the site
+fragments of docs/site-guide.md) and starts, in order: a private munged (its
+socket reachable from every host through the file system), slurmctld on the
+head host, one slurmd per node on its own host, slurmrestd on the submit host
+(127.0.0.1 only) and, on each qpu host, the resident QPU service under the
+service account. Partitions: ``cpu`` (default, ``cpu_nodes`` nodes) and ``qpu``
+(``qpu_nodes`` nodes, each ``Gres=qpu:1``). With ``accounting=True`` a private
+MariaDB and slurmdbd run on the head too, with fair share and gres/qpu billing,
+and each lab user has an account.
 
 Daemons run detached and outlive the Python process that started them;
 ``down()`` (any process, same root) stops exactly the processes recorded in
-the PID files under ``root/run``.
+the PID files under ``root/run`` and removes the namespaces, links and bridge
+recorded there.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -28,10 +33,12 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from hcqw.lab import config, host, packages, procs
+from hcqw.lab import config, host, network, packages, procs, resident, software, users
 from hcqw.lab.errors import LabConfigChanged, LabError
 from hcqw.lab.layout import Layout
+from hcqw.lab.network import Network
 from hcqw.lab.procs import DaemonSpec
+from hcqw.lab.software import SiteSoftware
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +46,17 @@ REST_API = "v0.0.38"
 SLURM_USER = "slurm"
 #: Node states that mean "slurmd registered and the node is usable".
 _READY_NODE_STATES = {"idle", "mixed", "allocated", "planned", "completing"}
+#: PATH after the site venv's bin for commands run as lab users and services.
+SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
 
 
 class LabCluster:
-    """A SLURM cluster on 127.0.0.1 whose whole state lives under ``root``.
+    """A SLURM cluster of network-namespace hosts whose whole state lives under ``root``.
 
-    Several clusters coexist on one host when they differ in ``root``,
-    ``name`` and ``port_base`` (ports ``port_base .. port_base + 10 +
-    cpu_nodes - 1`` are used; see :mod:`hcqw.lab.layout`).
+    Several clusters coexist on one machine when they differ in ``root``,
+    ``name`` and ``port_base`` (the port base also names their network; see
+    :mod:`hcqw.lab.layout` and :mod:`hcqw.lab.network`). ``qpu_backend`` is the
+    simulator of the resident QPU services (``hcqw device serve --backend``).
     """
 
     def __init__(
@@ -55,19 +65,25 @@ class LabCluster:
         name: str = "hcqw",
         port_base: int = 6817,
         cpu_nodes: int = 2,
+        qpu_nodes: int = 2,
         cpus_per_node: int = 4,
         accounting: bool = False,
+        qpu_backend: str = resident.DEFAULT_BACKEND,
     ) -> None:
-        self.layout = Layout.create(Path(root), name, port_base, cpu_nodes, cpus_per_node)
+        self.layout = Layout.create(Path(root), name, port_base, cpu_nodes, qpu_nodes, cpus_per_node)
+        self.network = Network.plan(self.layout)
+        self.site = SiteSoftware(software.site_dir())
         self.accounting = accounting
+        self.qpu_backend = qpu_backend
         self._timeout: float = 60
         self._started_now: list[str] = []  # daemons started by the current up(), for rollback
 
     @property
     def params(self) -> dict[str, object]:
         """The constructor arguments (except root), as saved in ``root/lab.json``."""
-        return {"name": self.layout.name, "port_base": self.layout.ports.base, "cpu_nodes": self.layout.ports.cpu_nodes,
-                "cpus_per_node": self.layout.cpus_per_node, "accounting": self.accounting}
+        return {"name": self.layout.name, "port_base": self.layout.ports.base, "cpu_nodes": self.layout.cpu_nodes,
+                "qpu_nodes": self.layout.qpu_nodes, "cpus_per_node": self.layout.cpus_per_node,
+                "accounting": self.accounting, "qpu_backend": self.qpu_backend}
 
     @classmethod
     def from_dir(cls, root: Path, **overrides: object) -> "LabCluster":
@@ -87,8 +103,8 @@ class LabCluster:
 
     def __repr__(self) -> str:
         return (f"LabCluster(root={str(self.root)!r}, name={self.cluster_name!r}, "
-                f"port_base={self.layout.ports.base}, cpu_nodes={self.layout.ports.cpu_nodes}, "
-                f"accounting={self.accounting})")
+                f"port_base={self.layout.ports.base}, cpu_nodes={self.layout.cpu_nodes}, "
+                f"qpu_nodes={self.layout.qpu_nodes}, accounting={self.accounting})")
 
     # ------------------------------------------------------------------ public properties
     @property
@@ -114,41 +130,111 @@ class LabCluster:
         Merge into a subprocess environment: ``{**os.environ, **lab.env}``.
         Do not export ``SLURM_JWT`` where ``srun`` runs (slurmd rejects it).
         """
-        return {"SLURM_CONF": str(self.slurm_conf)}
+        return {"SLURM_CONF": str(self.slurm_conf), "HCQW_MUNGE_SOCKET": str(self.layout.munge_socket)}
+
+    @property
+    def hosts(self) -> tuple[network.Host, ...]:
+        """Every host: the head, the cpu and qpu nodes and the submit host (the machine's own namespace)."""
+        return self.network.hosts
+
+    @property
+    def users(self) -> tuple[str, ...]:
+        """The lab's ordinary users (their homes: ``home(user)``)."""
+        return users.USERS
+
+    def home(self, user: str) -> Path:
+        return self.layout.home / user
+
+    def qpu_service_address(self, node: str) -> str:
+        """The resident QPU service of qpu host ``node``."""
+        return self.layout.qpu_service_address(node)
+
+    def user_env(self, user: str) -> dict[str, str]:
+        """The environment a lab user's commands get on the submit host (see :meth:`exec`)."""
+        return users.user_env(user, self.home(user), {
+            "PATH": f"{self.site.bin}:{SYSTEM_PATH}",
+            "SLURM_CONF": str(self.slurm_conf),
+            "HCQW_MUNGE_SOCKET": str(self.layout.munge_socket),
+        })
+
+    def exec(self, user: str, argv: list[str], cwd: Path | str | None = None, env: dict[str, str] | None = None,
+             **run_options: object) -> subprocess.CompletedProcess:
+        """Run ``argv`` as lab user ``user`` on the submit host, like a user logged in there.
+
+        A clean environment (:meth:`user_env` plus ``env``), working directory
+        ``cwd`` (default: the user's home), umask 077. ``run_options`` go to
+        :func:`subprocess.run` (``capture_output``, ``text``, ``timeout``,
+        ``check``, ``input``...); the command's exit code is returned as is.
+        """
+        if user not in users.USERS:
+            raise LabError(f"{user!r} is not a lab user; the lab's users are {', '.join(users.USERS)}")
+        full_env = {**self.user_env(user), **(env or {})}
+        return subprocess.run(users.as_user(user, list(argv)), env=full_env, cwd=cwd or self.home(user),
+                              umask=users.USER_UMASK, **run_options)  # type: ignore[call-overload]
+
+    def status(self) -> dict[str, object]:
+        """Hosts, users, daemons (with PIDs) and where the cluster's configuration and API are."""
+        daemons = self._daemons()
+        return {
+            "cluster": self.cluster_name,
+            "root": str(self.root),
+            "up": self.is_up(),
+            "slurm_conf": str(self.slurm_conf),
+            "rest_url": self.rest_url,
+            "subnet": self.network.subnet,
+            "bridge": self.network.bridge,
+            "hosts": [{"name": h.name, "role": h.role, "address": h.address, "namespace": h.netns}
+                      for h in self.hosts],
+            "users": [{"name": u, "role": "user", "home": str(self.home(u))} for u in users.USERS]
+            + [{"name": users.SERVICE_ACCOUNT, "role": "service", "home": None}],
+            "daemons": [{"name": d.name, "host": d.host, "user": d.user or "root",
+                         "pid": procs.running_pid(self.layout.pid_file(d.name))} for d in daemons],
+            "qpu_services": {n: self.qpu_service_address(n) for n in self.layout.qpu_node_names},
+            # For a job's device_service: %n becomes the qpu node SLURM gave the job.
+            "qpu_service_pattern": self.layout.qpu_service_address_pattern,
+        }
 
     # ------------------------------------------------------------------ lifecycle
     def up(self, timeout: float = 60) -> None:
-        """Install what is missing, write the configuration and start every daemon that is not running.
+        """Install what is missing, make the hosts, write the configuration and start every daemon not running.
 
-        Idempotent: daemons already running (same root) are kept. Returns when
-        every node is usable and the REST API answers an authenticated ping.
-        Raises :class:`LabError` with the log file to read if anything fails.
+        Idempotent: daemons already running (same root) are kept. ``timeout`` bounds the start of the
+        daemons (installing packages and the site venv comes before it, once). Returns when
+        every node is usable, the REST API answers an authenticated ping and
+        every resident QPU service listens. Raises :class:`LabError` with the
+        log file to read if anything fails.
         """
         started = time.monotonic()
-        deadline = started + timeout
         self._timeout = timeout  # for error messages only
         if os.geteuid() != 0:
             raise LabError("the lab cluster runs slurmctld/slurmd as root: run `hcqw lab up` (or the tests) as root, "
                            "e.g. in a CI container or with sudo")
         packages.ensure_packages(packages.BASE_PACKAGES + (packages.ACCOUNTING_PACKAGES if self.accounting else ()))
         host.ensure_user(SLURM_USER)
+        self.site = software.ensure_site_venv(self.site.root)
+        users.ensure_accounts(self.layout.home)
+        deadline = time.monotonic() + timeout  # for the daemons: installing above may take minutes, once
         with self._locked():
             self._prepare_files()
             daemons = self._daemons()
             self._check_ports([d for d in daemons if not self._running(d)])
+            made_network = self._ensure_network()
             self._started_now = []
             try:
                 self._start_all({d.name: d for d in daemons}, deadline)
             except BaseException:
                 # Leave nothing half-started behind (daemons that ran before this call stay).
-                for name in sorted(self._started_now, key=_stop_order):
+                for stage in sorted({_stop_order(name) for name in self._started_now}):
                     with contextlib.suppress(LabError):
-                        self._stop(next(d for d in daemons if d.name == name))
+                        self._stop_all([name for name in self._started_now if _stop_order(name) == stage])
+                if made_network:
+                    network.destroy(self.layout.network_file)
                 raise
         log.info("lab cluster %s up in %.1f s (%s)", self.cluster_name, time.monotonic() - started, self.root)
 
     def _start_all(self, by_name: dict[str, DaemonSpec], deadline: float) -> None:
         """Start the daemons in dependency order, each only once the ones it needs answer."""
+        started = time.monotonic()
         self._start(by_name["munged"])
         self._wait(by_name["munged"], deadline, self._munge_ready)
         if self.accounting:
@@ -158,17 +244,46 @@ class LabCluster:
         ctld = by_name["slurmctld"]
         self._start(ctld)
         self._wait(ctld, deadline, self._ctld_ready)
-        # slurmds and slurmrestd start in parallel; both only need slurmctld.
+        # slurmds, slurmrestd and the resident QPU services start in parallel; they only need slurmctld
+        # (the services not even that: they load their simulator meanwhile).
+        services = [by_name[resident.daemon_name(n)] for n in self.layout.qpu_node_names]
+        for service in services:
+            self._clear_socket(service)
+            self._start(service)
         slurmds = [d for d in by_name.values() if d.name.startswith("slurmd-")]
         for d in slurmds:
             self._start(d)
         restd = by_name["slurmrestd"]
         self._start(restd)
         self._wait_nodes(slurmds, deadline)
+        log.info("all %d nodes idle %.1f s after the first daemon started", len(slurmds), time.monotonic() - started)
         self._wait(restd, deadline, self._rest_ready)
+        for service, node in zip(services, self.layout.qpu_node_names):
+            self._wait(service, deadline, lambda node=node: self._qpu_socket(node).is_socket(),
+                       what=f"the resident QPU service of {node}")
+
+    def _ensure_network(self) -> bool:
+        """Make the hosts' namespaces and bridge unless they exist; True if made now."""
+        record = self.layout.network_file
+        if record.exists():
+            if network.Network.from_json(record.read_text()) == self.network and network.is_up(self.network):
+                return False
+            network.destroy(record)  # a partial or outdated network of this lab
+        network.create(self.network, record)
+        return True
+
+    def _qpu_socket(self, node: str) -> Path:
+        return Path(self.layout.qpu_service_address(node).removeprefix("ipc://"))
+
+    def _clear_socket(self, service: DaemonSpec) -> None:
+        """Remove a dead service's socket file, so readiness means the new one listens."""
+        if not self._running(service):
+            self._qpu_socket(service.host).unlink(missing_ok=True)
 
     def down(self) -> None:
-        """Stop every daemon this cluster started (by PID file); running jobs are cancelled first.
+        """Stop every daemon this cluster started (by PID file), then remove its namespaces, links and bridge.
+
+        Running jobs are cancelled first.
 
         Idempotent and safe: only processes recorded in this root's PID files,
         with matching start times, are signalled. PID files of daemons that
@@ -182,16 +297,17 @@ class LabCluster:
             names = set(known) | {p.stem for p in self.layout.run.glob("*.pid")}
             if self._running(known["slurmctld"]):
                 self._cancel_all_jobs()
-            for name in sorted(names, key=_stop_order):
-                daemon = known.get(name) or DaemonSpec(name, [], self.layout.log_file(name), self.layout.log_file(name))
-                self._stop(daemon)
+            # Each stage at once (e.g. all slurmds), stages in reverse start order.
+            for stage in sorted({_stop_order(name) for name in names}):
+                self._stop_all([name for name in names if _stop_order(name) == stage])
+            network.destroy(self.layout.network_file)
         log.info("lab cluster %s down (%s)", self.cluster_name, self.root)
 
     def is_up(self) -> bool:
-        """True if every daemon of this cluster is running (a process check; cheap)."""
+        """True if every daemon of this cluster runs and its hosts exist (process and file checks; cheap)."""
         if not self.root.exists():
             return False
-        return all(self._running(d) for d in self._daemons())
+        return all(self._running(d) for d in self._daemons()) and network.is_up(self.network)
 
     def daemon_pids(self) -> dict[str, int | None]:
         """Each daemon of this cluster and its PID, or None if it is not running."""
@@ -217,6 +333,7 @@ class LabCluster:
     def _daemons(self) -> list[DaemonSpec]:
         lay = self.layout
         conf = str(lay.slurm_conf)
+        head = self.network.head.name
         daemons = [
             DaemonSpec(
                 "munged",
@@ -234,23 +351,30 @@ class LabCluster:
         daemons.append(
             # -i: start even if a state file is damaged (e.g. after a power cut of the VM).
             DaemonSpec("slurmctld", ["slurmctld", "-D", "-i", "-f", conf], log_file=lay.log_file("slurmctld"),
-                    out_file=lay.log / "slurmctld.out", port=lay.ports.slurmctld)
+                       out_file=lay.log / "slurmctld.out", host=head)
         )
         for node in lay.node_names:
             daemons.append(
                 DaemonSpec(f"slurmd-{node}", ["slurmd", "-D", "-N", node, "-f", conf],
-                        log_file=lay.log_file(f"slurmd-{node}"), out_file=lay.log / f"slurmd-{node}.out",
-                        port=lay.node_port(node))
+                           log_file=lay.log_file(f"slurmd-{node}"), out_file=lay.log / f"slurmd-{node}.out", host=node)
             )
         daemons.append(
-            # slurmrestd refuses to run as root; SLURM_JWT=daemon makes it forward each
-            # request's token instead of rejecting everything.
+            # slurmrestd refuses to run as root; SLURM_JWT=daemon makes it forward each request's token
+            # instead of rejecting everything. On the submit host's loopback only: tokens never cross the
+            # lab network in clear (a site puts TLS in front of it).
             DaemonSpec("slurmrestd",
-                    ["slurmrestd", "-f", conf, "-u", SLURM_USER, "-a", "rest_auth/jwt", "-s", f"openapi/{REST_API}",
-                     f"127.0.0.1:{lay.ports.slurmrestd}"],
-                    log_file=lay.log_file("slurmrestd"), out_file=lay.log_file("slurmrestd"),
-                    port=lay.ports.slurmrestd, extra_env={"SLURM_JWT": "daemon"})
+                       ["slurmrestd", "-f", conf, "-u", SLURM_USER, "-a", "rest_auth/jwt", "-s", f"openapi/{REST_API}",
+                        f"127.0.0.1:{lay.ports.slurmrestd}"],
+                       log_file=lay.log_file("slurmrestd"), out_file=lay.log_file("slurmrestd"),
+                       port=lay.ports.slurmrestd, extra_env={"SLURM_JWT": "daemon"})
         )
+        for node in lay.qpu_node_names:
+            user, argv = resident.service_command(resident.render_unit(lay, self.site, node, self.qpu_backend))
+            name = resident.daemon_name(node)
+            env = users.user_env(user, lay.qpu_service_dir(node), {
+                "PATH": f"{self.site.bin}:{SYSTEM_PATH}", "HCQW_MUNGE_SOCKET": str(lay.munge_socket)})
+            daemons.append(DaemonSpec(name, argv, log_file=lay.log_file(name), out_file=lay.log_file(name), host=node,
+                                      user=user, env=env))
         return daemons
 
     def _running(self, daemon: DaemonSpec) -> bool:
@@ -260,16 +384,18 @@ class LabCluster:
         if self._running(daemon):
             log.debug("%s already running", daemon.name)
             return
-        procs.spawn(daemon.name, daemon.argv, {**self._base_env(), **daemon.extra_env},
-                    self.layout.pid_file(daemon.name), daemon.out_file, cwd=self.root)
+        env = daemon.env if daemon.env is not None else {**self._base_env(), **daemon.extra_env}
+        argv = [*self.network.host(daemon.host).enter(daemon.user), *daemon.argv]
+        procs.spawn(daemon.name, argv, env, self.layout.pid_file(daemon.name), daemon.out_file, cwd=self.root)
         self._started_now.append(daemon.name)
 
-    def _stop(self, daemon: DaemonSpec) -> None:
+    def _stop_all(self, names: list[str]) -> None:
         try:
-            if procs.stop(daemon.name, self.layout.pid_file(daemon.name)):
-                log.debug("stopped %s", daemon.name)
+            stopped = procs.stop_all({name: self.layout.pid_file(name) for name in names})
         except OSError as err:
-            raise LabError(f"could not stop {daemon.name}: {err}; see {daemon.log_file}") from err
+            raise LabError(f"could not stop a daemon: {err}; see the logs in {self.layout.log}") from err
+        if stopped:
+            log.debug("stopped %s", ", ".join(stopped))
 
     def _wait(self, daemon: DaemonSpec, deadline: float, ready: Callable[[], bool], what: str | None = None) -> None:
         """Poll ``ready`` until it holds; fail fast (with the log tail) if the daemon dies."""
@@ -385,21 +511,17 @@ class LabCluster:
     def _locked(self) -> Iterator[None]:
         """Serialise up()/down() on one root across processes (e.g. pytest-xdist workers)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.layout.lock_file, "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with host.locked(self.layout.lock_file):
+            yield
 
     def _check_ports(self, daemons: list[DaemonSpec]) -> None:
-        """Fail early, naming the port, instead of letting a daemon die on bind()."""
-        ports = self.layout.ports
+        """Fail early, naming the port, instead of letting a daemon of the submit host die on bind().
+
+        (The other hosts are namespaces of this lab's own: nothing else binds there.)"""
         for daemon in daemons:
             if daemon.port is not None and not host.port_free(daemon.port):
                 raise LabError(f"port {daemon.port} (for {daemon.name}) is already in use on 127.0.0.1: "
-                               f"another lab cluster or Slurm runs there; choose another --port-base "
-                               f"(this cluster needs {ports.base}..{ports.base + ports.span - 1})")
+                               f"another lab cluster or Slurm runs there; choose another --port-base")
 
     def _prepare_files(self) -> None:
         """Create directories, keys (once) and configuration files.
@@ -413,15 +535,23 @@ class LabCluster:
                                 (lay.native_run, 0o755)):
             directory.mkdir(parents=True, exist_ok=True)
             directory.chmod(mode)
+        # slurmd fails launches if its spool directory (SlurmdSpoolDir=.../%n) is missing.
         for node in lay.node_names:
             (lay.spool / node).mkdir(exist_ok=True)
+        users.ensure_homes(lay.home)
+        for node in lay.qpu_node_names:
+            lay.host_dir(node).mkdir(parents=True, exist_ok=True)
+            lay.host_dir(node).parent.chmod(0o755)
+            lay.host_dir(node).chmod(0o755)
+            # The service account owns its directory; users may enter it to reach the socket.
+            users.ensure_owned_dir(lay.qpu_service_dir(node), users.SERVICE_ACCOUNT, 0o755)
         # munged insists on a key readable only by its own user; JWT wants >= 32 bytes.
         host.write_secret(lay.munge_key, 1024)
         host.write_secret(lay.jwt_key, 32)
 
         files = {
-            lay.slurm_conf: config.render_slurm_conf(lay, self.accounting),
-            lay.gres_conf: config.render_gres_conf(lay),
+            lay.slurm_conf: config.render_slurm_conf(lay, self.network, self.accounting),
+            lay.gres_conf: config.render_gres_conf(lay, self.network),
             lay.plugstack_conf: config.render_plugstack_conf(),
         }
         if self.accounting:
@@ -438,6 +568,7 @@ class LabCluster:
             if path in changed:
                 path.write_text(text)
                 path.chmod(0o600 if path == lay.slurmdbd_conf else 0o644)
+        # slurmrestd (user slurm) and the lab's users read the configuration.
         host.check_reachable_by(SLURM_USER, lay.slurm_conf)
         # Remember the parameters so `hcqw lab status/down --dir X` need not repeat them.
         lay.params_file.write_text(json.dumps(self.params, indent=2) + "\n")
@@ -446,6 +577,8 @@ class LabCluster:
 def _stop_order(daemon_name: str) -> int:
     """Reverse start order: REST first, munged (which everything authenticates through) last."""
     order = {"slurmrestd": 0, "slurmctld": 3, "slurmdbd": 4, "mariadb": 5, "munged": 6}
+    if daemon_name.startswith("qpu-service-"):
+        return 0
     return order.get(daemon_name, 1 if daemon_name.startswith("slurmd-") else 2)
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import pwd
 import secrets
 import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 from hcqw.lab.errors import LabError
@@ -62,5 +65,16 @@ def check_reachable_by(user: str, path: Path) -> None:
     """``user`` (not root) must be able to reach ``path``: every parent directory needs o+x."""
     for parent in path.parents:
         if not parent.stat().st_mode & 0o001:
-            raise LabError(f"slurmrestd runs as user {user!r} and cannot reach {path}: directory {parent} is not "
+            raise LabError(f"{user} (and the lab's users) cannot reach {path}: directory {parent} is not "
                            f"world-searchable. Choose a lab directory under /tmp (--dir) or `chmod o+x {parent}`")
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing) across processes."""
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

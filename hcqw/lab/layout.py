@@ -1,22 +1,27 @@
-"""Where a lab cluster keeps its files and which ports it uses.
+"""Where a lab cluster keeps its files, which ports it uses and what its hosts are called.
 
 Everything a lab cluster writes lives under its root directory, so several
 clusters coexist on one host as long as they have different roots, names and
-port bases. Nothing outside the root is touched (no /etc/slurm, no /run/munge).
+port bases. Nothing outside the root is touched (no /etc/slurm, no /run/munge)
+except the network namespaces, links and bridge of its hosts (see
+:mod:`hcqw.lab.network`, named after the port base) and the shared software
+tree (:mod:`hcqw.lab.software`).
 
-Port layout, all relative to ``port_base`` (every service binds 127.0.0.1 or
-is reached only through it)::
+Hosts: the head (slurmctld; slurmdbd and MariaDB with accounting), cpu hosts
+``<name>-c1 ..`` and qpu hosts ``<name>-q1 ..``, each in its own network
+namespace, and the submit host (the machine's own namespace), where users run
+sbatch, Snakemake, Parsl and hcqw.
 
-    port_base + 0            slurmctld
-    port_base + 1            slurmrestd (HTTP, 127.0.0.1 only)
-    port_base + 2            slurmdbd        (accounting=True only)
-    port_base + 3            mariadb         (accounting=True only, 127.0.0.1)
-    port_base + 9            slurmd of the qpu node  <name>-q1
-    port_base + 10 + i       slurmd of cpu node      <name>-c<i+1>,  i = 0 .. cpu_nodes-1
+Ports, relative to ``port_base``::
 
-A cluster therefore spans ``10 + cpu_nodes`` ports; keep port bases of
-clusters on the same host at least that far apart (the test suite uses 6900
-and 6950, the default is Slurm's own 6817).
+    port_base + 0     slurmctld      (head address)
+    port_base + 1     slurmrestd     (127.0.0.1 of the submit host only)
+    port_base + 2     slurmdbd       (head address; accounting=True only)
+    port_base + 3     mariadb        (127.0.0.1 of the head; accounting=True only)
+    port_base + 9     slurmd         (each node on its own address)
+
+Only slurmrestd binds in the machine's own namespace, so clusters on one host
+need different port bases (the port base also names the cluster's network).
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ from hcqw.lab.errors import LabError
 #: prefixes, so keep them to the characters that are safe in both.
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 MAX_CPU_NODES = 64
-PORT_SPAN_FIXED = 10
+MAX_QPU_NODES = 16
+PORT_SPAN = 10
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,6 @@ class Ports:
     """The TCP ports of one lab cluster (see the module docstring)."""
 
     base: int
-    cpu_nodes: int
 
     @property
     def slurmctld(self) -> int:
@@ -58,16 +63,8 @@ class Ports:
         return self.base + 3
 
     @property
-    def qpu_node(self) -> int:
+    def slurmd(self) -> int:
         return self.base + 9
-
-    def cpu_node(self, index: int) -> int:
-        """Port of the slurmd of cpu node ``index`` (0-based)."""
-        return self.base + PORT_SPAN_FIXED + index
-
-    @property
-    def span(self) -> int:
-        return PORT_SPAN_FIXED + self.cpu_nodes
 
 
 @dataclass(frozen=True)
@@ -77,10 +74,13 @@ class Layout:
     root: Path
     name: str
     ports: Ports
+    cpu_nodes: int
+    qpu_nodes: int
     cpus_per_node: int
 
     @classmethod
-    def create(cls, root: Path, name: str, port_base: int, cpu_nodes: int, cpus_per_node: int) -> "Layout":
+    def create(cls, root: Path, name: str, port_base: int, cpu_nodes: int, qpu_nodes: int,
+               cpus_per_node: int) -> "Layout":
         if not _NAME_RE.match(name):
             raise LabError(
                 f"invalid lab cluster name {name!r}: use 1-32 characters a-z, 0-9 and '_', starting with a letter "
@@ -88,36 +88,37 @@ class Layout:
             )
         if not 1 <= cpu_nodes <= MAX_CPU_NODES:
             raise LabError(f"cpu_nodes must be between 1 and {MAX_CPU_NODES}, not {cpu_nodes}")
+        if not 1 <= qpu_nodes <= MAX_QPU_NODES:
+            raise LabError(f"qpu_nodes must be between 1 and {MAX_QPU_NODES}, not {qpu_nodes}")
         if cpus_per_node < 1:
             raise LabError(f"cpus_per_node must be at least 1, not {cpus_per_node}")
-        ports = Ports(port_base, cpu_nodes)
-        if not 1024 <= port_base or port_base + ports.span > 65535:
-            raise LabError(f"port_base {port_base} out of range: the cluster needs ports {port_base}..{port_base + ports.span - 1} "
-                           "within 1024..65535")
-        return cls(root=Path(root).absolute(), name=name, ports=ports, cpus_per_node=cpus_per_node)
+        if not 1024 <= port_base or port_base + PORT_SPAN > 65535:
+            raise LabError(f"port_base {port_base} out of range: the cluster needs ports {port_base}.."
+                           f"{port_base + PORT_SPAN - 1} within 1024..65535")
+        return cls(root=Path(root).absolute(), name=name, ports=Ports(port_base), cpu_nodes=cpu_nodes,
+                   qpu_nodes=qpu_nodes, cpus_per_node=cpus_per_node)
 
     # --- node names ---------------------------------------------------------------------------
     @property
-    def cpu_node_names(self) -> list[str]:
-        return [f"{self.name}-c{i + 1}" for i in range(self.ports.cpu_nodes)]
+    def head_name(self) -> str:
+        return f"{self.name}-head"
 
     @property
-    def qpu_node_name(self) -> str:
-        return f"{self.name}-q1"
+    def cpu_node_names(self) -> list[str]:
+        return [f"{self.name}-c{i + 1}" for i in range(self.cpu_nodes)]
+
+    @property
+    def qpu_node_names(self) -> list[str]:
+        return [f"{self.name}-q{i + 1}" for i in range(self.qpu_nodes)]
 
     @property
     def node_names(self) -> list[str]:
-        return [*self.cpu_node_names, self.qpu_node_name]
-
-    def node_port(self, node: str) -> int:
-        if node == self.qpu_node_name:
-            return self.ports.qpu_node
-        return self.ports.cpu_node(self.cpu_node_names.index(node))
+        return [*self.cpu_node_names, *self.qpu_node_names]
 
     # --- directories --------------------------------------------------------------------------
     @property
     def etc(self) -> Path:
-        """Configuration files; world-readable because slurmrestd runs as user ``slurm``."""
+        """Configuration files; world-readable (users' Slurm commands and slurmrestd read them)."""
         return self.root / "etc"
 
     @property
@@ -143,13 +144,35 @@ class Layout:
 
     @property
     def run(self) -> Path:
-        """PID files written by hcqw (one per daemon it started)."""
+        """PID files written by hcqw (one per daemon it started) and the record of the network it made."""
         return self.root / "run"
 
     @property
     def native_run(self) -> Path:
         """PID files the Slurm daemons write themselves (informational only)."""
         return self.root / "run" / "native"
+
+    @property
+    def home(self) -> Path:
+        """Home directories of the lab's users (``home/<user>``, each 0700)."""
+        return self.root / "home"
+
+    def host_dir(self, node: str) -> Path:
+        """Node-local files of one host (``hosts/<node>``), e.g. its resident QPU service's socket."""
+        return self.root / "hosts" / node
+
+    def qpu_service_dir(self, node: str) -> Path:
+        """The resident QPU service's directory on qpu host ``node`` (owned by the service account)."""
+        return self.host_dir(node) / "qpu"
+
+    def qpu_service_address(self, node: str) -> str:
+        """Where the resident QPU service of ``node`` listens (``%n`` in a job's ``device_service``)."""
+        return f"ipc://{self.qpu_service_dir(node)}/qpu.ipc"
+
+    @property
+    def qpu_service_address_pattern(self) -> str:
+        """The resident service address with ``%n`` for the node a job runs on (``NodeJobSettings.device_service``)."""
+        return f"ipc://{self.host_dir('%n')}/qpu/qpu.ipc"
 
     # --- files --------------------------------------------------------------------------------
     @property
@@ -192,6 +215,11 @@ class Layout:
     def params_path(root: Path) -> Path:
         """Where ``up()`` records the cluster's parameters (for ``LabCluster.from_dir``)."""
         return Path(root) / "lab.json"
+
+    @property
+    def network_file(self) -> Path:
+        """What ``up()`` made of the network (namespaces, links, bridge), for ``down()`` to remove."""
+        return self.run / "network.json"
 
     @property
     def lock_file(self) -> Path:

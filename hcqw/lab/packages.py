@@ -18,8 +18,9 @@ from hcqw.lab.errors import LabError
 
 log = logging.getLogger(__name__)
 
-#: auth/jwt lives in its own package; slurmrestd is needed for the REST API.
-BASE_PACKAGES: tuple[str, ...] = ("slurmctld", "slurmd", "slurm-client", "munge", "slurmrestd", "slurm-wlm-jwt-plugin")
+#: auth/jwt lives in its own package; slurmrestd is needed for the REST API; iproute2 makes the hosts.
+BASE_PACKAGES: tuple[str, ...] = ("slurmctld", "slurmd", "slurm-client", "munge", "slurmrestd", "slurm-wlm-jwt-plugin",
+                                  "iproute2")
 ACCOUNTING_PACKAGES: tuple[str, ...] = ("slurmdbd", "mariadb-server")
 
 _lock = threading.Lock()

@@ -34,8 +34,11 @@ class DaemonSpec:
     argv: list[str]
     log_file: Path  # what to tell the user to read when it fails
     out_file: Path  # where its stdout/stderr go (may equal log_file)
-    port: int | None = None  # checked to be free before starting
+    port: int | None = None  # checked to be free before starting (daemons of the submit host only)
     extra_env: dict[str, str] = field(default_factory=dict)
+    host: str = "submit"  # the lab host (network namespace) it runs on
+    user: str | None = None  # None: root
+    env: dict[str, str] | None = None  # the whole environment, instead of the lab's base environment + extra_env
 
 
 @dataclass(frozen=True)
@@ -144,20 +147,32 @@ def stop(name: str, pid_file: Path, timeout: float = 10.0) -> bool:
     Returns True if a live process was stopped. Stale or missing PID files are
     removed silently; a PID whose start time does not match is never signalled.
     """
-    record = read_pid_file(pid_file)
-    if record is None or not record.is_running():
-        pid_file.unlink(missing_ok=True)
-        return False
-    log.debug("stopping %s (pid %d)", name, record.pid)
-    _signal(record.pid, signal.SIGTERM)
-    if not _wait_dead(record, timeout):
-        log.warning("%s (pid %d) ignored SIGTERM for %.0f s; sending SIGKILL", name, record.pid, timeout)
-        _signal(record.pid, signal.SIGKILL)
-        if not _wait_dead(record, 5.0):
-            # Leave the PID file so a later down() can retry.
-            raise OSError(f"{name} (pid {record.pid}) survived SIGKILL")
-    pid_file.unlink(missing_ok=True)
-    return True
+    return bool(stop_all({name: pid_file}, timeout))
+
+
+def stop_all(pid_files: Mapping[str, Path], timeout: float = 10.0) -> list[str]:
+    """:func:`stop` several processes at once (all signalled first, then waited for); return those stopped.
+
+    Raises OSError naming the first process that survived SIGKILL (its PID file is kept for a retry).
+    """
+    records = {}
+    for name, pid_file in pid_files.items():
+        record = read_pid_file(pid_file)
+        if record is None or not record.is_running():
+            pid_file.unlink(missing_ok=True)
+            continue
+        log.debug("stopping %s (pid %d)", name, record.pid)
+        _signal(record.pid, signal.SIGTERM)
+        records[name] = record
+    deadline = time.monotonic() + timeout
+    for name, record in records.items():
+        if not _wait_dead(record, max(0.0, deadline - time.monotonic())):
+            log.warning("%s (pid %d) ignored SIGTERM for %.0f s; sending SIGKILL", name, record.pid, timeout)
+            _signal(record.pid, signal.SIGKILL)
+            if not _wait_dead(record, 5.0):
+                raise OSError(f"{name} (pid {record.pid}) survived SIGKILL")
+        pid_files[name].unlink(missing_ok=True)
+    return list(records)
 
 
 def _signal(pid: int, sig: int) -> None:

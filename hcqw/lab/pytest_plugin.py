@@ -1,11 +1,19 @@
 """Pytest fixtures for the SLURM lab cluster (enable with ``pytest_plugins = ["hcqw.lab.pytest_plugin"]``).
 
-- ``slurm_lab``: the main cluster (root /tmp/hcqw-pytest-lab, ports 6900..6911),
-  started once per session; ``os.environ`` gets ``lab.env`` (SLURM_CONF) for the
-  session so plain ``sbatch``/``squeue`` calls reach it.
-- ``slurm_lab_c2``: an independent second cluster "qpuside" (the QPU-side
-  cluster of a two-cluster federation; root /tmp/hcqw-pytest-lab-c2, ports
-  6950..6960). It does NOT touch os.environ: pass ``slurm_lab_c2.env``.
+- ``slurm_lab``: the main site (root /tmp/hcqw-pytest-lab, port base 6900: two
+  cpu hosts, two qpu hosts with resident QPU services, users hcqw-alice and
+  hcqw-bob), started once per session; ``os.environ`` gets ``lab.env``
+  (SLURM_CONF, HCQW_MUNGE_SOCKET) for the session so plain ``sbatch``/``squeue``
+  calls reach it (as root). Run something as a lab user with
+  ``slurm_lab.exec("hcqw-alice", [...], capture_output=True, text=True)``.
+- ``slurm_lab_c2``: an independent second site "qpuside" (the QPU-side
+  cluster of a two-cluster federation; root /tmp/hcqw-pytest-lab-c2, port base
+  6950; one cpu and one qpu host). It does NOT touch os.environ: pass
+  ``slurm_lab_c2.env``.
+
+- ``lab_user_dir``: ``lab_user_dir("hcqw-alice")`` makes a fresh directory in that user's
+  home, owned by them (0700), for what the test runs as them (pytest's ``tmp_path`` is
+  root's and private); removed after the test.
 
 ``HCQW_TEST_LAB_DIR``/``HCQW_TEST_LAB_PORT`` (and ``HCQW_TEST_LAB_C2_DIR``/``_PORT``) move
 them elsewhere, so that independent test runs on one machine need not share a qpu node.
@@ -21,7 +29,9 @@ not start is a test *error* (never a silent skip): CI must notice.
 from __future__ import annotations
 
 import os
+import shutil
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 from pathlib import Path
@@ -31,6 +41,7 @@ import pytest
 from hcqw.lab.cluster import LabCluster
 from hcqw.lab.errors import LabConfigChanged
 from hcqw.lab.procs import PidRecord, proc_stat
+from hcqw.lab.users import ensure_owned_dir
 
 MAIN_ROOT = Path(os.environ.get("HCQW_TEST_LAB_DIR", "/tmp/hcqw-pytest-lab"))
 MAIN_PORT_BASE = int(os.environ.get("HCQW_TEST_LAB_PORT", "6900"))
@@ -106,14 +117,31 @@ def slurm_lab() -> Iterator[LabCluster]:
 
 @pytest.fixture(scope="session")
 def slurm_lab_c2() -> Iterator[LabCluster]:
-    """A second, independent cluster ("qpuside", 1 cpu node); use ``slurm_lab_c2.env`` explicitly."""
+    """A second, independent site ("qpuside", 1 cpu and 1 qpu host); use ``slurm_lab_c2.env`` explicitly."""
     _skip_if_disabled()
-    lab = LabCluster(C2_ROOT, name=C2_NAME, port_base=C2_PORT_BASE, cpu_nodes=1)
+    lab = LabCluster(C2_ROOT, name=C2_NAME, port_base=C2_PORT_BASE, cpu_nodes=1, qpu_nodes=1)
     try:
         _start(lab)
         yield lab
     finally:
         _release(lab)
+
+
+@pytest.fixture
+def lab_user_dir(slurm_lab: LabCluster, request: pytest.FixtureRequest) -> Iterator[Callable[[str], Path]]:
+    """A factory: ``lab_user_dir(user)`` is a new directory in ``user``'s lab home, theirs alone (0700)."""
+    made: list[Path] = []
+
+    def make(user: str) -> Path:
+        path = slurm_lab.home(user) / "tests" / f"{request.node.name[:60]}-{uuid.uuid4().hex[:8]}"
+        ensure_owned_dir(path.parent, user, 0o700)
+        ensure_owned_dir(path, user, 0o700)
+        made.append(path)
+        return path
+
+    yield make
+    for path in made:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 T = TypeVar("T")

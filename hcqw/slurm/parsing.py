@@ -21,8 +21,10 @@ from hcqw.slurm.states import ComponentInfo, normalize_state
 _FIELD_SPLIT = re.compile(r" (?=[A-Za-z][A-Za-z0-9_/:]*=)")
 _UNSET = {"", "(null)", "Unknown", "None", "N/A"}
 
-#: sacct fields read by :func:`parse_sacct`, in this order.
-SACCT_FIELDS = ("JobID", "JobIDRaw", "State", "ExitCode", "Partition", "NodeList", "Submit", "Start", "End", "Reason", "JobName")
+#: sacct fields read by :func:`parse_sacct`, in this order. JobName comes last: it is the one
+#: field a user may put a '|' into, so a row is split into at most this many parts.
+SACCT_FIELDS = ("JobID", "JobIDRaw", "State", "ExitCode", "Partition", "NodeList", "Submit", "Start", "End", "Reason",
+                "User", "Account", "AllocTRES", "JobName")
 
 
 def _time(value: str | None) -> datetime | None:
@@ -36,6 +38,36 @@ def _time(value: str | None) -> datetime | None:
 
 def _text(value: str | None) -> str | None:
     return None if value is None or value in _UNSET else value
+
+
+def parse_tres(text: str | None) -> dict[str, str]:
+    """``'billing=1,cpu=1,gres/qpu=1,node=1'`` (sacct AllocTRES, scontrol TRES) -> ``{'gres/qpu': '1', ...}``."""
+    if not text or text in _UNSET:
+        return {}
+    return dict(item.partition("=")[::2] for item in text.split(",") if "=" in item)
+
+
+def gres_count(tres: str | None, name: str) -> int:
+    """How many of GRES ``name`` a TRES string holds: ``gres/qpu=1`` -> 1 (a typed ``gres/qpu:t=1``
+    is counted only when no untyped total is given, since SLURM lists the total beside the types)."""
+    items = parse_tres(tres)
+    key = f"gres/{name}"
+    if key in items:
+        return _count(items[key])
+    return sum(_count(value) for item, value in items.items() if item.startswith(key + ":"))
+
+
+def _count(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        return 0
+
+
+def _user(value: str | None) -> str | None:
+    """``'root(0)'`` (scontrol UserId) -> ``'root'``."""
+    text = _text(value)
+    return text.split("(", 1)[0] if text else None
 
 
 def parse_exit_code(value: str | None) -> tuple[int | None, int | None]:
@@ -88,6 +120,9 @@ def component_from_scontrol(fields: Mapping[str, str]) -> ComponentInfo:
         comment=_text(fields.get("Comment")),
         stdout=_text(fields.get("StdOut")),
         raw_id=job_id,
+        user=_user(fields.get("UserId")),
+        account=_text(fields.get("Account")),
+        tres=_text(fields.get("TRES")),
     )
 
 
@@ -109,7 +144,7 @@ def parse_sacct(text: str) -> list[ComponentInfo]:
     """
     records = []
     for line in text.splitlines():
-        parts = line.split("|")
+        parts = line.split("|", len(SACCT_FIELDS) - 1)
         if len(parts) != len(SACCT_FIELDS):
             continue
         row = dict(zip(SACCT_FIELDS, parts))
@@ -135,6 +170,9 @@ def parse_sacct(text: str) -> list[ComponentInfo]:
                 reason=_text(row["Reason"]),
                 name=_text(row["JobName"]),
                 raw_id=row["JobIDRaw"],
+                user=_text(row["User"]),
+                account=_text(row["Account"]),
+                tres=_text(row["AllocTRES"]),
             )
         )
     return records
@@ -191,6 +229,9 @@ def component_from_rest(job: Mapping[str, Any]) -> ComponentInfo:
         comment=_text(job.get("comment")),
         stdout=_text(job.get("standard_output")),
         raw_id=job_id,
+        user=_text(job.get("user_name")),
+        account=_text(job.get("account")),
+        tres=_text(job.get("tres_alloc_str")),
     )
 
 

@@ -3,17 +3,22 @@
 Used for the SLURM cluster co-located with the QPU, where we have no login
 shell. The token is read fresh for every request (so a rotated token file
 just works), sent only in the ``X-SLURM-USER-TOKEN`` header, and kept out of
-everything else: logs, exception messages, reprs, job scripts and job
-environments (an exported SLURM_JWT also breaks srun inside the job).
+everything else: logs, exception messages, reprs (a ``Secret``), pickles, job
+scripts and job environments (an exported SLURM_JWT also breaks srun inside
+the job). A token file others can read is refused; the token goes over plain
+``http://`` only to a loopback host unless ``allow_http`` says otherwise, and
+never follows a redirect.
 """
 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import logging
 import os
 import pwd
+import stat
 import time
 import urllib.error
 import urllib.parse
@@ -23,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from hcqw.secret import Secret, hide
 from hcqw.slurm.backend import BaseBackend, release_refused
 from hcqw.slurm.errors import (
     ControllerUnreachable,
@@ -45,6 +51,8 @@ log = logging.getLogger(__name__)
 API = "/slurm/v0.0.38"
 #: Environment variables searched for the token, in order.
 TOKEN_ENV_VARS = ("HCQW_SLURM_JWT", "SLURM_JWT")
+#: Set to 1 to let the token go over plain http to a host that is not loopback (default of ``allow_http``).
+ALLOW_HTTP_ENV = "HCQW_SLURM_REST_ALLOW_HTTP"
 #: PATH for REST jobs that do not set one: slurmrestd passes no environment of its own.
 DEFAULT_JOB_PATH = "/usr/local/bin:/usr/bin:/bin"
 
@@ -70,8 +78,9 @@ class JwtSource:
     variables HCQW_SLURM_JWT and SLURM_JWT.
     """
 
-    def __init__(self, token: str | None = None, token_file: str | Path | None = None, environ: Mapping[str, str] | None = None):
-        self.__token = token
+    def __init__(self, token: str | Secret | None = None, token_file: str | Path | None = None,
+                 environ: Mapping[str, str] | None = None):
+        self.__token = hide(token)
         self.token_file = Path(token_file) if token_file else None
         self._environ = os.environ if environ is None else environ
 
@@ -99,7 +108,7 @@ class JwtSource:
         """
         try:
             token = self.get()
-        except RestAuthError:
+        except SlurmError:
             return ""
         if not token or token.count(".") != 2:
             return "; no token was sent" if not token else ""
@@ -116,17 +125,62 @@ class JwtSource:
     def get(self) -> str | None:
         """The token, or None when there is none (the request then fails with 401)."""
         if self.__token:
-            return self.__token
+            return self.__token.reveal()
         if self.token_file:
-            try:
-                return self.token_file.read_text().strip() or None
-            except OSError as err:
-                raise RestAuthError(str(self.token_file), 0, f"cannot read the token file: {err.strerror}") from None
+            return read_private(self.token_file)
         for name in TOKEN_ENV_VARS:
             value = self._environ.get(name, "").strip()
             if value:
                 return value
         return None
+
+
+def read_private(path: Path) -> str | None:
+    """A token file's content; refused if group or others may read or write the file."""
+    try:
+        with open(path, "rb") as handle:
+            mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
+            if mode & 0o077:
+                raise SlurmSettingsError(f"token file {path} is accessible to other users (mode {mode:04o}), so they "
+                                         f"may know the token; run: chmod 600 {path} (and get a fresh token)")
+            return handle.read().decode("utf-8", "replace").strip() or None
+    except OSError as err:
+        raise RestAuthError(str(path), 0, f"cannot read the token file: {err.strerror}") from None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a URL's host name) is this machine's loopback, by literal address or the name localhost."""
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str, allow_http: bool) -> str:
+    """The slurmrestd base URL, refused when it would send the token in clear text off this machine."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SlurmSettingsError(f"slurmrestd URL {url!r} must look like https://host:port or http://host:port")
+    if parts.scheme == "http" and not allow_http and not is_loopback(parts.hostname):
+        raise SlurmSettingsError(
+            f"slurmrestd URL {url!r} is plain http to another host: the JWT would cross the network unencrypted. "
+            f"Use https (e.g. slurmrestd behind a TLS proxy), or, on a network you trust, allow it explicitly: "
+            f"allow_http=True (--hcqw-rest-allow-http in Snakemake, {ALLOW_HTTP_ENV}=1 elsewhere)"
+        )
+    return url.rstrip("/")
+
+
+class _RefuseRedirect(urllib.request.HTTPRedirectHandler):
+    """urllib repeats a request's headers (our token) to wherever a redirect points: follow none."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 (urllib's signature)
+        return None  # urllib then raises the 3xx as an HTTPError, handled in RestBackend._request
+
+
+_OPENER = urllib.request.build_opener(_RefuseRedirect)
 
 
 def _error_text(body: bytes) -> str:
@@ -195,9 +249,11 @@ def submit_payload(request: JobRequest) -> dict[str, Any]:
 class RestBackend(BaseBackend):
     """Submit, query and cancel through slurmrestd.
 
-    ``url``: the slurmrestd base URL (``http://host:port``). ``user``: the
-    SLURM user name sent in ``X-SLURM-USER-NAME`` (default ``$USER``, else the
-    login name of our uid). Token options: see :class:`JwtSource`.
+    ``url``: the slurmrestd base URL (``https://host:port``; ``http://`` to a
+    loopback host, or anywhere with ``allow_http=True``, default from
+    ``$HCQW_SLURM_REST_ALLOW_HTTP``). ``user``: the SLURM user name sent in
+    ``X-SLURM-USER-NAME`` (default ``$USER``, else the login name of our uid).
+    Token options: see :class:`JwtSource` (``token`` may be a ``Secret``).
     """
 
     name = "rest"
@@ -207,12 +263,15 @@ class RestBackend(BaseBackend):
         *,
         url: str,
         user: str | None = None,
-        token: str | None = None,
+        token: str | Secret | None = None,
         token_file: str | Path | None = None,
         poll_interval: float = 2.0,
         timeout: float = 30.0,
+        allow_http: bool | None = None,
     ):
-        self.url = url.rstrip("/")
+        if allow_http is None:
+            allow_http = os.environ.get(ALLOW_HTTP_ENV, "") in ("1", "true", "yes")
+        self.url = check_url(url, allow_http)
         self.user = user or os.environ.get("USER") or pwd.getpwuid(os.getuid()).pw_name
         self._jwt = JwtSource(token, token_file)
         self._timeout = timeout
@@ -239,10 +298,16 @@ class RestBackend(BaseBackend):
         req = urllib.request.Request(url, data=data, method=method, headers=headers)
         started = time.monotonic()
         try:
-            with urllib.request.urlopen(req, timeout=self._timeout) as resp:
+            with _OPENER.open(req, timeout=self._timeout) as resp:
                 status, raw = resp.status, resp.read()
         except urllib.error.HTTPError as err:
             status, raw = err.code, err.read()
+            if 300 <= status < 400:
+                raise SlurmSettingsError(
+                    f"slurmrestd at {self.url} answered {method} {API + path} with a redirect (HTTP {status}) to "
+                    f"{err.headers.get('Location')!r}; hcqw does not follow redirects, which would hand the token "
+                    "to another address: give the final URL of slurmrestd instead"
+                ) from None
         except (urllib.error.URLError, OSError) as err:
             reason = getattr(err, "reason", err)
             # `from None`: the chained urllib objects hold our request headers.

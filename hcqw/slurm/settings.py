@@ -193,6 +193,19 @@ class ComponentSpec:
         return self.gres is not None and any(item.split(":")[0] == "qpu" for item in self.gres.split(","))
 
 
+TAG_PREFIX = "hcqw:"
+
+
+def parse_tag(text: str | None) -> tuple[str, str] | None:
+    """``'hcqw:<workflow_id>:<node>'`` (:attr:`JobRequest.tag`) -> ``(workflow_id, node)``; None for other text.
+
+    Node names hold no ':' (they are path components), so the last ':' splits."""
+    if not text or not text.startswith(TAG_PREFIX):
+        return None
+    workflow, sep, node = text[len(TAG_PREFIX):].rpartition(":")
+    return (workflow, node) if sep and workflow and node else None
+
+
 @dataclass(frozen=True)
 class JobRequest:
     """One workflow node as a SLURM job: a plain job or a cpu+qpu hetjob.
@@ -279,7 +292,7 @@ class JobRequest:
     @property
     def tag(self) -> str:
         """``hcqw:<workflow_id>:<node>``: the identity written into name and comment."""
-        return f"hcqw:{self.workflow_id}:{self.node}"
+        return f"{TAG_PREFIX}{self.workflow_id}:{self.node}"
 
     @property
     def job_name(self) -> str:

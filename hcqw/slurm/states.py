@@ -107,6 +107,9 @@ class ComponentInfo:
     # SLURM's internal id of this component ("124" for "123+1"); slurmrestd
     # only accepts this form in URLs.
     raw_id: str | None = None
+    user: str | None = None
+    account: str | None = None
+    tres: str | None = None  # allocated TRES, e.g. "billing=1,cpu=1,gres/qpu=1,node=1"
 
     @property
     def phase(self) -> Phase:

@@ -10,11 +10,16 @@ optionally enriched with two more kinds that make the picture complete:
 The core does not log ``ready``/``cpu`` yet; ``bench/coschedule.py`` records them from
 its own loop wrappers. Everything here works without them, with less detail.
 
-Only ``analysis`` and ``events`` are imported eagerly: both are numpy- and matplotlib-free,
+A run may use several devices: ``devices`` says which device each event used, and the figures
+and charts have one set and one lane per device.
+
+Only ``analysis``, ``devices`` and ``events`` are imported eagerly: both are numpy- and matplotlib-free,
 so ``hcqw report`` and the CLI parser stay light.
 """
 
-from hcqw.timeline.analysis import Summary, consistency_problems, summarize
+from hcqw.timeline.analysis import DeviceSummary, Summary, consistency_problems, summarize
+from hcqw.timeline.devices import resolve_devices
 from hcqw.timeline.events import Event, find_metrics, load_events
 
-__all__ = ["Event", "Summary", "consistency_problems", "find_metrics", "load_events", "summarize"]
+__all__ = ["DeviceSummary", "Event", "Summary", "consistency_problems", "find_metrics", "load_events",
+           "resolve_devices", "summarize"]

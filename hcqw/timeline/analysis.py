@@ -1,6 +1,7 @@
 """The co-scheduling figures, as pure functions of timeline events.
 
-Definitions (one device; pass ``device=`` to pick one when a log holds several):
+Definitions per device (``hcqw.timeline.devices`` says which device each event used; pass
+``device=`` to keep one); the run's totals follow the list:
 
 - makespan: first event start (normally the first ``ready``) to last event end;
 - QPU busy: the union of ``exec`` intervals; QPU allocated: the union of ``hold`` intervals;
@@ -13,18 +14,32 @@ Definitions (one device; pass ``device=`` to pick one when a log holds several):
 - wait of a quantum node (one ``hold``): ``hold.start`` minus the node's ``ready`` time; without
   a ``ready`` event, the end of the workflow's latest ``cpu``/``hold`` interval before the hold
   is used, and a node with neither is left out (``waits_measured`` says how many counted);
-- lower bound on the makespan: ``max(sum of all exec durations, longest workflow)``, where a
-  workflow's length is its exec plus ``cpu`` time (its critical path when run alone: its
-  blocks are sequential). Without ``cpu`` events the bound only counts quantum time.
+- lower bound on the makespan: ``max(sum of all exec durations + shortest final classical
+  stretch, longest workflow)``. A workflow's final classical stretch is its ``cpu`` time after its
+  last exec: whichever workflow's block the device runs last still has that stretch to go. A
+  workflow's length is its exec plus ``cpu`` time (its critical path when run alone: its blocks are
+  sequential). Without ``cpu`` events the bound only counts quantum time;
+- hand-over: on one device, from the last exec of one quantum node to the first exec of the next
+  node, counted only when the next node was already waiting (ready, or no ``ready`` logged) and
+  the two did not interleave. It is what the device loses to scheduling between blocks (SLURM's
+  release, allocation and job start); no peer publishes it, so it is reported as median and p95.
+
+A run of several devices reports each device's figures (``Summary.devices``) and totals: the
+makespan, waits and hand-overs of all of them; busy, allocated, allocated-but-idle and free
+seconds added over the devices, their fractions of ``devices x makespan`` (the capacity the run
+had); idle gaps counted over the devices, the longest of any; and in the lower bound the device
+work spread over the devices, ``sum of exec durations / devices``. With one device the totals are
+that device's figures.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from statistics import fmean
+from statistics import fmean, median
 from typing import Iterable, Sequence
 
+from hcqw.timeline.devices import capacity, device_names, only_device, resolve_devices
 from hcqw.timeline.events import Event
 
 Span = tuple[float, float]
@@ -84,6 +99,7 @@ class QuantumNode:
     busy: float  # seconds of its own exec inside the hold
     shared: bool = False  # a service session: the device was not reserved for it
     exec_spans: tuple[Span, ...] = ()
+    device: str = ""
 
     @property
     def held(self) -> float:
@@ -101,6 +117,31 @@ class QuantumNode:
     @property
     def wait(self) -> float | None:
         return None if self.ready is None else max(0.0, self.start - self.ready)
+
+
+@dataclass(frozen=True)
+class DeviceSummary:
+    """The figures of one device in a run; the fractions are of the run's makespan."""
+
+    device: str
+    workflows: int
+    quantum_nodes: int
+    qpu_busy: float
+    qpu_busy_fraction: float
+    qpu_allocated: float
+    qpu_allocated_fraction: float
+    qpu_allocated_idle: float
+    qpu_free: float
+    idle_gaps: int
+    longest_idle_gap: float
+    wait_mean: float | None
+    wait_max: float | None
+    waits_measured: int
+    quantum_work: float
+    hold_per_workflow: dict[str, float] = field(default_factory=dict)
+    handover_median: float | None = None
+    handover_p95: float | None = None
+    handovers_measured: int = 0
 
 
 @dataclass(frozen=True)
@@ -130,21 +171,28 @@ class Summary:
     bound: float
     makespan_over_bound: float | None
     hold_per_workflow: dict[str, float] = field(default_factory=dict)
+    handover_median: float | None = None
+    handover_p95: float | None = None
+    handovers_measured: int = 0
+    qpu_devices: int = 1  # the devices the fractions and the bound count (see the module doc)
+    devices: dict[str, DeviceSummary] = field(default_factory=dict)  # by name; empty without hold/exec events
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def quantum_nodes(events: Sequence[Event]) -> list[QuantumNode]:
-    """One ``QuantumNode`` per ``hold`` event and per node with ``session`` events, with its ready time and
-    busy seconds."""
+    """One ``QuantumNode`` per ``hold`` event and per node and device with ``session`` events, with its ready
+    time, busy seconds and device. ``events`` as ``resolve_devices`` returns them."""
     execs: dict[tuple[str, str], list[Span]] = defaultdict(list)
+    execs_on: dict[tuple[str, str], dict[str, list[Span]]] = defaultdict(lambda: defaultdict(list))
     ready: dict[tuple[str, str], float] = {}
     previous_ends: dict[str, list[float]] = defaultdict(list)
     for e in events:
         key = (e.workflow, e.node)
         if e.kind == "exec":
             execs[key].append((e.start, e.end))
+            execs_on[key][e.device].append((e.start, e.end))
         elif e.kind == "ready":
             ready.setdefault(key, e.start)  # a resumed run may re-record; the first is when it became ready
         if e.kind in ("cpu", "hold"):
@@ -157,40 +205,46 @@ def quantum_nodes(events: Sequence[Event]) -> list[QuantumNode]:
         return when
 
     out = []
-    sessions: dict[tuple[str, str], list[Span]] = {}
+    sessions: dict[tuple[str, str], list[Event]] = {}
     for e in events:
         key = (e.workflow, e.node)
         if e.kind == "session":
-            sessions.setdefault(key, []).append((e.start, e.end))  # a client's and the service's record of it
+            sessions.setdefault(key, []).append(e)  # a client's and the service's record of it
         if e.kind != "hold":
             continue
         busy = covered(clip(execs[key], e.start, e.end))
-        out.append(QuantumNode(e.workflow, e.node, ready_time(key, e.start), e.start, e.end, busy))
+        out.append(QuantumNode(e.workflow, e.node, ready_time(key, e.start), e.start, e.end, busy, device=e.device))
     held_keys = {(n.workflow, n.node) for n in out}
-    for key, spans in sessions.items():
+    for key, opened in sessions.items():
         if key in held_keys:  # a session inside the node's own hold (a SLURM gateway): the hold says it all
             continue
-        own = union(execs[key])
-        start = own[0][0] if own else min(a for a, _ in spans)
-        end = own[-1][1] if own else start
-        out.append(QuantumNode(key[0], key[1], ready_time(key, start), start, end, covered(own), shared=True,
-                               exec_spans=tuple(own)))
+        on = execs_on[key] or {opened[0].device: []}  # a session that never executed: where it was open
+        for device, spans in on.items():
+            own = union(spans)
+            start = own[0][0] if own else min(e.start for e in opened)
+            end = own[-1][1] if own else start
+            out.append(QuantumNode(key[0], key[1], ready_time(key, start), start, end, covered(own), shared=True,
+                                   exec_spans=tuple(own), device=device))
     out.sort(key=lambda n: n.start)
     return out
 
 
 def summarize(events: Sequence[Event], device: str | None = None) -> Summary:
-    """All figures of one run. ``events`` may come from several workflows' logs."""
-    if device is not None:
-        events = [e for e in events if e.kind in ("ready", "cpu") or e.device == device]
+    """All figures of one run, per device and in total. ``events`` may come from several workflows' logs."""
+    events = resolve_devices(events) if device is None else only_device(events, device)
     if not events:
         raise ValueError("no timeline events to summarize")
     start = min(e.start for e in events)
     end = max(e.end for e in events)
     makespan = end - start
-    execs = [(e.start, e.end) for e in events if e.kind == "exec"]
     nodes = quantum_nodes(events)
-    holds = allocated_spans(nodes)
+    # A session that never executed used no device: it is a quantum node of the run, of no device.
+    names = sorted(set(device_names(events)) | {n.device for n in nodes if n.exec_spans or not n.shared})
+    handover = handovers_by_device(events)
+    devices = {name: device_summary(name, events, nodes, start, end, handover.get(name, [])) for name in names}
+    # Without any hold or exec the one device of the run was free and idle all along.
+    figures = list(devices.values()) or [device_summary("", [], [], start, end, [])]
+    count = capacity(names)
     waits = [n.wait for n in nodes if n.wait is not None]
     work: dict[str, float] = defaultdict(float)
     held: dict[str, float] = defaultdict(float)
@@ -199,13 +253,14 @@ def summarize(events: Sequence[Event], device: str | None = None) -> Summary:
             work[e.workflow] += e.duration
     for n in nodes:
         held[n.workflow] += n.held
-    quantum_work = sum(b - a for a, b in execs)
+    quantum_work = sum(e.duration for e in events if e.kind == "exec")
     classical_work = sum(e.duration for e in events if e.kind == "cpu")
     longest = max(work.values(), default=0.0)
-    bound = max(quantum_work, longest)
-    idle = gaps(execs, start, end)
-    busy, allocated = covered(execs), covered(holds)
-    frac = (lambda x: x / makespan) if makespan > 0 else (lambda x: 0.0)
+    bound = max(quantum_work / count + min(final_classical(events).values(), default=0.0), longest)
+    pooled = [seconds for name in names for seconds in handover.get(name, [])]
+    busy = sum(d.qpu_busy for d in figures)
+    allocated = sum(d.qpu_allocated for d in figures)
+    frac = (lambda x: x / (count * makespan)) if makespan > 0 else (lambda x: 0.0)
     return Summary(
         workflows=len({e.workflow for e in events}),
         quantum_nodes=len(nodes),
@@ -214,14 +269,95 @@ def summarize(events: Sequence[Event], device: str | None = None) -> Summary:
         qpu_busy=busy, qpu_busy_fraction=frac(busy),
         qpu_allocated=allocated, qpu_allocated_fraction=frac(allocated),
         qpu_allocated_idle=sum(n.idle for n in nodes),
-        qpu_free=makespan - allocated,
-        idle_gaps=len(idle), longest_idle_gap=max((b - a for a, b in idle), default=0.0),
+        qpu_free=count * makespan - allocated,
+        idle_gaps=sum(d.idle_gaps for d in figures),
+        longest_idle_gap=max(d.longest_idle_gap for d in figures),
         wait_mean=fmean(waits) if waits else None, wait_max=max(waits) if waits else None,
         waits_measured=len(waits),
         quantum_work=quantum_work, classical_work=classical_work, longest_workflow=longest,
         bound=bound, makespan_over_bound=makespan / bound if bound > 0 else None,
         hold_per_workflow=dict(sorted(held.items())),
+        handover_median=median(pooled) if pooled else None,
+        handover_p95=percentile(pooled, 95) if pooled else None,
+        handovers_measured=len(pooled),
+        qpu_devices=count,
+        devices=devices,
     )
+
+
+def device_summary(name: str, events: Sequence[Event], nodes: Sequence[QuantumNode], start: float, end: float,
+                   handover: Sequence[float]) -> DeviceSummary:
+    """The figures of device ``name`` over the run's span ``[start, end]``, from resolved events and nodes."""
+    makespan = end - start
+    execs = [(e.start, e.end) for e in events if e.kind == "exec" and e.device == name]
+    mine = [n for n in nodes if n.device == name]
+    waits = [n.wait for n in mine if n.wait is not None]
+    held: dict[str, float] = defaultdict(float)
+    for n in mine:
+        held[n.workflow] += n.held
+    idle = gaps(execs, start, end)
+    busy, allocated = covered(execs), covered(allocated_spans(mine))
+    frac = (lambda x: x / makespan) if makespan > 0 else (lambda x: 0.0)
+    return DeviceSummary(
+        device=name, workflows=len(held), quantum_nodes=len(mine),
+        qpu_busy=busy, qpu_busy_fraction=frac(busy),
+        qpu_allocated=allocated, qpu_allocated_fraction=frac(allocated),
+        qpu_allocated_idle=sum(n.idle for n in mine), qpu_free=makespan - allocated,
+        idle_gaps=len(idle), longest_idle_gap=max((b - a for a, b in idle), default=0.0),
+        wait_mean=fmean(waits) if waits else None, wait_max=max(waits) if waits else None,
+        waits_measured=len(waits), quantum_work=sum(b - a for a, b in execs),
+        hold_per_workflow=dict(sorted(held.items())),
+        handover_median=median(handover) if handover else None,
+        handover_p95=percentile(handover, 95) if handover else None,
+        handovers_measured=len(handover),
+    )
+
+
+def final_classical(events: Sequence[Event]) -> dict[str, float]:
+    """Per workflow with quantum work: seconds of ``cpu`` intervals that start after its last exec ends."""
+    last_exec: dict[str, float] = {}
+    for e in events:
+        if e.kind == "exec":
+            last_exec[e.workflow] = max(last_exec.get(e.workflow, e.end), e.end)
+    return {wf: sum(e.duration for e in events if e.kind == "cpu" and e.workflow == wf and e.start >= end - _EPS)
+            for wf, end in last_exec.items()}
+
+
+def handovers(events: Sequence[Event]) -> list[float]:
+    """Seconds from one node's last exec to the next waiting node's first exec, on every device (module doc)."""
+    by_device = handovers_by_device(resolve_devices(events))
+    return [seconds for name in sorted(by_device) for seconds in by_device[name]]
+
+
+def handovers_by_device(events: Sequence[Event]) -> dict[str, list[float]]:
+    """``handovers`` of resolved events, by device."""
+    ready: dict[tuple[str, str], float] = {}
+    blocks: dict[str, dict[tuple[str, str], list[float]]] = defaultdict(dict)  # device -> node -> [first, last]
+    for e in events:
+        key = (e.workflow, e.node)
+        if e.kind == "ready":
+            ready.setdefault(key, e.start)
+        elif e.kind == "exec":
+            block = blocks[e.device].setdefault(key, [e.start, e.end])
+            block[0], block[1] = min(block[0], e.start), max(block[1], e.end)
+    out: dict[str, list[float]] = {}
+    for device, nodes in blocks.items():
+        ordered = sorted(nodes.items(), key=lambda item: item[1][0])
+        out[device] = []
+        for (_, (_, previous_end)), (key, (first, _)) in zip(ordered, ordered[1:]):
+            waiting = ready.get(key, float("-inf")) <= previous_end + _EPS
+            if waiting and first >= previous_end - _EPS:
+                out[device].append(max(0.0, first - previous_end))
+    return out
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile by linear interpolation between order statistics (numpy's default)."""
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def allocated_spans(nodes: Iterable[QuantumNode]) -> list[Span]:
@@ -230,13 +366,15 @@ def allocated_spans(nodes: Iterable[QuantumNode]) -> list[Span]:
 
 
 def consistency_problems(events: Sequence[Event], tolerance: float = _EPS) -> list[str]:
-    """Invariants every timeline of one device must satisfy; an empty list means consistent.
+    """Invariants every timeline must satisfy, per device; an empty list means consistent.
 
     These catch broken logging or a broken device lock, not slow runs: intervals run
     forwards, every exec lies inside a hold of the same node, holds of one device never
-    overlap (one holder at a time) and busy time fits in allocated time and the makespan.
+    overlap (one holder at a time; holds of different devices may) and each device's busy
+    time fits in its allocated time and the makespan.
     ``tolerance`` (seconds) absorbs clock resolution: SLURM's records have whole seconds.
     """
+    events = resolve_devices(events)
     problems = []
     for e in events:
         if e.end < e.start:
@@ -261,8 +399,11 @@ def consistency_problems(events: Sequence[Event], tolerance: float = _EPS) -> li
                                 f"and {after.workflow}/{after.node} overlap by {before.end - after.start:.3f} s")
     if events:
         s = summarize(events)
-        if s.qpu_busy > s.qpu_allocated + tolerance * max(1, s.quantum_nodes):
-            problems.append(f"QPU busy {s.qpu_busy:.3f} s exceeds allocated {s.qpu_allocated:.3f} s")
-        if s.qpu_allocated > s.makespan + tolerance:
-            problems.append(f"QPU allocated {s.qpu_allocated:.3f} s exceeds the makespan {s.makespan:.3f} s")
+        for device, d in s.devices.items():
+            where = f"device {device!r}: " if len(s.devices) > 1 else ""
+            if d.qpu_busy > d.qpu_allocated + tolerance * max(1, d.quantum_nodes):
+                problems.append(f"{where}QPU busy {d.qpu_busy:.3f} s exceeds allocated {d.qpu_allocated:.3f} s")
+            if d.qpu_allocated > s.makespan + tolerance:
+                problems.append(f"{where}QPU allocated {d.qpu_allocated:.3f} s exceeds the makespan "
+                                f"{s.makespan:.3f} s")
     return problems

@@ -39,12 +39,15 @@ def _add_runs(parser: argparse.ArgumentParser) -> None:
                              "several are shown side by side, e.g. monolithic and split")
     parser.add_argument("--label", action="append", default=None,
                         help="label of each RUN_DIR in order (default: the directory name); repeatable")
-    parser.add_argument("--device", default=None, help="only this device's hold/exec events")
+    parser.add_argument("--device", default=None,
+                        help="only this device's hold/exec events (default: every device, each with its own "
+                             "lane and figures, and the run's totals)")
 
 
 def _load(args: argparse.Namespace) -> dict[str, list]:
     """label -> events, in the order given."""
     from hcqw.errors import HcqwError
+    from hcqw.timeline.devices import device_names, only_device, resolve_devices
     from hcqw.timeline.events import load_run
 
     labels = args.label or []
@@ -56,10 +59,14 @@ def _load(args: argparse.Namespace) -> dict[str, list]:
         if label in runs:
             label = f"{label} ({index + 1})"
         events = load_run(path)
-        if args.device:
-            events = [e for e in events if e.kind in ("ready", "cpu") or e.device == args.device]
         if not events:
-            raise HcqwError(f"{path}: the metrics log holds no events" + (f" of device {args.device!r}" if args.device else ""))
+            raise HcqwError(f"{path}: the metrics log holds no events")
+        if args.device:
+            known = device_names(resolve_devices(events))
+            if args.device not in known:
+                raise HcqwError(f"{path}: no hold or exec of device {args.device!r}; its devices: "
+                                f"{', '.join(repr(name) for name in known) or 'none'}")
+            events = only_device(events, args.device)
         runs[label] = events
     return runs
 

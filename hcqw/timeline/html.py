@@ -12,12 +12,13 @@ from typing import Mapping, Sequence
 
 from hcqw.timeline.events import Event
 from hcqw.timeline.layout import Panel, layout, legend
-from hcqw.timeline.report import ROWS
+from hcqw.timeline.report import TOTALS_NOTE, holdings, several_devices, table_rows
 
 WIDTH = 1000  # px of the time axis
 LABEL_W = 170  # px for lane names
 LANE_H = 22
 HEIGHT = {"free": 0.9, "hold": 0.8, "exec": 0.55, "cpu": 0.5}
+LABEL_CHAR_W = 5  # px per character of a bar's label (8 px font)
 
 
 def render_html(runs: Mapping[str, Sequence[Event]], path: Path, title: str | None = None) -> Path:
@@ -56,7 +57,10 @@ def _svg(panel: Panel, horizon: float) -> str:
     for i, lane in enumerate(panel.lanes):
         y = i * LANE_H + LANE_H / 2
         out.append(f'<text x="{LABEL_W - 6}" y="{y + 4:.1f}" text-anchor="end">{_e(lane)}</text>')
-    out.append(f'<line x1="{LABEL_W}" x2="{LABEL_W + WIDTH}" y1="{LANE_H}" y2="{LANE_H}" stroke="#000" stroke-width="0.5"/>')
+    for lane in range(1, panel.qpu_lanes + 1):  # below each device's lane; the last one parts them from the workflows
+        y, dash = lane * LANE_H, "" if lane == panel.qpu_lanes else ' stroke-dasharray="2,2"'
+        out.append(f'<line x1="{LABEL_W}" x2="{LABEL_W + WIDTH}" y1="{y}" y2="{y}" stroke="#000" stroke-width="0.5"{dash}/>')
+    labels: list[str] = []
     for bar in panel.bars:
         x = LABEL_W + bar.start * scale
         w = max((bar.end - bar.start) * scale, 0.5)
@@ -70,6 +74,9 @@ def _svg(panel: Panel, horizon: float) -> str:
         style = {"hold": f'fill="{bar.colour}" fill-opacity="0.25" stroke="{bar.colour}" stroke-width="0.6"',
                  "free": 'fill="url(#hatch)" fill-opacity="0.5"'}.get(bar.style, f'fill="{bar.colour}"')
         out.append(f'<rect x="{x:.2f}" y="{mid - h / 2:.1f}" width="{w:.2f}" height="{h:.1f}" {style}>{tip}</rect>')
+        if bar.label and w >= LABEL_CHAR_W * (len(bar.label) + 1):
+            labels.append(f'<text x="{x + 2:.2f}" y="{mid - h / 2 + 7:.1f}" style="font-size:8px" pointer-events="none">{_e(bar.label)}</text>')
+    out += labels  # over the execs
     axis_y = LANE_H * len(panel.lanes) + 14
     step = _tick_step(horizon)
     t = 0.0
@@ -109,10 +116,16 @@ def _legend_svg() -> str:
 def _table(panels: list[Panel]) -> str:
     head = "".join(f"<th>{_e(p.label)}</th>" for p in panels)
     rows = [f"<tr><th>figure</th>{head}</tr>"]
-    for name, get in ROWS:
-        rows.append(f"<tr><td>{_e(name)}</td>" + "".join(f"<td>{_e(get(p.summary))}</td>" for p in panels) + "</tr>")
+    summaries = {p.label: p.summary for p in panels}
+    for name, values in table_rows(summaries):
+        if not any(values):  # a device's row group starts
+            rows.append(f'<tr><th colspan="{len(panels) + 1}" style="text-align:left">{_e(name)}</th></tr>')
+            continue
+        rows.append(f"<tr><td>{_e(name)}</td>" + "".join(f"<td>{_e(v)}</td>" for v in values) + "</tr>")
     for p in panels:
-        held = ", ".join(f"{wf} {sec:.2f} s" for wf, sec in p.summary.hold_per_workflow.items())
-        rows.append(f'<tr><td>QPU holding per workflow ({_e(p.label)})</td><td colspan="{len(panels)}" '
-                    f'style="text-align:left">{_e(held or "-")}</td></tr>')
-    return "<table>\n" + "\n".join(rows) + "\n</table>"
+        for title, held in holdings(p.summary):
+            rows.append(f'<tr><td>{_e(title)} ({_e(p.label)})</td><td colspan="{len(panels)}" '
+                        f'style="text-align:left">{_e(held)}</td></tr>')
+    table = "<table>\n" + "\n".join(rows) + "\n</table>"
+    return table + (f"\n<p>{_e(TOTALS_NOTE)}</p>" if several_devices(summaries) else "")
+

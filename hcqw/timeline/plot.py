@@ -69,9 +69,16 @@ def _draw_panel(ax, panel: Panel, horizon: float) -> None:
         elif bar.style == "free":
             kwargs.update(alpha=0.3, hatch="xx", edgecolor=bar.colour)
         ax.barh(y, bar.end - bar.start, left=bar.start, height=h, **kwargs)
+    # Labels last, over the execs; only where the bar is wide enough (about 0.8 % of the axis per character).
+    for bar in panel.bars:
+        if bar.label and bar.end - bar.start >= 0.008 * horizon * (len(bar.label) + 1):
+            ax.text(bar.start + 0.004 * horizon, -bar.lane + HEIGHT[bar.style] / 2 - 0.04, bar.label, fontsize=6,
+                    va="top", ha="left", color="black")
     ax.set_yticks([-i for i in range(len(panel.lanes))], panel.lanes, fontsize=8)
     ax.set_ylim(-len(panel.lanes) + 0.4, 0.6)
     ax.set_xlim(0, horizon * 1.01)
-    ax.axhline(-0.5, color="black", linewidth=0.5)  # separates the QPU lane from the workflows
+    ax.axhline(-(panel.qpu_lanes - 0.5), color="black", linewidth=0.5)  # separates the QPU lanes from the workflows
+    for lane in range(1, panel.qpu_lanes):  # and the devices from each other, more lightly
+        ax.axhline(-(lane - 0.5), color="black", linewidth=0.3, linestyle=":")
     ax.set_title(panel.caption(), fontsize=9, loc="left")
     ax.grid(axis="x", linewidth=0.3, alpha=0.5)

@@ -10,16 +10,34 @@ import subprocess
 
 import pytest
 
-from hcqw.hetjob.federation import RemoteSite, run_quantum_node_remote
+from hcqw.hetjob.federation import RemoteSite, SharedFsStager, run_quantum_node_remote
 from hcqw.hetjob.jobs import NodeJobSettings, node_request
+from hcqw.checkpoint import load_checkpoint, save_checkpoint
 from hcqw.slurm import ComponentSpec, JobRequest, Phase, SlurmError, open_backend
 from hcqw.slurm.rest import submit_payload
 from hcqw.workflow import RunContext, build_dag, load_loop, run_node
 
-pytestmark = pytest.mark.slurm
 LOOP = "tests.hetjob.loops:make"
 
 
+def mode(path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_staged_copies_stay_private_whatever_the_umask(tmp_path):
+    original = tmp_path / "c1" / "state-0000.ckpt"
+    save_checkpoint(original, {"theta": 1.0}, workflow="wf", iteration=0, producer="init")
+    old = os.umask(0o022)  # a usual umask: new files 0644
+    try:
+        SharedFsStager().stage_in(original, tmp_path / "c2" / "wf" / "state-0000.ckpt")
+        SharedFsStager().stage_out(tmp_path / "c2" / "wf" / "state-0000.ckpt", tmp_path / "back.ckpt")
+    finally:
+        os.umask(old)
+    assert mode(original) == mode(tmp_path / "c2" / "wf" / "state-0000.ckpt") == mode(tmp_path / "back.ckpt") == 0o600
+    assert load_checkpoint(tmp_path / "back.ckpt", workflow="wf")[0] == {"theta": 1.0}
+
+
+@pytest.mark.slurm
 def test_quantum_node_on_the_qpu_side_cluster(slurm_lab, slurm_lab_c2, job_env, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     token = slurm_lab_c2.token(lifespan=900)
@@ -33,6 +51,8 @@ def test_quantum_node_on_the_qpu_side_cluster(slurm_lab, slurm_lab_c2, job_env, 
     state = run_quantum_node_remote(site, LOOP, {}, ctx, "q0001", timeout=90)
     assert state.phase is Phase.COMPLETED and state.released == (1,)
     assert ctx.path(nodes[1].output).exists()  # the result came back to C1
+    staged = [tmp_path / "c2" / "wf-fed" / "checkpoints" / name for name in (*nodes[1].inputs, nodes[1].output)]
+    assert [mode(p) for p in (*staged, ctx.path(nodes[1].output))] == [0o600] * 3  # no copy wider than the original
     run_node(loop, nodes[2], ctx, None)  # and C1 goes on with it
     assert ctx.path(nodes[2].output).exists()
 

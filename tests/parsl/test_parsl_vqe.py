@@ -1,7 +1,8 @@
 """The Parsl VQE example (examples/parsl/vqe.py) against the lab-pipeline VQE with the same seed.
 
 - embedded: same energy as ``hcqw.embedded``, reached by a script restarted after its first step
-  (it resumes from the checkpoints);
+  (it resumes from the checkpoints; a restart with other parameters would be refused, see
+  tests/test_workflow.py);
 - SLURM: two scripts at once, each the same energy; every qpu app's qpu component ends within
   2 s of its quantum block (SLURM's own component EndTime against the block end the app
   logged), and the two scripts' qpu apps interleave on the one qpu node;
@@ -25,7 +26,7 @@ from hcqw.metrics import read_events
 from hcqw.slurm import merge_components
 from hcqw.slurm.commands import run_slurm
 from hcqw.slurm.parsing import group_by_leader, parse_scontrol
-from hcqw.workflow import state_file
+from hcqw.workflow import quantum_file, state_file
 
 from hcqw.lab.pytest_plugin import wait_for
 from parsl_testlib import REPO, run_example
@@ -69,9 +70,12 @@ def qpu_jobs(workflow: str) -> list:
 
 @pytest.mark.slow
 def test_embedded_same_energy_and_resume(tmp_path, job_env, reference_energy):
-    common = ["--seed", str(SEED), "--shots", "1000", "--runs-dir", str(tmp_path), "--workflow-id", "emb"]
-    run_example("examples.parsl.vqe", *common, "--iterations", "1")  # "stopped" after the first step
-    resumed = run_example("examples.parsl.vqe", *common, "--iterations", str(ITERATIONS))
+    common = ["--seed", str(SEED), "--shots", "1000", "--runs-dir", str(tmp_path), "--workflow-id", "emb",
+              "--iterations", str(ITERATIONS)]
+    run_example("examples.parsl.vqe", *common)
+    for name in (state_file(ITERATIONS), quantum_file(ITERATIONS)):  # as if stopped after the first step
+        (tmp_path / "emb" / "checkpoints" / name).unlink()
+    resumed = run_example("examples.parsl.vqe", *common)
     assert "resumed emb: 3 node(s) already had checkpoints" in resumed.stderr  # init, q0001, c0001
     assert parsl_energy(tmp_path, "emb") == reference_energy
 

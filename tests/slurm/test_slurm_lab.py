@@ -89,7 +89,21 @@ echo "cpu done on $SLURMD_NODENAME"
 """
 
 
-def test_hetjob_early_release_completes_and_frees_the_qpu(backend, tmp_path):
+def test_hetjob_early_release_completes_and_frees_the_qpu(backend, slurm_lab, tmp_path):
+    # The lab has several qpu nodes: hold all but one, so the devices run out.
+    holders = [backend.submit(request(tmp_path, f"holder{i}", "sleep 60", QPU))
+               for i in range(len(slurm_lab.layout.qpu_node_names) - 1)]
+    for holder in holders:
+        wait_for(lambda holder=holder: backend.status([holder], force=True)[holder].phase is Phase.RUNNING,
+                 what="another qpu node to be held")
+    try:
+        _early_release(backend, tmp_path)
+    finally:
+        for holder in holders:
+            backend.cancel(holder)
+
+
+def _early_release(backend, tmp_path):
     job_id = backend.submit(request(tmp_path, "het", HETJOB_BODY, CPU, QPU))
     wait_for(lambda: (tmp_path / "qpu-done").exists(), what="the quantum block")
     state = backend.status([job_id], force=True)[job_id]
@@ -237,6 +251,7 @@ def test_token_never_leaks(slurm_lab, tmp_path, caplog, monkeypatch):
     token = slurm_lab.token(lifespan=900)
     token_file = tmp_path / "jwt"
     token_file.write_text(token)
+    token_file.chmod(0o600)
     # Also in our own environment: neither backend may pass it on to jobs.
     monkeypatch.setenv("SLURM_JWT", token)
     monkeypatch.setenv("HCQW_SLURM_JWT", token)

@@ -1,0 +1,47 @@
+"""A lab cluster with accounting (MariaDB + slurmdbd, gres/qpu tracked) for the ``hcqw usage`` tests.
+
+``HCQW_TEST_LAB_ACCT_DIR``/``HCQW_TEST_LAB_ACCT_PORT`` move it (default /tmp/hcqw-pytest-lab-acct,
+ports 7000..7010: the 6900-6999 range of the other lab fixtures has no 11 free ports left).
+The accounting database outlives the cluster, so tests select their jobs by id or by a period
+that starts with the test.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hcqw.lab import LabCluster
+from hcqw.lab.errors import LabConfigChanged
+
+ROOT = Path(os.environ.get("HCQW_TEST_LAB_ACCT_DIR", "/tmp/hcqw-pytest-lab-acct"))
+PORT_BASE = int(os.environ.get("HCQW_TEST_LAB_ACCT_PORT", "7000"))
+REPO = str(Path(__file__).resolve().parents[2])
+
+
+@pytest.fixture(scope="module")
+def acct_lab() -> Iterator[LabCluster]:
+    if os.environ.get("HCQW_TEST_SLURM") == "0":
+        pytest.skip("SLURM lab tests disabled (HCQW_TEST_SLURM=0)")
+    lab = LabCluster(ROOT, name="usageacct", port_base=PORT_BASE, cpu_nodes=1, accounting=True)
+    try:
+        lab.up(timeout=300)
+    except LabConfigChanged:  # left running by a crashed run with another configuration
+        lab.down()
+        lab.up(timeout=300)
+    try:
+        yield lab
+    finally:
+        lab.down()
+
+
+@pytest.fixture
+def lab_env(acct_lab, monkeypatch) -> dict[str, str]:
+    """SLURM clients (and ``hcqw usage``) in this process reach the accounting lab; jobs find this checkout."""
+    for key, value in acct_lab.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("PYTHONPATH", REPO)
+    return {**os.environ}
