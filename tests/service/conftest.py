@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -48,25 +46,16 @@ def ipc_service(tmp_path):
     service.stop()
 
 
-#: An interpreter every user may run (root's own venv lives under a 0700 home). The lab's shared
-#: venv replaces it once the lab provides one; this fixture is the only place that knows.
-SHARED_VENV = Path("/opt/h3-venv")
-SHARED_PACKAGES = ("pyzmq", "numpy", "cirq-core", "qsimcirq", "cloudpickle")
-
-
 @pytest.fixture(scope="session")
 def two_users() -> UnixUsers:
-    """``hcqw-alice`` (victim) and ``hcqw-bob`` (attacker): real Unix users (created if missing),
-    and a Python they can both execute."""
+    """``hcqw-alice`` (victim) and ``hcqw-bob`` (attacker): the lab's real Unix users (created if
+    missing), and the site's shared venv, which every user may execute (root's own venv lives
+    under a 0700 home). ``$HCQW_SITE_DIR`` picks the site tree (default /opt/hcqw-site)."""
     if os.geteuid() != 0:
         pytest.skip("needs root to create users and run processes as them (runuser)")
-    for name in ("hcqw-alice", "hcqw-bob"):
-        try:
-            pwd.getpwnam(name)
-        except KeyError:
-            subprocess.run(["useradd", "-m", name], check=True)
-    python = SHARED_VENV / "bin" / "python"
-    if not python.exists():
-        subprocess.run(["/usr/bin/python3", "-m", "venv", str(SHARED_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *SHARED_PACKAGES], check=True)
-    return UnixUsers(("hcqw-alice", "hcqw-bob"), str(python))
+    from hcqw.lab.software import ensure_site_venv
+    from hcqw.lab.users import USERS, ensure_accounts
+
+    ensure_accounts(Path(tempfile.gettempdir()) / "hcqw-test-homes")
+    site = ensure_site_venv()
+    return UnixUsers(USERS, str(site.bin / "python"))
