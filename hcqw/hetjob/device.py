@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from hcqw.errors import DeviceError
 from hcqw.metrics import MetricsLog
-from hcqw.service.client import ServiceClient, SessionLease
+from hcqw.service.client import ServiceClient, ServiceUnreachable, SessionLease
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +54,12 @@ class GatewayDevice:
         self.gateway_log = gateway_log
         self._release = release if release is not None else _release_from_environment
 
+    def describe(self, address: str | None = None) -> str:
+        """The gateway as errors name it: its job, host, address and log."""
+        return describe_gateway(address, self.gateway_log)
+
     def wait_address(self) -> str:
         deadline = time.monotonic() + self.connect_timeout
-        where = f"; see {self.gateway_log}" if self.gateway_log else ""
         while True:
             try:
                 address = self.address_file.read_text().strip()
@@ -65,22 +68,27 @@ class GatewayDevice:
             except FileNotFoundError:
                 pass
             if self.gateway_pid is not None and not _alive(self.gateway_pid):
-                raise DeviceError(f"the device gateway (pid {self.gateway_pid}) exited before writing "
-                                  f"{self.address_file}{where}")
+                raise DeviceError(f"{self.describe()} exited (srun pid {self.gateway_pid}) before writing "
+                                  f"its address to {self.address_file}{_log_tail(self.gateway_log)}")
             if time.monotonic() >= deadline:
-                raise DeviceError(f"no gateway address in {self.address_file} after {self.connect_timeout:g} s{where}")
+                raise DeviceError(f"{self.describe()} wrote no address to {self.address_file} within "
+                                  f"{self.connect_timeout:g} s{_log_tail(self.gateway_log)}")
             time.sleep(0.02)
 
     def acquire(self, workflow: str, node: str, timeout: float | None = None, metrics: MetricsLog | None = None,
                 seed: int | None = None) -> "GatewayLease":
         try:
             address = self.wait_address()
-            client = ServiceClient(address, timeout=CONTROL_TIMEOUT_S, heartbeat=HEARTBEAT_S)
+            client = ServiceClient(address, timeout=CONTROL_TIMEOUT_S, heartbeat=HEARTBEAT_S,
+                                   peer=self.describe(address))
             try:
                 session = client.session(workflow, node, timeout=timeout, seed=seed)
             except BaseException:
                 client.close()
                 raise
+        except ServiceUnreachable as err:
+            self._release()  # no lease to close: free the qpu component here
+            raise ServiceUnreachable(f"{err}{_log_tail(self.gateway_log)}") from None
         except BaseException:
             self._release()  # no lease to close: free the qpu component here
             raise
@@ -127,6 +135,26 @@ def _release_from_environment() -> None:
         log.warning("not inside a hetjob (no SLURM_JOB_ID_HET_GROUP_1): nothing to release")
         return
     release_qpu_component(leader)
+
+
+def describe_gateway(address: str | None, gateway_log: str | None, env: dict[str, str] | None = None) -> str:
+    """``the device gateway of SLURM job 12 (qpu component 13 on node q1 at tcp://10.0.0.5:4242; log: ...)``,
+    from the hetjob's environment in component 0: what a user needs to find the dead or silent peer."""
+    env = os.environ if env is None else env
+    job = env.get("SLURM_JOB_ID_HET_GROUP_0") or env.get("SLURM_JOB_ID") or "?"
+    where = [f"qpu component {env.get('SLURM_JOB_ID_HET_GROUP_1', '?')} on node "
+             f"{env.get('SLURM_JOB_NODELIST_HET_GROUP_1', '?')}"]
+    if address:
+        where.append(f"at {address}")
+    return f"the device gateway of SLURM job {job} ({' '.join(where)}; log: {gateway_log or '(unknown)'})"
+
+
+def _log_tail(path: str | None, lines: int = 3) -> str:
+    """``; its log ends with: ...`` -- the gateway says why it stopped -- or "" if unreadable."""
+    from hcqw.slurm.backend import tail
+
+    text = tail(path, lines).strip() if path else ""
+    return f"; its log ends with:\n{text}" if text else ""
 
 
 def _alive(pid: int) -> bool:

@@ -37,10 +37,9 @@ class NodeJobSettings:
     transport: str = "zmq"
     python: str = sys.executable
     device_backend: str = "qsim"
-    gateway_bind: str = "tcp://127.0.0.1:*"  # the qpu node's address on a real cluster (+ allow_remote)
-    allow_remote: bool = False
-    # A QPU service kept running on the qpu node (its node-local address, e.g. ipc://...): the
-    # gateway relays to it instead of loading a simulator per node (hcqw.hetjob.relay).
+    # A QPU service kept running on the qpu node (its node-local address, e.g. ipc://...; %n is
+    # the qpu node's name, expanded there): the gateway relays to it instead of loading a
+    # simulator per node (hcqw.hetjob.relay).
     device_service: str | None = None
     heartbeat_timeout: float = 5.0
     connect_timeout: float = 120.0
@@ -119,19 +118,20 @@ def quantum_body(command: str, job_prefix: Path, gateway_metrics: Path, settings
     mpi = settings.transport == "mpi"
     # Each side its own MPI_COMM_WORLD (listings 5-6); fork launcher: hydra must not srun.
     mpiexec = "mpiexec -launcher fork -n 1 " if mpi else ""
-    address = '"mpi:file:$JOBDIR/gateway.port"' if mpi else q(settings.gateway_bind)
-    gateway = (f"{mpiexec}{q(settings.python)} -m hcqw.hetjob.gateway --address {address} "
+    # ZeroMQ: the gateway binds the qpu node's cluster address itself (hcqw.hetjob.address).
+    address = '--address "mpi:file:$JOBDIR/gateway.port" ' if mpi else ""
+    gateway = (f"{mpiexec}{q(settings.python)} -m hcqw.hetjob.gateway {address}"
                f'--address-file "$JOBDIR/gateway.address" --release-job "$SLURM_JOB_ID_HET_GROUP_1" '
                f"--backend {q(settings.device_backend)} --heartbeat-timeout {settings.heartbeat_timeout:g} "
                f"--connect-timeout {settings.connect_timeout:g} --metrics {q(str(gateway_metrics))}")
-    if settings.allow_remote:
-        gateway += " --allow-remote"
     if settings.device_service:
         gateway += f" --upstream {q(settings.device_service)}"
     # The MPI client must be a process of its own mpiexec; bash passes the PMI environment on.
     run = f"{mpiexec}bash -c {q(command)}" if mpi else f"( {command} )"
     return f"""set -u
 JOBDIR={q(str(job_prefix))}.$SLURM_JOB_ID
+# A requeued job keeps its id: it gets a directory of its own, never the last run's gateway address.
+[ "${{SLURM_RESTART_COUNT:-0}}" = 0 ] || JOBDIR="$JOBDIR.r$SLURM_RESTART_COUNT"
 mkdir -p -m 700 "$JOBDIR"
 # The qpu component must never outlive the node's process, whatever ends it.
 release_qpu() {{ scancel "$SLURM_JOB_ID_HET_GROUP_1" 2>/dev/null || true; }}

@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class ServiceUnreachable(DeviceError):
+    """The service (or whatever ``ServiceClient.peer`` names) did not answer in time or is gone."""
+
+
 class ServiceError(DeviceError):
     """The service refused a request; ``code`` is the protocol error code."""
 
@@ -57,12 +61,14 @@ class ServiceClient:
     ``timeout`` bounds the wait for a control reply (a dead service raises instead of hanging);
     runs wait as long as the queue takes. ``heartbeat``: every open session hears from this
     client at least this often -- while a run waits, and (``keepalive``, a daemon thread)
-    while the caller does something else -- so the service knows it is alive.
+    while the caller does something else -- so the service knows it is alive. ``peer``: how errors
+    name the other end (default: the QPU service at ``address``, with a hint to start it).
     """
 
     def __init__(self, address: str | None = None, timeout: float | None = 10.0, heartbeat: float = 1.0,
-                 keepalive: bool = True):
+                 keepalive: bool = True, peer: str | None = None):
         self.address = address or default_address()
+        self.peer = peer
         self.timeout = timeout
         self.heartbeat = heartbeat
         self.keepalive = keepalive
@@ -141,8 +147,9 @@ class ServiceClient:
                 if wait and session is not None:
                     self._transport.send(P.request("heartbeat", next(self._ids), session=session))
                     continue
-                raise DeviceError(f"no reply from the QPU service at {self.address} within {self.timeout:g} s; "
-                                  "is it running (hcqw device serve)?")
+                raise ServiceUnreachable(f"no reply from {self.peer} within {self.timeout:g} s" if self.peer else
+                                         f"no reply from the QPU service at {self.address} within {self.timeout:g} "
+                                         "s; is it running (hcqw device serve)?")
             try:
                 header, buffers = P.decode_reply(frames)
             except ValueError as err:

@@ -33,8 +33,20 @@ _SPIN = 0.002  # s of pure busy-polling before backing off to short sleeps (late
 _SLEEP_MAX = 0.001
 
 
+#: UCX transports for hcqw's connections unless the site sets ``UCX_TLS`` itself: every one but
+#: shared memory. UCX takes two processes with the same boot id for one host and then talks shared
+#: memory, whose wire-up uses abstract unix sockets -- private to a network namespace. Hosts that
+#: share a kernel (containers, the lab's network namespaces) would hang in Connect; measured with
+#: the PyPI mpich (ch4:ucx): a port string is a UCX worker address listing every transport, the
+#: client picked sysv/posix/cma and never connected; without them it used tcp on the node's
+#: interface. The components of a quantum node are on different hosts by design, and the messages
+#: are small: nothing is lost.
+UCX_TLS_DEFAULT = "^sm"
+
+
 def _mpi():
     """Import mpi4py with full thread support (the accept thread runs beside the poll loop)."""
+    os.environ.setdefault("UCX_TLS", UCX_TLS_DEFAULT)  # read by MPI_Init, i.e. at the import below
     import mpi4py
 
     mpi4py.rc.thread_level = "multiple"
