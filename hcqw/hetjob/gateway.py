@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
-import subprocess
+import socket
 import sys
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Callable
 
 from hcqw.hetjob.address import cluster_address, expand_node, tcp_bind_address
@@ -55,17 +57,22 @@ class GatewayConfig:
 
 
 def release_component(job_id: str | None) -> None:
-    """``scancel`` this component; never raises (the gateway is on its way out anyway)."""
+    """``scancel`` this component, riding out a controller outage; never raises (the gateway is on its
+    way out anyway, and the batch script's trap in component 0 is the backstop)."""
     if not job_id:
         return
+    from hcqw.slurm import SlurmError
+    from hcqw.slurm.backend import ride_out
+    from hcqw.slurm.commands import run_slurm
+
     try:
-        proc = subprocess.run(["scancel", job_id], capture_output=True, text=True, timeout=30)
+        proc = ride_out(lambda: run_slurm(["scancel", job_id], check=False), f"scancel {job_id}")
         if proc.returncode != 0:
             log.warning("scancel %s exited %d: %s", job_id, proc.returncode, proc.stderr.strip())
         else:
             log.info("released qpu component %s", job_id)
-    except (OSError, subprocess.TimeoutExpired) as err:
-        log.warning("could not run scancel %s: %s", job_id, err)
+    except SlurmError as err:
+        log.warning("could not release qpu component %s: %s", job_id, err)
 
 
 def bind_address(config: GatewayConfig) -> str:
@@ -101,7 +108,7 @@ def _run_relay(config: GatewayConfig) -> str:
     from hcqw.hetjob.relay import Relay
     from hcqw.metrics import MetricsLog
     from hcqw.service import protocol as P
-    from hcqw.service.transport import make_server_transport, publish_address
+    from hcqw.service.transport import make_client_transport, make_server_transport, publish_address
 
     mpi = config.address.startswith("mpi:")
     options = {"max_clients": 1} if mpi else {}
@@ -119,15 +126,30 @@ def _run_relay(config: GatewayConfig) -> str:
     signal.signal(signal.SIGTERM, lambda *_: stop.append("SIGTERM"))
     signal.signal(signal.SIGINT, lambda *_: stop.append("SIGINT"))
     lifetime = _lifetime(lambda: bool(relay.sessions), config, MPI_LINGER_S if mpi else 0.0)
+    # A link of our own to the resident service, only to watch it: if the service dies (its socket
+    # closes) or stops answering, the node's block cannot go on, so the gateway stops and frees the
+    # qpu node instead of relaying into the void (the node sees us go and reads why in our log).
+    watch = make_client_transport(config.upstream, liveness_timeout=config.heartbeat_timeout)
 
     def until() -> str | None:
         if stop:
             return f"{stop[0]} received"
         if relay.sessions and time.monotonic() - relay.last_heard > config.heartbeat_timeout:
             return f"the node was silent for {config.heartbeat_timeout:g} s"
+        down = watch.disconnected_for()
+        if down > config.heartbeat_timeout / 2:
+            return (f"the resident QPU service at {config.upstream} on {_node_name()} went away "
+                    f"(no connection for {down:.1f} s); see its log on that node")
         return lifetime()
 
-    return relay.run(until)
+    try:
+        return relay.run(until)
+    finally:
+        watch.close()
+
+
+def _node_name() -> str:
+    return os.environ.get("SLURMD_NODENAME") or socket.gethostname()
 
 
 def _lifetime(has_session: Callable[[], bool], config: GatewayConfig, linger: float) -> Callable[[], str | None]:
@@ -163,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heartbeat-timeout", type=float, default=5.0)
     parser.add_argument("--connect-timeout", type=float, default=120.0)
     parser.add_argument("--release-job", default=None)
+    parser.add_argument("--pid-file", default=None, help="write this process's pid here (for operators and tests)")
     parser.add_argument("--upstream", default=None,
                         help="address of the resident QPU service on this node (%%n: this node's name): relay to "
                              "it, load no simulator")
@@ -174,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         address=args.address, address_file=args.address_file, backend=args.backend, threads=args.threads,
         metrics=args.metrics, heartbeat_timeout=args.heartbeat_timeout,
         connect_timeout=args.connect_timeout, release_job=args.release_job, upstream=args.upstream)
+    if args.pid_file:
+        Path(args.pid_file).write_text(f"{os.getpid()}\n")
     code = 0
     try:
         reason = run_gateway(config)

@@ -23,7 +23,7 @@ def resident(tmp_path):
 @pytest.fixture
 def resident_per_host(slurm_lab, tmp_path):
     """One resident service per qpu node of the lab, at ``hosts/<node>/qpu.ipc``: (the address with ``%n``
-    for the node's name, {node: its metrics log})."""
+    for the node's name, {node: its LiveService})."""
     nodes = run_slurm(["sinfo", "-h", "-N", "-p", "qpu", "-o", "%N"], env=slurm_lab.env).stdout.split()
     services = []
     try:
@@ -31,7 +31,7 @@ def resident_per_host(slurm_lab, tmp_path):
             home = tmp_path / "hosts" / node
             home.mkdir(parents=True)
             services.append(LiveService(home, f"ipc://{home}/qpu.ipc", "--backend", "cirq"))
-        yield f"ipc://{tmp_path}/hosts/%n/qpu.ipc", {node: s.log for node, s in zip(nodes, services)}
+        yield f"ipc://{tmp_path}/hosts/%n/qpu.ipc", dict(zip(nodes, services))
     finally:
         for service in services:
             service.stop()

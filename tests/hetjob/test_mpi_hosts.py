@@ -3,8 +3,8 @@
 The PyPI mpich (ch4:ucx) port string is a UCX worker address listing every transport of the
 opening process. Two network namespaces of one machine share its boot id, so UCX would take
 them for one host and pick shared memory, whose wire-up cannot cross namespaces: the client
-then hangs in Connect. hcqw's MPI transport leaves shared memory out (``UCX_TLS``), so the
-client connects over tcp on the other host's interface.
+then hangs in Connect. A quantum node's job script leaves shared memory out (``UCX_TLS``), so
+the client connects over tcp on the other host's interface.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from hcqw.hetjob.jobs import UCX_TLS_BETWEEN_HOSTS
 from tests.hetjob.hosts import two_hosts  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.mpi, pytest.mark.slow]
@@ -39,7 +40,7 @@ print("bell", sorted(set(samples[0]["m"].sum(axis=1).tolist())), len(samples[0][
 def test_node_on_one_host_reaches_its_mpi_gateway_on_another(two_hosts, tmp_path):  # noqa: F811
     qpu_host, cpu_host = two_hosts
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    env.pop("UCX_TLS", None)  # hcqw's own default, as in a job
+    env["UCX_TLS"] = UCX_TLS_BETWEEN_HOSTS  # as the job script sets it for both components
     address_file = tmp_path / "gateway.address"
     gateway_log = (tmp_path / "gateway.log").open("w")
     gateway = subprocess.Popen(qpu_host.command([
