@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hcqw.hetjob.device import DEVICE_WAIT_S, PEER_TIMEOUT_S
 from hcqw.slurm import ComponentSpec, JobRequest
 from hcqw.slurm.commands import UNREACHABLE_MARKERS
 from hcqw.workflow import Node, NodeKind
@@ -56,10 +57,10 @@ class NodeJobSettings:
     # Seconds each side of a quantum node gives a silent or disconnected peer before taking it for
     # dead: the gateway stops (and frees the qpu component) when the node goes quiet, the node
     # fails (and frees it) when the link to the gateway stays down.
-    heartbeat_timeout: float = 5.0
+    heartbeat_timeout: float = PEER_TIMEOUT_S
     # Seconds a run may wait for an offline or calibrating device before the node fails (and frees
     # the qpu node) with DeviceOffline, unless its code passes its own timeout.
-    device_wait: float = 300.0
+    device_wait: float = DEVICE_WAIT_S
     connect_timeout: float = 120.0
     environment: Mapping[str, str] = field(default_factory=dict)  # added to / overriding PASSED_ENV
 
