@@ -39,6 +39,8 @@ from hcqw.workflow import DeviceLease, DeviceProvider
 ENV_GATEWAY_ADDRESS_FILE = "HCQW_GATEWAY_ADDRESS_FILE"
 ENV_GATEWAY_PID = "HCQW_GATEWAY_PID"
 ENV_GATEWAY_LOG = "HCQW_GATEWAY_LOG"
+ENV_PEER_TIMEOUT = "HCQW_PEER_TIMEOUT"  # s the link to the gateway may be down before the node gives up
+ENV_DEVICE_WAIT = "HCQW_DEVICE_WAIT"  # s a run in a quantum job may wait for an offline/calibrating device
 ENV_SERVICE_ADDRESS = "HCQW_DEVICE_ADDRESS"
 ENV_BACKEND = "HCQW_DEVICE_BACKEND"
 ENV_DEVICE = "HCQW_DEVICE"  # "none" in jobs without a qpu component
@@ -64,7 +66,7 @@ def current_device(env: Mapping[str, str] | None = None) -> DeviceProvider:
 
 def gateway_device(env: Mapping[str, str] | None = None, connect_timeout: float = 120.0) -> DeviceProvider:
     """The gateway of the hetjob this process runs in; an error outside one."""
-    from hcqw.hetjob.device import GatewayDevice
+    from hcqw.hetjob.device import DEVICE_WAIT_S, PEER_TIMEOUT_S, GatewayDevice
 
     env = os.environ if env is None else env
     address_file = env.get(ENV_GATEWAY_ADDRESS_FILE)
@@ -72,8 +74,11 @@ def gateway_device(env: Mapping[str, str] | None = None, connect_timeout: float 
         raise DeviceError(f"not inside an hcqw quantum job (no ${ENV_GATEWAY_ADDRESS_FILE}): this node has no "
                           "qpu component; submit it as a quantum node (e.g. resources qpu=1)")
     pid = env.get(ENV_GATEWAY_PID)
+    peer_timeout, device_wait = env.get(ENV_PEER_TIMEOUT), env.get(ENV_DEVICE_WAIT)
     return GatewayDevice(address_file, connect_timeout=connect_timeout, gateway_pid=int(pid) if pid else None,
-                         gateway_log=env.get(ENV_GATEWAY_LOG))
+                         gateway_log=env.get(ENV_GATEWAY_LOG),
+                         peer_timeout=float(peer_timeout) if peer_timeout else PEER_TIMEOUT_S,
+                         device_wait=float(device_wait) if device_wait else DEVICE_WAIT_S)
 
 
 def open_qpu(workflow: str | None = None, node: str | None = None, *, seed: int | None = None,
@@ -81,7 +86,8 @@ def open_qpu(workflow: str | None = None, node: str | None = None, *, seed: int 
     """Acquire this process's device (waiting in its queue) and return the open lease.
 
     ``timeout`` bounds the wait, including calibrating/offline windows (``DeviceOffline``
-    after it); ``seed`` makes sampling reproducible on every kind of device."""
+    after it; in a quantum job it defaults to the job's ``device_wait``, so a device that stays
+    down gives the qpu node back); ``seed`` makes sampling reproducible on every kind of device."""
     workflow = workflow or os.environ.get(ENV_WORKFLOW) or "adhoc"
     node = node or os.environ.get(ENV_NODE) or f"pid{os.getpid()}"
     if metrics is None and os.environ.get(ENV_METRICS):

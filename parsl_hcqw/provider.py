@@ -30,7 +30,7 @@ from parsl.providers.errors import SubmitException
 from parsl.utils import RepresentationMixin
 
 from hcqw.hetjob.jobs import NodeJobSettings, command_request
-from hcqw.slurm import NodeState, Phase, SlurmBackend, SlurmError, open_backend
+from hcqw.slurm import ControllerUnreachable, NodeState, Phase, SlurmBackend, SlurmError, open_backend
 from hcqw.slurm.backend import resolve_output
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,13 @@ class HetjobSlurmProvider(ExecutionProvider, RepresentationMixin):
         ids = [str(j) for j in job_ids]
         active = [j for j in ids if j not in self.resources or not self.resources[j]["status"].terminal]
         if active:
-            states = self.slurm.status(active)
+            try:
+                states = self.slurm.status(active)
+            except ControllerUnreachable as err:
+                # slurmctld restarting: the jobs run on; report what was last seen and ask again next poll.
+                log.warning("SLURM status unavailable, keeping the last known states: %s", err)
+                return [self.resources[j]["status"] if j in self.resources else JobStatus(JobState.UNKNOWN)
+                        for j in ids]
             for job_id in active:
                 record = self.resources.setdefault(job_id, {"job_id": job_id, "stdout_path": None})
                 record["status"] = job_status(states[job_id], record["stdout_path"])

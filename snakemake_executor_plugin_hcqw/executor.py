@@ -41,7 +41,6 @@ class Executor(RemoteExecutor):
         self.next_seconds_between_status_checks = self.settings.poll_interval
         self.base_job_settings = NodeJobSettings(
             transport=self.settings.transport, device_backend=self.settings.device_backend,
-            gateway_bind=self.settings.gateway_bind, allow_remote=self.settings.allow_remote,
             device_service=self.settings.device_service,
             # --envvars reach the job through its environment, never through the job script.
             environment=self.envvars(),

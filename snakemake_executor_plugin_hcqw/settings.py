@@ -67,23 +67,15 @@ class ExecutorSettings(ExecutorSettingsBase):
         metadata={"help": "How the job reaches the device gateway on the qpu node: 'zmq' or 'mpi' "
                   "(MPI dynamic process management, PyPI mpich).", "choices": ["zmq", "mpi"]},
     )
-    gateway_bind: str = field(
-        default="tcp://127.0.0.1:*",
-        metadata={"help": "Address the device gateway binds on the qpu node. Loopback suits a single-host "
-                  "cluster; on a real cluster give the qpu node's interface and --hcqw-allow-remote."},
-    )
-    allow_remote: bool = field(
-        default=False,
-        metadata={"help": "Let the gateway bind a non-loopback address (jobs on other hosts reach the device)."},
-    )
     device_backend: str = field(
         default="qsim",
         metadata={"help": "Quantum backend behind the device gateway on the qpu node (e.g. qsim, cirq)."},
     )
     device_service: Optional[str] = field(
         default=None,
-        metadata={"help": "Node-local address of a QPU service kept running on the qpu node (`hcqw device serve`, "
-                  "e.g. ipc:///run/hcqw/qpu.ipc): each quantum job's gateway relays to it instead of starting a "
+        metadata={"help": "Node-local address of a QPU service kept running on each qpu node (`hcqw device serve`, "
+                  "e.g. ipc:///run/hcqw/qpu.ipc; %%n is replaced by the qpu node's name, for one service per qpu "
+                  "host: ipc:///run/hcqw/%%n/qpu.ipc): each quantum job's gateway relays to it instead of starting a "
                   "simulator of its own, so the device stays hot between jobs and the qpu part is ready in "
                   "tenths of a second.", "env_var": True},
     )

@@ -3,6 +3,8 @@
 - ``gateway``: component 1 of a quantum node's hetjob. The QPU service run for one node;
   it alone talks to the device, exits when its one client is gone (heartbeat/idle timeout)
   and releases its own component on exit.
+- ``address``: the qpu node's cluster address the gateway binds, found at run time, and ``%n``
+  in a per-host service address.
 - ``device``: component 0's device provider (``GatewayDevice``): a service session whose
   close ends the quantum block, stops the gateway and cancels the qpu component at once.
 - ``runtime``: ``python -m hcqw.hetjob.runtime``, running one workflow node inside a job.

@@ -94,10 +94,13 @@ def submit_chain(backend: SlurmBackend, loop_ref: str, params: Mapping | None, w
     chain = Chain(workflow, run_dir, loop)
     ctx = chain.ctx
     (run_dir / "slurm").mkdir(parents=True, exist_ok=True)
+    dag = build_dag(loop)
+    chain.skipped = [node.name for node in dag if node_done(node, ctx)]
+    if _adopt_live_jobs(backend, chain, [node for node in dag if node.name not in chain.skipped]):
+        return chain
     submitted: dict[str, str] = {}
-    for node in build_dag(loop):
-        if node_done(node, ctx):
-            chain.skipped.append(node.name)
+    for node in dag:
+        if node.name in chain.skipped:
             continue
         deps = tuple(submitted[a] for a in node.after if a in submitted)
         request = node_request(node, loop_ref=loop_ref, params=params, workflow=workflow, run_dir=run_dir,
@@ -115,6 +118,29 @@ def submit_chain(backend: SlurmBackend, loop_ref: str, params: Mapping | None, w
                  chain.skipped[-1])
     log.info("%s: submitted %d job(s): %s", workflow, len(chain.jobs), " ".join(f"{n}={j}" for n, j in chain.jobs))
     return chain
+
+
+def _adopt_live_jobs(backend: SlurmBackend, chain: Chain, todo: list) -> bool:
+    """A re-run while the last run's jobs still live (its follower died, the controller was down):
+    adopt them if they are exactly the nodes left to do, refuse if only some are -- never submit
+    a node twice (two writers of one checkpoint, the QPU used twice). True if adopted."""
+    live_jobs = getattr(backend, "live_jobs", None)  # the sbatch backend's squeue; REST has no such query
+    if live_jobs is None or not todo:
+        return False
+    names = {f"hcqw:{chain.workflow}:{node.name}": node.name for node in todo}
+    live = {names[name]: job_id for name, job_id in live_jobs(names).items()}
+    if not live:
+        return False
+    if set(live) != {node.name for node in todo}:
+        shown = " ".join(f"{node}={job}" for node, job in sorted(live.items()))
+        raise WorkflowError(f"{chain.workflow}: a previous run's jobs are still in SLURM for some of the nodes left to "
+                            f"do ({shown}); wait for them to end or cancel them (scancel {' '.join(live.values())}), "
+                            "then re-run to resume from the last checkpoint")
+    chain.jobs = [(node.name, live[node.name]) for node in todo]
+    backend.status(list(live.values()))  # follow them from here on
+    log.info("%s: adopted %d job(s) of a previous run still in SLURM: %s", chain.workflow, len(chain.jobs),
+             " ".join(f"{n}={j}" for n, j in chain.jobs))
+    return True
 
 
 def cancel_chain(backend: SlurmBackend, chain: Chain) -> None:

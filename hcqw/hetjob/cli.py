@@ -23,8 +23,9 @@ def register(subparsers) -> None:
     p.add_argument("--token-file", help="file holding the SLURM JWT (with --backend rest)")
     p.add_argument("--transport", choices=["zmq", "mpi"], default="zmq", help="gateway transport")
     p.add_argument("--device-service", default=None, metavar="ADDRESS",
-                   help="node-local address of a QPU service kept running on the qpu node (hcqw device serve): "
-                        "gateways relay to it instead of starting a simulator per quantum node")
+                   help="node-local address of a QPU service kept running on the qpu node (hcqw device serve; %%n is "
+                        "the qpu node's name, for one service per qpu host): gateways relay to it instead of "
+                        "starting a simulator per quantum node")
     p.add_argument("--time-limit", default="10", help="per-job time limit (minutes or SLURM time)")
     p.add_argument("--no-wait", action="store_true", help="submit and print the job ids, do not follow")
     p.set_defaults(handler=_run)

@@ -12,15 +12,19 @@ The run's metrics log gets one ``hold`` event (session open -> block end) and on
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
-from hcqw.errors import DeviceError
+from hcqw.errors import DeviceError, DeviceOffline
 from hcqw.metrics import MetricsLog
-from hcqw.service.client import ServiceClient, SessionLease
+from hcqw.slurm.errors import SlurmError
+from hcqw.service.client import ServiceClient, ServiceUnreachable, SessionLease
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +32,12 @@ log = logging.getLogger(__name__)
 # computes classically inside its block: well inside the gateway's default 5 s timeout.
 HEARTBEAT_S = 1.0
 CONTROL_TIMEOUT_S = 10.0
+#: Seconds a run may wait for the device (offline, calibrating) unless the block says otherwise
+#: (the job script passes NodeJobSettings.device_wait).
+DEVICE_WAIT_S = 300.0
+#: Seconds the link to the gateway may be down before the node gives up on it (the job script
+#: passes NodeJobSettings.heartbeat_timeout, the bound the gateway applies to the node).
+PEER_TIMEOUT_S = 5.0
 
 
 def release_qpu_component(leader: str, env: dict[str, str] | None = None) -> None:
@@ -41,22 +51,36 @@ class GatewayDevice:
     """A ``DeviceProvider`` for one quantum node inside its hetjob.
 
     ``gateway_pid``: the local process that launched the gateway (the batch script's
-    ``srun --het-group=1``); if it exits before the address appears, the gateway failed and
-    waiting longer is pointless. ``release``: called with no arguments after the session
-    closed; by default it cancels ``$SLURM_JOB_ID_HET_GROUP_1``.
+    ``srun --het-group=1``); it ends when the gateway does, so its exit is the gateway's death
+    -- before the address appears (the gateway failed to start) or during the block (killed,
+    or stopped because its resident service went away). ``peer_timeout``: the gateway is also
+    taken for dead when the link to it has been down (ZeroMQ) that long. Either way the qpu
+    component is released at once, even while the step computes, and the step's next device
+    call raises ``ServiceUnreachable`` naming the gateway, its host and its log.
+    ``device_wait``: the longest a run may wait for the device (offline, calibrating) when the
+    caller gives no ``timeout``: the node then fails with ``DeviceOffline`` and frees the qpu
+    node, instead of holding it idle to its time limit.
+    ``release``: called with no arguments when the block ends (or the gateway is lost); by
+    default it cancels ``$SLURM_JOB_ID_HET_GROUP_1``; called more than once, it acts once.
     """
 
     def __init__(self, address_file: Path | str, connect_timeout: float = 120.0, gateway_pid: int | None = None,
-                 release: Callable[[], None] | None = None, gateway_log: str | None = None):
+                 release: Callable[[], None] | None = None, gateway_log: str | None = None,
+                 peer_timeout: float = PEER_TIMEOUT_S, device_wait: float = DEVICE_WAIT_S):
         self.address_file = Path(address_file)
         self.connect_timeout = connect_timeout
         self.gateway_pid = gateway_pid
         self.gateway_log = gateway_log
-        self._release = release if release is not None else _release_from_environment
+        self.peer_timeout = peer_timeout
+        self.device_wait = device_wait
+        self._release = _Once(release if release is not None else _release_from_environment)
+
+    def describe(self, address: str | None = None) -> str:
+        """The gateway as errors name it: its job, host, address and log."""
+        return describe_gateway(address, self.gateway_log)
 
     def wait_address(self) -> str:
         deadline = time.monotonic() + self.connect_timeout
-        where = f"; see {self.gateway_log}" if self.gateway_log else ""
         while True:
             try:
                 address = self.address_file.read_text().strip()
@@ -65,30 +89,67 @@ class GatewayDevice:
             except FileNotFoundError:
                 pass
             if self.gateway_pid is not None and not _alive(self.gateway_pid):
-                raise DeviceError(f"the device gateway (pid {self.gateway_pid}) exited before writing "
-                                  f"{self.address_file}{where}")
+                raise DeviceError(f"{self.describe()} exited (srun pid {self.gateway_pid}) before writing "
+                                  f"its address to {self.address_file}{_log_tail(self.gateway_log)}")
             if time.monotonic() >= deadline:
-                raise DeviceError(f"no gateway address in {self.address_file} after {self.connect_timeout:g} s{where}")
+                raise DeviceError(f"{self.describe()} wrote no address to {self.address_file} within "
+                                  f"{self.connect_timeout:g} s{_log_tail(self.gateway_log)}")
             time.sleep(0.02)
 
     def acquire(self, workflow: str, node: str, timeout: float | None = None, metrics: MetricsLog | None = None,
                 seed: int | None = None) -> "GatewayLease":
         try:
             address = self.wait_address()
-            client = ServiceClient(address, timeout=CONTROL_TIMEOUT_S, heartbeat=HEARTBEAT_S)
+            client = ServiceClient(address, timeout=CONTROL_TIMEOUT_S, heartbeat=HEARTBEAT_S,
+                                   peer=self.describe(address), liveness=self._gateway_gone,
+                                   peer_timeout=self.peer_timeout, on_lost=lambda _: self._release())
             try:
-                session = client.session(workflow, node, timeout=timeout, seed=seed)
+                session = client.session(workflow, node, seed=seed,
+                                         timeout=self.device_wait if timeout is None else timeout)
             except BaseException:
                 client.close()
                 raise
+        except ServiceUnreachable as err:
+            self._release()  # no lease to close: free the qpu component here
+            raise ServiceUnreachable(f"{err}{_log_tail(self.gateway_log)}") from None
         except BaseException:
             self._release()  # no lease to close: free the qpu component here
             raise
         return GatewayLease(client, session, metrics, self._release)
 
+    def _gateway_gone(self) -> str | None:
+        """Why the gateway is known dead (its srun step ended), with the end of its log; else ``None``."""
+        if self.gateway_pid is None or _alive(self.gateway_pid):
+            return None
+        return f"its srun step (pid {self.gateway_pid}) ended{_log_tail(self.gateway_log)}"
+
+
+class _Once:
+    """Call ``action`` the first time only (the keep-alive thread and the block's end may both release)."""
+
+    def __init__(self, action: Callable[[], None]):
+        self._action = action
+        self._lock = threading.Lock()
+        self._done = False
+
+    def __call__(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+        self._action()
+
 
 class GatewayLease(SessionLease):
     """The quantum step's device context: a service session plus the component's release."""
+
+    def run(self, circuit: Any, repetitions: int, params: Any = None) -> list:
+        with _offline_says_how_to_resume():
+            return super().run(circuit, repetitions, params)
+
+    def run_batch(self, items: Any) -> list:
+        with _offline_says_how_to_resume():
+            return super().run_batch(items)
 
     def __init__(self, client: Any, session: Any, metrics: MetricsLog | None, release: Callable[[], None]):
         super().__init__(client, session)
@@ -109,14 +170,22 @@ class GatewayLease(SessionLease):
             self._session.close()
             self._client.close()
         finally:
-            self._release()
+            try:
+                self._release()
+            except SlurmError as err:
+                # Never instead of the block's results (they are saved after this returns): the
+                # release rode out the outage it could, and the job script's trap frees the
+                # component when the node's process exits.
+                log.error("%s/%s: could not release the qpu component: %s", self.workflow, self.node, err)
             self.released_at = time.time()
             log.info("%s/%s: quantum block ended; qpu component released %.3f s later", self.workflow, self.node,
                      self.released_at - self.block_end)
             if self._metrics:
-                self._metrics.record("hold", workflow=self.workflow, node=self.node, device="gateway",
+                # The device is the qpu node SLURM gave the job: a site may have several (one lane each).
+                device = os.environ.get("SLURM_JOB_NODELIST_HET_GROUP_1") or "gateway"
+                self._metrics.record("hold", workflow=self.workflow, node=self.node, device=device,
                                      start=self.acquired_at, end=self.block_end)
-                self._metrics.record("release", workflow=self.workflow, node=self.node, device="gateway",
+                self._metrics.record("release", workflow=self.workflow, node=self.node, device=device,
                                      start=self.block_end, end=self.released_at,
                                      job=os.environ.get("SLURM_JOB_ID_HET_GROUP_1"))
 
@@ -127,6 +196,39 @@ def _release_from_environment() -> None:
         log.warning("not inside a hetjob (no SLURM_JOB_ID_HET_GROUP_1): nothing to release")
         return
     release_qpu_component(leader)
+
+
+def describe_gateway(address: str | None, gateway_log: str | None, env: dict[str, str] | None = None) -> str:
+    """``the device gateway of SLURM job 12 (qpu component 13 on node q1 at tcp://10.0.0.5:4242; log: ...)``,
+    from the hetjob's environment in component 0: what a user needs to find the dead or silent peer."""
+    env = os.environ if env is None else env
+    job = env.get("SLURM_JOB_ID_HET_GROUP_0") or env.get("SLURM_JOB_ID") or "?"
+    where = [f"qpu component {env.get('SLURM_JOB_ID_HET_GROUP_1', '?')} on node "
+             f"{env.get('SLURM_JOB_NODELIST_HET_GROUP_1', '?')}"]
+    if address:
+        where.append(f"at {address}")
+    return f"the device gateway of SLURM job {job} ({' '.join(where)}; log: {gateway_log or '(unknown)'})"
+
+
+@contextlib.contextmanager
+def _offline_says_how_to_resume() -> Iterator[None]:
+    try:
+        yield
+    except DeviceOffline as err:
+        raise DeviceOffline(f"{err}. The qpu node is given back as this quantum block ends; re-run the workflow "
+                            "once the device is back (`hcqw device status` on the qpu node) to resume from the "
+                            "last checkpoint") from None
+
+
+def _log_tail(path: str | None) -> str:
+    """What the gateway's log says about its end: its stop reason or error if it logged one (srun's
+    own lines follow it), else its last lines; "" if unreadable."""
+    from hcqw.slurm.backend import tail
+
+    lines = tail(path, 30).splitlines() if path else []
+    why = [line for line in lines if "gateway stopping:" in line or " gateway ERROR" in line][-2:]
+    text = "\n".join(why or lines[-3:]).strip()
+    return f"; its log says:\n{text}" if text else ""
 
 
 def _alive(pid: int) -> bool:

@@ -4,8 +4,9 @@ It is the QPU service (``hcqw.service``) serving exactly one workflow node -- or
 ``upstream`` set, a relay to the service node's resident QPU service (``relay.py``) -- with
 three additions that make the allocation safe to hand out:
 
-- it writes its address into the job's private directory (``address_file``), where the
-  node runtime in component 0 waits for it;
+- it listens on the qpu node's cluster address, found at run time (``address.py``), and
+  writes the bound endpoint into the job's private directory (``address_file``), where the
+  node runtime in component 0 -- on another host -- waits for it;
 - it exits on its own when its one client is gone: no session opened within
   ``connect_timeout`` (component 0 never came), or the session ended -- closed, or
   expired after ``heartbeat_timeout`` s without a request or heartbeat (component 0 was
@@ -22,12 +23,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
-import subprocess
+import socket
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Callable
+
+from hcqw.hetjob.address import cluster_address, expand_node, tcp_bind_address
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +44,7 @@ MPI_LINGER_S = 3.0
 
 @dataclass
 class GatewayConfig:
-    address: str  # tcp://127.0.0.1:* (ZeroMQ, port chosen at bind) or mpi:file:/path
+    address: str  # "" (ZeroMQ on this node's cluster address, port chosen at bind) or mpi:file:/path
     address_file: str
     backend: str = "qsim"
     threads: int | None = None
@@ -47,27 +52,38 @@ class GatewayConfig:
     heartbeat_timeout: float = 5.0
     connect_timeout: float = 120.0
     release_job: str | None = None  # this component's SLURM job id, cancelled on exit
-    allow_remote: bool = False
     upstream: str | None = None  # a resident QPU service on this node: relay to it instead of simulating here
     upstream_timeout: float = 10.0
 
 
 def release_component(job_id: str | None) -> None:
-    """``scancel`` this component; never raises (the gateway is on its way out anyway)."""
+    """``scancel`` this component, riding out a controller outage; never raises (the gateway is on its
+    way out anyway, and the batch script's trap in component 0 is the backstop)."""
     if not job_id:
         return
+    from hcqw.slurm import SlurmError
+    from hcqw.slurm.backend import ride_out
+    from hcqw.slurm.commands import run_slurm
+
     try:
-        proc = subprocess.run(["scancel", job_id], capture_output=True, text=True, timeout=30)
+        proc = ride_out(lambda: run_slurm(["scancel", job_id], check=False), f"scancel {job_id}")
         if proc.returncode != 0:
             log.warning("scancel %s exited %d: %s", job_id, proc.returncode, proc.stderr.strip())
         else:
             log.info("released qpu component %s", job_id)
-    except (OSError, subprocess.TimeoutExpired) as err:
-        log.warning("could not run scancel %s: %s", job_id, err)
+    except SlurmError as err:
+        log.warning("could not release qpu component %s: %s", job_id, err)
+
+
+def bind_address(config: GatewayConfig) -> str:
+    """What the gateway binds: the given MPI address, else ZeroMQ on this node's cluster address."""
+    return config.address or tcp_bind_address(cluster_address())
 
 
 def run_gateway(config: GatewayConfig) -> str:
     """Serve one node until its session ends; return why the gateway stopped."""
+    config = replace(config, address=bind_address(config),
+                     upstream=expand_node(config.upstream) if config.upstream else None)
     if config.upstream:
         return _run_relay(config)
     from hcqw.service.server import Service, ServiceConfig
@@ -76,7 +92,8 @@ def run_gateway(config: GatewayConfig) -> str:
     service = Service(ServiceConfig(
         address=config.address, backend=config.backend, threads=config.threads, metrics=config.metrics,
         session_timeout=config.heartbeat_timeout, address_file=config.address_file,
-        allow_remote=config.allow_remote,
+        # MUNGE authenticates whoever connects to the cluster address; only the job's owner is served.
+        owner_only=True,
         # The node connects once (its client heartbeats in the background on the same
         # connection); then the accept thread stops, so it does not busy-poll a core for the
         # rest of the block.
@@ -92,11 +109,12 @@ def _run_relay(config: GatewayConfig) -> str:
     from hcqw.hetjob.relay import Relay
     from hcqw.metrics import MetricsLog
     from hcqw.service import protocol as P
-    from hcqw.service.transport import make_server_transport, publish_address
+    from hcqw.service.transport import make_client_transport, make_server_transport, publish_address
 
     mpi = config.address.startswith("mpi:")
     options = {"max_clients": 1} if mpi else {}
-    server = make_server_transport(config.address, P.MAX_MESSAGE_BYTES, config.allow_remote, **options)
+    # Authenticated: the relay checks every open's MUNGE credential is the job owner's (hcqw.hetjob.relay).
+    server = make_server_transport(config.address, P.MAX_MESSAGE_BYTES, authenticated=True, **options)
     relay = Relay(server, config.upstream, MetricsLog(config.metrics) if config.metrics else None)
     try:
         relay.check_upstream(config.upstream_timeout)
@@ -109,15 +127,30 @@ def _run_relay(config: GatewayConfig) -> str:
     signal.signal(signal.SIGTERM, lambda *_: stop.append("SIGTERM"))
     signal.signal(signal.SIGINT, lambda *_: stop.append("SIGINT"))
     lifetime = _lifetime(lambda: bool(relay.sessions), config, MPI_LINGER_S if mpi else 0.0)
+    # A link of our own to the resident service, only to watch it: if the service dies (its socket
+    # closes) or stops answering, the node's block cannot go on, so the gateway stops and frees the
+    # qpu node instead of relaying into the void (the node sees us go and reads why in our log).
+    watch = make_client_transport(config.upstream, liveness_timeout=config.heartbeat_timeout)
 
     def until() -> str | None:
         if stop:
             return f"{stop[0]} received"
         if relay.sessions and time.monotonic() - relay.last_heard > config.heartbeat_timeout:
             return f"the node was silent for {config.heartbeat_timeout:g} s"
+        down = watch.disconnected_for()
+        if down > config.heartbeat_timeout / 2:
+            return (f"the resident QPU service at {config.upstream} on {_node_name()} went away "
+                    f"(no connection for {down:.1f} s); see its log on that node")
         return lifetime()
 
-    return relay.run(until)
+    try:
+        return relay.run(until)
+    finally:
+        watch.close()
+
+
+def _node_name() -> str:
+    return os.environ.get("SLURMD_NODENAME") or socket.gethostname()
 
 
 def _lifetime(has_session: Callable[[], bool], config: GatewayConfig, linger: float) -> Callable[[], str | None]:
@@ -143,7 +176,9 @@ def _lifetime(has_session: Callable[[], bool], config: GatewayConfig, linger: fl
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hcqw.hetjob.gateway", description=__doc__.split("\n")[0])
-    parser.add_argument("--address", default="tcp://127.0.0.1:*")
+    parser.add_argument("--address", default="",
+                        help="mpi:file:PATH for the MPI transport; default: ZeroMQ on this node's cluster address "
+                             "(SLURM's NodeAddr of $SLURMD_NODENAME; loopback outside SLURM)")
     parser.add_argument("--address-file", required=True)
     parser.add_argument("--backend", default="qsim")
     parser.add_argument("--threads", type=int, default=None)
@@ -151,9 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heartbeat-timeout", type=float, default=5.0)
     parser.add_argument("--connect-timeout", type=float, default=120.0)
     parser.add_argument("--release-job", default=None)
-    parser.add_argument("--allow-remote", action="store_true")
+    parser.add_argument("--pid-file", default=None, help="write this process's pid here (for operators and tests)")
     parser.add_argument("--upstream", default=None,
-                        help="address of the resident QPU service on this node: relay to it, load no simulator")
+                        help="address of the resident QPU service on this node (%%n: this node's name): relay to "
+                             "it, load no simulator")
     parser.add_argument("-v", "--verbose", action="count", default=1)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
@@ -161,8 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     config = GatewayConfig(
         address=args.address, address_file=args.address_file, backend=args.backend, threads=args.threads,
         metrics=args.metrics, heartbeat_timeout=args.heartbeat_timeout,
-        connect_timeout=args.connect_timeout, release_job=args.release_job, allow_remote=args.allow_remote,
-        upstream=args.upstream)
+        connect_timeout=args.connect_timeout, release_job=args.release_job, upstream=args.upstream)
+    if args.pid_file:
+        Path(args.pid_file).write_text(f"{os.getpid()}\n")
     code = 0
     try:
         reason = run_gateway(config)

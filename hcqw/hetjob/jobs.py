@@ -20,8 +20,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hcqw.hetjob.device import DEVICE_WAIT_S, PEER_TIMEOUT_S
 from hcqw.slurm import ComponentSpec, JobRequest
+from hcqw.slurm.commands import UNREACHABLE_MARKERS
 from hcqw.workflow import Node, NodeKind
+
+#: UCX transports (PyPI mpich is ch4:ucx) between the components of an MPI quantum node, unless
+#: the site sets ``UCX_TLS`` itself: every one but shared memory. UCX takes two processes with the
+#: same boot id for one host and then talks shared memory, whose wire-up uses abstract unix sockets,
+#: private to a network namespace: between hosts that share a kernel (containers, the lab's network
+#: namespaces) the node hung in Connect. Measured: a port string is a UCX worker address listing
+#: every transport of the opening process; the client picked sysv/posix/cma and never connected;
+#: without them it used tcp on the qpu node's interface. The components are on different hosts by
+#: design and their messages are small: nothing is lost. (A resident service over MPI keeps UCX's
+#: defaults: its clients share its host.)
+UCX_TLS_BETWEEN_HOSTS = "^sm"
 
 #: Variables copied from the submitter's environment into every job when set: where
 #: the code, the key (a path), per-user state and the target cluster's config are.
@@ -37,12 +50,17 @@ class NodeJobSettings:
     transport: str = "zmq"
     python: str = sys.executable
     device_backend: str = "qsim"
-    gateway_bind: str = "tcp://127.0.0.1:*"  # the qpu node's address on a real cluster (+ allow_remote)
-    allow_remote: bool = False
-    # A QPU service kept running on the qpu node (its node-local address, e.g. ipc://...): the
-    # gateway relays to it instead of loading a simulator per node (hcqw.hetjob.relay).
+    # A QPU service kept running on the qpu node (its node-local address, e.g. ipc://...; %n is
+    # the qpu node's name, expanded there): the gateway relays to it instead of loading a
+    # simulator per node (hcqw.hetjob.relay).
     device_service: str | None = None
-    heartbeat_timeout: float = 5.0
+    # Seconds each side of a quantum node gives a silent or disconnected peer before taking it for
+    # dead: the gateway stops (and frees the qpu component) when the node goes quiet, the node
+    # fails (and frees it) when the link to the gateway stays down.
+    heartbeat_timeout: float = PEER_TIMEOUT_S
+    # Seconds a run may wait for an offline or calibrating device before the node fails (and frees
+    # the qpu node) with DeviceOffline, unless its code passes its own timeout.
+    device_wait: float = DEVICE_WAIT_S
     connect_timeout: float = 120.0
     environment: Mapping[str, str] = field(default_factory=dict)  # added to / overriding PASSED_ENV
 
@@ -119,25 +137,36 @@ def quantum_body(command: str, job_prefix: Path, gateway_metrics: Path, settings
     mpi = settings.transport == "mpi"
     # Each side its own MPI_COMM_WORLD (listings 5-6); fork launcher: hydra must not srun.
     mpiexec = "mpiexec -launcher fork -n 1 " if mpi else ""
-    address = '"mpi:file:$JOBDIR/gateway.port"' if mpi else q(settings.gateway_bind)
-    gateway = (f"{mpiexec}{q(settings.python)} -m hcqw.hetjob.gateway --address {address} "
-               f'--address-file "$JOBDIR/gateway.address" --release-job "$SLURM_JOB_ID_HET_GROUP_1" '
+    # ZeroMQ: the gateway binds the qpu node's cluster address itself (hcqw.hetjob.address).
+    address = '--address "mpi:file:$JOBDIR/gateway.port" ' if mpi else ""
+    gateway = (f"{mpiexec}{q(settings.python)} -m hcqw.hetjob.gateway {address}"
+               f'--address-file "$JOBDIR/gateway.address" --pid-file "$JOBDIR/gateway.pid" '
+               f'--release-job "$SLURM_JOB_ID_HET_GROUP_1" '
                f"--backend {q(settings.device_backend)} --heartbeat-timeout {settings.heartbeat_timeout:g} "
                f"--connect-timeout {settings.connect_timeout:g} --metrics {q(str(gateway_metrics))}")
-    if settings.allow_remote:
-        gateway += " --allow-remote"
     if settings.device_service:
         gateway += f" --upstream {q(settings.device_service)}"
+    unreachable = "|".join(f"*{shlex.quote(marker)}*" for marker in UNREACHABLE_MARKERS)
     # The MPI client must be a process of its own mpiexec; bash passes the PMI environment on.
     run = f"{mpiexec}bash -c {q(command)}" if mpi else f"( {command} )"
+    ucx = f'export UCX_TLS="${{UCX_TLS:-{UCX_TLS_BETWEEN_HOSTS}}}"\n' if mpi else ""
     return f"""set -u
-JOBDIR={q(str(job_prefix))}.$SLURM_JOB_ID
+{ucx}JOBDIR={q(str(job_prefix))}.$SLURM_JOB_ID
+# A requeued job keeps its id: it gets a directory of its own, never the last run's gateway address.
+[ "${{SLURM_RESTART_COUNT:-0}}" = 0 ] || JOBDIR="$JOBDIR.r$SLURM_RESTART_COUNT"
 mkdir -p -m 700 "$JOBDIR"
 # The qpu component must never outlive the node's process, whatever ends it.
-release_qpu() {{ scancel "$SLURM_JOB_ID_HET_GROUP_1" 2>/dev/null || true; }}
+# While slurmctld is unreachable (restarting) scancel fails: retry for about two minutes.
+release_qpu() {{
+  for pause in 1 2 4 8 15 30 60; do
+    said=$(scancel "$SLURM_JOB_ID_HET_GROUP_1" 2>&1) && return
+    case "$said" in {unreachable}) sleep $pause ;; *) return ;; esac
+  done
+}}
 trap release_qpu EXIT
 srun --het-group=1 -n1 {gateway} </dev/null >"$JOBDIR/gateway.log" 2>&1 &
 export HCQW_GATEWAY_PID=$! HCQW_GATEWAY_ADDRESS_FILE="$JOBDIR/gateway.address" HCQW_GATEWAY_LOG="$JOBDIR/gateway.log"
+export HCQW_PEER_TIMEOUT={settings.heartbeat_timeout:g} HCQW_DEVICE_WAIT={settings.device_wait:g}
 {run} &
 wait $!
 """

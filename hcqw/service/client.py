@@ -27,7 +27,7 @@ import itertools
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from hcqw.errors import CircuitError, DeviceError, DeviceOffline
 from hcqw.service import protocol as P
@@ -38,6 +38,10 @@ if TYPE_CHECKING:
     from hcqw.device.work import Samples, WorkItem
 
 log = logging.getLogger(__name__)
+
+
+class ServiceUnreachable(DeviceError):
+    """The service (or whatever ``ServiceClient.peer`` names) did not answer in time or is gone."""
 
 
 class ServiceError(DeviceError):
@@ -63,18 +67,34 @@ class ServiceClient:
     ``timeout`` bounds the wait for a control reply (a dead service raises instead of hanging);
     runs wait as long as the queue takes. ``heartbeat``: every open session hears from this
     client at least this often -- while a run waits, and (``keepalive``, a daemon thread)
-    while the caller does something else -- so the service knows it is alive.
+    while the caller does something else -- so the service knows it is alive. ``peer``: how errors
+    name the other end (default: the QPU service at ``address``, with a hint to start it).
+
+    Knowing the peer gone (a quantum node's gateway, without which its block cannot go on): while
+    a reply is awaited and, with a session open, in the background, the client asks ``liveness()``
+    (a reason the peer is known dead, or ``None``) and, with ``peer_timeout``, whether the link has
+    been down longer than half of it (ZeroMQ probes the link itself). The first time either says
+    so the client is *lost*: ``on_lost`` is called once (e.g. to free the allocation at once), and
+    every waiting or later request raises ``ServiceUnreachable`` naming the peer and the reason.
+    Runs then wait no longer than the peer stays alive, however long the device queue is.
     """
 
     def __init__(self, address: str | None = None, timeout: float | None = 10.0, heartbeat: float = 1.0,
-                 keepalive: bool = True, credentials: bool | None = None):
+                 keepalive: bool = True, credentials: bool | None = None, peer: str | None = None,
+                 liveness: Callable[[], str | None] | None = None, peer_timeout: float | None = None,
+                 on_lost: Callable[[ServiceUnreachable], None] | None = None):
         """``credentials``: send MUNGE credentials with open/control/status (``None``: when munged is there)."""
         self.address = address or default_address()
         self.credentials = credentials
+        self.peer = peer
         self.timeout = timeout
         self.heartbeat = heartbeat
         self.keepalive = keepalive
-        self._transport = make_client_transport(self.address)
+        self.liveness = liveness
+        self.peer_timeout = peer_timeout
+        self.on_lost = on_lost
+        self._lost: ServiceUnreachable | None = None
+        self._transport = make_client_transport(self.address, liveness_timeout=peer_timeout)
         self._ids = itertools.count(1)
         self._closed = False
         # The keep-alive thread and callers share the connection: one request/reply at a time.
@@ -145,6 +165,8 @@ class ServiceClient:
         with self._lock:
             if self._closed:
                 raise DeviceError("this ServiceClient is closed")
+            if self._lost is not None:
+                raise ServiceUnreachable(str(self._lost))
             request_id = next(self._ids)
             self._transport.send(P.request(type_, request_id, session=session, **fields))
             if session in self._sessions:
@@ -154,14 +176,17 @@ class ServiceClient:
     def _reply(self, request_id: int, session: str | None, wait: bool) -> tuple[dict, list[bytes]]:
         deadline = None if (wait or self.timeout is None) else time.monotonic() + self.timeout
         while True:
+            # A waiting run wakes every heartbeat, to heartbeat its session and to look at the peer.
             pause = self.heartbeat if wait else (None if deadline is None else deadline - time.monotonic())
             frames = self._transport.recv(pause)
             if frames is None:
+                self._check_peer()
                 if wait and session is not None:
                     self._transport.send(P.request("heartbeat", next(self._ids), session=session))
                     continue
-                raise DeviceError(f"no reply from the QPU service at {self.address} within {self.timeout:g} s; "
-                                  "is it running (hcqw device serve)?")
+                raise ServiceUnreachable(f"no reply from {self.peer} within {self.timeout:g} s" if self.peer else
+                                         f"no reply from the QPU service at {self.address} within {self.timeout:g} "
+                                         "s; is it running (hcqw device serve)?")
             try:
                 header, buffers = P.decode_reply(frames)
             except ValueError as err:
@@ -176,6 +201,27 @@ class ServiceClient:
                 _raise_for(header)
             return header, buffers
 
+    def _check_peer(self) -> None:
+        """Raise ``ServiceUnreachable`` (calling ``on_lost`` the first time) if the peer is known gone.
+        Called with the connection's lock held."""
+        if self._lost is not None:
+            raise ServiceUnreachable(str(self._lost))
+        reason = self.liveness() if self.liveness else None
+        if reason is None and self.peer_timeout:
+            down = self._transport.disconnected_for()
+            if down > self.peer_timeout / 2:
+                reason = f"the connection to it has been down for {down:.1f} s"
+        if reason is None:
+            return
+        self._lost = ServiceUnreachable(f"lost {self.peer or f'the QPU service at {self.address}'}: {reason}")
+        log.error("%s", self._lost)
+        if self.on_lost is not None:
+            try:
+                self.on_lost(self._lost)
+            except Exception:  # noqa: BLE001 - the caller still gets the error below
+                log.exception("handling the lost peer failed")
+        raise ServiceUnreachable(str(self._lost))
+
     # -- keep-alive -----------------------------------------------------------------------
 
     def _keep_alive(self) -> None:
@@ -188,6 +234,8 @@ class ServiceClient:
             try:
                 if self._closed:
                     return
+                if self._sessions:
+                    self._check_peer()  # a gateway dead while the caller computes: free its allocation now
                 now = time.monotonic()
                 due = [s for s, last in self._sessions.items() if now - last >= self.heartbeat]
                 if not due:
@@ -198,6 +246,8 @@ class ServiceClient:
                     self._transport.send(P.request("heartbeat", beat, session=session))
                     self._beats[beat] = session
                     self._sessions[session] = now
+            except ServiceUnreachable:
+                return  # logged once; the caller's next request raises it
             except Exception as err:  # noqa: BLE001 - a broken connection shows on the caller's next request
                 log.warning("QPU service keep-alive stopped: %s", err)
                 return

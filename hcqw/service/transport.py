@@ -45,6 +45,10 @@ class ClientTransport(abc.ABC):
     @abc.abstractmethod
     def send(self, frames: Sequence[bytes]) -> None: ...
 
+    def disconnected_for(self) -> float:
+        """Seconds the link to the service has been down (0 while up, or where the transport cannot tell)."""
+        return 0.0
+
     @abc.abstractmethod
     def recv(self, timeout: float | None) -> Frames | None:
         """Next reply, waiting up to ``timeout`` seconds (``None``: forever); ``None`` on timeout."""
@@ -124,14 +128,16 @@ def make_server_transport(address: str, max_message: int, authenticated: bool = 
     return ZmqServerTransport(address, max_message=max_message, shared=authenticated)
 
 
-def make_client_transport(address: str) -> ClientTransport:
+def make_client_transport(address: str, liveness_timeout: float | None = None) -> ClientTransport:
+    """A client link to ``address``. ``liveness_timeout`` (ZeroMQ): probe the link below the protocol,
+    so ``disconnected_for`` also sees a peer that went silent (host down, network cut)."""
     if is_mpi(address):
         from hcqw.service.transport_mpi import MpiClientTransport
 
         return MpiClientTransport(address)
     from hcqw.service.transport_zmq import ZmqClientTransport
 
-    return ZmqClientTransport(address)
+    return ZmqClientTransport(address, liveness_timeout)
 
 
 # -- framing for transports that carry one byte string per message (MPI) ------------------

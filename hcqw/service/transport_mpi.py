@@ -11,13 +11,17 @@ other thread's MPI progress while one thread blocks in ``Accept``, so the servic
 one MPI client connection at a time (others wait in ``Connect`` until it disconnects);
 ZeroMQ is the transport for many concurrent clients. ``max_clients`` stops accepting
 after that many connections. A client disconnects by sending an empty frame list;
-the service then calls ``Disconnect`` on its side too.
+the service then calls ``Disconnect`` on its side too. A client silent for ``idle_timeout``
+seconds (connected but idle, or dead: MPI does not tell) is dropped, so it cannot keep the
+others waiting in ``Connect``; a client with an open session heartbeats well within it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 import threading
 import time
 from itertools import count
@@ -29,6 +33,8 @@ from hcqw.service.transport import ClientTransport, Frames, ServerTransport, pac
 
 log = logging.getLogger(__name__)
 
+#: Seconds a connected MPI client may stay silent before the service drops it (see the module docstring).
+IDLE_TIMEOUT_S = 60.0
 _SPIN = 0.002  # s of pure busy-polling before backing off to short sleeps (latency vs a burnt core)
 _SLEEP_MAX = 0.001
 
@@ -79,8 +85,11 @@ def _recv_from(MPI, comm, status) -> Frames | None:
 
 
 class MpiServerTransport(ServerTransport):
-    def __init__(self, address: str, max_message: int, max_clients: int | None = None):
+    def __init__(self, address: str, max_message: int, max_clients: int | None = None,
+                 idle_timeout: float | None = IDLE_TIMEOUT_S):
         self.MPI = MPI = _mpi()
+        self._idle_timeout = idle_timeout
+        self._last_heard: dict[int, float] = {}
         self._kind, self._where = parse_address(address)
         self.address = address
         self._max_message = max_message
@@ -130,7 +139,9 @@ class MpiServerTransport(ServerTransport):
                 if self._stopping:  # woken by our own close()
                     comm.Disconnect()
                     return
-                self._comms[next(self._ids)] = comm
+                peer = next(self._ids)
+                self._comms[peer] = comm
+                self._last_heard[peer] = time.monotonic()
                 self._polled = tuple(self._comms.items())
                 self._accepted += 1
                 self._idle.clear()
@@ -139,6 +150,7 @@ class MpiServerTransport(ServerTransport):
     def recv(self, timeout: float) -> tuple[Hashable, Frames] | None:
         poller = _Poller(timeout)
         MPI, status = self.MPI, self._status
+        self._drop_idle()
         while True:
             for peer, comm in self._polled:
                 try:
@@ -152,6 +164,7 @@ class MpiServerTransport(ServerTransport):
                     continue
                 if frames is None:
                     continue
+                self._last_heard[peer] = time.monotonic()
                 if not frames:  # the client's disconnect notice
                     self._drop(peer, disconnect=True)
                     continue
@@ -171,8 +184,19 @@ class MpiServerTransport(ServerTransport):
             log.warning("dropping MPI client %s after a failed send: %s", peer, err)
             self._drop(peer, disconnect=False)
 
+    def _drop_idle(self) -> None:
+        if self._idle_timeout is None:
+            return
+        now = time.monotonic()
+        for peer, _ in self._polled:
+            silent = now - self._last_heard.get(peer, now)
+            if silent > self._idle_timeout:
+                log.warning("dropping MPI client %s: silent for %.0f s (clients connect one at a time)", peer, silent)
+                self._drop(peer, disconnect=False)
+
     def _drop(self, peer: Hashable, disconnect: bool) -> None:
         with self._lock:
+            self._last_heard.pop(peer, None)  # type: ignore[arg-type]
             comm = self._comms.pop(peer, None)  # type: ignore[arg-type]
             self._polled = tuple(self._comms.items())
             if not self._comms:
@@ -193,11 +217,7 @@ class MpiServerTransport(ServerTransport):
             in_accept = self._in_accept
         self._idle.set()
         if in_accept:
-            # Accept has no timeout: connect to ourselves to wake the accept thread.
-            try:
-                MPI.COMM_SELF.Connect(self._port).Disconnect()
-            except MPI.Exception as err:
-                log.warning("could not wake the MPI accept thread: %s", err)
+            self._wake_acceptor()
         self._acceptor.join(5)
         if self._kind == "file":
             Path(self._where).unlink(missing_ok=True)
@@ -207,6 +227,25 @@ class MpiServerTransport(ServerTransport):
             except MPI.Exception as err:
                 log.warning("Unpublish_name(%s): %s", self._where, err)
         MPI.Close_port(self._port)
+
+
+    def _wake_acceptor(self) -> None:
+        """End the accept thread's ``Accept``, which has no timeout. Connecting from this process
+        hangs (MPICH starves our ``Connect`` while that thread blocks in ``Accept``), and exiting
+        with the thread inside it aborts in MPI_Finalize; so a short-lived process of its own
+        connects once (about 0.3 s), the thread returns, sees the stop and disconnects it."""
+        mpiexec = Path(sys.executable).with_name("mpiexec")
+        # Our own launch's PMI variables would make the helper's mpiexec think it runs inside ours.
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "PMIX_", "HYDRA_", "MPIR_"))}
+        try:
+            subprocess.run([str(mpiexec), "-launcher", "fork", "-n", "1", sys.executable, "-c", _WAKE, self._port],
+                           env=env, capture_output=True, timeout=60, check=True)
+        except (OSError, subprocess.SubprocessError) as err:
+            log.warning("could not wake the MPI accept thread: %s", err)
+
+
+#: The helper of ``_wake_acceptor``: connect to the port given as argument, then disconnect.
+_WAKE = "import sys\nfrom mpi4py import MPI\nMPI.COMM_SELF.Connect(sys.argv[1]).Disconnect()\n"
 
 
 class MpiClientTransport(ClientTransport):

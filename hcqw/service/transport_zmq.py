@@ -27,9 +27,11 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from typing import Hashable, Sequence
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from hcqw.service.transport import ClientTransport, Frames, ServerTransport, private_ipc_dir, shared_ipc_dir
 
@@ -45,6 +47,7 @@ _MORE = _SNDMORE | _NOBLOCK
 _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
 _RCVTIMEO = int(zmq.RCVTIMEO)
+_LINK_EVENTS = int(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
 
 
 def _timeout_ms(timeout: float | None) -> int:
@@ -127,11 +130,33 @@ class ZmqServerTransport(ServerTransport):
 
 
 class ZmqClientTransport(ClientTransport):
-    def __init__(self, address: str):
+    """A DEALER. With ``liveness_timeout`` it also watches its connection: libzmq's own ZMTP heartbeats
+    (answered by the service's I/O thread, so also while the service executes a long job) close a
+    connection that stays silent for half the timeout, and a socket monitor tells when the
+    connection is down -- the peer process died (its socket closed) or stopped answering."""
+
+    def __init__(self, address: str, liveness_timeout: float | None = None):
         self._socket = zmq.Context.instance().socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
+        self._monitor: zmq.Socket | None = None
+        self._down_since: float | None = time.monotonic()  # until the first handshake
+        if liveness_timeout:
+            self._socket.setsockopt(zmq.HEARTBEAT_IVL, max(50, int(liveness_timeout * 250)))
+            self._socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, max(100, int(liveness_timeout * 500)))
+            self._monitor = self._socket.get_monitor_socket(_LINK_EVENTS)
         self._socket.connect(address)
         self._receiver = _Receiver(self._socket)
+
+    def disconnected_for(self) -> float:
+        if self._monitor is None:
+            return 0.0
+        while self._monitor.get(_EVENTS) & _POLLIN:
+            event = recv_monitor_message(self._monitor, _NOBLOCK)["event"]
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._down_since = None
+            elif event == zmq.EVENT_DISCONNECTED and self._down_since is None:
+                self._down_since = time.monotonic()
+        return 0.0 if self._down_since is None else time.monotonic() - self._down_since
 
     @property
     def socket(self) -> zmq.Socket:
@@ -150,4 +175,7 @@ class ZmqClientTransport(ClientTransport):
         return frames
 
     def close(self) -> None:
+        if self._monitor is not None:
+            self._socket.disable_monitor()
+            self._monitor.close(0)
         self._socket.close(0)

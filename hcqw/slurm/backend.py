@@ -13,9 +13,9 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol, TypeVar
 
-from hcqw.slurm.errors import JobFailed, JobNotFound, SlurmError
+from hcqw.slurm.errors import ControllerUnreachable, JobFailed, JobNotFound, SlurmError
 from hcqw.slurm.settings import JobRequest
 from hcqw.slurm.states import NodeState, Phase
 from hcqw.slurm.status import StatusPoller, leader_of
@@ -24,6 +24,28 @@ log = logging.getLogger(__name__)
 
 #: Lines of job output quoted in a JobFailed message.
 TAIL_LINES = 20
+#: Seconds release, status and cancel ride out an unreachable controller (slurmctld restarting,
+#: failing over) before giving up, retrying with backoff from ``_FIRST_RETRY_S`` to ``_LAST_RETRY_S``.
+OUTAGE_BOUND_S = 180.0
+_FIRST_RETRY_S, _LAST_RETRY_S = 0.5, 8.0
+
+T = TypeVar("T")
+
+
+def ride_out(call: Callable[[], T], what: str, bound: float = OUTAGE_BOUND_S) -> T:
+    """``call()``, retried with backoff while SLURM's controller is unreachable, for up to ``bound`` s;
+    then the last :class:`ControllerUnreachable` is raised. Other errors are not retried."""
+    deadline = time.monotonic() + bound
+    delay = _FIRST_RETRY_S
+    while True:
+        try:
+            return call()
+        except ControllerUnreachable as err:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s: %s; retrying in %.1f s", what, err, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, _LAST_RETRY_S)
 
 
 def release_refused(target: str, detail: str) -> SlurmError:
@@ -91,12 +113,14 @@ class BaseBackend:
     def wait(self, job_id: str, timeout: float | None = None) -> NodeState:
         """Poll until the job is final and return its state (failure is a state, not an exception).
 
-        Raises :class:`JobNotFound` for a job SLURM never reported and
-        :class:`SlurmError` on timeout.
+        Raises :class:`JobNotFound` for a job SLURM never reported,
+        :class:`SlurmError` on timeout and :class:`ControllerUnreachable` after an outage
+        longer than ``OUTAGE_BOUND_S``.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            state = self._poller.status([job_id])[job_id]
+            # A controller outage (slurmctld restarting) is ridden out: the job runs on meanwhile.
+            state = ride_out(lambda: self._poller.status([job_id])[job_id], f"status of SLURM job {job_id}")
             if state.done:
                 return state
             if state.phase is Phase.UNKNOWN and not state.components:

@@ -18,7 +18,7 @@ from hcqw.slurm.settings import SECRET_ENV_VARS
 log = logging.getLogger(__name__)
 
 # Client messages meaning "no controller answered" (22.05 spelling).
-_UNREACHABLE_MARKERS = (
+UNREACHABLE_MARKERS = (
     "Unable to contact slurm controller",
     "Socket timed out on send/recv",
     "Zero Bytes were transmitted or received",
@@ -44,7 +44,7 @@ def command_env(extra: Mapping[str, str] | None = None, base: Mapping[str, str] 
 
 
 def is_unreachable(stderr: str) -> bool:
-    return any(marker in stderr for marker in _UNREACHABLE_MARKERS)
+    return any(marker in stderr for marker in UNREACHABLE_MARKERS)
 
 
 def run_slurm(

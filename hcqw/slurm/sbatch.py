@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
-from hcqw.slurm.backend import BaseBackend, release_refused
+from hcqw.slurm.backend import BaseBackend, release_refused, ride_out
 from hcqw.slurm.commands import command_env, run_slurm
 from hcqw.slurm.errors import InvalidGres, SlurmError, SubmitError, UnknownPartition
 from hcqw.slurm.script import render_script
@@ -78,6 +78,22 @@ class SbatchBackend(BaseBackend):
         self._submitted(request, job_id)
         return job_id
 
+    def live_jobs(self, names: Iterable[str]) -> dict[str, str]:
+        """Leader id per job name, for this user's jobs of these names that SLURM has not finished
+        (pending, running, suspended, requeued, completing): what a re-run must not submit again."""
+        wanted = sorted(set(names))
+        if not wanted:
+            return {}
+        argv = ["squeue", "--me", "-h", "-t", "PD,R,CF,CG,S,RQ,RS,RH,SE,SO,ST", "--name", ",".join(wanted),
+                "-o", "%i|%j"]
+        proc = ride_out(lambda: run_slurm(argv, env=self._env), "squeue")
+        live: dict[str, str] = {}
+        for line in proc.stdout.splitlines():
+            job_id, _, name = line.partition("|")
+            if name.strip() in wanted:
+                live.setdefault(name.strip(), leader_of(job_id.strip()))
+        return live
+
     def cancel(self, job_id: str) -> None:
         """Cancel the whole job (all hetjob components). Cancelling a finished job is a no-op."""
         self._scancel(leader_of(job_id))
@@ -93,7 +109,8 @@ class SbatchBackend(BaseBackend):
         self._scancel(f"{leader_of(job_id)}+{offset}")
 
     def _scancel(self, target: str) -> None:
-        proc = run_slurm(["scancel", target], env=self._env, check=False)
+        """``scancel target``; an unreachable controller is ridden out (``ride_out``) before it raises."""
+        proc = ride_out(lambda: run_slurm(["scancel", target], env=self._env, check=False), f"scancel {target}")
         stderr = proc.stderr.strip()
         # scancel exits 0 with "already completing or completed" for finished jobs.
         if proc.returncode != 0 and "individual component" in stderr:

@@ -21,14 +21,18 @@ def _bell_json() -> str:
 
 
 def make(iterations: int = 1, shots: int = 100, hold: float = 0.0, after_block: float = 0.0,
-         fail_in_block: bool = False, seed: int = 3) -> HybridLoop:
-    """``hold``: seconds the step keeps the device after its run; ``after_block``: classical seconds
+         fail_in_block: bool = False, seed: int = 3, runs: int = 1, pause: float = 0.0) -> HybridLoop:
+    """``runs`` batches ``pause`` seconds apart (a block that keeps using the device), the last one's counts
+    returned; ``hold``: seconds the step keeps the device after its runs; ``after_block``: classical seconds
     after closing the device context early, still inside the node; ``fail_in_block``: raise while holding."""
 
     def quantum_step(state: int, qpu: DeviceLease) -> list:
         from hcqw.device.work import WorkItem
 
-        samples = qpu.run_batch([WorkItem(circuit=_bell_json(), repetitions=shots, params=({},))])
+        for run in range(runs):
+            if run:
+                time.sleep(pause)
+            samples = qpu.run_batch([WorkItem(circuit=_bell_json(), repetitions=shots, params=({},))])
         time.sleep(hold)
         if fail_in_block:
             raise RuntimeError("user step failed inside the quantum block")

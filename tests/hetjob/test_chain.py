@@ -5,12 +5,17 @@ energy of the embedded run with the same seed."""
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
+import time
 
 import pytest
 
 from hcqw.device import LocalDevice
 from hcqw.embedded import Workflow, run_split
-from hcqw.hetjob.chain import ChainFailed, final_state, follow_chain, run_chain, submit_chain
+from hcqw.errors import WorkflowError
+from hcqw.hetjob.chain import ChainFailed, cancel_chain, final_state, follow_chain, run_chain, submit_chain
 from hcqw.slurm import Phase
 from hcqw.workflow import load_loop
 
@@ -45,3 +50,56 @@ def test_vqe_chain_killed_resumes_and_matches_embedded(sbatch, tmp_path):
     log.info("chain energy %.6f, embedded %.6f", state.energy, expected.energy)
     assert state.energies == expected.energies
     assert state.energy == expected.energy
+
+
+LOOP = "tests.hetjob.loops:make"
+
+
+def test_rerun_adopts_the_live_jobs_of_its_workflow_and_refuses_part_of_them(sbatch, tmp_path):
+    """A re-run while the last run's jobs are still in SLURM (its follower died) submits nothing again."""
+    params = {"iterations": 1, "hold": 1.0}
+    first = submit_chain(sbatch, LOOP, params, "adopt", tmp_path / "runs")
+    again = submit_chain(sbatch, LOOP, params, "adopt", tmp_path / "runs")
+    assert again.jobs == first.jobs
+    follow_chain(sbatch, again, timeout=120)
+    assert final_state(again) == final_state(first)
+
+    params = {"iterations": 1, "hold": 30.0}
+    partial = submit_chain(sbatch, LOOP, params, "partial", tmp_path / "runs")
+    try:
+        sbatch.cancel(partial.job_of("c0001"))  # the user cancelled one job; q0001 runs on
+        wait_for(lambda: sbatch.status([partial.job_of("c0001")], force=True)[partial.job_of("c0001")].done, 30,
+                 "c0001 to be cancelled")
+        with pytest.raises(WorkflowError, match=rf"still in SLURM .*q0001={partial.job_of('q0001')}.*scancel"):
+            submit_chain(sbatch, LOOP, params, "partial", tmp_path / "runs")
+    finally:
+        cancel_chain(sbatch, partial)
+
+
+def test_chain_rides_out_a_controller_restart(sbatch, slurm_lab, tmp_path):
+    """slurmctld stops mid-chain (a quantum block ends, and is released, while it is down) and comes back:
+    the follower waits instead of failing, the chain completes and reaches the undisturbed result."""
+    params = {"iterations": 2, "runs": 6, "pause": 0.5}
+    reference = run_chain(sbatch, LOOP, params, "outage-ref", tmp_path / "runs", timeout=180)
+    chain = submit_chain(sbatch, LOOP, params, "outage", tmp_path / "runs")
+    wait_for(lambda: sbatch.status([chain.job_of("q0001")])[chain.job_of("q0001")].phase is Phase.RUNNING, 120,
+             "q0001 to run")
+    outcome: dict = {}
+    follower = threading.Thread(target=lambda: outcome.update(error=_follow(sbatch, chain)))
+    follower.start()
+    ctld = slurm_lab.daemon_pids()["slurmctld"]
+    os.kill(ctld, signal.SIGTERM)
+    wait_for(lambda: slurm_lab.daemon_pids()["slurmctld"] is None, 30, "slurmctld to stop")
+    time.sleep(8)  # q0001's block ends and releases meanwhile: the release rides out the outage
+    slurm_lab.up()
+    follower.join(300)
+    assert not follower.is_alive() and outcome["error"] is None, outcome.get("error")
+    assert final_state(chain) == final_state(reference)
+
+
+def _follow(backend, chain) -> BaseException | None:
+    try:
+        follow_chain(backend, chain, timeout=300)
+    except BaseException as err:  # noqa: BLE001 - reported by the test
+        return err
+    return None

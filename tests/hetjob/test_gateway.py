@@ -31,7 +31,7 @@ def test_gateway_exits_after_its_client_is_killed(tmp_path):
         client.wait()
         killed = time.monotonic()
         gateway.wait(timeout=15)
-        assert time.monotonic() - killed < 2 + 1.5  # heartbeat timeout + expiry sweep + exit
+        assert time.monotonic() - killed < 2 + 5  # heartbeat timeout, then the sweep and exit (slow under load)
         err = gateway.stderr.read()
         assert "the node's session ended" in err and "expired" in err
         assert not address_file.exists()  # the service removes it on close

@@ -165,13 +165,14 @@ def test_relay_without_a_resident_service_says_what_to_start(tmp_path):
 
 
 @pytest.mark.slurm
-def test_quantum_node_relays_to_the_resident_service(sbatch, resident, tmp_path):
-    upstream, resident_log = resident
+def test_quantum_node_relays_to_the_resident_service_of_its_qpu_host(sbatch, resident_per_host, tmp_path):
+    upstream, residents = resident_per_host  # ipc://.../hosts/%n/qpu.ipc: %n expanded on the qpu node
     params = {"after_block": 3.0}
     ctx, nodes = prepare(tmp_path, "wf-resident", params)
     job = submit_q1(sbatch, ctx, nodes, params, device_service=upstream)
     state = sbatch.wait(job, timeout=90)
     assert state.phase is Phase.COMPLETED, sbatch.failure(state)
+    resident_log = residents[state.component(1).nodelist].log
     gateway_log = next((ctx.run_dir / "jobs").glob("q0001.*/gateway.log")).read_text()
     assert "relaying" in gateway_log and "QPU service (" not in gateway_log
     served = [e for e in read_events(resident_log, "exec") if e["workflow"] == "wf-resident"]

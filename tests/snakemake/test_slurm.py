@@ -215,15 +215,16 @@ def test_rest_backend_runs_a_quantum_rule_and_never_shows_the_token(slurm_lab, w
             assert token.encode() not in path.read_bytes(), f"token leaked into {path}"
 
 
-def test_quantum_rule_relays_to_a_resident_qpu_service(slurm_lab, workdir, resident):
-    """--hcqw-device-service: the rule's qpu part relays to the service kept running on the qpu node."""
-    address, resident_log = resident
+def test_quantum_rule_relays_to_a_resident_qpu_service(slurm_lab, workdir, resident_per_host):
+    """--hcqw-device-service: the rule's qpu part relays to the service kept running on its qpu node
+    (``%n`` in the address is that node's name)."""
+    address, residents = resident_per_host
     name = run_name("resident")
     run = run_snakemake(workdir, *SLURM, "--hcqw-device-service", address, "--hcqw-workflow-id", name,
                         snakefile=quantum_rule_snakefile(workdir))
     assert run.returncode == 0, run.output
     assert (workdir / "ones.txt").read_text() == "10"
-    served = [e for e in read_events(resident_log, "exec") if e["workflow"] == name]
+    served = [e for r in residents.values() for e in read_events(r.log, "exec") if e["workflow"] == name]
     assert [e["shots"] for e in served] == [10]
     gateway_logs = [p.read_text() for p in workdir.rglob("gateway.log")]
     assert len(gateway_logs) == 1 and "relaying" in gateway_logs[0]

@@ -1,0 +1,82 @@
+"""Where the gateway listens: the qpu node's cluster address, found at run time.
+
+Component 0 of a quantum node runs on a cpu host and must reach the gateway on the qpu
+host, which SLURM chose only when the job started: no address can be configured in advance
+(with two qpu nodes it is not even known at submission). The gateway therefore binds the
+address SLURM itself uses to reach its node -- the ``NodeAddr`` of ``$SLURMD_NODENAME`` in
+the controller's node table (``scontrol show node -o``) -- and publishes the bound endpoint
+(with its port) in the job's private directory, where component 0 reads it.
+
+Why ``NodeAddr``: it is the address slurmctld and srun already reach that node on, so every
+host that can run component 0 can route to it; a host name is resolved here, on the node
+itself. Outside a SLURM step (no ``$SLURMD_NODENAME``: a gateway started by hand, tests) the
+gateway binds loopback.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import socket
+from collections.abc import Mapping
+
+from hcqw.errors import DeviceError
+from hcqw.slurm.commands import run_slurm
+from hcqw.slurm.parsing import parse_scontrol_record
+
+log = logging.getLogger(__name__)
+
+LOOPBACK = "127.0.0.1"
+
+
+def node_addr(record: str) -> str:
+    """The ``NodeAddr`` of one ``scontrol show node -o`` line; ``DeviceError`` if it has none."""
+    fields = parse_scontrol_record(record)
+    address = fields.get("NodeAddr", "").strip()
+    if not address or address == "(null)":
+        raise DeviceError(f"SLURM reports no NodeAddr for node {fields.get('NodeName', '?')!r}: {record.strip()!r}")
+    return address
+
+
+def resolve(host: str) -> str:
+    """An IP address for ``host`` (itself if it is one), IPv4 first; ``DeviceError`` naming the host otherwise."""
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError as err:
+        raise DeviceError(f"cannot resolve the qpu node's NodeAddr {host!r}: {err}") from None
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
+    return str(infos[0][4][0])
+
+
+def cluster_address(env: Mapping[str, str] | None = None) -> str:
+    """This node's cluster address: the resolved ``NodeAddr`` of ``$SLURMD_NODENAME``, or loopback outside SLURM."""
+    env = os.environ if env is None else env
+    node = env.get("SLURMD_NODENAME")
+    if not node:
+        return LOOPBACK
+    proc = run_slurm(["scontrol", "show", "node", "-o", node], env=dict(env))
+    address = resolve(node_addr(proc.stdout))
+    log.info("node %s: cluster address %s", node, address)
+    return address
+
+
+def tcp_bind_address(host: str) -> str:
+    """ZeroMQ endpoint on ``host`` with a port chosen at bind (IPv6 in brackets)."""
+    return f"tcp://[{host}]:*" if ":" in host else f"tcp://{host}:*"
+
+
+def expand_node(address: str, env: Mapping[str, str] | None = None) -> str:
+    """Replace ``%n`` in a per-host address (``ipc:///run/hcqw/%n/qpu.ipc``) by ``$SLURMD_NODENAME``."""
+    if "%n" not in address:
+        return address
+    env = os.environ if env is None else env
+    node = env.get("SLURMD_NODENAME")
+    if not node:
+        raise DeviceError(f"{address!r} contains %n (the qpu node's name) but $SLURMD_NODENAME is not set: "
+                          "%n is expanded only inside a SLURM job step on the qpu node")
+    return address.replace("%n", node)

@@ -1,0 +1,57 @@
+"""Where the gateway listens: the qpu node's NodeAddr, found at run time (``hcqw.hetjob.address``)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from hcqw.errors import DeviceError
+from hcqw.hetjob.address import cluster_address, expand_node, node_addr, resolve, tcp_bind_address
+from hcqw.slurm.commands import run_slurm
+
+# One line of `scontrol show node -o` (22.05), trimmed.
+RECORD = ("NodeName=q7 Arch=x86_64 CoresPerSocket=1 CPUAlloc=0 CPUTot=4 Gres=qpu:1 NodeAddr=10.20.0.17 "
+          "NodeHostName=q7 Version=22.05.8 OS=Linux 6.1.0 RealMemory=1 State=IDLE Partitions=qpu")
+
+
+def test_node_addr_is_read_from_the_node_record():
+    assert node_addr(RECORD) == "10.20.0.17"
+    with pytest.raises(DeviceError, match="no NodeAddr for node 'q7'"):
+        node_addr(RECORD.replace("NodeAddr=10.20.0.17 ", ""))
+
+
+def test_a_host_name_resolves_on_the_node_and_an_address_stays_as_it_is():
+    assert resolve("10.20.0.17") == "10.20.0.17"
+    assert resolve("localhost") in ("127.0.0.1", "::1")
+    with pytest.raises(DeviceError, match="cannot resolve the qpu node's NodeAddr 'no-such-host.invalid'"):
+        resolve("no-such-host.invalid")
+
+
+def test_bind_address_has_a_port_chosen_at_bind():
+    assert tcp_bind_address("10.20.0.17") == "tcp://10.20.0.17:*"
+    assert tcp_bind_address("fd00::17") == "tcp://[fd00::17]:*"
+
+
+def test_outside_slurm_the_gateway_binds_loopback():
+    assert cluster_address({}) == "127.0.0.1"
+
+
+def test_percent_n_becomes_the_node_name_and_needs_one():
+    assert expand_node("ipc:///lab/hosts/%n/qpu/qpu.ipc", {"SLURMD_NODENAME": "q2"}) == "ipc:///lab/hosts/q2/qpu/qpu.ipc"
+    assert expand_node("ipc:///run/qpu.ipc", {}) == "ipc:///run/qpu.ipc"
+    with pytest.raises(DeviceError, match=r"contains %n .* \$SLURMD_NODENAME is not set"):
+        expand_node("ipc:///lab/hosts/%n/qpu.ipc", {})
+
+
+@pytest.mark.slurm
+def test_every_qpu_node_gets_the_address_its_slurm_conf_line_gives(slurm_lab):
+    """On the lab: the address found for each qpu node is the NodeAddr its slurm.conf line sets."""
+    conf = slurm_lab.slurm_conf.read_text()
+    nodes = run_slurm(["sinfo", "-h", "-N", "-p", "qpu", "-o", "%N"], env=slurm_lab.env).stdout.split()
+    assert nodes
+    for node in nodes:
+        (line,) = [line for line in conf.splitlines() if re.match(rf"NodeName={re.escape(node)}\s", line)]
+        configured = re.search(r"NodeAddr=(\S+)", line).group(1)
+        assert cluster_address({**slurm_lab.env, "SLURMD_NODENAME": node, "PATH": __import__("os").environ["PATH"]}) \
+            == resolve(configured)

@@ -1,0 +1,46 @@
+"""The quantum node's batch script (``quantum_body``): what it starts, with which options, where."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hcqw.hetjob.jobs import NodeJobSettings, quantum_body
+
+
+def body(tmp_path: Path, **settings) -> str:
+    return quantum_body("true", tmp_path / "jobs" / "q0001", tmp_path / "gateway.jsonl", NodeJobSettings(**settings))
+
+
+def test_zmq_gateway_gets_no_address_it_finds_its_node_s_own(tmp_path):
+    script = body(tmp_path)
+    (gateway,) = [line for line in script.splitlines() if "hcqw.hetjob.gateway" in line]
+    assert "--address " not in gateway and "--allow-remote" not in gateway and "127.0.0.1" not in gateway
+    mpi = [line for line in body(tmp_path, transport="mpi").splitlines() if "hcqw.hetjob.gateway" in line][0]
+    assert '--address "mpi:file:$JOBDIR/gateway.port"' in mpi
+
+
+def test_device_service_reaches_the_qpu_node_with_percent_n_unexpanded(tmp_path):
+    script = body(tmp_path, device_service="ipc:///lab/hosts/%n/qpu/qpu.ipc")
+    assert "--upstream ipc:///lab/hosts/%n/qpu/qpu.ipc" in script  # expanded by the gateway, on the qpu node
+
+
+def test_removed_gateway_options_are_refused():
+    with pytest.raises(TypeError):
+        NodeJobSettings(gateway_bind="tcp://10.0.0.1:*")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        NodeJobSettings(allow_remote=True)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("restarts, suffix", [(None, ""), ("0", ""), ("2", ".r2")])
+def test_a_requeued_job_gets_a_job_directory_of_its_own(tmp_path, restarts, suffix):
+    """SLURM requeues a job under the same id: its gateway address must not be the last run's."""
+    head = body(tmp_path).split("release_qpu()")[0] + 'echo "$JOBDIR"\n'
+    env = {"PATH": "/usr/bin:/bin", "SLURM_JOB_ID": "41"}
+    if restarts is not None:
+        env["SLURM_RESTART_COUNT"] = restarts
+    jobdir = subprocess.run(["bash", "-c", head], env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert jobdir == f"{tmp_path}/jobs/q0001.41{suffix}"
+    assert Path(jobdir).is_dir() and Path(jobdir).stat().st_mode & 0o777 == 0o700
