@@ -47,11 +47,14 @@ def test_percent_n_becomes_the_node_name_and_needs_one():
 @pytest.mark.slurm
 def test_every_qpu_node_gets_the_address_its_slurm_conf_line_gives(slurm_lab):
     """On the lab: the address found for each qpu node is the NodeAddr its slurm.conf line sets."""
-    conf = slurm_lab.slurm_conf.read_text()
+    configured_addr = {}  # a NodeName line may list several nodes, their NodeAddr the same number of addresses
+    for line in slurm_lab.slurm_conf.read_text().splitlines():
+        names, addrs = re.match(r"NodeName=(\S+)", line), re.search(r"NodeAddr=(\S+)", line)
+        if names and addrs:
+            configured_addr.update(zip(names.group(1).split(","), addrs.group(1).split(","), strict=True))
     nodes = run_slurm(["sinfo", "-h", "-N", "-p", "qpu", "-o", "%N"], env=slurm_lab.env).stdout.split()
-    assert nodes
+    assert len(nodes) == 2
     for node in nodes:
-        (line,) = [line for line in conf.splitlines() if re.match(rf"NodeName={re.escape(node)}\s", line)]
-        configured = re.search(r"NodeAddr=(\S+)", line).group(1)
+        configured = configured_addr[node]
         assert cluster_address({**slurm_lab.env, "SLURMD_NODENAME": node, "PATH": __import__("os").environ["PATH"]}) \
             == resolve(configured)

@@ -6,7 +6,8 @@ With two chains the contest depends on timing (A's c0001 must end before the qpu
 again for B's q0001; releasing the node and starting the next hetjob take about a second each),
 so three users submit one after another: while B's q0001 holds the qpu node, A's q0002 becomes
 eligible and C's q0001 is still waiting. Without nice, SLURM's submit order gives A all its
-iterations first (checked: the test then fails).
+iterations first (checked: the test then fails). The lab has two qpu nodes; the contest needs one,
+so every qpu component asks for the first.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from itertools import permutations
 import pytest
 
 from hcqw.hetjob.chain import follow_chain, submit_chain
+from hcqw.hetjob.jobs import NodeJobSettings
 from hcqw.hetjob.records import qpu_component_times
 from hcqw.metrics import read_events
 from hcqw.slurm import ComponentSpec, JobRequest, SlurmSettingsError, render_script
@@ -39,9 +41,11 @@ def test_nice_reaches_the_script_and_every_rest_part(tmp_path):
         ComponentSpec("cpu", extra=("--nice=5",))
 
 
-def test_concurrent_chains_share_the_qpu_node_iteration_by_iteration(sbatch, tmp_path):
+def test_concurrent_chains_share_the_qpu_node_iteration_by_iteration(sbatch, slurm_lab, tmp_path):
     params = {"iterations": 2, "hold": 1.0}
-    chains = [submit_chain(sbatch, LOOP, params, f"fair-{user}", tmp_path / "runs") for user in "abc"]
+    one_qpu_node = NodeJobSettings(qpu=ComponentSpec("qpu", gres="qpu:1", time_limit=10,
+                                                     extra=(f"--nodelist={slurm_lab.layout.qpu_node_names[0]}",)))
+    chains = [submit_chain(sbatch, LOOP, params, f"fair-{user}", tmp_path / "runs", one_qpu_node) for user in "abc"]
     for chain in chains:
         follow_chain(sbatch, chain, timeout=120)
     states = sbatch.status([job for chain in chains for _, job in chain.jobs])
