@@ -99,8 +99,8 @@ class DeviceHold:
     def watch(self) -> None:
         """Wait until the step hands the hold back or ends, then free the device."""
         self.handed_back = os.read(self._fd, 1) == _HAND_BACK
+        released = time.time()  # before the next holder can start: recorded holds never overlap
         self._lease.close()
-        released = time.time()
         log.debug("%s/%s: device %s released (%s)", self._lease.workflow, self._lease.node, self.device.name,
                   "handed back" if self.handed_back else "step ended")
         if self.metrics and not self.handed_back:
