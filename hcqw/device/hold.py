@@ -46,7 +46,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -155,9 +155,11 @@ def holding(device: LocalDevice, workflow: str, node: str, metrics: MetricsLog |
 
 
 def call_held(device: LocalDevice, workflow: str, node: str, metrics: MetricsLog | None, func: Callable[..., Any],
-              *args: Any, **kwargs: Any) -> Any:
-    """Call ``func`` in this process as a step holding ``device`` (a Parsl ``qpu`` app in its worker)."""
+              *args: Any, step_environment: Mapping[str, str] | None = None, **kwargs: Any) -> Any:
+    """Call ``func`` in this process as a step holding ``device`` (a Parsl ``qpu`` app in its worker),
+    with ``step_environment`` set for the call as an engine sets a job's."""
     with holding(device, workflow, node, metrics) as environment:
+        environment = {**(step_environment or {}), **environment}
         previous = {name: os.environ.get(name) for name in environment}
         os.environ.update(environment)
         try:
