@@ -5,11 +5,14 @@ their open_qpu lease closes)."""
 from __future__ import annotations
 
 import json
+import signal
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from hcqw.device import LocalDevice
+from hcqw.lab.pytest_plugin import wait_for
 from hcqw.metrics import read_events
 
 from smk_helpers import TOLERANCE, read_energy, run_snakemake, snakemake_argv
@@ -169,3 +172,21 @@ def test_a_qpu_rule_that_closes_its_open_qpu_lease_frees_the_device_while_it_run
     assert early["saw_late"] and early["closed"] <= late["started"] <= early["end"], (early, late)
     (early_hold,), (late_hold,) = holds(dirs["early"]), holds(dirs["late"])
     assert early_hold[1] <= late_hold[0] and early_hold[1] <= early["closed"], (early_hold, late_hold)
+
+
+def test_cancelling_a_run_frees_the_device_its_running_qpu_rule_held(workdir, spawn):
+    snakefile = workdir / "Snakefile"
+    snakefile.write_text(textwrap.dedent("""
+        rule q:
+            output: "q.txt"
+            resources: qpu=1
+            shell: "touch started; sleep 300; touch {output}"
+    """))
+    proc = spawn(snakemake_argv(workdir, snakefile=snakefile))
+    device = LocalDevice("qsim")
+    wait_for(lambda: (workdir / "started").exists(), 120, "the qpu rule to run")
+    assert [entry["node"] for entry in device.queue()] == ["q"]
+    proc.send_signal(signal.SIGTERM)
+    output = proc.communicate(timeout=60)[0]
+    assert "hcqw: cancelling 1 job(s)" in output, output
+    assert device.queue() == [] and list((device.directory / "holds").iterdir()) == []
