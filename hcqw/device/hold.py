@@ -77,8 +77,11 @@ class DeviceHold:
         try:
             holds = device.directory / "holds"
             holds.mkdir(mode=0o700, exist_ok=True)
-            _remove_dead_holds(holds)
-            self.directory = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=holds))
+            # We hold the device, so every other channel here belongs to a hold that has ended: handed
+            # back, or its holder killed outright (SIGKILL skips clean-up; the kernel freed its ticket).
+            for stale in holds.iterdir():
+                shutil.rmtree(stale, ignore_errors=True)
+            self.directory = Path(tempfile.mkdtemp(dir=holds))
             self._channel = self.directory / "channel"
             os.mkfifo(self._channel, 0o600)
             # Opened for reading and writing: the watcher's read waits for a byte and never sees end-of-file.
@@ -119,24 +122,6 @@ class DeviceHold:
         """Remove the channel, once ``watch`` has returned."""
         os.close(self._fd)
         shutil.rmtree(self.directory, ignore_errors=True)
-
-
-def _remove_dead_holds(holds: Path) -> None:
-    """Channels of holders killed outright (SIGKILL skips clean-up); their tickets the kernel freed already."""
-    for entry in holds.iterdir():
-        pid = entry.name.split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(entry, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextmanager
