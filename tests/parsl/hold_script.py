@@ -67,12 +67,12 @@ def early(run_dir: str, other_dir: str) -> dict:
     with open_qpu() as qpu:
         (Path(run_dir) / "opened").touch()
         qpu.run(cirq.Circuit(cirq.X(qubit), cirq.measure(qubit, key="m")), repetitions=10)
-    closed = time.time()
+        closing = time.time()  # the lease closes right after
     late_started = Path(other_dir) / "late-started"
     deadline = time.time() + 300
     while not late_started.exists() and time.time() < deadline:
         time.sleep(0.05)
-    return {"closed": closed, "saw_late": late_started.exists(), "end": time.time()}
+    return {"closing": closing, "saw_late": late_started.exists(), "end": time.time()}
 
 
 @python_app(executors=["qpu"])

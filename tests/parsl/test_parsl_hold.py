@@ -69,6 +69,7 @@ def test_a_qpu_app_that_closes_its_open_qpu_lease_frees_the_device_while_it_runs
     dirs = run_side_by_side(tmp_path, {"early": "early", "late": "late"}, other={"early": "late", "late": "early"})
     early, late = result(dirs["early"]), result(dirs["late"])
     # The late app waited for the early app's lease, and ran while the early app still ran.
-    assert early["saw_late"] and early["closed"] <= late["started"] <= early["end"], (early, late)
+    assert early["saw_late"] and early["closing"] <= late["started"] <= early["end"], (early, late)
     (early_hold,), (late_hold,) = holds(dirs["early"], "early"), holds(dirs["late"], "late")
-    assert early_hold[1] <= late_hold[0] and early_hold[1] <= early["closed"], (early_hold, late_hold)
+    # The early app's hold ended with its lease, before the late app's began.
+    assert early["closing"] <= early_hold[1] <= late_hold[0] <= late["started"], (early, early_hold, late_hold, late)

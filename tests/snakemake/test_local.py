@@ -89,12 +89,12 @@ EARLY = textwrap.dedent("""
             with open_qpu() as qpu:
                 open("opened", "w").close()
                 qpu.run(cirq.Circuit(cirq.X(qubit), cirq.measure(qubit, key="m")), repetitions=10)
-            closed = time.time()
+                closing = time.time()  # the lease closes right after
             late = os.path.join(config["other"], "late-started")
             deadline = time.time() + 300
             while not os.path.exists(late) and time.time() < deadline:
                 time.sleep(0.05)
-            json.dump({"closed": closed, "saw_late": os.path.exists(late), "end": time.time()}, open(output[0], "w"))
+            json.dump({"closing": closing, "saw_late": os.path.exists(late), "end": time.time()}, open(output[0], "w"))
 """)
 
 # Workflow "late": once "early" holds the device, one qpu rule that calls qsimcirq directly.
@@ -169,9 +169,10 @@ def test_a_qpu_rule_that_closes_its_open_qpu_lease_frees_the_device_while_it_run
     early = json.loads((dirs["early"] / "early.json").read_text())
     late = json.loads((dirs["late"] / "late.json").read_text())
     # The late rule waited for the early rule's lease, and ran while the early rule still ran.
-    assert early["saw_late"] and early["closed"] <= late["started"] <= early["end"], (early, late)
+    assert early["saw_late"] and early["closing"] <= late["started"] <= early["end"], (early, late)
     (early_hold,), (late_hold,) = holds(dirs["early"]), holds(dirs["late"])
-    assert early_hold[1] <= late_hold[0] and early_hold[1] <= early["closed"], (early_hold, late_hold)
+    # The early rule's hold ended with its lease, before the late rule's began.
+    assert early["closing"] <= early_hold[1] <= late_hold[0] <= late["started"], (early, early_hold, late_hold, late)
 
 
 def test_cancelling_a_run_frees_the_device_its_running_qpu_rule_held(workdir, spawn):
