@@ -4,6 +4,7 @@ hold the machine's one device for their whole run, or until their open_qpu lease
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from hcqw.metrics import read_events
 
 SCRIPT = Path(__file__).with_name("hold_script.py")
 
+log = logging.getLogger(__name__)
 pytestmark = pytest.mark.slow
 
 
@@ -55,6 +57,7 @@ def test_two_scripts_whose_qpu_apps_call_the_simulator_take_turns_on_the_device(
     assert all(a[1] <= b[0] for a, b in zip(runs, runs[1:])), runs
     # ...and each script got turns before the other finished (not a-a-a-b-b-b).
     order = [name for _, _, name in runs]
+    log.info("qpu apps on the device, in order: %s", " ".join(order))
     assert sum(a != b for a, b in zip(order, order[1:])) >= 2, order
     # The device's own record: each app held it for its whole run, one holder at a time.
     for name, path in dirs.items():

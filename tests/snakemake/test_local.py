@@ -5,6 +5,7 @@ their open_qpu lease closes)."""
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import textwrap
 from pathlib import Path
@@ -17,6 +18,7 @@ from hcqw.metrics import read_events
 
 from smk_helpers import TOLERANCE, read_energy, run_snakemake, snakemake_argv
 
+log = logging.getLogger(__name__)
 pytestmark = pytest.mark.slow
 
 
@@ -154,6 +156,7 @@ def test_two_workflows_whose_qpu_rules_call_the_simulator_take_turns_on_the_devi
     assert all(a[1] <= b[0] for a, b in zip(runs, runs[1:])), runs
     # ...and each workflow got turns before the other finished (not a-a-a-b-b-b).
     order = [name for _, _, name in runs]
+    log.info("qpu rules on the device, in order: %s", " ".join(order))
     assert sum(a != b for a, b in zip(order, order[1:])) >= 2, order
     # The device's own record: each rule held it for its whole run, one holder at a time.
     for name, path in dirs.items():
