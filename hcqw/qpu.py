@@ -17,7 +17,9 @@ a laptop and on a cluster:
 3. otherwise the machine-local device, one holder at a time machine-wide (the embedded default;
    backend ``$HCQW_DEVICE_BACKEND``, default qsim) -- except in a classical job, which hcqw
    marks with ``HCQW_DEVICE=none``: there opening the device is an error, not a simulation
-   on a compute node.
+   on a compute node. A qpu-marked step that an engine runs on this machine holds that device
+   for its whole run (``hcqw.device.hold``, ``$HCQW_DEVICE_HOLD``): its first lease is the
+   hold, and closing it frees the device while the step goes on.
 
 The lease's workflow and node name default to ``$HCQW_WORKFLOW`` and ``$HCQW_NODE`` (engines
 set them per job), and its metrics go to ``$HCQW_METRICS`` when set.
@@ -59,9 +61,20 @@ def current_device(env: Mapping[str, str] | None = None) -> DeviceProvider:
     if env.get(ENV_DEVICE) == "none":
         raise DeviceError(f"{env.get(ENV_NODE) or 'this job'} runs as a classical job, without a qpu component; "
                           "mark it as a quantum node (Snakemake: resources qpu=1; Parsl: executors=['qpu'])")
+    from hcqw.device.hold import ENV_HOLD, HeldDevice
     from hcqw.device.local import LocalDevice
 
-    return LocalDevice(env.get(ENV_BACKEND) or "qsim")
+    backend = env.get(ENV_BACKEND) or "qsim"
+    return HeldDevice(env[ENV_HOLD], backend) if env.get(ENV_HOLD) else LocalDevice(backend)
+
+
+def local_backend(env: Mapping[str, str] | None = None) -> str | None:
+    """The backend of the machine-local device code in ``env`` opens; None where it opens a hetjob's
+    gateway or a QPU service, which hold per lease (engines hold the local one per step: ``hcqw.device.hold``)."""
+    env = os.environ if env is None else env
+    if env.get(ENV_GATEWAY_ADDRESS_FILE) or env.get(ENV_SERVICE_ADDRESS):
+        return None
+    return env.get(ENV_BACKEND) or "qsim"
 
 
 def gateway_device(env: Mapping[str, str] | None = None, connect_timeout: float = 120.0) -> DeviceProvider:

@@ -4,9 +4,10 @@ Apps pick their side with ``@python_app(executors=["cpu"])`` / ``["qpu"]``; ``qp
 open the device with ``hcqw.qpu.open_qpu()`` and close it when their quantum block ends.
 
 - Embedded (default, no SLURM): both executors are HTEX on this machine (``LocalProvider``,
-  loopback interchange). ``qpu`` has one worker, and the device itself is the machine-wide
-  FIFO local device, so quantum blocks of every script on the machine run one at a time
-  while ``cpu`` apps run in parallel.
+  loopback interchange). ``qpu`` has one worker, and each ``qpu`` app holds the machine-wide
+  FIFO local device for its whole run, or until its ``open_qpu`` lease closes
+  (:class:`~parsl_hcqw.executor.HeldQpuExecutor`), so quantum apps of every script and
+  workflow on the machine run one at a time, as on SLURM, while ``cpu`` apps run in parallel.
 - ``slurm=True``: ``cpu`` is HTEX whose blocks are plain jobs on the cpu partition
   (:class:`~parsl_hcqw.provider.HetjobSlurmProvider`); ``qpu`` is a
   :class:`~parsl_hcqw.executor.QpuJobExecutor`: each app its own cpu+qpu hetjob that frees
@@ -27,15 +28,16 @@ from parsl.providers import LocalProvider
 
 from hcqw.hetjob.jobs import NodeJobSettings
 from hcqw.secret import hide_token
-from parsl_hcqw.executor import QpuJobExecutor, QpuSession
+from parsl_hcqw.executor import HeldQpuExecutor, QpuJobExecutor, QpuSession
 from parsl_hcqw.provider import HetjobSlurmProvider
 
 
-def _htex(label: str, workers: int, provider: object, address: str) -> HighThroughputExecutor:
+def _htex(label: str, workers: int, provider: object, address: str,
+          kind: type[HighThroughputExecutor] = HighThroughputExecutor) -> HighThroughputExecutor:
     # HTEX finds interchange.py and process_worker_pool.py on PATH, which lacks the venv's bin
     # unless the venv is activated: name the interchange by path, put bin on the workers' PATH.
     bin_dir = Path(sys.executable).parent
-    return HighThroughputExecutor(
+    return kind(
         label=label, address=address, loopback_address="127.0.0.1", max_workers_per_node=workers,
         interchange_launch_cmd=[str(bin_dir / "interchange.py")], provider=provider,
     )
@@ -63,7 +65,8 @@ def hcqw_config(
 ) -> Config:
     """The ``cpu``/``qpu`` configuration; ``config_options`` go to ``parsl.config.Config``.
 
-    ``workflow`` names the SLURM jobs (``hcqw:<workflow>:...``) and signs qpu app checkpoints.
+    ``workflow`` names the SLURM jobs (``hcqw:<workflow>:...``) and signs qpu app checkpoints; embedded,
+    it names the qpu apps' holds of the local device.
     ``settings`` sets partitions, time limits, interpreter and gateway options of the jobs.
     ``backend``/``backend_options``: ``"sbatch"`` or ``"rest"`` (``url=``, ``token_file=``; a ``token=``
     is kept in a :class:`hcqw.secret.Secret`, so Parsl's config dump in ``parsl.log`` shows ``'***'``).
@@ -76,8 +79,9 @@ def hcqw_config(
     if not slurm:
         if session is not None:
             raise ValueError("session= applies to SLURM (slurm=True); the embedded qpu holds the device per app already")
-        executors = [_htex("cpu", workers, _local_provider(), "127.0.0.1"),
-                     _htex("qpu", 1, _local_provider(), "127.0.0.1")]
+        qpu = _htex("qpu", 1, _local_provider(), "127.0.0.1", kind=HeldQpuExecutor)
+        qpu.workflow = workflow
+        executors = [_htex("cpu", workers, _local_provider(), "127.0.0.1"), qpu]
     else:
         # Parsl logs the repr of the whole Config, providers' options included: the token goes in masked.
         common = dict(settings=settings, backend=backend, backend_options=hide_token(backend_options),

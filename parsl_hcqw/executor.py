@@ -1,4 +1,6 @@
-"""``QpuJobExecutor``: Parsl ``qpu`` apps as SLURM quantum jobs that hold the qpu node only while they run.
+"""The ``qpu`` executors: on SLURM ``QpuJobExecutor``, embedded ``HeldQpuExecutor``.
+
+``QpuJobExecutor``: Parsl ``qpu`` apps as SLURM quantum jobs that hold the qpu node only while they run.
 
 Parsl's pilot model (HTEX blocks) would keep a qpu allocation idle between apps until
 ``max_idletime`` (120 s by default). Here each app is its own cpu+qpu hetjob, submitted
@@ -10,12 +12,19 @@ latest when the runner exits, so other users' quantum jobs interleave between ou
 
 With ``session=QpuSession(...)`` (off by default) one hetjob instead serves a bounded
 series of apps under one qpu allocation, for tight loops where a job per app costs too much.
+
+``HeldQpuExecutor``: the same meaning on this machine. An HTEX whose apps each hold the
+machine-local device for their whole run, or until their ``open_qpu`` lease closes
+(``hcqw.device.hold``): the app runs in a long-lived worker process, so the hold is taken
+around the call in that worker, and a worker that dies takes its hold with it.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
+import os
 import shlex
 import threading
 import time
@@ -24,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from parsl.executors import HighThroughputExecutor
 from parsl.executors.base import ParslExecutor
 from parsl.executors.errors import InvalidResourceSpecification
 from parsl.utils import RepresentationMixin
@@ -235,3 +245,43 @@ class QpuJobExecutor(ParslExecutor, RepresentationMixin):
         """Session jobs that have not marked themselves closed."""
         return [j for j, serving in self._sessions.items()
                 if serving and not (self.base / taskfiles.SESSIONS / f"{j}.closed").exists()]
+
+
+_held_apps = itertools.count(1)
+
+
+class HeldQpuExecutor(HighThroughputExecutor):
+    """The embedded ``qpu`` executor: HTEX whose apps hold the machine-local device (see the module docstring).
+
+    ``workflow`` names the holds in the device queue and the metrics (set by ``hcqw_config``)."""
+
+    workflow = "parsl"
+
+    def submit(self, func: Callable, resource_specification: dict, *args: Any, **kwargs: Any) -> Future:
+        node = f"{getattr(func, '__name__', 'app')}-{next(_held_apps)}"
+        return super().submit(HeldApp(func, self.workflow, node), resource_specification, *args, **kwargs)
+
+
+class HeldApp:
+    """A ``qpu`` app's function, called in its worker while holding the worker's local device."""
+
+    def __init__(self, func: Callable, workflow: str, node: str):
+        functools.update_wrapper(self, func)
+        self.func = func
+        self.workflow = workflow
+        self.node = node
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from hcqw.device.hold import call_held
+        from hcqw.device.local import LocalDevice
+        from hcqw.metrics import MetricsLog
+        from hcqw.qpu import ENV_METRICS, ENV_NODE, ENV_WORKFLOW, local_backend
+
+        backend = local_backend()
+        if backend is None:  # the worker's device is a QPU service: its sessions share it per lease
+            return self.func(*args, **kwargs)
+        metrics = MetricsLog(os.environ[ENV_METRICS]) if os.environ.get(ENV_METRICS) else None
+        # open_qpu's default names, as engines set them per job
+        names = {ENV_WORKFLOW: self.workflow, ENV_NODE: self.node}
+        return call_held(LocalDevice(backend), self.workflow, self.node, metrics, self.func, *args,
+                         step_environment=names, **kwargs)

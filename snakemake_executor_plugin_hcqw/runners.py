@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from hcqw.device.hold import hold_command
 from hcqw.hetjob.jobs import NodeJobSettings, command_request
+from hcqw.qpu import local_backend
 from hcqw.slurm import Phase, SlurmBackend
 from hcqw.slurm.backend import tail
 from hcqw.slurm.commands import command_env
@@ -67,8 +69,10 @@ class Runner(Protocol):
 
 class LocalRunner:
     """Jobs as subprocesses of this machine. Quantum jobs take turns on the machine-local
-    device (``open_qpu`` queues them first come, first served, machine-wide, across
-    workflows); other jobs run in parallel, as many as ``--jobs`` allows."""
+    device, first come, first served, machine-wide, across workflows and engines: each holds
+    it for its whole run, as a SLURM quantum job holds its qpu node, unless its code closes an
+    ``open_qpu`` lease, which ends the hold at once (``hcqw.device.hold``). Other jobs run in
+    parallel, as many as ``--jobs`` allows."""
 
     name = "local"
 
@@ -87,10 +91,14 @@ class LocalRunner:
         job_id = next(self._ids)
         log_path = spec.log_dir / f"{job_id}.log"
         env = {**self._env, **spec.settings.environment, **self._hcqw_environment(spec)}
+        argv = ["/bin/bash", "-c", spec.command]
+        backend = local_backend(env) if spec.quantum else None
+        if backend:  # the job's own parent process holds the device, so the hold ends with the job
+            argv = hold_command(backend, self.workflow, spec.node, env["HCQW_METRICS"]) + argv
         with open(log_path, "wb") as out:
             # Own session: cancelling kills the job's whole process tree, and Ctrl-C in the
             # terminal reaches only snakemake, which then cancels its jobs itself.
-            proc = subprocess.Popen(["/bin/bash", "-c", spec.command], cwd=self.workdir, env=env,
+            proc = subprocess.Popen(argv, cwd=self.workdir, env=env,
                                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                     start_new_session=True)
         self._procs[job_id] = (proc, str(log_path))

@@ -9,6 +9,8 @@ Three layers, each replaceable on its own:
 - ``WorkItem`` / ``Samples`` (``work.py``): what crosses to and from the device.
 - ``LocalDevice`` (``local.py``): a backend plus status and machine-wide FIFO
   acquisition, handing out ``QPU`` leases to quantum steps.
+- ``hold.py``: a qpu-marked step that an engine runs on this machine holds the local device
+  for its whole run; its ``open_qpu`` lease is that hold, and closing it frees the device.
 """
 
 from hcqw.device.backend import DeviceLimits, DeviceStatus, QuantumBackend, make_backend

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import os
 import time
+from functools import partial
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from hcqw.device.backend import DeviceLimits, DeviceStatus, QuantumBackend, batch_seed, make_backend
-from hcqw.device.fifo_lock import FifoLock, Ticket
+from hcqw.device.backend import BACKENDS, DeviceLimits, DeviceStatus, QuantumBackend, batch_seed, make_backend
+from hcqw.device.fifo_lock import FifoLock
 from hcqw.device.work import Samples, WorkItem
 from hcqw.errors import DeviceError, DeviceOffline
 from hcqw.metrics import MetricsLog
@@ -24,13 +25,28 @@ _STATUS_POLL = 0.05  # s; how often a queue head re-reads the status while the d
 
 
 class LocalDevice:
-    """One quantum device shared, one holder at a time, by every process on the machine."""
+    """One quantum device shared, one holder at a time, by every process on the machine.
+
+    A registered backend (``BACKENDS``) is created on first use, not here: a process that
+    only queues for the device (``hcqw.device.hold``) never loads the simulator."""
 
     def __init__(self, backend: QuantumBackend | str = "qsim", directory: Path | None = None, **backend_options: Any):
-        self.backend = make_backend(backend, **backend_options) if isinstance(backend, str) else backend
-        self.directory = Path(directory) if directory else device_dir(self.backend.name)
+        self._backend: QuantumBackend | None = None
+        if isinstance(backend, str) and backend in BACKENDS:
+            self.name = backend
+            self._backend_options = backend_options
+        else:
+            self._backend = make_backend(backend, **backend_options) if isinstance(backend, str) else backend
+            self.name = self._backend.name
+        self.directory = Path(directory) if directory else device_dir(self.name)
         self._lock = FifoLock(self.directory)
         self._status_file = self.directory / "status.json"
+
+    @property
+    def backend(self) -> QuantumBackend:
+        if self._backend is None:
+            self._backend = make_backend(self.name, **self._backend_options)
+        return self._backend
 
     @property
     def limits(self) -> DeviceLimits:
@@ -69,7 +85,7 @@ class LocalDevice:
         except BaseException:
             self._lock.release(ticket)
             raise
-        return QPU(self, ticket, workflow, node, metrics, seed)
+        return QPU(self, partial(self._lock.release, ticket), workflow, node, metrics, seed)
 
     def _forced_status(self) -> DeviceStatus | None:
         try:
@@ -81,28 +97,29 @@ class LocalDevice:
         while (status := self._forced_status()) is not None:
             if deadline is not None and time.monotonic() >= deadline:
                 raise DeviceOffline(
-                    f"device {self.backend.name!r} is {status.value} and did not come back before the timeout; "
+                    f"device {self.name!r} is {status.value} and did not come back before the timeout; "
                     "retry later or raise the timeout"
                 )
             time.sleep(_STATUS_POLL)
 
-    def _release(self, ticket: Ticket) -> None:
-        self._lock.release(ticket)
-
 
 class QPU:
-    """A lease on the device: run circuits while it is open; closing it frees the device."""
+    """A lease on the device: run circuits while it is open; closing it frees the device.
 
-    def __init__(self, device: LocalDevice, ticket: Ticket, workflow: str, node: str, metrics: MetricsLog | None,
-                 seed: int | None = None):
+    ``release`` frees the device: the lease's own queue ticket, or, for the lease of a step
+    that holds the device already, the hand-back to the step's hold (``hcqw.device.hold``),
+    which began at ``acquired_at``."""
+
+    def __init__(self, device: LocalDevice, release: Callable[[], None], workflow: str, node: str,
+                 metrics: MetricsLog | None, seed: int | None = None, acquired_at: float | None = None):
         self._device = device
         self._seed = seed
         self._batches = 0
-        self._ticket: Ticket | None = ticket
+        self._release: Callable[[], None] | None = release
         self.workflow = workflow
         self.node = node
         self._metrics = metrics
-        self.acquired_at = time.time()
+        self.acquired_at = time.time() if acquired_at is None else acquired_at
 
     @property
     def limits(self) -> DeviceLimits:
@@ -110,7 +127,7 @@ class QPU:
 
     @property
     def is_open(self) -> bool:
-        return self._ticket is not None
+        return self._release is not None
 
     def reseed(self, seed: int | None) -> None:
         """Restart seeding mid-lease, as a new lease would (the monolithic form does this per iteration)."""
@@ -118,7 +135,7 @@ class QPU:
         self._seed, self._batches = seed, 0
 
     def _check_open(self) -> None:
-        if self._ticket is None:
+        if self._release is None:
             raise DeviceError(f"the device lease of {self.workflow}/{self.node} is closed; run circuits inside the quantum step")
 
     def run(self, circuit: Any, repetitions: int, params: Any = None) -> list:
@@ -138,20 +155,20 @@ class QPU:
         results = self._device.backend.execute(items)
         if self._metrics:
             self._metrics.record(
-                "exec", workflow=self.workflow, node=self.node, device=self._device.backend.name, start=start,
+                "exec", workflow=self.workflow, node=self.node, device=self._device.name, start=start,
                 end=time.time(), items=len(items), qubits=max(len(i.circuit.all_qubits()) for i in items),
                 shots=sum(i.repetitions * len(i.params) for i in items),
             )
         return results
 
     def close(self) -> None:
-        if self._ticket is None:
+        if self._release is None:
             return
-        ticket, self._ticket = self._ticket, None
+        release, self._release = self._release, None
         released_at = time.time()
-        self._device._release(ticket)
+        release()
         if self._metrics:
-            self._metrics.record("hold", workflow=self.workflow, node=self.node, device=self._device.backend.name,
+            self._metrics.record("hold", workflow=self.workflow, node=self.node, device=self._device.name,
                                  start=self.acquired_at, end=released_at)
 
     def __enter__(self) -> "QPU":

@@ -1,13 +1,24 @@
-"""The Snakefile VQE on the local backend (no SLURM): energy, device leases, logs, resume."""
+"""The local backend (no SLURM): the Snakefile VQE (energy, device leases, logs, resume), and two
+workflows at once on the machine's one device (qpu rules hold it for their whole run, or until
+their open_qpu lease closes)."""
 
 from __future__ import annotations
 
+import json
+import logging
+import signal
+import textwrap
+from pathlib import Path
+
 import pytest
 
+from hcqw.device import LocalDevice
+from hcqw.lab.pytest_plugin import wait_for
 from hcqw.metrics import read_events
 
-from smk_helpers import TOLERANCE, read_energy, run_snakemake
+from smk_helpers import TOLERANCE, read_energy, run_snakemake, snakemake_argv
 
+log = logging.getLogger(__name__)
 pytestmark = pytest.mark.slow
 
 
@@ -31,3 +42,155 @@ def test_example_local_backend_reaches_energy_and_resumes(workdir):
     submitted = sorted(line.split()[2] for line in again.output.splitlines() if line.startswith("hcqw: rule "))
     assert submitted == ["classical", "energy"], again.output
     assert read_energy(workdir) == result
+
+
+# Both workflows run this Snakefile (``--config other=<the other's directory>``): after a barrier,
+# a chain of three qpu rules that call qsimcirq directly, never open_qpu.
+DIRECT = textwrap.dedent("""
+    import json, os, time
+
+    rule all:
+        input: "q3.json"
+
+    rule ready:
+        output: "ready"
+        run:
+            open(output[0], "w").close()
+            deadline = time.time() + 300
+            while not os.path.exists(os.path.join(config["other"], "ready")) and time.time() < deadline:
+                time.sleep(0.05)
+
+    rule quantum:
+        input: lambda wc: "ready" if wc.i == "1" else f"q{int(wc.i) - 1}.json"
+        output: "q{i}.json"
+        wildcard_constraints: i=r"\\d+"
+        resources: qpu=1
+        run:
+            import cirq, qsimcirq
+            qubits = cirq.LineQubit.range(2)
+            bell = cirq.Circuit(cirq.H(qubits[0]), cirq.CNOT(*qubits), cirq.measure(*qubits, key="m"))
+            simulator = qsimcirq.QSimSimulator()
+            start = time.time()
+            simulator.run(bell, repetitions=100)
+            time.sleep(1)  # still on the device: unheld, the other workflow's rule would run meanwhile
+            counts = simulator.run(bell, repetitions=100).histogram(key="m")
+            json.dump({"start": start, "end": time.time(), "counts": dict(counts)}, open(output[0], "w"))
+""")
+
+# Workflow "early" opens open_qpu, closes it, then waits for the "late" workflow's qpu rule to run.
+EARLY = textwrap.dedent("""
+    import json, os, time
+
+    rule early:
+        output: "early.json"
+        resources: qpu=1
+        run:
+            import cirq
+            from hcqw.qpu import open_qpu
+            qubit = cirq.LineQubit(0)
+            with open_qpu() as qpu:
+                open("opened", "w").close()
+                qpu.run(cirq.Circuit(cirq.X(qubit), cirq.measure(qubit, key="m")), repetitions=10)
+                closing = time.time()  # the lease closes right after
+            late = os.path.join(config["other"], "late-started")
+            deadline = time.time() + 300
+            while not os.path.exists(late) and time.time() < deadline:
+                time.sleep(0.05)
+            json.dump({"closing": closing, "saw_late": os.path.exists(late), "end": time.time()}, open(output[0], "w"))
+""")
+
+# Workflow "late": once "early" holds the device, one qpu rule that calls qsimcirq directly.
+LATE = textwrap.dedent("""
+    import json, os, time
+
+    rule all:
+        input: "late.json"
+
+    rule wait_for_early:
+        output: "early-opened"
+        run:
+            deadline = time.time() + 300
+            while not os.path.exists(os.path.join(config["other"], "opened")) and time.time() < deadline:
+                time.sleep(0.05)
+            open(output[0], "w").close()
+
+    rule late:
+        input: "early-opened"
+        output: "late.json"
+        resources: qpu=1
+        run:
+            started = time.time()
+            open("late-started", "w").close()
+            import cirq, qsimcirq
+            qubit = cirq.LineQubit(0)
+            qsimcirq.QSimSimulator().run(cirq.Circuit(cirq.X(qubit), cirq.measure(qubit, key="m")), repetitions=10)
+            json.dump({"started": started, "end": time.time()}, open(output[0], "w"))
+""")
+
+
+def run_side_by_side(tmp_path: Path, spawn, snakefiles: dict[str, str], other: dict[str, str]) -> dict[str, Path]:
+    """One ``snakemake --executor hcqw`` per workflow, all started at once; each gets ``other``'s directory."""
+    dirs = {name: tmp_path / name for name in snakefiles}
+    procs = {}
+    for name, text in snakefiles.items():
+        dirs[name].mkdir()
+        snakefile = tmp_path / f"{name}.smk"
+        snakefile.write_text(text)
+        procs[name] = spawn(snakemake_argv(dirs[name], "--config", f"other={dirs[other[name]]}", snakefile=snakefile))
+    for name, proc in procs.items():
+        output = proc.communicate(timeout=400)[0]
+        assert proc.returncode == 0, output
+    return dirs
+
+
+def holds(workdir: Path) -> list[tuple[float, float]]:
+    return sorted((e["start"], e["end"]) for e in read_events(workdir / ".snakemake" / "hcqw" / "metrics" / "qpu.jsonl",
+                                                             "hold"))
+
+
+def test_two_workflows_whose_qpu_rules_call_the_simulator_take_turns_on_the_device(tmp_path, spawn):
+    dirs = run_side_by_side(tmp_path, spawn, {"a": DIRECT, "b": DIRECT}, other={"a": "b", "b": "a"})
+    runs = sorted((r["start"], r["end"], name) for name, path in dirs.items()
+                  for r in (json.loads((path / f"q{i}.json").read_text()) for i in (1, 2, 3)))
+    # Never two rules on the device at once...
+    assert all(a[1] <= b[0] for a, b in zip(runs, runs[1:])), runs
+    # ...and each workflow got turns before the other finished (not a-a-a-b-b-b).
+    order = [name for _, _, name in runs]
+    log.info("qpu rules on the device, in order: %s", " ".join(order))
+    assert sum(a != b for a, b in zip(order, order[1:])) >= 2, order
+    # The device's own record: each rule held it for its whole run, one holder at a time.
+    for name, path in dirs.items():
+        own = holds(path)
+        rules = sorted((start, end) for start, end, owner in runs if owner == name)
+        assert len(own) == 3 and all(h[0] <= r[0] and r[1] <= h[1] for h, r in zip(own, rules)), (own, rules)
+    every = sorted(h for path in dirs.values() for h in holds(path))
+    assert all(a[1] <= b[0] for a, b in zip(every, every[1:])), every
+
+
+def test_a_qpu_rule_that_closes_its_open_qpu_lease_frees_the_device_while_it_runs_on(tmp_path, spawn):
+    dirs = run_side_by_side(tmp_path, spawn, {"early": EARLY, "late": LATE}, other={"early": "late", "late": "early"})
+    early = json.loads((dirs["early"] / "early.json").read_text())
+    late = json.loads((dirs["late"] / "late.json").read_text())
+    # The late rule waited for the early rule's lease, and ran while the early rule still ran.
+    assert early["saw_late"] and early["closing"] <= late["started"] <= early["end"], (early, late)
+    (early_hold,), (late_hold,) = holds(dirs["early"]), holds(dirs["late"])
+    # The early rule's hold ended with its lease, before the late rule's began.
+    assert early["closing"] <= early_hold[1] <= late_hold[0] <= late["started"], (early, early_hold, late_hold, late)
+
+
+def test_cancelling_a_run_frees_the_device_its_running_qpu_rule_held(workdir, spawn):
+    snakefile = workdir / "Snakefile"
+    snakefile.write_text(textwrap.dedent("""
+        rule q:
+            output: "q.txt"
+            resources: qpu=1
+            shell: "touch started; sleep 300; touch {output}"
+    """))
+    proc = spawn(snakemake_argv(workdir, snakefile=snakefile))
+    device = LocalDevice("qsim")
+    wait_for(lambda: (workdir / "started").exists(), 120, "the qpu rule to run")
+    assert [entry["node"] for entry in device.queue()] == ["q"]
+    proc.send_signal(signal.SIGTERM)
+    output = proc.communicate(timeout=60)[0]
+    assert "hcqw: cancelling 1 job(s)" in output, output
+    assert device.queue() == [] and list((device.directory / "holds").iterdir()) == []
