@@ -1,8 +1,9 @@
 """Chaos harness (issue 13): seeded random faults injected into VQE chains on a SLURM lab cluster.
 
 Each round submits a VQE chain (``examples.vqe.pipeline``, ``--iterations`` iterations), waits until
-a randomly chosen quantum node holds the device (its gateway published its address and a random
-0-3 s more have passed), and injects one fault drawn with the seed from:
+a randomly chosen quantum node holds the device (its gateway published its address; then a random
+0-``--delay`` s more), and injects one fault drawn with the seed from (a VQE block lasts about a
+second: larger ``--shots`` make it longer, so that more faults land inside it):
 
 - ``node``: SIGKILL of the node's process in component 0;
 - ``gateway``: SIGKILL of its gateway on the qpu node;
@@ -78,6 +79,16 @@ def _block_open(run_dir: Path, node: str) -> Path | None:
     return None
 
 
+def _pid_of(pid_file: Path, jobdir: Path) -> int | None:
+    """The pid in ``pid_file`` if that process still runs for ``jobdir`` (never a reused pid)."""
+    try:
+        pid = int(pid_file.read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    return pid if str(jobdir).encode() in cmdline else None
+
+
 def _srun_pid(jobdir: Path) -> int | None:
     """The component-0 ``srun --het-group=1`` whose gateway writes into ``jobdir``."""
     for proc in Path("/proc").iterdir():
@@ -103,17 +114,18 @@ def _corrupt_checkpoints(run_dir: Path, workflow: str) -> int:
     return bad
 
 
-def inject(kind: str, lab: LabCluster, jobdir: Path, rng: random.Random, resident) -> None:
-    if kind == "node":
-        os.kill(int((jobdir / "node.pid").read_text()), signal.SIGKILL)
-    elif kind == "gateway":
-        os.kill(int((jobdir / "gateway.pid").read_text()), signal.SIGKILL)
-    elif kind == "srun":
-        pid = _srun_pid(jobdir)
+def inject(kind: str, lab: LabCluster, jobdir: Path, rng: random.Random, resident) -> bool:
+    """Inject the fault; False if its target had already ended (the block was over: no fault)."""
+    if kind in ("node", "gateway", "srun"):
+        pid = _srun_pid(jobdir) if kind == "srun" else _pid_of(jobdir / f"{kind}.pid", jobdir)
         if pid is None:
-            raise RuntimeError(f"no srun process for {jobdir}")
-        os.kill(pid, signal.SIGKILL)
-    elif kind == "resident":
+            return False
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return False
+        return True
+    if kind == "resident":
         resident.kill()
     elif kind == "slurmctld":
         pid = lab.daemon_pids()["slurmctld"]
@@ -123,6 +135,7 @@ def inject(kind: str, lab: LabCluster, jobdir: Path, rng: random.Random, residen
         lab.up()
     else:
         raise ValueError(kind)
+    return True
 
 
 class Resident:
@@ -175,16 +188,21 @@ def run(args: argparse.Namespace) -> list[Outcome]:
         reference = final_state(run_chain(backend, LOOP, params, "chaos-reference", out / "runs", settings,
                                           timeout=600))
         log.info("reference energies: %s", reference.energies)
-        outcomes = []
-        for i in range(args.faults):
+        outcomes: list[Outcome] = []
+        attempt = 0
+        while len(outcomes) < args.faults:
+            i, attempt = len(outcomes), attempt + 1
             kind = rng.choice(kinds)
             node = f"q{rng.randint(1, args.iterations):04d}"
-            workflow = f"chaos-{args.seed}-{i:03d}"
+            workflow = f"chaos-{args.seed}-{attempt:03d}"
             chain = submit_chain(backend, LOOP, params, workflow, out / "runs", settings)
             jobdir = _wait(lambda: _block_open(chain.run_dir, node), 600, f"{workflow}/{node} to hold the device")
-            time.sleep(rng.uniform(0, 3))
+            time.sleep(rng.uniform(0, args.delay))
             faulted_at = time.time()
-            inject(kind, lab, jobdir, rng, resident)
+            if not inject(kind, lab, jobdir, rng, resident):
+                log.info("%s/%s: its block was over before the %s fault; not counted", workflow, node, kind)
+                follow_chain(backend, chain, timeout=900)
+                continue
             log.info("round %d: %s of %s/%s", i, kind, workflow, node)
             reruns = 0
             while True:
@@ -228,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faults", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--iterations", type=int, default=2)
-    parser.add_argument("--shots", type=int, default=500)
+    parser.add_argument("--shots", type=int, default=4000)
+    parser.add_argument("--delay", type=float, default=1.0, help="longest random pause between block start and fault")
     parser.add_argument("--device-service", action="store_true",
                         help="gateways relay to a resident QPU service the harness runs (adds 'resident' faults)")
     parser.add_argument("--out", default="bench-runs/chaos")

@@ -176,13 +176,16 @@ class ServiceClient:
     def _reply(self, request_id: int, session: str | None, wait: bool) -> tuple[dict, list[bytes]]:
         deadline = None if (wait or self.timeout is None) else time.monotonic() + self.timeout
         while True:
-            # A waiting run wakes every heartbeat, to heartbeat its session and to look at the peer.
-            pause = self.heartbeat if wait else (None if deadline is None else deadline - time.monotonic())
-            frames = self._transport.recv(pause)
+            # Wake at least every heartbeat: to heartbeat a waiting run, and to look at the peer (a
+            # gateway killed while the node opens its session is noticed in a second, not at the timeout).
+            pause = self.heartbeat if deadline is None else min(self.heartbeat, deadline - time.monotonic())
+            frames = self._transport.recv(max(0.0, pause))
             if frames is None:
                 self._check_peer()
                 if wait and session is not None:
                     self._transport.send(P.request("heartbeat", next(self._ids), session=session))
+                    continue
+                if deadline is None or time.monotonic() < deadline:
                     continue
                 raise ServiceUnreachable(f"no reply from {self.peer} within {self.timeout:g} s" if self.peer else
                                          f"no reply from the QPU service at {self.address} within {self.timeout:g} "
