@@ -47,6 +47,7 @@ print(json.dumps(chain.jobs))
 class Fairness:
     """What the light user got, from SLURM's records."""
 
+    light_waits: tuple[float, ...]  # the light user's waits for the QPU, in order
     light_wait_max: float  # the light user's longest wait for the QPU
     block_max: float  # the longest quantum block (qpu component allocation)
     handover_max: float  # the longest hand-over between two quantum nodes
@@ -76,6 +77,35 @@ def only_qpu_node(lab: LabCluster, keep: str) -> Iterator[None]:
     finally:
         for node in others:
             scontrol(f"NodeName={node}", "State=RESUME")
+
+
+def raw_usage(lab: LabCluster) -> dict[str, int]:
+    """Each lab user's recorded usage as fair share sees it (``sshare``'s RawUsage, billing-seconds)."""
+    out = subprocess.run(["sshare", "-a", "-n", "-P", "-o", "User,RawUsage"], env=lab.env, check=True,
+                         capture_output=True, text=True, timeout=30).stdout
+    usage: dict[str, int] = {}
+    for line in out.splitlines():
+        user, _, raw = line.partition("|")
+        if user.strip():
+            usage[user.strip()] = usage.get(user.strip(), 0) + int(raw or 0)
+    return usage
+
+
+def make_heavier(lab: LabCluster, backend, user: str, other: str, seconds: int = 5, timeout: float = 180.0) -> None:
+    """Give ``user`` more recorded QPU usage than ``other`` (a plain qpu job), and wait until fair share
+    counts it: SLURM adds usage only every PriorityCalcPeriod (1 min), so on a fresh database every user
+    is equal until then and fair share cannot prefer anyone."""
+    if raw_usage(lab).get(user, 0) > raw_usage(lab).get(other, 0):
+        return
+    result = lab.exec(user, ["sbatch", "--parsable", "-p", "qpu", "--gres=qpu:1", "-o", "/dev/null", "--wrap",
+                             f"sleep {seconds}"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    state = backend.wait(result.stdout.strip().split(";")[0], timeout=timeout)
+    assert state.phase is Phase.COMPLETED, state
+    deadline = time.monotonic() + timeout
+    while not raw_usage(lab).get(user, 0) > raw_usage(lab).get(other, 0):
+        assert time.monotonic() < deadline, f"fair share did not count {user}'s usage: {raw_usage(lab)}"
+        time.sleep(2)
 
 
 def submit_as(lab: LabCluster, user: str, workflow: str, runs_dir: Path, params: dict, nice_step: int
@@ -128,7 +158,7 @@ def measure(jobs: dict[str, list[tuple[str, str]]], states: dict, light: set[str
     light_jobs = {job for wf in light for _, job in jobs[wf]}
     light_waits = [start - ready[job] for start, _, job in holds if job in light_jobs and job in ready]
     starts = [states[job].component(0).start_time.timestamp() for listed in jobs.values() for _, job in listed[:1]]
-    return Fairness(light_wait_max=max(light_waits), block_max=max(end - start for start, end, _ in holds),
+    return Fairness(light_waits=tuple(light_waits), light_wait_max=max(light_waits), block_max=max(end - start for start, end, _ in holds),
                     handover_max=max(handovers, default=0.0),
                     light_end=max(ends[wf] for wf in light),
                     heavy_last_end=max(end for wf, end in ends.items() if wf not in light),
