@@ -198,6 +198,17 @@ def calibrate(target_q: float, target_c: float, qubits: int, layers: int, shots:
     return asdict(Calibration(qubits, layers, shots, points, size, reps, target_q, target_c, measured_q, measured_c))
 
 
+def modelled_calibration(cal: dict) -> dict:
+    """``cal`` with the quantum block sized for the ``modelled`` device: sweep points x (circuit overhead +
+    shots x shot time) ~ target_q. The classical block stays as calibrated."""
+    from hcqw.device.modelled import ModelledBackend
+
+    model = ModelledBackend()
+    per_point = model.circuit_overhead + cal["shots"] * model.shot_time
+    points = max(3, round(cal["target_q"] / per_point))
+    return {**cal, "points": points, "measured_q": points * per_point}
+
+
 def core_split(pin: bool) -> tuple[set[int] | None, set[int] | None]:
     """(QPU cores, classical cores). Pinned, the simulator gets the first usable core to itself and classical
     blocks share the rest, so the device behaves like separate hardware instead of competing with the
@@ -424,6 +435,60 @@ def slurm_settings(python: str) -> "Any":
                            python=python, device_backend="bench.coschedule:pinned_qsim", environment=env)
 
 
+def submit_monolithic(backend, params: dict, workflow: str, cell_dir: Path, settings) -> str:
+    """One cpu+qpu hetjob running the whole loop (``monolithic_job``); returns its leader's job id."""
+    import shlex
+
+    from hcqw.hetjob.jobs import command_request
+
+    q = shlex.quote
+    command = (f"{q(settings.python)} -m bench.coschedule --monolithic-job {q(json.dumps(params))} "
+               f"--workflow {workflow} --run-dir {q(str((cell_dir / workflow).absolute()))}")
+    (cell_dir / workflow / "slurm").mkdir(parents=True, exist_ok=True)  # SLURM writes the job output there
+    request = command_request(command, workflow=workflow, name="monolithic", workdir=cell_dir / workflow,
+                              settings=settings, quantum=True)
+    return backend.submit(request)
+
+
+def cell_settings(python: str, device_service: str | None, qpu_nodes: str | None) -> "Any":
+    """``slurm_settings`` plus the cell's device (a resident service, ``%n`` = the qpu node) and qpu nodes."""
+    settings = slurm_settings(python)
+    if device_service:
+        settings = replace(settings, device_service=device_service)
+    if qpu_nodes:  # the same workload on fewer QPUs: SLURM may only give these qpu nodes
+        settings = replace(settings, qpu=replace(settings.qpu, extra=(f"--nodelist={qpu_nodes}",)))
+    return settings
+
+
+def submit_workflow(backend, order: dict) -> list[tuple[str, str]]:
+    """Submit one workflow of a cell (``order``: mode, params, workflow, cell_dir, device_service, qpu_nodes,
+    nice_step); return its [(node, leader job id)]. Runs in the benchmark, or as a lab user (``--submit``)."""
+    from hcqw.hetjob.chain import NICE_STEP, submit_chain
+
+    settings = cell_settings(sys.executable, order.get("device_service"), order.get("qpu_nodes"))
+    cell_dir, wf = Path(order["cell_dir"]), order["workflow"]
+    if order["mode"] == "monolithic":
+        return [("monolithic", submit_monolithic(backend, order["params"], wf, cell_dir, settings))]
+    nice_step = order.get("nice_step")
+    chain = submit_chain(backend, SLURM_LOOP, order["params"], wf, cell_dir, settings,
+                         NICE_STEP if nice_step is None else nice_step)
+    return list(chain.jobs)
+
+
+def submit_as(lab_dir: str, user: str, order: dict) -> list[tuple[str, str]]:
+    """``submit_workflow`` as lab user ``user`` (``hcqw lab exec``'s way: the user's own environment, the
+    site's Python and source tree), so the jobs, run directory and SLURM's accounting are the user's."""
+    from hcqw.lab import LabCluster
+
+    lab = LabCluster.from_dir(Path(lab_dir))
+    result = lab.exec(user, [str(lab.site.python), "-m", "bench.coschedule", "--submit", json.dumps(order)],
+                      cwd=str(lab.site.src), capture_output=True, text=True, timeout=300)
+    if result.returncode != 0:
+        raise RuntimeError(f"submitting {order['workflow']} as {user} failed ({result.returncode}): "
+                           f"{result.stderr.strip()[-2000:]}")
+    return [tuple(pair) for pair in json.loads(result.stdout.strip().splitlines()[-1])]
+
+
 def submit_interleaved(backend, params: list[dict], ids: list[str], cell_dir: Path, settings, chains: list) -> None:
     """Split chains submitted level by level (every workflow's init, then every q0001, every c0001, ...)
     instead of one whole chain after another: SLURM's age priority then follows the iterations, so a
@@ -449,60 +514,50 @@ def submit_interleaved(backend, params: list[dict], ids: list[str], cell_dir: Pa
 
 
 def run_slurm_cell(backend, cal: dict, mode: str, k: int, iterations: int, cell_dir: Path, rep: int,
-                   timeout: float = 900.0, resident: str | None = None) -> dict:
+                   timeout: float = 900.0, resident: str | None = None, users: list[str] | None = None,
+                   lab_dir: str | None = None, qpu_nodes: str | None = None, nice_step: int | None = None,
+                   device_service: str | None = None) -> dict:
     """Submit K workflows at once (split: ``submit_chain`` per workflow, one after another, as K users would;
     split-interleaved: ``submit_interleaved``; monolithic: one hetjob per workflow via ``command_request``),
-    follow them, then build the SLURM view: QPU holds from SLURM's records."""
-    import shlex
+    follow them, then build the SLURM view: QPU holds from SLURM's records, one device per qpu node.
 
-    from hcqw.hetjob.chain import Chain, follow_chain, submit_chain
-    from hcqw.hetjob.jobs import command_request
+    With ``users`` (and ``lab_dir``), workflow j is submitted as lab user ``users[j % len(users)]``."""
     from hcqw.hetjob.records import qpu_component_times
     from hcqw.slurm import Phase
     from hcqw.timeline.analysis import consistency_problems, summarize
     from hcqw.timeline.events import Event, load_run
 
     cell_dir.mkdir(parents=True, exist_ok=True)
-    settings = slurm_settings(sys.executable)
-    if mode == "split-resident":
-        settings = replace(settings, device_service=resident)
+    if users:
+        cell_dir.chmod(0o1777)  # every user makes its own (private) workflow directory here; root reads them
+    settings = cell_settings(sys.executable, resident if mode == "split-resident" else device_service, qpu_nodes)
     ids = [f"w{j}" for j in range(k)]
+    owners = {wf: users[j % len(users)] for j, wf in enumerate(ids)} if users else {}
     from hcqw.codec import circuit_to_json
 
     circuit_file = (cell_dir / "circuit.json").absolute()
     circuit_file.write_text(circuit_to_json(build_circuit(cal["qubits"], cal["layers"])[0]))
+    circuit_file.chmod(0o644)
     params = [{"cal": cal, "iterations": iterations, "seed": 1000 * rep + j, "circuit_file": str(circuit_file)}
               for j in range(k)]
     jobs: dict[str, list[tuple[str, str]]] = {}  # workflow -> [(node, leader job id)] in order
-    chains: list[Chain] = []
+    chains: list = []
     submitted = time.time()
     try:
         if mode == "split-interleaved":
             submit_interleaved(backend, params, ids, cell_dir, settings, chains)
             jobs.update({c.workflow: list(c.jobs) for c in chains})
         for j, wf in enumerate(ids if mode != "split-interleaved" else []):
-            if mode in ("split", "split-resident"):
-                chains.append(submit_chain(backend, SLURM_LOOP, params[j], wf, cell_dir, settings))
-                jobs[wf] = list(chains[-1].jobs)
-            else:
-                q = shlex.quote
-                command = (f"{q(sys.executable)} -m bench.coschedule --monolithic-job {q(json.dumps(params[j]))} "
-                           f"--workflow {wf} --run-dir {q(str((cell_dir / wf).absolute()))}")
-                (cell_dir / wf / "slurm").mkdir(parents=True, exist_ok=True)  # SLURM writes the job output there
-                request = command_request(command, workflow=wf, name="monolithic", workdir=cell_dir / wf,
-                                          settings=settings, quantum=True)
-                jobs[wf] = [("monolithic", backend.submit(request))]
-        for chain in chains:
-            follow_chain(backend, chain, timeout=timeout)
-        if mode == "monolithic":
-            for wf, [(node, job_id)] in jobs.items():
+            order = {"mode": mode, "params": params[j], "workflow": wf, "cell_dir": str(cell_dir.absolute()),
+                     "device_service": settings.device_service, "qpu_nodes": qpu_nodes, "nice_step": nice_step}
+            jobs[wf] = submit_as(lab_dir, owners[wf], order) if users else submit_workflow(backend, order)
+        for wf, listed in jobs.items():  # in order: a chain's jobs end one after another
+            for node, job_id in listed:
                 state = backend.wait(job_id, timeout=timeout)
                 if state.phase is not Phase.COMPLETED:
                     failure = backend.failure(state)
                     raise RuntimeError(f"{wf}/{node} (job {job_id}) ended {state.state}: {failure}")
     except BaseException:
-        for chain in chains:
-            jobs.setdefault(chain.workflow, list(chain.jobs))
         for wf, listed in jobs.items():
             for _, job_id in listed:
                 try:
@@ -525,12 +580,17 @@ def run_slurm_cell(backend, cal: dict, mode: str, k: int, iterations: int, cell_
                 if start is None or end is None:
                     raise RuntimeError(f"SLURM has no qpu component times for {wf}/{node} (job {job_id})")
                 view.append(Event("ready", wf, node, previous_end, previous_end))  # its dependency was met
-                view.append(Event("hold", wf, node, start, end, SLURM_QPU_DEVICE))
+                qpu = state.component(1)
+                view.append(Event("hold", wf, node, start, end, (qpu.nodelist if qpu else None) or SLURM_QPU_DEVICE))
                 held = [e for e in logged if e.kind == "hold" and e.workflow == wf and e.node == node]
                 if held:
                     lags.append(end - held[-1].end)
             if leader and leader.end_time:
                 previous_end = leader.end_time.timestamp()
+    # The gateways' exec events name their device their own way; the hold's qpu node is the device.
+    hold_device = {(e.workflow, e.node): e.device for e in view if e.kind == "hold"}
+    view = [replace(e, device=hold_device.get((e.workflow, e.node), e.device)) if e.kind == "exec" else e
+            for e in view]
     with (cell_dir / "slurm-view.jsonl").open("w") as out:  # for `hcqw timeline CELL/slurm-view.jsonl`
         for e in sorted(view, key=lambda e: (e.start, e.end)):
             out.write(json.dumps({**e.extra, "kind": e.kind, "workflow": e.workflow, "node": e.node,
@@ -541,8 +601,9 @@ def run_slurm_cell(backend, cal: dict, mode: str, k: int, iterations: int, cell_
     summary["release_lag_mean"] = statistics.fmean(lags) if lags else None
     summary["release_lag_max"] = max(lags) if lags else None
     log_summary = summarize(logged).to_dict()  # the run logs alone: what `hcqw report` shows for the cell
+    summary["qpu_nodes_used"] = sorted({e.device for e in view if e.kind == "hold"})
     return {"summary": summary, "log_summary": log_summary, "problems": problems,
-            "jobs": {wf: listed for wf, listed in jobs.items()}}
+            "jobs": {wf: listed for wf, listed in jobs.items()}, "owners": owners}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -814,12 +875,34 @@ def main(argv: list[str] | None = None) -> int:
                         "of $SLURM_CONF (e.g. the lab cluster: eval \"$(hcqw lab env)\"); slurm runs monolithic,split")
     p.add_argument("--q", type=float, default=None, metavar="SECONDS",
                    help="quantum block length; c follows from each q:c ratio (instead of --cycle)")
+    p.add_argument("--lab-dir", default=None, metavar="DIR",
+                   help="with --users: the lab cluster (hcqw lab up --dir DIR) whose users submit the workflows")
+    p.add_argument("--users", default=None, metavar="USER,...",
+                   help="slurm: submit workflow j as lab user USERS[j %% len(USERS)] (needs --lab-dir; run as root)")
+    p.add_argument("--qpu-nodes", default=None, metavar="NODES",
+                   help="slurm: restrict the qpu components to these nodes (sbatch --nodelist), e.g. one of two QPUs")
+    p.add_argument("--device-service", default=None, metavar="ADDRESS",
+                   help="slurm: gateways relay to this resident QPU service (%%n = the qpu node), e.g. the lab's "
+                        "ipc://LAB/hosts/%%n/qpu/qpu.ipc")
+    p.add_argument("--modelled", action="store_true",
+                   help="the device is `modelled` (hcqw.device.modelled, its $HCQW_MODELLED_* or defaults): size "
+                        "the quantum block from its model instead of timing qsim")
+    p.add_argument("--nice-step", type=int, default=None,
+                   help="slurm split chains: nice = iteration x NICE_STEP (default hcqw's; 0 turns it off)")
+    p.add_argument("--submit", default=None, help=argparse.SUPPRESS)  # submit_workflow's order, as a lab user
     p.add_argument("--monolithic-job", default=None, help=argparse.SUPPRESS)  # the SLURM monolithic job's body
     p.add_argument("--workflow", default=None, help=argparse.SUPPRESS)
     p.add_argument("--run-dir", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.table_from:
         return retable(args.table_from)
+    if args.submit:
+        from hcqw.slurm import open_backend
+
+        print(json.dumps(submit_workflow(open_backend("sbatch"), json.loads(args.submit))))
+        return 0
+    if args.users and not args.lab_dir:
+        p.error("--users needs --lab-dir (the lab whose users they are)")
     if args.monolithic_job:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         monolithic_job(json.loads(args.monolithic_job), args.workflow, args.run_dir)
@@ -866,6 +949,8 @@ def main(argv: list[str] | None = None) -> int:
                           threads=1 if slurm else args.qpu_threads, pin=slurm or not args.no_pin)
             # On SLURM the gateway's simulator runs as in pinned_qsim: calibrated the same way, in this process.
             cal = calibrate(**target) if slurm else workers.run(calibrate, [target])[0]
+            if args.modelled:
+                cal = modelled_calibration(cal)
             calibrations[ratio] = cal
             log.info("q:c %s -> quantum block %.3f s (%d points x %d shots, %d qubits), classical %.3f s (%d eigh)",
                      ratio, cal["measured_q"], cal["points"], cal["shots"], cal["qubits"], cal["measured_c"],
@@ -877,7 +962,11 @@ def main(argv: list[str] | None = None) -> int:
                         cell_dir = out / ratio.replace(":", "-") / f"k{k}" / mode / f"rep{rep}"
                         if slurm:
                             cell = run_slurm_cell(backend, calibrations[ratio], mode, k, args.iterations, cell_dir, rep,
-                                                  resident=resident.address if resident else None)
+                                                  resident=resident.address if resident else None,
+                                                  device_service=args.device_service,
+                                                  users=args.users.split(",") if args.users else None,
+                                                  lab_dir=args.lab_dir, qpu_nodes=args.qpu_nodes,
+                                                  nice_step=args.nice_step)
                         else:
                             cell = run_cell(workers, calibrations[ratio], mode, k, args.iterations, cell_dir, rep,
                                             args.qpu_threads, not args.no_pin)

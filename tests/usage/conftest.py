@@ -26,7 +26,7 @@ REPO = str(Path(__file__).resolve().parents[2])
 def acct_lab() -> Iterator[LabCluster]:
     if os.environ.get("HCQW_TEST_SLURM") == "0":
         pytest.skip("SLURM lab tests disabled (HCQW_TEST_SLURM=0)")
-    lab = LabCluster(ROOT, name="usageacct", port_base=PORT_BASE, cpu_nodes=1, accounting=True)
+    lab = LabCluster(ROOT, name="usageacct", port_base=PORT_BASE, cpu_nodes=2, accounting=True)  # 5 chains at once (fair share)
     try:
         lab.up(timeout=300)
     except LabConfigChanged:  # left running by a crashed run with another configuration

@@ -1,0 +1,35 @@
+"""Fair share between users on one QPU (issue 14), on the accounting lab as two real lab users.
+
+User A (hcqw-alice) submits four split chains and user B (hcqw-bob) one, together, on one qpu
+node, A having used the QPU more than B before (on a fresh accounting database nobody has: SLURM
+adds usage once per PriorityCalcPeriod, and until then fair share sees two equal users). With multifactor fair share and hcqw's nice rule (``hcqw.hetjob.chain.NICE_STEP``), B is
+not starved: B's longest wait for the QPU is at most one quantum block plus the hand-over, and
+B's workflow ends before A's last one. Figures come from SLURM's records (``fair_share.measure``).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from hcqw.hetjob.chain import NICE_STEP
+from hcqw.slurm import open_backend
+from tests.usage import fair_share
+
+pytestmark = pytest.mark.slurm
+
+
+def test_light_user_is_not_starved_by_a_heavy_user(acct_lab, lab_env):
+    backend = open_backend("sbatch", env=acct_lab.env, poll_interval=0.5)
+    qpu_node = next(h.name for h in acct_lab.hosts if h.role == "qpu")
+    with fair_share.only_qpu_node(acct_lab, qpu_node):
+        # A is the heavy user: fair share acts on recorded usage, which a fresh database has none of.
+        fair_share.make_heavier(acct_lab, backend, fair_share.HEAVY, fair_share.LIGHT)
+        figures, jobs = fair_share.run(acct_lab, backend, tag=f"test-{uuid.uuid4().hex[:8]}", heavy_workflows=4, iterations=3, hold=1.0,
+                                       nice_step=NICE_STEP)
+    states = backend.status([job for listed in jobs.values() for _, job in listed], force=True)
+    assert {states[job].component(1).nodelist for listed in jobs.values() for node, job in listed
+            if node.startswith("q")} == {qpu_node}
+    assert figures.light_not_starved, figures
+    assert figures.light_finishes_first, figures
