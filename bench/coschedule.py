@@ -326,8 +326,8 @@ def _warm_up(cal: Calibration, backend) -> None:
 
 
 class CellService:
-    """The QPU service of one session cell: ``hcqw.service.server.Service`` on loopback tcp, FIFO, in a thread
-    of this process pinned to the simulator's core; its metrics log lies in the cell, so ``hcqw report``
+    """The QPU service of one session cell: ``hcqw.service.server.Service`` on a private ipc socket (the
+    embedded default's: one user, no munged needed), FIFO, in a thread of this process pinned to the simulator's core; its metrics log lies in the cell, so ``hcqw report``
     on the cell directory sees its execs."""
 
     def __init__(self, cell_dir: Path, cal: Calibration, threads: int, pin: bool):
@@ -347,7 +347,9 @@ class CellService:
 
         try:
             _pin(core_split(pin)[0])
-            self.service = Service(ServiceConfig(address="tcp://127.0.0.1:*", backend="qsim", threads=threads,
+            socket_dir = self.metrics.parent.parent / "socket"
+            socket_dir.mkdir(parents=True, mode=0o700)
+            self.service = Service(ServiceConfig(address=f"ipc://{socket_dir}/qpu.ipc", backend="qsim", threads=threads,
                                                  policy="fifo", metrics=str(self.metrics)))
             circuit, names = build_circuit(cal.qubits, cal.layers)
             # Straight on the backend, so the warm-up leaves no events in the service's log.
