@@ -10,12 +10,15 @@ attempt got (``"ok"`` or the refusal's error code) plus what the attacker could 
     python attacker.py long ADDRESS                     one long run: prints "submitted", then its result
     python attacker.py control ADDRESS                  control requests only, every id form (e.g. via a relay)
     python attacker.py open ADDRESS                     one session open (e.g. on someone else's gateway)
+    python attacker.py keepalive ADDRESS VICTIM_SESSION SECONDS
+                                                        pings and heartbeats of the victim's session, for so long
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 
 import cirq
 import zmq
@@ -162,6 +165,21 @@ def open_once(address: str) -> dict:
         return {"open": outcome(lambda: client.session("bob-wf", "on-someone-elses-gateway").close())}
 
 
+def keep_alive(address: str, victim: str, seconds: float) -> dict:
+    """Talk to someone else's gateway all the time, as if to keep it (and its qpu allocation) alive."""
+    answers: dict[str, int] = {}
+    deadline = time.monotonic() + seconds
+    with ServiceClient(address, timeout=5, keepalive=False) as client:
+        client.ping()
+        print("talking", flush=True)
+        while time.monotonic() < deadline:
+            for attempt in (lambda: client.ping(), lambda: client.call("heartbeat", session=victim)):
+                code = outcome(attempt)
+                answers[code] = answers.get(code, 0) + 1
+            time.sleep(0.3)
+    return answers
+
+
 if __name__ == "__main__":
     command, address = sys.argv[1], sys.argv[2]
     if command == "probe":
@@ -173,5 +191,7 @@ if __name__ == "__main__":
         long_run(address)
     elif command == "control":
         print(json.dumps(control_attempts(address)))
+    elif command == "keepalive":
+        print(json.dumps(keep_alive(address, sys.argv[3], float(sys.argv[4]))))
     elif command == "open":
         print(json.dumps(open_once(address)))

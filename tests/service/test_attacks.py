@@ -10,7 +10,9 @@ seeded samples must be bit-identical to a run without the attacker.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -172,3 +174,28 @@ def test_attacker_can_neither_use_the_victims_gateway_nor_control_through_his_ow
     with ServiceClient(shared_service.address) as operator:
         status = operator.status()
     assert (status["status"], status["policy"], status["draining"]) == ("idle", "fifo", False)
+
+
+def test_attacker_cannot_keep_the_victims_relay_alive(shared_service, two_users):
+    """The victim's node goes silent (stopped); the attacker keeps talking to her relay gateway: it
+    still stops after its heartbeat timeout (else it would hold her qpu allocation for him)."""
+    directory = Path(tempfile.mkdtemp(prefix="hcqw-gateways-"))
+    directory.chmod(0o755)
+    gateway, address = start_gateway(two_users, "hcqw-alice", shared_service.address, directory)
+    victim = Victim(two_users, address)
+    talker = None
+    try:
+        talker = two_users.popen("hcqw-bob", [str(HERE / "attacker.py"), "keepalive", address, victim.session, "30"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert talker.stdout.readline().strip() == "talking", talker.stderr.read()
+        os.killpg(victim.proc.pid, signal.SIGSTOP)
+        silent = time.monotonic()
+        gateway.wait(timeout=20)  # heartbeat timeout 5 s, then closing upstream
+        stopped = time.monotonic() - silent
+        assert talker.poll() is None, "the attacker stopped talking before the gateway stopped"
+        assert "the node was silent" in gateway.stderr.read(), stopped
+    finally:
+        for proc in (talker, victim.proc, gateway):
+            if proc is not None:
+                UnixUsers.stop(proc)
+        shutil.rmtree(directory, ignore_errors=True)
