@@ -20,6 +20,8 @@ replaces it with a fresh credential of its own for the upstream service, because
 credential can be decoded only once (replay detection). ``status`` goes up without a
 credential (a non-operator's view). Later session requests need none: upstream, each node
 connection has its own link, and the service ties a session to the link that opened it.
+Only the owner's connections (those that opened a session) count as the node being alive:
+anyone else talking to the relay does not keep it, and its qpu allocation, from timing out.
 When the relay stops, sessions the node left open are closed upstream, so their queued
 work goes at once.
 Each run reply's ``executed`` interval is logged as an ``exec`` event in the run's metrics,
@@ -67,7 +69,8 @@ class Relay:
         self.upstream = upstream
         self.metrics = metrics
         self.sessions: dict[str, _Session] = {}
-        self.last_heard = time.monotonic()
+        self.last_heard = time.monotonic()  # from the owner's connections only: nobody else keeps the relay alive
+        self._owner_peers: set[Hashable] = set()  # connections that opened a session with the owner's credential
         self._links: dict[Hashable, ClientTransport] = {}
         # ZeroMQ both ways: one poller, kept across turns, waits on the node's socket and every link.
         self._poller: Any = None
@@ -91,7 +94,8 @@ class Relay:
     # -- one message each way -------------------------------------------------------------
 
     def from_node(self, peer: Hashable, frames: list[bytes]) -> None:
-        self.last_heard = time.monotonic()
+        if peer in self._owner_peers:
+            self.last_heard = time.monotonic()
         header = _header(frames)
         refusal = self._refusal(header, frames)
         if refusal is not None:
@@ -109,6 +113,8 @@ class Relay:
                 self.server.send(peer, P.reply_error(request_id, P.E_FORBIDDEN, (
                     f"this gateway serves only its job's owner {self.owner.user}; {who} may not open a session here")))
                 return
+            self._owner_peers.add(peer)
+            self.last_heard = time.monotonic()
             frames = P.encode({**header, "cred": identity.encode()})  # ours: the node's is used up
         elif type_ == "status" and "cred" in header:
             frames = P.encode({k: v for k, v in header.items() if k != "cred"})

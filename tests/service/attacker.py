@@ -2,16 +2,23 @@
 (and raw ZeroMQ where a hand-made message is the attack). Prints one JSON object: what each
 attempt got (``"ok"`` or the refusal's error code) plus what the attacker could see.
 
-    python attacker.py probe ADDRESS VICTIM_SESSION     every attempt below, one after another
+    python attacker.py probe ADDRESS VICTIM_SESSION [sessions=N message_mb=M flood=F]
+                                                        every attempt below, one after another (the flood
+                                                        sizes must exceed the service's limits)
+    python attacker.py gateway ADDRESS VICTIM_SESSION   what a gateway may be asked: status, the victim's
+                                                        session, control, an open (someone else's gateway)
     python attacker.py long ADDRESS                     one long run: prints "submitted", then its result
     python attacker.py control ADDRESS                  control requests only, every id form (e.g. via a relay)
     python attacker.py open ADDRESS                     one session open (e.g. on someone else's gateway)
+    python attacker.py keepalive ADDRESS VICTIM_SESSION SECONDS
+                                                        pings and heartbeats of the victim's session, for so long
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 
 import cirq
 import zmq
@@ -79,18 +86,30 @@ def wide(qubits: int, layers: int) -> str:
     return cirq.to_json(cirq.Circuit(moments, cirq.measure(*q, key="m")))
 
 
-def probe(address: str, victim: str) -> dict:
-    got: dict = {}
-    with ServiceClient(address, timeout=30) as client:
+def seen_and_victim_attempts(client: ServiceClient, victim: str) -> dict:
+    """What ``status`` shows him, and run/heartbeat/reseed/position/close of the victim's session, its id known."""
+    try:
         status = client.status()
-        got["status_text"] = json.dumps(status)
-        got["status_operator_view"] = status["operator_view"]
-        got["status_open_sessions"] = status["open_sessions"]
-        # The victim's session, its id known.
-        bit = json.dumps({"cirq_type": "Circuit", "moments": []})
-        for type_, fields in (("run", {"items": [{"circuit": bit, "repetitions": 1}]}), ("heartbeat", {}),
-                              ("reseed", {"seed": 1}), ("position", {}), ("close", {})):
-            got[f"victim/{type_}"] = outcome(lambda: client.call(type_, session=victim, **fields))
+    except ServiceError as err:  # a job's own gateway answers its owner only
+        status = {"refused": err.code}
+    got = {"status_text": json.dumps(status), "status_operator_view": status.get("operator_view"),
+           "status_open_sessions": status.get("open_sessions")}
+    bit = json.dumps({"cirq_type": "Circuit", "moments": []})
+    for type_, fields in (("run", {"items": [{"circuit": bit, "repetitions": 1}]}), ("heartbeat", {}),
+                          ("reseed", {"seed": 1}), ("position", {}), ("close", {})):
+        got[f"victim/{type_}"] = outcome(lambda: client.call(type_, session=victim, **fields))
+    return got
+
+
+def gateway(address: str, victim: str) -> dict:
+    with ServiceClient(address, timeout=30) as client:
+        got = seen_and_victim_attempts(client, victim)
+    return {**got, "control": control_attempts(address), **open_once(address)}
+
+
+def probe(address: str, victim: str, sessions: int = 10, message_mb: int = 4, flood: int = 12) -> dict:
+    with ServiceClient(address, timeout=30) as client:
+        got = seen_and_victim_attempts(client, victim)
         got["control"] = control_attempts(address)
         # Account work to the victim: claim to be her when opening.
         header = raw(address, {"v": 1, "type": "open", "id": 1, "workflow": "bob-wf", "node": "claims-alice",
@@ -106,21 +125,22 @@ def probe(address: str, victim: str) -> dict:
             got["many_big_items"] = outcome(lambda: qpu.run_batch([WorkItem(flip, 1_000_000)] * 64))
             got["long_item"] = outcome(lambda: qpu.run_batch([WorkItem(wide(28, 10), 1)]))
             got["too_many_qubits"] = outcome(lambda: qpu.run_batch([WorkItem(wide(40, 1), 1)]))
-        got["huge_message"] = raw(address, {}, [b'{"v": 1, "type": "ping", "id": 1, "pad": "' + b"x" * (4 << 20)
-                                                + b'"}']).get("code", "ok")
-        sessions = []
-        for index in range(10):
+        pad = b"x" * (message_mb << 20)
+        got["huge_message"] = raw(address, {}, [b'{"v": 1, "type": "ping", "id": 1, "pad": "' + pad + b'"}']).get(
+            "code", "ok")
+        opened = []
+        for index in range(sessions):
             try:
-                sessions.append(client.session("bob-wf", f"s{index}"))
+                opened.append(client.session("bob-wf", f"s{index}"))
             except ServiceError as err:
                 got["session_flood"] = err.code
-                got["sessions_before_refusal"] = len(sessions)
+                got["sessions_before_refusal"] = len(opened)
                 break
-        for session in sessions:
+        for session in opened:
             session.close()
         with client.session("bob-wf", "queue-flood") as qpu:
             long_item = {"circuit": wide(16, 20), "repetitions": 1}
-            ids = [f"flood-{i}" for i in range(12)]
+            ids = [f"flood-{i}" for i in range(flood)]
             for request_id in ids:
                 client._transport.send(P.request("run", request_id, session=qpu.session_id, items=[long_item]))
             codes = {}
@@ -145,13 +165,33 @@ def open_once(address: str) -> dict:
         return {"open": outcome(lambda: client.session("bob-wf", "on-someone-elses-gateway").close())}
 
 
+def keep_alive(address: str, victim: str, seconds: float) -> dict:
+    """Talk to someone else's gateway all the time, as if to keep it (and its qpu allocation) alive."""
+    answers: dict[str, int] = {}
+    deadline = time.monotonic() + seconds
+    with ServiceClient(address, timeout=5, keepalive=False) as client:
+        client.ping()
+        print("talking", flush=True)
+        while time.monotonic() < deadline:
+            for attempt in (lambda: client.ping(), lambda: client.call("heartbeat", session=victim)):
+                code = outcome(attempt)
+                answers[code] = answers.get(code, 0) + 1
+            time.sleep(0.3)
+    return answers
+
+
 if __name__ == "__main__":
     command, address = sys.argv[1], sys.argv[2]
     if command == "probe":
-        print(json.dumps(probe(address, sys.argv[3])))
+        sizes = {key: int(value) for key, value in (arg.split("=") for arg in sys.argv[4:])}
+        print(json.dumps(probe(address, sys.argv[3], **sizes)))
+    elif command == "gateway":
+        print(json.dumps(gateway(address, sys.argv[3])))
     elif command == "long":
         long_run(address)
     elif command == "control":
         print(json.dumps(control_attempts(address)))
+    elif command == "keepalive":
+        print(json.dumps(keep_alive(address, sys.argv[3], float(sys.argv[4]))))
     elif command == "open":
         print(json.dumps(open_once(address)))

@@ -1,6 +1,7 @@
 """The victim of the attack suite, run as another Unix user: one seeded session, driven over stdin.
 
     python victim.py ADDRESS        then lines: "run" (prints the batch's samples), "quit"
+    python victim.py --gateway      the same, in a quantum node's job: on the job's own gateway
 
 Prints the session id first (the attacker is told it: knowing it must not help him).
 """
@@ -8,6 +9,7 @@ Prints the session id first (the attacker is told it: knowing it must not help h
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from hcqw.device.work import WorkItem
@@ -34,4 +36,9 @@ def main(address: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[1] == "--gateway":
+        from hcqw.hetjob.device import GatewayDevice
+
+        main(GatewayDevice(os.environ["HCQW_GATEWAY_ADDRESS_FILE"]).wait_address())
+    else:
+        main(sys.argv[1])

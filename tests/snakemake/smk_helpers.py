@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,3 +40,105 @@ def read_energy(workdir: Path) -> dict[str, float]:
     """``vqe/energy.txt`` of an example run: energy, exact, error."""
     lines = (workdir / "vqe" / "energy.txt").read_text().split("\n")
     return {key: float(value) for key, value in (line.split() for line in lines if line)}
+
+
+# Both workflows run this Snakefile (``--config other=<the other's directory>``): after a barrier,
+# a chain of three qpu rules that call qsimcirq directly, never open_qpu.
+DIRECT = textwrap.dedent("""
+    import json, os, time
+
+    rule all:
+        input: "q3.json"
+
+    rule ready:
+        output: "ready"
+        run:
+            open(output[0], "w").close()
+            deadline = time.time() + 300
+            while not os.path.exists(os.path.join(config["other"], "ready")) and time.time() < deadline:
+                time.sleep(0.05)
+
+    rule quantum:
+        input: lambda wc: "ready" if wc.i == "1" else f"q{int(wc.i) - 1}.json"
+        output: "q{i}.json"
+        wildcard_constraints: i=r"\\d+"
+        resources: qpu=1
+        run:
+            import cirq, qsimcirq
+            qubits = cirq.LineQubit.range(2)
+            bell = cirq.Circuit(cirq.H(qubits[0]), cirq.CNOT(*qubits), cirq.measure(*qubits, key="m"))
+            simulator = qsimcirq.QSimSimulator()
+            start = time.time()
+            simulator.run(bell, repetitions=100)
+            time.sleep(1)  # still on the device: unheld, the other workflow's rule would run meanwhile
+            counts = simulator.run(bell, repetitions=100).histogram(key="m")
+            json.dump({"start": start, "end": time.time(), "counts": dict(counts)}, open(output[0], "w"))
+""")
+
+# Workflow "early" opens open_qpu, closes it, then waits for the "late" workflow's qpu rule to run.
+EARLY = textwrap.dedent("""
+    import json, os, time
+
+    rule early:
+        output: "early.json"
+        resources: qpu=1
+        run:
+            import cirq
+            from hcqw.qpu import open_qpu
+            qubit = cirq.LineQubit(0)
+            with open_qpu() as qpu:
+                open("opened", "w").close()
+                qpu.run(cirq.Circuit(cirq.X(qubit), cirq.measure(qubit, key="m")), repetitions=10)
+                closing = time.time()  # the lease closes right after
+            late = os.path.join(config["other"], "late-started")
+            deadline = time.time() + 300
+            while not os.path.exists(late) and time.time() < deadline:
+                time.sleep(0.05)
+            json.dump({"closing": closing, "saw_late": os.path.exists(late), "end": time.time()}, open(output[0], "w"))
+""")
+
+# Workflow "late": once "early" holds the device, one qpu rule that calls qsimcirq directly.
+LATE = textwrap.dedent("""
+    import json, os, time
+
+    rule all:
+        input: "late.json"
+
+    rule wait_for_early:
+        output: "early-opened"
+        run:
+            deadline = time.time() + 300
+            while not os.path.exists(os.path.join(config["other"], "opened")) and time.time() < deadline:
+                time.sleep(0.05)
+            open(output[0], "w").close()
+
+    rule late:
+        input: "early-opened"
+        output: "late.json"
+        resources: qpu=1
+        run:
+            started = time.time()
+            open("late-started", "w").close()
+            import cirq, qsimcirq
+            qubit = cirq.LineQubit(0)
+            qsimcirq.QSimSimulator().run(cirq.Circuit(cirq.X(qubit), cirq.measure(qubit, key="m")), repetitions=10)
+            json.dump({"started": started, "end": time.time()}, open(output[0], "w"))
+""")
+
+
+def run_side_by_side(tmp_path: Path, spawn, snakefiles: dict[str, str], other: dict[str, str],
+                     extra: Callable[[str], Sequence[str]] = lambda name: ()) -> dict[str, Path]:
+    """One ``snakemake --executor hcqw`` per workflow (with ``extra(name)``), all started at once; each gets
+    ``other``'s directory."""
+    dirs = {name: tmp_path / name for name in snakefiles}
+    procs = {}
+    for name, text in snakefiles.items():
+        dirs[name].mkdir()
+        snakefile = tmp_path / f"{name}.smk"
+        snakefile.write_text(text)
+        procs[name] = spawn(snakemake_argv(dirs[name], "--config", f"other={dirs[other[name]]}", *extra(name),
+                                           snakefile=snakefile))
+    for name, proc in procs.items():
+        output = proc.communicate(timeout=400)[0]
+        assert proc.returncode == 0, output
+    return dirs

@@ -16,7 +16,7 @@ from hcqw.device import LocalDevice
 from hcqw.lab.pytest_plugin import wait_for
 from hcqw.metrics import read_events
 
-from smk_helpers import TOLERANCE, read_energy, run_snakemake, snakemake_argv
+from smk_helpers import DIRECT, EARLY, LATE, TOLERANCE, read_energy, run_side_by_side, run_snakemake, snakemake_argv
 
 log = logging.getLogger(__name__)
 pytestmark = pytest.mark.slow
@@ -42,105 +42,6 @@ def test_example_local_backend_reaches_energy_and_resumes(workdir):
     submitted = sorted(line.split()[2] for line in again.output.splitlines() if line.startswith("hcqw: rule "))
     assert submitted == ["classical", "energy"], again.output
     assert read_energy(workdir) == result
-
-
-# Both workflows run this Snakefile (``--config other=<the other's directory>``): after a barrier,
-# a chain of three qpu rules that call qsimcirq directly, never open_qpu.
-DIRECT = textwrap.dedent("""
-    import json, os, time
-
-    rule all:
-        input: "q3.json"
-
-    rule ready:
-        output: "ready"
-        run:
-            open(output[0], "w").close()
-            deadline = time.time() + 300
-            while not os.path.exists(os.path.join(config["other"], "ready")) and time.time() < deadline:
-                time.sleep(0.05)
-
-    rule quantum:
-        input: lambda wc: "ready" if wc.i == "1" else f"q{int(wc.i) - 1}.json"
-        output: "q{i}.json"
-        wildcard_constraints: i=r"\\d+"
-        resources: qpu=1
-        run:
-            import cirq, qsimcirq
-            qubits = cirq.LineQubit.range(2)
-            bell = cirq.Circuit(cirq.H(qubits[0]), cirq.CNOT(*qubits), cirq.measure(*qubits, key="m"))
-            simulator = qsimcirq.QSimSimulator()
-            start = time.time()
-            simulator.run(bell, repetitions=100)
-            time.sleep(1)  # still on the device: unheld, the other workflow's rule would run meanwhile
-            counts = simulator.run(bell, repetitions=100).histogram(key="m")
-            json.dump({"start": start, "end": time.time(), "counts": dict(counts)}, open(output[0], "w"))
-""")
-
-# Workflow "early" opens open_qpu, closes it, then waits for the "late" workflow's qpu rule to run.
-EARLY = textwrap.dedent("""
-    import json, os, time
-
-    rule early:
-        output: "early.json"
-        resources: qpu=1
-        run:
-            import cirq
-            from hcqw.qpu import open_qpu
-            qubit = cirq.LineQubit(0)
-            with open_qpu() as qpu:
-                open("opened", "w").close()
-                qpu.run(cirq.Circuit(cirq.X(qubit), cirq.measure(qubit, key="m")), repetitions=10)
-                closing = time.time()  # the lease closes right after
-            late = os.path.join(config["other"], "late-started")
-            deadline = time.time() + 300
-            while not os.path.exists(late) and time.time() < deadline:
-                time.sleep(0.05)
-            json.dump({"closing": closing, "saw_late": os.path.exists(late), "end": time.time()}, open(output[0], "w"))
-""")
-
-# Workflow "late": once "early" holds the device, one qpu rule that calls qsimcirq directly.
-LATE = textwrap.dedent("""
-    import json, os, time
-
-    rule all:
-        input: "late.json"
-
-    rule wait_for_early:
-        output: "early-opened"
-        run:
-            deadline = time.time() + 300
-            while not os.path.exists(os.path.join(config["other"], "opened")) and time.time() < deadline:
-                time.sleep(0.05)
-            open(output[0], "w").close()
-
-    rule late:
-        input: "early-opened"
-        output: "late.json"
-        resources: qpu=1
-        run:
-            started = time.time()
-            open("late-started", "w").close()
-            import cirq, qsimcirq
-            qubit = cirq.LineQubit(0)
-            qsimcirq.QSimSimulator().run(cirq.Circuit(cirq.X(qubit), cirq.measure(qubit, key="m")), repetitions=10)
-            json.dump({"started": started, "end": time.time()}, open(output[0], "w"))
-""")
-
-
-def run_side_by_side(tmp_path: Path, spawn, snakefiles: dict[str, str], other: dict[str, str]) -> dict[str, Path]:
-    """One ``snakemake --executor hcqw`` per workflow, all started at once; each gets ``other``'s directory."""
-    dirs = {name: tmp_path / name for name in snakefiles}
-    procs = {}
-    for name, text in snakefiles.items():
-        dirs[name].mkdir()
-        snakefile = tmp_path / f"{name}.smk"
-        snakefile.write_text(text)
-        procs[name] = spawn(snakemake_argv(dirs[name], "--config", f"other={dirs[other[name]]}", snakefile=snakefile))
-    for name, proc in procs.items():
-        output = proc.communicate(timeout=400)[0]
-        assert proc.returncode == 0, output
-    return dirs
 
 
 def holds(workdir: Path) -> list[tuple[float, float]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -19,7 +20,7 @@ from hcqw.metrics import read_events
 from hcqw.slurm.commands import run_slurm
 from hcqw.slurm.parsing import parse_scontrol
 
-from smk_helpers import TOLERANCE, read_energy, run_snakemake, snakemake_argv
+from smk_helpers import DIRECT, EARLY, LATE, TOLERANCE, read_energy, run_side_by_side, run_snakemake, snakemake_argv
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 log = logging.getLogger(__name__)
@@ -31,11 +32,16 @@ def run_name(kind: str) -> str:
     return f"smk-{kind}-{uuid.uuid4().hex[:6]}"
 
 
+def qpu_components(workflow: str, rule: str = "quantum") -> list[tuple[datetime, datetime, str]]:
+    """(start, end, node) of every qpu component of the run's jobs of ``rule``, from SLURM's own records."""
+    records = parse_scontrol(run_slurm(["scontrol", "-o", "show", "job"]).stdout)
+    return sorted((r.start_time, r.end_time, r.nodelist) for r in records
+                  if r.name and r.name.startswith(f"hcqw:{workflow}:{rule}") and r.het_offset == 1)
+
+
 def qpu_intervals(workflow: str) -> list[tuple[datetime, datetime]]:
     """(start, end) of every qpu component of the run's quantum jobs, from SLURM's own records."""
-    records = parse_scontrol(run_slurm(["scontrol", "-o", "show", "job"]).stdout)
-    return sorted((r.start_time, r.end_time) for r in records
-                  if r.name and r.name.startswith(f"hcqw:{workflow}:quantum") and r.het_offset == 1)
+    return [(start, end) for start, end, _ in qpu_components(workflow)]
 
 
 def live_jobs(prefix: str) -> dict[str, set[str]]:
@@ -228,3 +234,53 @@ def test_quantum_rule_relays_to_a_resident_qpu_service(slurm_lab, workdir, resid
     assert [e["shots"] for e in served] == [10]
     gateway_logs = [p.read_text() for p in workdir.rglob("gateway.log")]
     assert len(gateway_logs) == 1 and "relaying" in gateway_logs[0]
+
+
+@pytest.fixture
+def one_qpu_node(slurm_lab):
+    """The site's other qpu nodes drained for the test, so every qpu component lands on the first (the
+    plugin's rule resources shape the cpu part only): the name of that node."""
+    first, *others = slurm_lab.layout.qpu_node_names
+    for node in others:
+        run_slurm(["scontrol", "update", f"NodeName={node}", "State=DRAIN", "Reason=hcqw test: one qpu node"])
+    try:
+        yield first
+    finally:
+        for node in others:
+            run_slurm(["scontrol", "update", f"NodeName={node}", "State=RESUME"])
+
+
+def test_two_workflows_whose_qpu_rules_call_the_simulator_take_turns_on_the_qpu_node(one_qpu_node, tmp_path, spawn):
+    """qpu=1 on SLURM: a rule that never opens open_qpu holds its qpu component for its whole run."""
+    names = {kind: run_name(f"direct-{kind}") for kind in "ab"}
+    dirs = run_side_by_side(tmp_path, spawn, {"a": DIRECT, "b": DIRECT}, other={"a": "b", "b": "a"},
+                            extra=lambda kind: (*SLURM, "--hcqw-workflow-id", names[kind]))
+    runs = sorted((r["start"], r["end"], kind) for kind, path in dirs.items()
+                  for r in (json.loads((path / f"q{i}.json").read_text()) for i in (1, 2, 3)))
+    # The rules' own clocks (sub-second): never two on the device at once, and they took turns.
+    assert all(a[1] <= b[0] for a, b in zip(runs, runs[1:])), runs
+    order = [kind for _, _, kind in runs]
+    log.info("qpu rules on the qpu node, in order: %s", " ".join(order))
+    assert sum(a != b for a, b in zip(order, order[1:])) >= 2, order
+    # SLURM's records: each rule ran inside a qpu component of its own on that node, one at a time.
+    components = sorted((start, end, node, kind) for kind in dirs for start, end, node in qpu_components(names[kind]))
+    assert len(components) == 6 and {node for _, _, node, _ in components} == {one_qpu_node}, components
+    assert all(a[1] <= b[0] for a, b in zip(components, components[1:])), components
+    for (start, end, _, owner), (rule_start, rule_end, kind) in zip(components, runs):
+        assert owner == kind and start.timestamp() <= rule_start and rule_end <= end.timestamp() + 1, (components, runs)
+
+
+def test_a_qpu_rule_that_closes_its_open_qpu_lease_frees_the_qpu_node_while_it_runs_on(one_qpu_node, tmp_path,
+                                                                                       spawn):
+    names = {kind: run_name(kind) for kind in ("early", "late")}
+    dirs = run_side_by_side(tmp_path, spawn, {"early": EARLY, "late": LATE}, other={"early": "late", "late": "early"},
+                            extra=lambda kind: (*SLURM, "--hcqw-workflow-id", names[kind]))
+    early = json.loads((dirs["early"] / "early.json").read_text())
+    late = json.loads((dirs["late"] / "late.json").read_text())
+    # The late rule got the qpu node while the early rule still ran, after the early rule's lease closed.
+    assert early["saw_late"] and early["closing"] <= late["started"] <= early["end"], (early, late)
+    (early_qpu,), (late_qpu,) = qpu_components(names["early"], "early"), qpu_components(names["late"], "late")
+    assert early_qpu[2] == late_qpu[2] == one_qpu_node, (early_qpu, late_qpu)
+    # SLURM's whole seconds: the early qpu component ended with the lease, before the late one began.
+    assert early["closing"] - 1 <= early_qpu[1].timestamp() <= late_qpu[0].timestamp() <= late["started"], (
+        early, early_qpu, late_qpu, late)
