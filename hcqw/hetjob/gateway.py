@@ -8,7 +8,8 @@ three additions that make the allocation safe to hand out:
   writes the bound endpoint into the job's private directory (``address_file``), where the
   node runtime in component 0 -- on another host -- waits for it;
 - it exits on its own when its one client is gone: no session opened within
-  ``connect_timeout`` (component 0 never came), or the session ended -- closed, or
+  ``connect_timeout`` (component 0 never came; 0: no such limit, for a command that holds the
+  qpu node for its whole run unless it opens a lease), or the session ended -- closed, or
   expired after ``heartbeat_timeout`` s without a request or heartbeat (component 0 was
   killed, even with SIGKILL);
 - when it exits for any reason it ends its own SLURM component (``release_job``, i.e.
@@ -167,7 +168,7 @@ def _lifetime(has_session: Callable[[], bool], config: GatewayConfig, linger: fl
             ended_at = ended_at or time.monotonic()
             if time.monotonic() - ended_at >= linger:
                 return "the node's session ended"
-        elif time.monotonic() - started > config.connect_timeout:
+        elif config.connect_timeout and time.monotonic() - started > config.connect_timeout:
             return f"no session opened within {config.connect_timeout:g} s"
         return None
 

@@ -91,17 +91,21 @@ def node_request(node: Node, *, loop_ref: str, params: Mapping, workflow: str, r
     if quantum:
         command += ' --pid-file "$JOBDIR/node.pid"'  # for operators and tests: the node process itself
     return command_request(command, workflow=workflow, name=node.name, workdir=run_dir, settings=settings,
-                           quantum=quantum, dependencies=dependencies, env_base=env_base)
+                           quantum=quantum, dependencies=dependencies, env_base=env_base,
+                           session_deadline=settings.connect_timeout)
 
 
 def command_request(command: str, *, workflow: str, name: str, workdir: Path, settings: NodeJobSettings,
                     quantum: bool, dependencies: tuple[str, ...] = (), output: str | None = None,
-                    env_base: Mapping[str, str] | None = None) -> JobRequest:
+                    env_base: Mapping[str, str] | None = None, session_deadline: float = 0) -> JobRequest:
     """Any shell ``command`` as a job: a cpu job, or with ``quantum`` a cpu+qpu hetjob.
 
     In a hetjob the command runs in component 0 with the gateway's address in
     ``$HCQW_GATEWAY_ADDRESS_FILE`` (``hcqw.qpu.open_qpu`` finds it there); the qpu
-    component ends when the command closes its lease, or at the latest when it exits.
+    component ends when the command closes its lease, or at the latest when it exits: a
+    qpu-marked command that never opens a lease holds the qpu node for its whole run, as its
+    ``qpu`` resource says. ``session_deadline`` (s, 0 = none) ends the qpu component earlier if
+    no session is opened by then: for workflow nodes, which always open one.
     Job output goes to ``workdir/slurm/<name>-<jobid>.out`` unless ``output`` says otherwise,
     the job's private files (gateway address and log) to ``workdir/jobs/<name>.<jobid>/``, the
     QPU metrics (``$HCQW_METRICS``) to ``workdir/metrics/qpu.jsonl``.
@@ -113,8 +117,8 @@ def command_request(command: str, *, workflow: str, name: str, workdir: Path, se
     environment.setdefault("HCQW_METRICS", str(workdir / "metrics" / "qpu.jsonl"))
     if not quantum:
         environment["HCQW_DEVICE"] = "none"  # hcqw.qpu refuses: no local simulation on a compute node
-    body = (quantum_body(command, workdir / "jobs" / name, workdir / "metrics" / "gateway.jsonl", settings)
-            if quantum else f"exec {command}\n")
+    body = (quantum_body(command, workdir / "jobs" / name, workdir / "metrics" / "gateway.jsonl", settings,
+                         session_deadline) if quantum else f"exec {command}\n")
     return JobRequest(
         workflow_id=workflow, node=name, body=body,
         components=(settings.cpu, settings.qpu) if quantum else (settings.cpu,),
@@ -131,7 +135,8 @@ def _runtime_command(node: Node, loop_ref: str, params: Mapping, workflow: str, 
             f"--workflow {q(workflow)} --run-dir {q(str(run_dir))} --connect-timeout {settings.connect_timeout:g}")
 
 
-def quantum_body(command: str, job_prefix: Path, gateway_metrics: Path, settings: NodeJobSettings) -> str:
+def quantum_body(command: str, job_prefix: Path, gateway_metrics: Path, settings: NodeJobSettings,
+                 session_deadline: float = 0) -> str:
     """The batch script of a hetjob: gateway on the qpu component, ``command`` in component 0."""
     q = shlex.quote
     mpi = settings.transport == "mpi"
@@ -143,7 +148,7 @@ def quantum_body(command: str, job_prefix: Path, gateway_metrics: Path, settings
                f'--address-file "$JOBDIR/gateway.address" --pid-file "$JOBDIR/gateway.pid" '
                f'--release-job "$SLURM_JOB_ID_HET_GROUP_1" '
                f"--backend {q(settings.device_backend)} --heartbeat-timeout {settings.heartbeat_timeout:g} "
-               f"--connect-timeout {settings.connect_timeout:g} --metrics {q(str(gateway_metrics))}")
+               f"--connect-timeout {session_deadline:g} --metrics {q(str(gateway_metrics))}")
     if settings.device_service:
         gateway += f" --upstream {q(settings.device_service)}"
     unreachable = "|".join(f"*{shlex.quote(marker)}*" for marker in UNREACHABLE_MARKERS)

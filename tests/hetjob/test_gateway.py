@@ -39,3 +39,12 @@ def test_gateway_exits_after_its_client_is_killed(tmp_path):
         if gateway.poll() is None:
             gateway.kill()
             gateway.wait()
+
+
+def test_a_gateway_without_session_deadline_waits_for_its_command_however_long():
+    from hcqw.hetjob.gateway import GatewayConfig, _lifetime
+
+    patient = _lifetime(lambda: False, GatewayConfig(address="", address_file="-", connect_timeout=0), 0.0)
+    impatient = _lifetime(lambda: False, GatewayConfig(address="", address_file="-", connect_timeout=1e-9), 0.0)
+    assert patient() is None
+    assert impatient() == "no session opened within 1e-09 s"

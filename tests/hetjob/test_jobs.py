@@ -44,3 +44,22 @@ def test_a_requeued_job_gets_a_job_directory_of_its_own(tmp_path, restarts, suff
     jobdir = subprocess.run(["bash", "-c", head], env=env, capture_output=True, text=True, check=True).stdout.strip()
     assert jobdir == f"{tmp_path}/jobs/q0001.41{suffix}"
     assert Path(jobdir).is_dir() and Path(jobdir).stat().st_mode & 0o777 == 0o700
+
+
+def test_a_qpu_marked_command_holds_the_qpu_node_until_it_ends_a_workflow_node_until_its_deadline(tmp_path):
+    """A rule or app marked qpu=1 that never opens a lease keeps the qpu node for its whole run (its
+    script's trap releases it at the end); a workflow node, which always opens a session, gets the
+    gateway's session deadline as a backstop."""
+    from hcqw.hetjob.jobs import command_request, node_request
+    from hcqw.workflow import build_dag, load_loop
+
+    settings = NodeJobSettings(connect_timeout=90)
+    rule = command_request("python rule.py", workflow="smk", name="measure", workdir=tmp_path, settings=settings,
+                           quantum=True)
+    assert "--connect-timeout 0 " in rule.body
+    loop = load_loop("tests.hetjob.loops:make", {})
+    quantum = next(n for n in build_dag(loop) if n.name == "q0001")
+    node = node_request(quantum, loop_ref="tests.hetjob.loops:make", params={}, workflow="wf", run_dir=tmp_path,
+                        settings=settings)
+    (gateway,) = [line for line in node.body.splitlines() if "hcqw.hetjob.gateway" in line]
+    assert "--connect-timeout 90 " in gateway
