@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
+import shutil
 import signal
 import textwrap
 import time
@@ -14,12 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from hcqw.lab.pytest_plugin import wait_for
+from hcqw.lab.pytest_plugin import make_user_dir, wait_for
+from hcqw.lab.resident import metrics_log
 from hcqw.metrics import read_events
 from hcqw.slurm.commands import run_slurm
 from hcqw.slurm.parsing import parse_scontrol
 
-from smk_helpers import TOLERANCE, read_energy, run_snakemake, snakemake_argv
+from smk_helpers import TOLERANCE, read_energy, run_snakemake, run_snakemake_as, snakemake_argv
+from tests.site.lab_user import ALICE, BOB, assert_private, key_file, quantum_nodes_across_hosts
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 log = logging.getLogger(__name__)
@@ -75,24 +77,30 @@ def quantum_rule_snakefile(workdir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def single_run(slurm_lab, tmp_path_factory):
-    """The example once on SLURM; its makespan is the baseline of the co-scheduling test."""
-    root = tmp_path_factory.mktemp("single")
-    # Its own key and device state: the per-test home (tests/conftest.py) is function-scoped.
-    env = {**os.environ, "HCQW_CHECKPOINT_KEY": str(root / "key"), "HCQW_STATE_DIR": str(root / "state")}
+def single_run(slurm_lab):
+    """README's command once, as hcqw-alice from the site's checkout; its makespan is the baseline of the
+    co-scheduling test."""
+    root = make_user_dir(slurm_lab, ALICE, "smk-single")
     name = run_name("single")
-    run = run_snakemake(root, *SLURM, "--hcqw-workflow-id", name, env=env)
-    return root, run, name
+    run = run_snakemake_as(slurm_lab, ALICE, root, *SLURM, "--hcqw-workflow-id", name)
+    yield root, run, name
+    shutil.rmtree(root, ignore_errors=True)
 
 
-def test_example_on_slurm_reaches_energy(single_run):
+def test_example_on_slurm_reaches_energy(single_run, slurm_lab):
     workdir, run, name = single_run
     assert run.returncode == 0, run.output
     assert "hcqw executor: backend slurm" in run.output
     result = read_energy(workdir)
     assert abs(result["energy"] - result["exact"]) <= TOLERANCE, result
-    # Each quantum rule was a hetjob whose qpu component SLURM recorded.
+    # Each quantum rule was a hetjob whose qpu component SLURM recorded: on a qpu host, its cpu part on a
+    # cpu host, both alice's.
     assert len(qpu_intervals(name)) == 4
+    assert len(quantum_nodes_across_hosts(slurm_lab, name, ALICE)) == 4
+    # What the run left is alice's alone.
+    logs = sorted((workdir / ".snakemake" / "hcqw_logs").rglob("*.log"))
+    assert_private(slurm_lab, ALICE, [workdir, logs[0], logs[-1], key_file(slurm_lab, ALICE),
+                                     workdir / "vqe" / "energy.txt"], BOB)
     log.info("single SLURM run: %.1f s, energy %+.6f (error %.6f)", run.seconds, result["energy"], result["error"])
 
 
@@ -215,16 +223,21 @@ def test_rest_backend_runs_a_quantum_rule_and_never_shows_the_token(slurm_lab, w
             assert token.encode() not in path.read_bytes(), f"token leaked into {path}"
 
 
-def test_quantum_rule_relays_to_a_resident_qpu_service(slurm_lab, workdir, resident_per_host):
-    """--hcqw-device-service: the rule's qpu part relays to the service kept running on its qpu node
-    (``%n`` in the address is that node's name)."""
-    address, residents = resident_per_host
+def test_quantum_rule_relays_to_a_resident_qpu_service(slurm_lab, lab_user_dir):
+    """--hcqw-device-service with the site's address pattern: the rule's qpu part relays to the resident
+    service of the qpu host SLURM gave it (``%n`` in the address is that node's name), as hcqw-alice."""
+    workdir = lab_user_dir(ALICE)
+    snakefile = quantum_rule_snakefile(workdir)
+    shutil.chown(snakefile, ALICE, ALICE)
     name = run_name("resident")
-    run = run_snakemake(workdir, *SLURM, "--hcqw-device-service", address, "--hcqw-workflow-id", name,
-                        snakefile=quantum_rule_snakefile(workdir))
+    run = run_snakemake_as(slurm_lab, ALICE, workdir, *SLURM, "--hcqw-device-service",
+                           slurm_lab.layout.qpu_service_address_pattern, "--hcqw-workflow-id", name,
+                           snakefile=str(snakefile))
     assert run.returncode == 0, run.output
     assert (workdir / "ones.txt").read_text() == "10"
-    served = [e for r in residents.values() for e in read_events(r.log, "exec") if e["workflow"] == name]
-    assert [e["shots"] for e in served] == [10]
+    (parts,) = quantum_nodes_across_hosts(slurm_lab, name, ALICE).values()
+    served = {node: [e for e in read_events(metrics_log(slurm_lab.layout, node), "exec") if e["workflow"] == name]
+              for node in slurm_lab.layout.qpu_node_names}
+    assert {node: [e["shots"] for e in events] for node, events in served.items() if events} == {parts[1].nodelist: [10]}
     gateway_logs = [p.read_text() for p in workdir.rglob("gateway.log")]
     assert len(gateway_logs) == 1 and "relaying" in gateway_logs[0]
