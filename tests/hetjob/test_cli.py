@@ -67,7 +67,8 @@ def test_slurm_run_as_a_lab_user_matches_the_embedded_run(transport, alice_chain
     assert len(gateway_logs) == VQE_PARAMS["iterations"]
     if transport == "mpi":
         assert all("MPI port open" in path.read_text() for path in gateway_logs)
-    assert_private(slurm_lab, ALICE, [runs / workflow, final, gateway_logs[0].parent, gateway_logs[0]], BOB)
+    job_dir = gateway_logs[0].parent
+    assert_private(slurm_lab, ALICE, [runs / workflow, final, job_dir, gateway_logs[0], job_dir / "node.pid"], BOB)
 
 
 def test_slurm_run_over_rest_completes_a_chain_and_never_shows_the_token(slurm_lab, job_env, tmp_path, capsys):
