@@ -21,11 +21,13 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from parsl.config import Config
 from parsl.executors import HighThroughputExecutor
 from parsl.providers import LocalProvider
 
+from hcqw.hetjob.address import LOOPBACK, route_address, submit_address
 from hcqw.hetjob.jobs import NodeJobSettings
 from hcqw.secret import hide_token
 from parsl_hcqw.executor import HeldQpuExecutor, QpuJobExecutor, QpuSession
@@ -48,6 +50,13 @@ def _local_provider() -> LocalProvider:
                          worker_init=f"export PATH={Path(sys.executable).parent}:$PATH")
 
 
+def _interchange_address(backend: str, backend_options: dict[str, Any] | None) -> str:
+    """This host's address that the cluster's cpu hosts reach it on: toward the controller it submits to."""
+    if backend == "rest":
+        return route_address(urlsplit((backend_options or {}).get("url") or "").hostname or LOOPBACK)
+    return submit_address()
+
+
 def hcqw_config(
     *,
     slurm: bool = False,
@@ -60,7 +69,7 @@ def hcqw_config(
     backend_options: dict[str, Any] | None = None,
     session: QpuSession | None = None,
     max_idletime: float = 120.0,
-    address: str = "127.0.0.1",
+    address: str | None = None,
     **config_options: Any,
 ) -> Config:
     """The ``cpu``/``qpu`` configuration; ``config_options`` go to ``parsl.config.Config``.
@@ -70,8 +79,8 @@ def hcqw_config(
     ``settings`` sets partitions, time limits, interpreter and gateway options of the jobs.
     ``backend``/``backend_options``: ``"sbatch"`` or ``"rest"`` (``url=``, ``token_file=``; a ``token=``
     is kept in a :class:`hcqw.secret.Secret`, so Parsl's config dump in ``parsl.log`` shows ``'***'``).
-    ``address``: where SLURM ``cpu`` workers reach the interchange (loopback on the lab cluster;
-    the submit host's cluster address on a real one).
+    ``address``: where SLURM ``cpu`` workers, on other hosts, reach the interchange; default: this
+    host's address on the route to slurmctld (``backend="sbatch"``) or to slurmrestd (``"rest"``).
     ``max_idletime`` applies to ``cpu`` blocks only: ``qpu`` never keeps an idle allocation.
     """
     settings = settings or NodeJobSettings()
@@ -87,7 +96,8 @@ def hcqw_config(
         common = dict(settings=settings, backend=backend, backend_options=hide_token(backend_options),
                       workflow=workflow)
         cpu = _htex("cpu", workers, HetjobSlurmProvider(quantum=False, init_blocks=1, min_blocks=0,
-                                                        max_blocks=cpu_blocks, **common), address)
+                                                        max_blocks=cpu_blocks, **common),
+                    address or _interchange_address(backend, backend_options))
         qpu = QpuJobExecutor(label="qpu", provider=HetjobSlurmProvider(quantum=True, **common), session=session)
         executors = [cpu, qpu]
     return Config(executors=executors, run_dir=run_dir, max_idletime=max_idletime, **config_options)

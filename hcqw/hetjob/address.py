@@ -65,6 +65,39 @@ def cluster_address(env: Mapping[str, str] | None = None) -> str:
     return address
 
 
+def controller_host(config: str) -> str:
+    """Where slurmctld listens, from ``scontrol show config``: ``SlurmctldAddr``, else the address (or
+    name) of ``SlurmctldHost[0]``; ``DeviceError`` if neither is there."""
+    fields = {key.strip(): value.strip() for key, sep, value in (line.partition("=") for line in config.splitlines())
+              if sep}
+    if fields.get("SlurmctldAddr", "(null)") != "(null)":
+        return fields["SlurmctldAddr"]
+    host = fields.get("SlurmctldHost[0]", "")
+    name, _, address = host.partition("(")
+    if not (address.rstrip(")") or name):
+        raise DeviceError("`scontrol show config` names no SlurmctldHost: is SLURM_CONF the cluster's?")
+    return address.rstrip(")") or name
+
+
+def submit_address(env: Mapping[str, str] | None = None) -> str:
+    """This host's address on the cluster network: the local end of the route to slurmctld, which
+    compute nodes reach this host on too (for a service they call back, e.g. Parsl's interchange).
+    Loopback if the controller is on loopback."""
+    env = os.environ if env is None else env
+    return route_address(controller_host(run_slurm(["scontrol", "show", "config"], env=dict(env)).stdout))
+
+
+def route_address(host: str) -> str:
+    """This host's address on the route to ``host`` (a name or an address)."""
+    target = resolve(host)
+    family = socket.AF_INET6 if ":" in target else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        probe.connect((target, 9))  # a UDP connect only picks the route; nothing is sent
+        address = str(probe.getsockname()[0])
+    log.info("this host's address toward %s: %s", target, address)
+    return address
+
+
 def tcp_bind_address(host: str) -> str:
     """ZeroMQ endpoint on ``host`` with a port chosen at bind (IPv6 in brackets)."""
     return f"tcp://[{host}]:*" if ":" in host else f"tcp://{host}:*"

@@ -160,6 +160,7 @@ def quantum_body(command: str, job_prefix: Path, gateway_metrics: Path, settings
 # A requeued job keeps its id: it gets a directory of its own, never the last run's gateway address.
 [ "${{SLURM_RESTART_COUNT:-0}}" = 0 ] || JOBDIR="$JOBDIR.r$SLURM_RESTART_COUNT"
 mkdir -p -m 700 "$JOBDIR"
+export JOBDIR  # the command may run in a shell of its own (under mpiexec), where it names its files by it
 # The qpu component must never outlive the node's process, whatever ends it.
 # While slurmctld is unreachable (restarting) scancel fails: retry for about two minutes.
 release_qpu() {{

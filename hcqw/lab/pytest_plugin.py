@@ -13,7 +13,8 @@
 
 - ``lab_user_dir``: ``lab_user_dir("hcqw-alice")`` makes a fresh directory in that user's
   home, owned by them (0700), for what the test runs as them (pytest's ``tmp_path`` is
-  root's and private); removed after the test.
+  root's and private); removed after the test. ``make_user_dir(lab, user, label)`` makes one
+  for a fixture of wider scope.
 
 ``HCQW_TEST_LAB_DIR``/``HCQW_TEST_LAB_PORT`` (and ``HCQW_TEST_LAB_C2_DIR``/``_PORT``) move
 them elsewhere, so that independent test runs on one machine need not share a qpu node.
@@ -127,17 +128,24 @@ def slurm_lab_c2() -> Iterator[LabCluster]:
         _release(lab)
 
 
+def make_user_dir(lab: LabCluster, user: str, label: str) -> Path:
+    """A new directory ``<home>/tests/<label>-<random>`` in ``user``'s lab home, theirs alone (0700).
+
+    For fixtures of a wider scope than ``lab_user_dir``'s; the caller removes it."""
+    path = lab.home(user) / "tests" / f"{label[:60]}-{uuid.uuid4().hex[:8]}"
+    ensure_owned_dir(path.parent, user, 0o700)
+    ensure_owned_dir(path, user, 0o700)
+    return path
+
+
 @pytest.fixture
 def lab_user_dir(slurm_lab: LabCluster, request: pytest.FixtureRequest) -> Iterator[Callable[[str], Path]]:
     """A factory: ``lab_user_dir(user)`` is a new directory in ``user``'s lab home, theirs alone (0700)."""
     made: list[Path] = []
 
     def make(user: str) -> Path:
-        path = slurm_lab.home(user) / "tests" / f"{request.node.name[:60]}-{uuid.uuid4().hex[:8]}"
-        ensure_owned_dir(path.parent, user, 0o700)
-        ensure_owned_dir(path, user, 0o700)
-        made.append(path)
-        return path
+        made.append(make_user_dir(slurm_lab, user, request.node.name))
+        return made[-1]
 
     yield make
     for path in made:

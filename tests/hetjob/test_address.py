@@ -7,7 +7,8 @@ import re
 import pytest
 
 from hcqw.errors import DeviceError
-from hcqw.hetjob.address import cluster_address, expand_node, node_addr, resolve, tcp_bind_address
+from hcqw.hetjob.address import (cluster_address, controller_host, expand_node, node_addr, resolve, route_address,
+                                 submit_address, tcp_bind_address)
 from hcqw.slurm.commands import run_slurm
 
 # One line of `scontrol show node -o` (22.05), trimmed.
@@ -37,11 +38,28 @@ def test_outside_slurm_the_gateway_binds_loopback():
     assert cluster_address({}) == "127.0.0.1"
 
 
+def test_the_controller_is_found_in_scontrol_show_config():
+    config = "ClusterName             = hcqw\nSlurmctldAddr           = (null)\nSlurmctldHost[0]        = vm(10.31.64.2)\n"
+    assert controller_host(config) == "10.31.64.2"
+    assert controller_host(config.replace("vm(10.31.64.2)", "head")) == "head"
+    assert controller_host(config.replace("(null)", "10.9.9.9")) == "10.9.9.9"  # SlurmctldAddr wins
+    with pytest.raises(DeviceError, match="names no SlurmctldHost"):
+        controller_host("ClusterName = hcqw\n")
+    assert route_address("127.0.0.1") == "127.0.0.1"
+
+
 def test_percent_n_becomes_the_node_name_and_needs_one():
     assert expand_node("ipc:///lab/hosts/%n/qpu/qpu.ipc", {"SLURMD_NODENAME": "q2"}) == "ipc:///lab/hosts/q2/qpu/qpu.ipc"
     assert expand_node("ipc:///run/qpu.ipc", {}) == "ipc:///run/qpu.ipc"
     with pytest.raises(DeviceError, match=r"contains %n .* \$SLURMD_NODENAME is not set"):
         expand_node("ipc:///lab/hosts/%n/qpu.ipc", {})
+
+
+@pytest.mark.slurm
+def test_the_submit_host_is_reached_on_its_address_on_the_lab_network(slurm_lab):
+    """Parsl's interchange binds this: the submit host's address on the lab's bridge, not loopback."""
+    submit = [h for h in slurm_lab.hosts if h.role == "submit"]
+    assert [submit_address(slurm_lab.env)] == [h.address for h in submit]
 
 
 @pytest.mark.slurm

@@ -1,21 +1,25 @@
 """C1 -> C2: a quantum node submitted to the QPU-side cluster through its real slurmrestd,
-followed there, its checkpoint brought back; the job runs as the submitting user; the JWT
-shows up in no log, script, job output or error text."""
+followed there, its checkpoint brought back, all run by a lab user; the job runs as that user,
+its components on C2's cpu and qpu hosts; the JWT shows up in no log, script, job output or
+error text."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import subprocess
+import shutil
+import uuid
 
 import pytest
 
-from hcqw.hetjob.federation import RemoteSite, SharedFsStager, run_quantum_node_remote
+from hcqw.hetjob.federation import SharedFsStager
 from hcqw.hetjob.jobs import NodeJobSettings, node_request
 from hcqw.checkpoint import load_checkpoint, save_checkpoint
 from hcqw.slurm import ComponentSpec, JobRequest, Phase, SlurmError, open_backend
 from hcqw.slurm.rest import submit_payload
-from hcqw.workflow import RunContext, build_dag, load_loop, run_node
+from hcqw.workflow import RunContext, build_dag, load_loop
+from tests.site.lab_user import ALICE, BOB, assert_private, quantum_nodes_across_hosts, run_as
 
 LOOP = "tests.hetjob.loops:make"
 
@@ -38,44 +42,53 @@ def test_staged_copies_stay_private_whatever_the_umask(tmp_path):
 
 
 @pytest.mark.slurm
-def test_quantum_node_on_the_qpu_side_cluster(slurm_lab, slurm_lab_c2, job_env, tmp_path, caplog):
+def test_quantum_node_on_the_qpu_side_cluster_as_a_lab_user(slurm_lab, slurm_lab_c2, lab_user_dir):
+    """hcqw-alice runs the federation herself (tests/hetjob/federate_node.py with the site's Python), her
+    C2 token in a 0600 file of hers."""
+    token = slurm_lab_c2.token(lifespan=900, username=ALICE)
+    home = lab_user_dir(ALICE)
+    token_file = home / "c2.jwt"
+    token_file.write_text(token)
+    token_file.chmod(0o600)
+    shutil.chown(token_file, ALICE, ALICE)
+    workflow = f"wf-fed-{uuid.uuid4().hex[:6]}"
+    run_dir, staging = home / "c1" / workflow, home / "c2"
+    env = [arg for name, value in slurm_lab_c2.env.items() for arg in ("--env", f"{name}={value}")]
+    done = run_as(slurm_lab, ALICE, ["python", "-m", "tests.hetjob.federate_node", workflow, str(run_dir),
+                                     str(staging), "--rest-url", slurm_lab_c2.rest_url, "--token-file", str(token_file),
+                                     *env], timeout=300)
+    outcome = json.loads(done.stdout.splitlines()[-1])
+    assert outcome["phase"] == "completed" and outcome["released"] == [1] and outcome["user"] == ALICE, outcome
+    nodes = build_dag(load_loop(LOOP, {}))
+    ctx = RunContext(workflow, run_dir)
+    assert ctx.path(nodes[1].output).exists()  # the result came back to C1 ...
+    assert ctx.path(nodes[2].output).exists()  # ... and C1 went on with it
+    # C2 ran (and accounts) the job as alice, its two components on C2's cpu and qpu hosts.
+    assert list(quantum_nodes_across_hosts(slurm_lab_c2, workflow, ALICE)) == [outcome["leader"]]
+    staged = [staging / workflow / "checkpoints" / name for name in (*nodes[1].inputs, nodes[1].output)]
+    assert_private(slurm_lab, ALICE, [*staged, ctx.path(nodes[1].output), token_file], BOB)  # no copy wider
+    texts = [done.stdout, done.stderr] + [p.read_text(errors="replace") for p in home.rglob("*")
+                                           if p.is_file() and p != token_file and not p.name.endswith(".ckpt")]
+    assert len(texts) > 6
+    assert all(token not in text for text in texts)
+
+
+@pytest.mark.slurm
+def test_rest_cancel_and_errors_on_the_qpu_side_cluster_never_show_the_token(slurm_lab_c2, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     token = slurm_lab_c2.token(lifespan=900)
     c2 = open_backend("rest", url=slurm_lab_c2.rest_url, token=token, poll_interval=0.2)
-    loop = load_loop(LOOP, {})
-    ctx = RunContext("wf-fed", tmp_path / "c1" / "wf-fed")
-    nodes = build_dag(loop)
-    run_node(loop, nodes[0], ctx, None)  # init on C1
-    site = RemoteSite(c2, tmp_path / "c2", environment=dict(slurm_lab_c2.env))
-
-    state = run_quantum_node_remote(site, LOOP, {}, ctx, "q0001", timeout=90)
-    assert state.phase is Phase.COMPLETED and state.released == (1,)
-    assert ctx.path(nodes[1].output).exists()  # the result came back to C1
-    staged = [tmp_path / "c2" / "wf-fed" / "checkpoints" / name for name in (*nodes[1].inputs, nodes[1].output)]
-    assert [mode(p) for p in (*staged, ctx.path(nodes[1].output))] == [0o600] * 3  # no copy wider than the original
-    run_node(loop, nodes[2], ctx, None)  # and C1 goes on with it
-    assert ctx.path(nodes[2].output).exists()
-
-    # C2 ran (and accounts) the job as the user named in the REST request.
-    shown = subprocess.run(["scontrol", "-o", "show", "job", state.leader_id], capture_output=True, text=True,
-                           env={**os.environ, **slurm_lab_c2.env}, check=True).stdout
-    assert f"UserId={c2.user}(" in shown
-
-    # REST cancel on C2.
     sleeper = c2.submit(JobRequest(workflow_id="wf-fed", node="sleeper", body="sleep 60",
-                                   components=(ComponentSpec("cpu", time_limit=2),), workdir=tmp_path / "c2",
+                                   components=(ComponentSpec("cpu", time_limit=2),), workdir=tmp_path,
                                    environment=dict(slurm_lab_c2.env)))
     c2.cancel(sleeper)
     assert c2.wait(sleeper, timeout=30).phase is Phase.CANCELLED
-
-    # An error from C2 carries no token either.
     with pytest.raises(SlurmError) as refused:
         c2.submit(JobRequest(workflow_id="wf-fed", node="bad", body="true",
-                             components=(ComponentSpec("nosuchpartition"),), workdir=tmp_path / "c2"))
+                             components=(ComponentSpec("nosuchpartition"),), workdir=tmp_path))
+    nodes = build_dag(load_loop(LOOP, {}))
     script = submit_payload(node_request(nodes[1], loop_ref=LOOP, params={}, workflow="wf-fed",
-                                         run_dir=tmp_path / "c2" / "wf-fed", settings=NodeJobSettings()))
+                                         run_dir=tmp_path / "wf-fed", settings=NodeJobSettings()))
     texts = [caplog.text, str(refused.value), repr(c2), str(script)]
-    texts += [p.read_text(errors="replace") for root in (tmp_path / "c1", tmp_path / "c2")
-              for p in root.rglob("*") if p.is_file() and not p.name.endswith(".ckpt")]
-    assert len(texts) > 6
+    texts += [p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file()]
     assert all(token not in text for text in texts)

@@ -19,7 +19,7 @@ import pytest
 from hcqw.hetjob.jobs import NodeJobSettings, node_request
 from hcqw.hetjob.records import qpu_timeline
 from hcqw.metrics import read_events
-from hcqw.slurm import Phase
+from hcqw.slurm import ComponentSpec, Phase
 from hcqw.workflow import RunContext, build_dag, load_loop, run_node
 
 from hcqw.lab.pytest_plugin import wait_for
@@ -52,15 +52,21 @@ def qpu_holders(env: dict) -> str:
     return out.stdout.strip()
 
 
-def test_qpu_component_released_at_block_end_and_next_node_starts(sbatch, tmp_path):
+def test_qpu_component_released_at_block_end_and_next_node_starts(sbatch, slurm_lab, tmp_path):
     params = {"after_block": 6.0}  # classical remainder of the node after its quantum block
     ctx_a, nodes = prepare(tmp_path, "wf-a", params)
     ctx_b, _ = prepare(tmp_path, "wf-b", params)
-    job_a = submit_q1(sbatch, ctx_a, nodes, params)
-    job_b = submit_q1(sbatch, ctx_b, nodes, params)  # pends on qpu:1 behind A
+    # Both on one qpu node (the lab has two), so B waits for the device A holds.
+    qpu_node = slurm_lab.layout.qpu_node_names[0]
+    pinned = ComponentSpec("qpu", gres="qpu:1", time_limit=10, extra=(f"--nodelist={qpu_node}",))
+    job_a = submit_q1(sbatch, ctx_a, nodes, params, qpu=pinned)
+    job_b = submit_q1(sbatch, ctx_b, nodes, params, qpu=pinned)  # pends on qpu:1 behind A
     state_a, state_b = sbatch.wait(job_a, timeout=90), sbatch.wait(job_b, timeout=90)
     assert state_a.phase is Phase.COMPLETED and state_b.phase is Phase.COMPLETED
     assert state_a.released == (1,)
+    for state in (state_a, state_b):  # across hosts: the node's code on a cpu host, its gateway on the qpu host
+        assert state.component(0).nodelist in slurm_lab.layout.cpu_node_names
+        assert state.component(1).nodelist == qpu_node
     a = qpu_timeline(ctx_a.metrics_path, "wf-a", "q0001", state_a)
     b = qpu_timeline(ctx_b.metrics_path, "wf-b", "q0001", state_b)
     log.info("A: block end %.2f, qpu end %s (lag %.2f s), leader end %s; B qpu start %s",

@@ -90,48 +90,57 @@ echo "cpu done on $SLURMD_NODENAME"
 
 
 def test_hetjob_early_release_completes_and_frees_the_qpu(backend, slurm_lab, tmp_path):
-    # The lab has several qpu nodes: hold all but one, so the devices run out.
+    """Across hosts: component 0 on a cpu host, component 1 on a qpu host. Every other qpu node is held, so
+    the qpu job submitted meanwhile waits for the very node component 1 holds."""
     holders = [backend.submit(request(tmp_path, f"holder{i}", "sleep 60", QPU))
                for i in range(len(slurm_lab.layout.qpu_node_names) - 1)]
     for holder in holders:
         wait_for(lambda holder=holder: backend.status([holder], force=True)[holder].phase is Phase.RUNNING,
                  what="another qpu node to be held")
     try:
-        _early_release(backend, tmp_path)
+        _early_release(backend, slurm_lab, tmp_path)
     finally:
         for holder in holders:
             backend.cancel(holder)
 
 
-def _early_release(backend, tmp_path):
+def _early_release(backend, slurm_lab, tmp_path):
     job_id = backend.submit(request(tmp_path, "het", HETJOB_BODY, CPU, QPU))
     wait_for(lambda: (tmp_path / "qpu-done").exists(), what="the quantum block")
     state = backend.status([job_id], force=True)[job_id]
     assert state.phase is Phase.RUNNING and state.component(1).phase is Phase.RUNNING
     assert state.component(1).partition == "qpu" and state.component(0).partition == "cpu"
+    cpu_host, qpu_host = state.component(0).nodelist, state.component(1).nodelist
+    assert cpu_host in slurm_lab.layout.cpu_node_names and qpu_host in slurm_lab.layout.qpu_node_names
 
     # Another user's quantum job waits for the device while we hold it.
     other = backend.submit(request(tmp_path, "other-qpu", "echo other", QPU))
     time.sleep(1.5)  # a couple of backfill ticks: it must still pend
     assert backend.status([other], force=True)[other].phase is Phase.PENDING
 
-    released_at = time.monotonic()
+    released_at, released_wall = time.monotonic(), time.time()
     backend.cancel_component(job_id, 1)
     wait_for(lambda: backend.status([job_id], force=True)[job_id].component(1).phase is Phase.CANCELLED, what="release")
     state = backend.status([job_id], force=True)[job_id]
     assert state.phase is Phase.RUNNING and state.released == (1,)  # the cpu part runs on
     wait_for(lambda: backend.status([other], force=True)[other].phase is not Phase.PENDING, what="the other qpu job")
     log.info("%s: release to start of the next qpu job %.3f s", backend.name, time.monotonic() - released_at)
+    time.sleep(1.0)  # component 0 runs on for a second more (SLURM's records have whole seconds)
 
     (tmp_path / "go").touch()
     state = backend.wait(job_id, timeout=30)
     assert state.phase is Phase.COMPLETED, state  # not failed: the release was on purpose
     assert state.released == (1,) and state.component(0).state == "COMPLETED"
-    qpu = state.component(1)
-    assert qpu.state == "CANCELLED" and qpu.start_time and qpu.end_time and qpu.nodelist
-    assert qpu.end_time <= state.component(0).end_time
-    assert (tmp_path / "qpu.txt").read_text().startswith("qpu on")
-    assert backend.wait(other, timeout=30).phase is Phase.COMPLETED
+    qpu, cpu = state.component(1), state.component(0)
+    assert qpu.state == "CANCELLED" and qpu.start_time and qpu.end_time and qpu.nodelist == qpu_host
+    assert cpu.nodelist == cpu_host
+    assert qpu.end_time.timestamp() - released_wall <= 2.0  # SLURM ended the qpu component at once ...
+    assert qpu.end_time < cpu.end_time  # ... while component 0 ran on
+    assert (tmp_path / "qpu.txt").read_text().startswith(f"qpu on {qpu_host}")
+    after = backend.wait(other, timeout=30)
+    assert after.phase is Phase.COMPLETED
+    # The waiting job got that same qpu node, and started before component 0 ended.
+    assert after.leader.nodelist == qpu_host and after.leader.start_time < cpu.end_time
 
 
 def test_release_from_inside_the_job_counts_as_success(sbatch, tmp_path):

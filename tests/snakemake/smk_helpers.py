@@ -36,6 +36,17 @@ def run_snakemake(workdir: Path, *extra: str, snakefile: Path = EXAMPLE, timeout
     return Finished(proc.returncode, proc.stdout, time.monotonic() - started)
 
 
+def run_snakemake_as(lab, user: str, workdir: Path, *extra: str, snakefile: str = "examples/snakemake/Snakefile",
+                     timeout: float = 400) -> Finished:
+    """README's command (``snakemake -s examples/snakemake/Snakefile -d DIR --executor hcqw --jobs 4 ...``) as
+    lab user ``user`` on the submit host of ``lab``, from the site's copy of the checkout."""
+    started = time.monotonic()
+    proc = lab.exec(user, ["snakemake", "-s", snakefile, "-d", str(workdir), "--executor", "hcqw", "--jobs", "4",
+                           *extra], cwd=lab.site.src, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                    timeout=timeout)
+    return Finished(proc.returncode, proc.stdout, time.monotonic() - started)
+
+
 def read_energy(workdir: Path) -> dict[str, float]:
     """``vqe/energy.txt`` of an example run: energy, exact, error."""
     lines = (workdir / "vqe" / "energy.txt").read_text().split("\n")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
+import shutil
 import signal
 import textwrap
 import time
@@ -15,12 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from hcqw.lab.pytest_plugin import wait_for
+from hcqw.lab.pytest_plugin import make_user_dir, wait_for
+from hcqw.lab.resident import metrics_log
 from hcqw.metrics import read_events
 from hcqw.slurm.commands import run_slurm
 from hcqw.slurm.parsing import parse_scontrol
 
-from smk_helpers import DIRECT, EARLY, LATE, TOLERANCE, read_energy, run_side_by_side, run_snakemake, snakemake_argv
+from smk_helpers import (DIRECT, EARLY, LATE, TOLERANCE, read_energy, run_side_by_side, run_snakemake, run_snakemake_as,
+                         snakemake_argv)
+from tests.site.lab_user import ALICE, BOB, assert_private, key_file, quantum_nodes_across_hosts
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 log = logging.getLogger(__name__)
@@ -33,15 +36,18 @@ def run_name(kind: str) -> str:
 
 
 def qpu_components(workflow: str, rule: str = "quantum") -> list[tuple[datetime, datetime, str]]:
-    """(start, end, node) of every qpu component of the run's jobs of ``rule``, from SLURM's own records."""
+    """(start, end, qpu node) of every qpu component of the run's jobs of ``rule``, from SLURM's own records."""
     records = parse_scontrol(run_slurm(["scontrol", "-o", "show", "job"]).stdout)
     return sorted((r.start_time, r.end_time, r.nodelist) for r in records
                   if r.name and r.name.startswith(f"hcqw:{workflow}:{rule}") and r.het_offset == 1)
 
 
-def qpu_intervals(workflow: str) -> list[tuple[datetime, datetime]]:
-    """(start, end) of every qpu component of the run's quantum jobs, from SLURM's own records."""
-    return [(start, end) for start, end, _ in qpu_components(workflow)]
+def one_at_a_time(intervals: list[tuple]) -> bool:
+    """Intervals ``(start, end, device, ...)`` never overlap on one device."""
+    by_device: dict[str, list[tuple]] = {}
+    for interval in sorted(intervals):
+        by_device.setdefault(interval[2], []).append(interval)
+    return all(a[1] <= b[0] for on_one in by_device.values() for a, b in zip(on_one, on_one[1:]))
 
 
 def live_jobs(prefix: str) -> dict[str, set[str]]:
@@ -81,29 +87,35 @@ def quantum_rule_snakefile(workdir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def single_run(slurm_lab, tmp_path_factory):
-    """The example once on SLURM; its makespan is the baseline of the co-scheduling test."""
-    root = tmp_path_factory.mktemp("single")
-    # Its own key and device state: the per-test home (tests/conftest.py) is function-scoped.
-    env = {**os.environ, "HCQW_CHECKPOINT_KEY": str(root / "key"), "HCQW_STATE_DIR": str(root / "state")}
+def single_run(slurm_lab):
+    """README's command once, as hcqw-alice from the site's checkout; its makespan is the baseline of the
+    co-scheduling test."""
+    root = make_user_dir(slurm_lab, ALICE, "smk-single")
     name = run_name("single")
-    run = run_snakemake(root, *SLURM, "--hcqw-workflow-id", name, env=env)
-    return root, run, name
+    run = run_snakemake_as(slurm_lab, ALICE, root, *SLURM, "--hcqw-workflow-id", name)
+    yield root, run, name
+    shutil.rmtree(root, ignore_errors=True)
 
 
-def test_example_on_slurm_reaches_energy(single_run):
+def test_example_on_slurm_reaches_energy(single_run, slurm_lab):
     workdir, run, name = single_run
     assert run.returncode == 0, run.output
     assert "hcqw executor: backend slurm" in run.output
     result = read_energy(workdir)
     assert abs(result["energy"] - result["exact"]) <= TOLERANCE, result
-    # Each quantum rule was a hetjob whose qpu component SLURM recorded.
-    assert len(qpu_intervals(name)) == 4
+    # Each quantum rule was a hetjob whose qpu component SLURM recorded: on a qpu host, its cpu part on a
+    # cpu host, both alice's.
+    assert len(qpu_components(name)) == 4
+    assert len(quantum_nodes_across_hosts(slurm_lab, name, ALICE)) == 4
+    # What the run left is alice's alone.
+    logs = sorted((workdir / ".snakemake" / "hcqw_logs").rglob("*.log"))
+    assert_private(slurm_lab, ALICE, [workdir, logs[0], logs[-1], key_file(slurm_lab, ALICE),
+                                     workdir / "vqe" / "energy.txt"], BOB)
     log.info("single SLURM run: %.1f s, energy %+.6f (error %.6f)", run.seconds, result["energy"], result["error"])
 
 
-def test_two_runs_share_the_qpu_node_by_turns(single_run, tmp_path, spawn):
-    """Two invocations at once: their quantum rules take turns on the one qpu node."""
+def test_two_runs_share_the_qpu_nodes_by_turns(single_run, tmp_path, spawn):
+    """Two invocations at once: their quantum rules take turns on the qpu nodes, one at a time on each."""
     dirs = {run_name(kind): tmp_path / kind for kind in ("a", "b")}
     started = time.monotonic()
     procs = {}
@@ -117,24 +129,19 @@ def test_two_runs_share_the_qpu_node_by_turns(single_run, tmp_path, spawn):
         result = read_energy(dirs[name])
         assert abs(result["energy"] - result["exact"]) <= TOLERANCE, result
 
-    owners = sorted((start, end, name) for name in dirs for start, end in qpu_intervals(name))
+    owners = sorted((start, end, node, name) for name in dirs for start, end, node in qpu_components(name))
     assert len(owners) == 8
-    # SLURM's records (whole seconds): never two quantum jobs on the qpu node at once...
-    for (_, end, _), (start, _, _) in zip(owners, owners[1:]):
-        assert end <= start, owners
-    # ... and the device's own hold intervals (sub-second) do not overlap either.
-    holds = sorted((e["start"], e["end"]) for path in dirs.values()
-                   for e in read_events(path / ".snakemake" / "hcqw" / "metrics" / "qpu.jsonl", "hold"))
-    assert len(holds) == 8 and all(a[1] <= b[0] for a, b in zip(holds, holds[1:])), holds
-    # The runs interleave on the node instead of one waiting for the other to finish.
-    sequence = [name for _, _, name in owners]
-    switches = sum(a != b for a, b in zip(sequence, sequence[1:]))
-    assert switches >= 3, sequence
+    # SLURM's records (whole seconds): never two quantum jobs on one qpu node at once...
+    assert one_at_a_time(owners), owners
+    # ... and the devices' own hold intervals (sub-second) do not overlap either.
+    holds = [(e["start"], e["end"], e["device"]) for path in dirs.values()
+             for e in read_events(path / ".snakemake" / "hcqw" / "metrics" / "qpu.jsonl", "hold")]
+    assert len(holds) == 8 and one_at_a_time(holds), holds
     single = single_run[1].seconds
     log.info("two runs at once: %.1f s; one run alone: %.1f s; one after the other would take ~%.1f s "
              "(ratio %.2f); qpu order %s", both, single, 2 * single, both / (2 * single),
-             "".join(dirs[s].name for s in sequence))
-    # Run one after the other they would take twice one run; interleaved they overlap.
+             " ".join(f"{dirs[name].name}@{node}" for _, _, node, name in owners))
+    # Run one after the other they would take twice one run; sharing the qpu nodes they overlap.
     assert both < 2 * single
 
 
@@ -221,17 +228,22 @@ def test_rest_backend_runs_a_quantum_rule_and_never_shows_the_token(slurm_lab, w
             assert token.encode() not in path.read_bytes(), f"token leaked into {path}"
 
 
-def test_quantum_rule_relays_to_a_resident_qpu_service(slurm_lab, workdir, resident_per_host):
-    """--hcqw-device-service: the rule's qpu part relays to the service kept running on its qpu node
-    (``%n`` in the address is that node's name)."""
-    address, residents = resident_per_host
+def test_quantum_rule_relays_to_a_resident_qpu_service(slurm_lab, lab_user_dir):
+    """--hcqw-device-service with the site's address pattern: the rule's qpu part relays to the resident
+    service of the qpu host SLURM gave it (``%n`` in the address is that node's name), as hcqw-alice."""
+    workdir = lab_user_dir(ALICE)
+    snakefile = quantum_rule_snakefile(workdir)
+    shutil.chown(snakefile, ALICE, ALICE)
     name = run_name("resident")
-    run = run_snakemake(workdir, *SLURM, "--hcqw-device-service", address, "--hcqw-workflow-id", name,
-                        snakefile=quantum_rule_snakefile(workdir))
+    run = run_snakemake_as(slurm_lab, ALICE, workdir, *SLURM, "--hcqw-device-service",
+                           slurm_lab.layout.qpu_service_address_pattern, "--hcqw-workflow-id", name,
+                           snakefile=str(snakefile))
     assert run.returncode == 0, run.output
     assert (workdir / "ones.txt").read_text() == "10"
-    served = [e for r in residents.values() for e in read_events(r.log, "exec") if e["workflow"] == name]
-    assert [e["shots"] for e in served] == [10]
+    (parts,) = quantum_nodes_across_hosts(slurm_lab, name, ALICE).values()
+    served = {node: [e for e in read_events(metrics_log(slurm_lab.layout, node), "exec") if e["workflow"] == name]
+              for node in slurm_lab.layout.qpu_node_names}
+    assert {node: [e["shots"] for e in events] for node, events in served.items() if events} == {parts[1].nodelist: [10]}
     gateway_logs = [p.read_text() for p in workdir.rglob("gateway.log")]
     assert len(gateway_logs) == 1 and "relaying" in gateway_logs[0]
 
