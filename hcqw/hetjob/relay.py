@@ -116,6 +116,15 @@ class Relay:
             self._owner_peers.add(peer)
             self.last_heard = time.monotonic()
             frames = P.encode({**header, "cred": identity.encode()})  # ours: the node's is used up
+        elif peer not in self._owner_peers:
+            # A job's gateway serves its owner only: a connection that has not opened a session with
+            # the owner's credential gets nothing else relayed, but a status that proves the owner.
+            if type_ != "status" or not self._is_owner(header.get("cred")):
+                self.server.send(peer, P.reply_error(request_id, P.E_FORBIDDEN, (
+                    f"this gateway serves only its job's owner {self.owner.user}: open a session with your "
+                    "credential first (a status request must carry the owner's credential)")))
+                return
+            frames = P.encode({k: v for k, v in header.items() if k != "cred"})
         elif type_ == "status" and "cred" in header:
             frames = P.encode({k: v for k, v in header.items() if k != "cred"})
         if type_ == "open":
@@ -128,6 +137,12 @@ class Relay:
             if self._poller is not None:
                 self._poller.register(link.socket, zmq.POLLIN)  # type: ignore[attr-defined]
         link.send(frames)
+
+    def _is_owner(self, credential: Any) -> bool:
+        try:
+            return identity.decode(credential or "").uid == self.owner.uid
+        except AuthError:
+            return False
 
     @staticmethod
     def _refusal(header: dict, frames: list[bytes]) -> list[bytes] | None:

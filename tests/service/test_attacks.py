@@ -199,3 +199,17 @@ def test_attacker_cannot_keep_the_victims_relay_alive(shared_service, two_users)
             if proc is not None:
                 UnixUsers.stop(proc)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_a_jobs_relay_serves_its_owner_only(shared_service, two_users):
+    """Bob, who has not opened a session there with alice's credential, gets nothing relayed from her
+    job's gateway: not even a ping or a status, only a named refusal."""
+    directory = Path(tempfile.mkdtemp(prefix="hcqw-gateways-"))
+    directory.chmod(0o755)
+    gateway, address = start_gateway(two_users, "hcqw-alice", shared_service.address, directory)
+    try:
+        answers = attacker(two_users, "keepalive", address, "no-such-session", "1")
+        assert set(answers) == {P.E_FORBIDDEN}, answers
+    finally:
+        UnixUsers.stop(gateway)
+        shutil.rmtree(directory, ignore_errors=True)
