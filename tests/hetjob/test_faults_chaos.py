@@ -10,6 +10,7 @@ and the chain, re-run where it failed, ends with the energies of an undisturbed 
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ FREED_WITHIN_S = 15.0
 def _chaos():
     spec = importlib.util.spec_from_file_location("chaos", ROOT / "bench" / "chaos.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules["chaos"] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
