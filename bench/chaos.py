@@ -9,7 +9,9 @@ second: larger ``--shots`` make it longer, so that more faults land inside it):
 - ``gateway``: SIGKILL of its gateway on the qpu node;
 - ``srun``: SIGKILL of the ``srun --het-group=1`` step launcher in component 0;
 - ``resident``: SIGKILL of the resident QPU service the gateways relay to (``--device-service``
-  rounds only; the harness restarts it for the next round);
+  or ``--lab-services`` only; the harness, or the lab, restarts it for the next round);
+- ``slurmd``: SIGKILL of the slurmd of the qpu host the node's qpu component runs on
+  (``--lab-services`` only; the lab restarts it for the next round);
 - ``slurmctld``: slurmctld stopped (SIGTERM) for 3-10 s, then started again by the lab.
 
 After the fault the chain is followed to its end; a failed chain is re-run (resuming from its last
@@ -21,6 +23,9 @@ checkpoints, identical final energies in every round.
 
     eval "$(.venv/bin/hcqw lab env --dir /tmp/hcqw-lab)"
     .venv/bin/python bench/chaos.py --lab-dir /tmp/hcqw-lab --faults 20 --seed 1 --out bench-runs/chaos
+
+With ``--lab-services`` the gateways relay to the lab's own resident service of the qpu host they
+run on (``ipc://<lab root>/hosts/%n/qpu/qpu.ipc``, the multi-host lab) instead of one the harness runs.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from hcqw.errors import HcqwError  # noqa: E402
 from hcqw.hetjob.chain import ChainFailed, final_state, follow_chain, run_chain, submit_chain  # noqa: E402
 from hcqw.hetjob.jobs import NodeJobSettings  # noqa: E402
 from hcqw.lab.cluster import LabCluster  # noqa: E402
+from hcqw.lab.resident import daemon_name as resident_daemon_name  # noqa: E402
 from hcqw.slurm import open_backend  # noqa: E402
 
 log = logging.getLogger("chaos")
@@ -114,7 +120,7 @@ def _corrupt_checkpoints(run_dir: Path, workflow: str) -> int:
     return bad
 
 
-def inject(kind: str, lab: LabCluster, jobdir: Path, rng: random.Random, resident) -> bool:
+def inject(kind: str, lab: LabCluster, jobdir: Path, rng: random.Random, resident, qpu_host: str | None) -> bool:
     """Inject the fault; False if its target had already ended (the block was over: no fault)."""
     if kind in ("node", "gateway", "srun"):
         pid = _srun_pid(jobdir) if kind == "srun" else _pid_of(jobdir / f"{kind}.pid", jobdir)
@@ -126,7 +132,12 @@ def inject(kind: str, lab: LabCluster, jobdir: Path, rng: random.Random, residen
             return False
         return True
     if kind == "resident":
-        resident.kill()
+        resident.kill(qpu_host)
+    elif kind == "slurmd":
+        pid = lab.daemon_pids()[f"slurmd-{qpu_host}"]
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGKILL)
     elif kind == "slurmctld":
         pid = lab.daemon_pids()["slurmctld"]
         os.kill(pid, signal.SIGTERM)
@@ -159,7 +170,7 @@ class Resident:
             stdout=self._subprocess.DEVNULL, stderr=(self.home / "service.err").open("a"), start_new_session=True)
         _wait(lambda: (self.home / "address").exists(), 120, "the resident service")
 
-    def kill(self) -> None:
+    def kill(self, host: str | None = None) -> None:
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
 
@@ -173,6 +184,32 @@ class Resident:
             self.proc.wait(30)
 
 
+class LabResidents:
+    """The lab's resident QPU services, one per qpu host; a killed one (or a killed slurmd) is restarted by the lab."""
+
+    def __init__(self, lab: LabCluster):
+        self.lab = lab
+        self.address = lab.layout.qpu_service_address_pattern
+
+    def kill(self, host: str | None) -> None:
+        pid = self.lab.daemon_pids()[resident_daemon_name(host)]
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+
+    def ensure(self) -> None:
+        if not all(self.lab.daemon_pids().values()):
+            self.lab.up()
+
+    def stop(self) -> None:
+        self.ensure()
+
+
+def _qpu_host(backend, jobdir: Path) -> str | None:
+    job = jobdir.name.split(".")[1]
+    qpu = backend.status([job], force=True)[job].component(1)
+    return qpu.nodelist if qpu is not None else None
+
+
 def run(args: argparse.Namespace) -> list[Outcome]:
     rng = random.Random(args.seed)
     lab = LabCluster.from_dir(Path(args.lab_dir))
@@ -181,9 +218,18 @@ def run(args: argparse.Namespace) -> list[Outcome]:
     backend = open_backend("sbatch", env=lab.env, poll_interval=0.5)
     out = Path(args.out).absolute()
     params = {"iterations": args.iterations, "shots": args.shots, "seed": args.seed}
-    resident = Resident(out / "resident") if args.device_service else None
+    if args.lab_services:
+        resident = LabResidents(lab)
+    else:
+        resident = Resident(out / "resident") if args.device_service else None
     settings = NodeJobSettings(device_service=resident.address if resident else None, heartbeat_timeout=5.0)
-    kinds = KINDS + (("resident",) if resident else ())
+    kinds = KINDS + (("resident",) if resident else ()) + (("slurmd",) if args.lab_services else ())
+    if args.kinds:
+        unknown = set(args.kinds) - set(kinds)
+        if unknown:
+            raise SystemExit(f"--kinds: {', '.join(sorted(unknown))} not possible here (choose from {', '.join(kinds)}; "
+                             "'resident' needs --device-service or --lab-services, 'slurmd' --lab-services)")
+        kinds = tuple(k for k in kinds if k in args.kinds)
     try:
         reference = final_state(run_chain(backend, LOOP, params, "chaos-reference", out / "runs", settings,
                                           timeout=600))
@@ -199,7 +245,8 @@ def run(args: argparse.Namespace) -> list[Outcome]:
             jobdir = _wait(lambda: _block_open(chain.run_dir, node), 600, f"{workflow}/{node} to hold the device")
             time.sleep(rng.uniform(0, args.delay))
             faulted_at = time.time()
-            if not inject(kind, lab, jobdir, rng, resident):
+            qpu_host = _qpu_host(backend, jobdir) if kind in ("resident", "slurmd") else None
+            if not inject(kind, lab, jobdir, rng, resident, qpu_host):
                 log.info("%s/%s: its block was over before the %s fault; not counted", workflow, node, kind)
                 follow_chain(backend, chain, timeout=900)
                 continue
@@ -213,6 +260,8 @@ def run(args: argparse.Namespace) -> list[Outcome]:
                     log.info("round %d: %s", i, str(failed).splitlines()[0])
                     if resident:
                         resident.ensure()
+                    if args.lab_services:
+                        lab.up()
                     reruns += 1
                     if reruns > 3:
                         raise
@@ -225,6 +274,8 @@ def run(args: argparse.Namespace) -> list[Outcome]:
                     held = max(0.0, qpu.end_time.timestamp() - faulted_at)
             if resident:
                 resident.ensure()
+            if kind == "slurmd":
+                lab.up()  # the killed slurmd (the lab waits for its node to be ready again)
             outcomes.append(Outcome(i, kind, node, held, _corrupt_checkpoints(chain.run_dir, workflow), reruns,
                                     final_state(chain).energies == reference.energies))
             print(_line(outcomes[-1]), flush=True)
@@ -240,7 +291,7 @@ def _line(o: Outcome) -> str:
             f"re-runs {o.reruns}  energies {'same' if o.same_energies else 'DIFFERENT'}")
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lab-dir", required=True, help="the lab cluster's directory (hcqw lab up --dir)")
     parser.add_argument("--faults", type=int, default=20)
@@ -250,8 +301,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay", type=float, default=1.0, help="longest random pause between block start and fault")
     parser.add_argument("--device-service", action="store_true",
                         help="gateways relay to a resident QPU service the harness runs (adds 'resident' faults)")
+    parser.add_argument("--lab-services", action="store_true",
+                        help="gateways relay to the lab's resident service of their qpu host (multi-host lab; "
+                             "adds 'resident' and 'slurmd' faults)")
+    parser.add_argument("--kinds", type=lambda text: text.split(","), default=None,
+                        help="comma-separated fault kinds to draw from (default: every kind the setup allows)")
     parser.add_argument("--out", default="bench-runs/chaos")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     outcomes = run(args)
     beyond = sum(max(0.0, o.held_after_s - HELD_GOAL_S) for o in outcomes if o.held_after_s is not None)

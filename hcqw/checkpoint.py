@@ -22,6 +22,7 @@ passes the ``Place`` it expects gets ``CheckpointMismatch`` for a file copied ov
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import json
@@ -121,7 +122,16 @@ def save_checkpoint(path: Path | str, obj: Any, *, workflow: str, iteration: int
     header_bytes = json.dumps(asdict(header), sort_keys=True).encode()
     signed = MAGIC + _LENGTH.pack(len(header_bytes)) + header_bytes
     mac = hmac.new(key, signed + payload, hashlib.sha256).digest()
-    _write_atomically(path, [signed, mac, payload])
+    try:
+        _write_atomically(path, [signed, mac, payload])
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        # The temp file is gone and nothing was renamed: whatever was at ``path`` is still there, intact.
+        kept = "the previous checkpoint there is unchanged" if path.exists() else "nothing was written there"
+        raise CheckpointError(path, f"not written ({err.strerror}: {len(signed) + len(mac) + len(payload)} bytes "
+                                    f"did not fit); {kept}: free space (or raise the quota) and re-run to "
+                                    "resume from the last checkpoint") from err
     return header
 
 
