@@ -1,6 +1,6 @@
 """A lab cluster with accounting (MariaDB + slurmdbd, gres/qpu tracked) for the ``hcqw usage`` tests.
 
-``HCQW_TEST_LAB_ACCT_DIR``/``HCQW_TEST_LAB_ACCT_PORT`` move it (default /tmp/hcqw-pytest-lab-acct,
+``HCQW_TEST_LAB_ACCT_DIR``/``HCQW_TEST_LAB_ACCT_PORT`` move it (default /tmp/hcqw-pytest-lab-usage,
 ports 7000..7010: the 6900-6999 range of the other lab fixtures has no 11 free ports left).
 The accounting database outlives the cluster, so tests select their jobs by id or by a period
 that starts with the test.
@@ -17,7 +17,7 @@ import pytest
 from hcqw.lab import LabCluster
 from hcqw.lab.errors import LabConfigChanged
 
-ROOT = Path(os.environ.get("HCQW_TEST_LAB_ACCT_DIR", "/tmp/hcqw-pytest-lab-acct"))
+ROOT = Path(os.environ.get("HCQW_TEST_LAB_ACCT_DIR", "/tmp/hcqw-pytest-lab-usage"))
 PORT_BASE = int(os.environ.get("HCQW_TEST_LAB_ACCT_PORT", "7000"))
 REPO = str(Path(__file__).resolve().parents[2])
 
