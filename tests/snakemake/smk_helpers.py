@@ -54,7 +54,8 @@ def read_energy(workdir: Path) -> dict[str, float]:
 
 
 # Both workflows run this Snakefile (``--config other=<the other's directory>``): after a barrier,
-# a chain of three qpu rules that call qsimcirq directly, never open_qpu.
+# a chain of three qpu rules that call qsimcirq directly, never open_qpu. Each stays on the device until the
+# other workflow waits for it, so the FIFO alone decides who is next.
 DIRECT = textwrap.dedent("""
     import json, os, time
 
@@ -82,6 +83,14 @@ DIRECT = textwrap.dedent("""
             start = time.time()
             simulator.run(bell, repetitions=100)
             time.sleep(1)  # still on the device: unheld, the other workflow's rule would run meanwhile
+            # Stay on the device until the other workflow queues for it (or has finished), so the order
+            # that follows is the device's FIFO, not which snakemake happened to start faster.
+            from hcqw.device import LocalDevice
+            other_done = os.path.join(config["other"], "q3.json")
+            deadline = time.time() + 120
+            while time.time() < deadline and not os.path.exists(other_done) and not any(
+                    owner.get("workflow") != os.environ["HCQW_WORKFLOW"] for owner in LocalDevice().queue()[1:]):
+                time.sleep(0.05)
             counts = simulator.run(bell, repetitions=100).histogram(key="m")
             json.dump({"start": start, "end": time.time(), "counts": dict(counts)}, open(output[0], "w"))
 """)
