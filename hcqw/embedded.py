@@ -21,7 +21,7 @@ from hcqw.checkpoint import load_checkpoint, save_checkpoint
 from hcqw.errors import WorkflowError
 from hcqw.metrics import MetricsLog
 from hcqw.workflow import (
-    DeviceProvider, HybridLoop, Node, RunContext, build_dag, node_done, node_seed, run_node, state_file,
+    DeviceProvider, HybridLoop, Node, RunContext, dag_to_resume, node_done, node_seed, run_node, state_file,
 )
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def run_split(workflows: list[Workflow], device: DeviceProvider, cpu_workers: in
     pending: dict[tuple[int, str], Node] = {}
     done: set[tuple[int, str]] = set()
     for index, wf in enumerate(workflows):
-        for node in build_dag(wf.loop, fused):
+        for node in dag_to_resume(wf.loop, wf.ctx, fused):
             if node_done(node, wf.ctx):
                 done.add((index, node.name))
             else:

@@ -140,6 +140,22 @@ def build_dag(loop: HybridLoop, fused: bool = False) -> list[Node]:
     return nodes
 
 
+def dag_to_resume(loop: HybridLoop, ctx: "RunContext", fused: bool = False) -> list[Node]:
+    """``build_dag(loop, fused)`` for a run that may have started: a fused iteration whose quantum checkpoint
+    is there but not its state (its job died in the classical step) becomes its classical node alone -- nothing
+    is left for the device -- and the node after it waits for that one."""
+    nodes: list[Node] = []
+    renamed: dict[str, str] = {}
+    for node in build_dag(loop, fused):
+        node = dataclasses.replace(node, after=tuple(renamed.get(a, a) for a in node.after))
+        if node.kind is NodeKind.FUSED and not node_done(node, ctx) and node_done(node.parts[0], ctx):
+            classical = dataclasses.replace(node.parts[1], after=node.after)
+            renamed[node.name] = classical.name
+            node = classical
+        nodes.append(node)
+    return nodes
+
+
 def fused_name(iteration: int) -> str:
     return f"qc{iteration:04d}"
 

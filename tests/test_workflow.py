@@ -11,7 +11,7 @@ from hcqw.device import LocalDevice
 from hcqw.embedded import Workflow, run_split
 from hcqw.errors import CheckpointMismatch
 from hcqw.metrics import read_events
-from hcqw.workflow import HybridLoop, RunContext, build_dag, load_loop, run_fingerprint, run_node
+from hcqw.workflow import HybridLoop, RunContext, build_dag, dag_to_resume, load_loop, run_fingerprint, run_node
 
 QAOA = "examples.qaoa_maxcut.pipeline:make_loop"
 
@@ -124,14 +124,12 @@ def test_a_fused_node_whose_job_died_after_its_quantum_part_resumes_without_the_
     assert len(list(read_events(wf.ctx.metrics_path, "hold"))) == holds + 1  # only q0003 ran again
 
 
-def test_a_chain_resumes_a_half_done_fused_iteration_as_its_classical_node(tmp_path):
-    from hcqw.hetjob.chain import chain_nodes
-
+def test_a_half_done_fused_iteration_resumes_as_its_classical_node(tmp_path):
     loop = load_loop(VQE, {"iterations": 3, "shots": 300, "seed": 5})
     wf = Workflow.create(loop, tmp_path, "vqe-fused")
     run_split([wf], LocalDevice("qsim", directory=tmp_path / "device"), fused=True)
     for name in ("state-0002.ckpt", "state-0003.ckpt", "quantum-0003.ckpt"):
         wf.ctx.path(name).unlink()
-    nodes = [(n.name, n.kind.value, n.after) for n in chain_nodes(loop, wf.ctx, fused=True)]
+    nodes = [(n.name, n.kind.value, n.after) for n in dag_to_resume(loop, wf.ctx, fused=True)]
     assert nodes == [("init", "classical", ()), ("qc0001", "fused", ("init",)),
                      ("c0002", "classical", ("qc0001",)), ("qc0003", "fused", ("c0002",))]

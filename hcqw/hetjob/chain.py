@@ -37,7 +37,7 @@ from pathlib import Path
 from hcqw.errors import WorkflowError
 from hcqw.slurm import Phase, SlurmBackend, SlurmError
 from hcqw.slurm.settings import MAX_NICE
-from hcqw.workflow import HybridLoop, Node, NodeKind, RunContext, build_dag, load_loop, node_done, state_file
+from hcqw.workflow import HybridLoop, RunContext, build_dag, dag_to_resume, load_loop, node_done, state_file
 
 from hcqw.hetjob.jobs import NodeJobSettings, node_request
 
@@ -102,7 +102,7 @@ def submit_chain(backend: SlurmBackend, loop_ref: str, params: Mapping | None, w
     chain = Chain(workflow, run_dir, loop)
     ctx = chain.ctx
     (run_dir / "slurm").mkdir(parents=True, exist_ok=True)
-    dag = chain_nodes(loop, ctx, fused)
+    dag = dag_to_resume(loop, ctx, fused)
     chain.skipped = [node.name for node in dag if node_done(node, ctx)]
     if _adopt_live_jobs(backend, chain, [node for node in dag if node.name not in chain.skipped], fused):
         return chain
@@ -126,21 +126,6 @@ def submit_chain(backend: SlurmBackend, loop_ref: str, params: Mapping | None, w
                  chain.skipped[-1])
     log.info("%s: submitted %d job(s): %s", workflow, len(chain.jobs), " ".join(f"{n}={j}" for n, j in chain.jobs))
     return chain
-
-
-def chain_nodes(loop: HybridLoop, ctx: RunContext, fused: bool) -> list[Node]:
-    """The nodes of a chain in order. Fused, an iteration whose quantum checkpoint is there but not its state
-    (its job died in the classical step) becomes its classical node alone, and the next node waits for that."""
-    nodes: list[Node] = []
-    renamed: dict[str, str] = {}
-    for node in build_dag(loop, fused):
-        node = dataclasses.replace(node, after=tuple(renamed.get(a, a) for a in node.after))
-        if node.kind is NodeKind.FUSED and not node_done(node, ctx) and node_done(node.parts[0], ctx):
-            classical = dataclasses.replace(node.parts[1], after=node.after)
-            renamed[node.name] = classical.name
-            node = classical
-        nodes.append(node)
-    return nodes
 
 
 def _adopt_live_jobs(backend: SlurmBackend, chain: Chain, todo: list, fused: bool = False) -> bool:
