@@ -15,7 +15,8 @@ from hcqw.checkpoint import load_checkpoint
 from hcqw.cli import main as hcqw_main
 from hcqw.device import LocalDevice
 from hcqw.embedded import Workflow, run_split
-from hcqw.hetjob.chain import ChainFailed, final_state, follow_chain, run_chain, submit_chain
+from hcqw.errors import WorkflowError
+from hcqw.hetjob.chain import ChainFailed, cancel_chain, final_state, follow_chain, run_chain, submit_chain
 from hcqw.metrics import read_events
 from hcqw.slurm import Phase
 from hcqw.workflow import load_loop, state_file
@@ -86,3 +87,14 @@ def test_a_fused_chain_killed_in_a_classical_step_resumes_with_that_step_alone(s
     assert final_state(resumed) == final_state(reference)
     holds = [e["node"] for e in read_events(chain.ctx.metrics_path, "hold")]
     assert sorted(holds) == ["q0001", "q0002", "q0003"]  # q0002's block was not run again
+
+
+def test_a_fused_rerun_refuses_the_live_jobs_of_a_split_run_of_its_workflow(sbatch, tmp_path):
+    """Both forms write the same checkpoints: a re-run in the other form must not run beside the live jobs."""
+    params = {"iterations": 1, "hold": 30.0}
+    split = submit_chain(sbatch, LOOP, params, "forms", tmp_path / "runs")
+    try:
+        with pytest.raises(WorkflowError, match=rf"still in SLURM .*q0001={split.job_of('q0001')}"):
+            submit_chain(sbatch, LOOP, params, "forms", tmp_path / "runs", fused=True)
+    finally:
+        cancel_chain(sbatch, split)
