@@ -470,7 +470,8 @@ def cell_settings(python: str, device_service: str | None, qpu_nodes: str | None
 
 def submit_workflow(backend, order: dict) -> list[tuple[str, str]]:
     """Submit one workflow of a cell (``order``: mode, params, workflow, cell_dir, device_service, qpu_nodes,
-    nice_step, device_backend); return its [(node, leader job id)]. Runs in the benchmark, or as a lab user (``--submit``)."""
+    nice_step, device_backend); return its [(node, leader job id)]. Runs in the benchmark, or as a lab user
+    (``--submit``)."""
     from hcqw.hetjob.chain import NICE_STEP, submit_chain
 
     settings = cell_settings(sys.executable, order.get("device_service"), order.get("qpu_nodes"),

@@ -2,8 +2,9 @@
 
 The same entry point serves every node kind. A quantum or fused node (component 0 of its
 hetjob) gets a ``GatewayDevice`` talking to the gateway in component 1; ``init`` and classical
-nodes get no device. A fused node's classical part runs after its qpu component is released. The loop is rebuilt from its import path and JSON parameters
-(``hcqw.workflow.load_loop``), never unpickled from the submitter.
+nodes get no device. A fused node's classical part runs after its qpu component is released.
+The loop is rebuilt from its import path and JSON parameters (``hcqw.workflow.load_loop``),
+never unpickled from the submitter.
 """
 
 from __future__ import annotations
