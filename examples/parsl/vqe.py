@@ -1,6 +1,6 @@
 """The H2 VQE as Parsl apps on hcqw_config(): embedded by default, on SLURM with --slurm.
 
-    python -m examples.parsl.vqe [--iterations 30] [--seed 7] [--slurm] [--workflow-id ID]
+    python -m examples.parsl.vqe [--iterations 30] [--seed 7] [--slurm] [--fused] [--workflow-id ID]
 
 With --slurm, SLURM_CONF must point at the cluster (e.g. ``eval "$(hcqw lab env --dir ...)"``):
 cpu apps run on the cpu partition, each quantum step is a cpu+qpu hetjob that frees the qpu

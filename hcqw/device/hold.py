@@ -206,7 +206,14 @@ class HeldDevice:
         # The hold's event goes to the step's metrics, else to the holder's (a handed-back hold is the lease's to record).
         return QPU(self.device, hand_back, workflow, node, metrics or self._metrics, seed, acquired_at=self._since)
 
-    def _claim(self) -> Callable[[], None] | None:
+    def release(self) -> None:
+        """End the step's hold now if no lease has claimed it (a fused step whose quantum part had nothing to
+        run): the holder frees the device and records the hold, as when the step ends."""
+        end_hold = self._claim(_STEP_ENDED)
+        if end_hold is not None:
+            end_hold()
+
+    def _claim(self, message: bytes = _HAND_BACK) -> Callable[[], None] | None:
         claimed = self._channel.with_name(f"claimed-{os.getpid()}")
         try:
             os.rename(self._channel, claimed)  # atomic: one claimer wins
@@ -217,12 +224,12 @@ class HeldDevice:
             if err.errno == errno.ENXIO:  # no reader: the holder is gone, and its hold with it
                 return None
             raise
-        return partial(_hand_back, fd)
+        return partial(_send, fd, message)
 
 
-def _hand_back(fd: int) -> None:
+def _send(fd: int, message: bytes) -> None:
     try:
-        os.write(fd, _HAND_BACK)
+        os.write(fd, message)
     except BrokenPipeError:
         pass  # the holder is gone, and its hold with it
     finally:

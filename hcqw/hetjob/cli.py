@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import argparse
 
+# Whether `hcqw slurm run` fuses each iteration into one job unless told --fused/--split; chosen by
+# the measurement in BENCHMARKS.md ("Fused quantum+classical nodes").
+FUSED_DEFAULT = False
+
 
 def register(subparsers) -> None:
     slurm = subparsers.add_parser("slurm", help="run hybrid loops on SLURM (quantum nodes as cpu+qpu hetjobs)")
@@ -26,6 +30,13 @@ def register(subparsers) -> None:
                    help="node-local address of a QPU service kept running on the qpu node (hcqw device serve; %%n is "
                         "the qpu node's name, for one service per qpu host): gateways relay to it instead of "
                         "starting a simulator per quantum node")
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--fused", dest="fused", action="store_true", default=FUSED_DEFAULT,
+                      help="one hetjob per iteration: the quantum step, then (qpu component released) the classical "
+                           "step in the same job" + (" (default)" if FUSED_DEFAULT else ""))
+    form.add_argument("--split", dest="fused", action="store_false",
+                      help="a hetjob for each quantum step and a cpu job for each classical step"
+                           + ("" if FUSED_DEFAULT else " (default)"))
     p.add_argument("--time-limit", default="10", help="per-job time limit (minutes or SLURM time)")
     p.add_argument("--no-wait", action="store_true", help="submit and print the job ids, do not follow")
     p.set_defaults(handler=_run)
@@ -52,7 +63,7 @@ def _run(args: argparse.Namespace) -> int:
                                qpu=ComponentSpec("qpu", gres="qpu:1", time_limit=args.time_limit),
                                transport=args.transport, device_service=args.device_service)
     workflow = args.workflow_id or f"{args.loop.rsplit(':', 1)[-1]}-{uuid.uuid4().hex[:8]}"
-    chain = submit_chain(backend, args.loop, params, workflow, Path(args.runs_dir), settings)
+    chain = submit_chain(backend, args.loop, params, workflow, Path(args.runs_dir), settings, fused=args.fused)
     print(f"workflow {workflow}: run directory {chain.run_dir}")
     if chain.skipped:
         print(f"resuming after {chain.skipped[-1]} ({len(chain.skipped)} node(s) done)")

@@ -23,7 +23,7 @@ from pathlib import Path
 from hcqw.hetjob.device import DEVICE_WAIT_S, PEER_TIMEOUT_S
 from hcqw.slurm import ComponentSpec, JobRequest
 from hcqw.slurm.commands import UNREACHABLE_MARKERS
-from hcqw.workflow import Node, NodeKind
+from hcqw.workflow import Node
 
 #: UCX transports (PyPI mpich is ch4:ucx) between the components of an MPI quantum node, unless
 #: the site sets ``UCX_TLS`` itself: every one but shared memory. UCX takes two processes with the
@@ -86,7 +86,7 @@ def node_request(node: Node, *, loop_ref: str, params: Mapping, workflow: str, r
                  env_base: Mapping[str, str] | None = None) -> JobRequest:
     """The ``JobRequest`` of one workflow node."""
     run_dir = Path(run_dir).absolute()
-    quantum = node.kind is NodeKind.QUANTUM
+    quantum = node.uses_qpu  # a fused node too: its qpu component ends with its quantum part
     command = _runtime_command(node, loop_ref, params, workflow, run_dir, settings)
     if quantum:
         command += ' --pid-file "$JOBDIR/node.pid"'  # for operators and tests: the node process itself

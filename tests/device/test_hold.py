@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import cirq
@@ -171,3 +172,31 @@ def test_a_malformed_hold_variable_is_refused_by_name(monkeypatch, value):
     monkeypatch.setenv(ENV_HOLD, value)
     with pytest.raises(DeviceError, match=f"\\${ENV_HOLD} is not a device hold.*unset it"):
         open_qpu()
+
+
+# A fused step whose quantum part had nothing to run: it gives the hold back without ever opening a lease.
+RELEASE_STEP = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from hcqw.qpu import current_device
+
+    out = Path(sys.argv[1])
+    current_device().release()
+    out.with_suffix(".released").write_text(str(time.time()))
+    while not out.with_suffix(".go").exists():
+        time.sleep(0.02)
+""")
+
+
+def test_a_step_that_releases_its_hold_without_a_lease_frees_the_device_while_it_runs_on(tmp_path):
+    argv = hold_command("qsim", "wf", "s1", tmp_path / "qpu.jsonl") + [sys.executable, "-c", RELEASE_STEP,
+                                                                        str(tmp_path / "s1")]
+    step = subprocess.Popen(argv, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    wait_for(lambda: (tmp_path / "s1.released").exists(), WAIT, "s1 to release its hold")
+    wait_for(lambda: holders() == [], WAIT, "the device to be free while s1 runs on")
+    assert step.poll() is None
+    go_at = time.time()
+    (tmp_path / "s1.go").touch()
+    assert step.wait(WAIT) == 0
+    (hold,) = [e for e in read_events(tmp_path / "qpu.jsonl", "hold") if e["node"] == "s1"]
+    assert hold["start"] <= hold["end"] <= go_at  # the hold was recorded, and ended while the step still ran
