@@ -901,7 +901,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.submit:
         from hcqw.slurm import open_backend
 
-        print(json.dumps(submit_workflow(open_backend("sbatch"), json.loads(args.submit))))
+        print(json.dumps(submit_workflow(open_backend("slurm"), json.loads(args.submit))))
         return 0
     if args.users and not args.lab_dir:
         p.error("--users needs --lab-dir (the lab whose users they are)")
@@ -936,7 +936,7 @@ def main(argv: list[str] | None = None) -> int:
     if slurm:
         from hcqw.slurm import open_backend
 
-        backend = open_backend("sbatch")
+        backend = open_backend("slurm")
     results, calibrations, problems = [], {}, []
     try:
         if "split-resident" in modes:

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     lab = LabCluster.from_dir(args.lab_dir)
     os.environ.update(lab.env)
-    backend = open_backend("sbatch", env=lab.env, poll_interval=0.5)
+    backend = open_backend("slurm", env=lab.env, poll_interval=0.5)
     qpu_node = next(h.name for h in lab.hosts if h.role == "qpu")
     rows = []
     with fair_share.only_qpu_node(lab, qpu_node):

@@ -8,7 +8,7 @@ from typing import Optional
 
 from snakemake_interface_executor_plugins.settings import ExecutorSettingsBase
 
-BACKENDS = ("local", "slurm", "rest")
+from hcqw.slurm import BACKENDS
 
 
 @dataclass

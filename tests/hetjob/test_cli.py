@@ -91,4 +91,4 @@ def test_slurm_run_over_rest_completes_a_chain_and_never_shows_the_token(slurm_l
 
 def test_slurm_run_reports_a_missing_rest_url_cleanly(capsys):
     assert hcqw_main(["slurm", "run", "examples.qaoa_maxcut.pipeline:make_loop", "--backend", "rest"]) == 2
-    assert "--backend rest needs --rest-url" in capsys.readouterr().err
+    assert "backend 'rest' needs the slurmrestd URL: set --rest-url" in capsys.readouterr().err

@@ -16,7 +16,7 @@ SECRET = "eyJhbGciOiJIUzI1NiJ9.eyJzdW4iOiJtZSJ9.cGFyc2wtbG9nLXNlY3JldA"
 def test_a_token_given_to_hcqw_config_is_used_but_never_written_by_parsl(tmp_path, job_env):
     run_dir = tmp_path / "runinfo"
     with RestRecorder() as slurmrestd:
-        config = hcqw_config(slurm=True, backend="rest", run_dir=str(run_dir), workflow="tok",
+        config = hcqw_config(backend="rest", run_dir=str(run_dir), workflow="tok",
                              backend_options={"url": slurmrestd.url, "token": SECRET}, strategy_period=0.2)
         assert SECRET not in repr(config)
         with parsl.load(config):
