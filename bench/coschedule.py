@@ -349,7 +349,7 @@ class CellService:
             _pin(core_split(pin)[0])
             socket_dir = self.metrics.parent.parent / "socket"
             socket_dir.mkdir(parents=True, mode=0o700)
-            self.service = Service(ServiceConfig(address=f"ipc://{socket_dir}/qpu.ipc", backend="qsim", threads=threads,
+            self.service = Service(ServiceConfig(address=f"ipc://{socket_dir}/qpu.ipc", simulator="qsim", threads=threads,
                                                  policy="fifo", metrics=str(self.metrics)))
             circuit, names = build_circuit(cal.qubits, cal.layers)
             # Straight on the backend, so the warm-up leaves no events in the service's log.
@@ -390,7 +390,7 @@ class ResidentService:
         self.err = (out / "resident" / "service.err").open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hcqw.service", "serve", "--address", f"ipc://{out.absolute()}/resident/qpu.ipc",
-             "--backend", "bench.coschedule:pinned_qsim", "--threads", "1", "--session-timeout", "30",
+             "--simulator", "bench.coschedule:pinned_qsim", "--threads", "1", "--session-timeout", "30",
              "--log", str(out / "resident" / "metrics.jsonl"), "--address-file", str(self.address_file)],
             env=env, stderr=self.err, start_new_session=True)
         deadline = time.monotonic() + 120
@@ -409,7 +409,7 @@ class ResidentService:
 
 
 def pinned_qsim(threads: int | None = None, seed: int | None = None, **options: Any):
-    """The gateway's backend (``--backend bench.coschedule:pinned_qsim``): qsim on one thread, pinned to the
+    """The gateway's simulator (``--simulator bench.coschedule:pinned_qsim``): qsim on one thread, pinned to the
     simulator's core, as the embedded cells pin theirs, so the qpu node behaves like separate hardware."""
     from hcqw.device.qsim import QsimBackend
 
@@ -434,7 +434,7 @@ def slurm_settings(python: str) -> "Any":
 
     env = {"PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     return NodeJobSettings(cpu=ComponentSpec("cpu", time_limit=30), qpu=ComponentSpec("qpu", gres="qpu:1", time_limit=30),
-                           python=python, device_backend="bench.coschedule:pinned_qsim", environment=env)
+                           python=python, simulator="bench.coschedule:pinned_qsim", environment=env)
 
 
 def submit_monolithic(backend, params: dict, workflow: str, cell_dir: Path, settings) -> str:
@@ -872,8 +872,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("--table-from", type=Path, default=None, metavar="RESULTS_JSON",
                    help="only re-render the table and goals of an earlier run's results.json")
-    p.add_argument("--backend", choices=("embedded", "slurm"), default="embedded",
-                   help="embedded default (K worker processes, one local device) or SLURM job chains on the cluster "
+    p.add_argument("--backend", choices=("local", "slurm"), default="local",
+                   help="local: the embedded default (K worker processes, one local device); slurm: job chains on the cluster "
                         "of $SLURM_CONF (e.g. the lab cluster: eval \"$(hcqw lab env)\"); slurm runs monolithic,split")
     p.add_argument("--q", type=float, default=None, metavar="SECONDS",
                    help="quantum block length; c follows from each q:c ratio (instead of --cycle)")

@@ -1,6 +1,6 @@
 """Fair share between users on one QPU (issue 14): nice-by-iteration on and off, side by side.
 
-    hcqw lab up --dir DIR --port-base P --accounting [--qpu-backend modelled]
+    hcqw lab up --dir DIR --port-base P --accounting [--simulator modelled]
     .venv/bin/python bench/fair_share.py --lab-dir DIR [--runs 2] [--iterations 6] [--hold 1.0] [--json out.json]
 
 Runs the scenario of ``tests/usage/fair_share.py`` (hcqw-alice submits four split chains, hcqw-bob

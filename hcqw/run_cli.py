@@ -14,7 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--runs-dir", default="runs", help="where run directories go (default: ./runs)")
     p.add_argument("--workflow-id", help="name of this run (default: <loop name>-<random>); reuse it to resume")
     p.add_argument("--monolithic", action="store_true", help="hold the device for the whole loop (for comparison)")
-    p.add_argument("--backend", default="qsim", help="device backend: qsim (default), cirq, or module:Class")
+    p.add_argument("--simulator", default="qsim", help="the device's simulator: qsim (default), cirq, modelled or "
+                   "module:Class")
     p.add_argument("--device-timeout", type=float, help="seconds a quantum node may wait for the device")
     p.set_defaults(handler=_run)
 
@@ -41,7 +42,7 @@ def _run(args: argparse.Namespace) -> int:
     loop = load_loop(args.loop, parse_params(args.param))
     workflow = Workflow.create(loop, args.runs_dir, args.workflow_id)
     print(f"workflow {workflow.ctx.workflow}: run directory {workflow.ctx.run_dir}")
-    run_workflow(workflow, args.monolithic, args.backend, args.device_timeout)
+    run_workflow(workflow, args.monolithic, args.simulator, args.device_timeout)
     state = workflow.final_state()
     print(loop.describe(state) if loop.describe else f"final state: {state!r}")
     print(f"QPU timeline: {workflow.ctx.metrics_path}")

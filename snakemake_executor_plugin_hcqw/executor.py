@@ -45,7 +45,7 @@ class Executor(RemoteExecutor):
         # Our own pace: one status query per poll interval for all jobs (Snakemake's default is 10 s).
         self.next_seconds_between_status_checks = self.settings.poll_interval
         self.base_job_settings = NodeJobSettings(
-            transport=self.settings.transport, device_backend=self.settings.device_backend,
+            transport=self.settings.transport, simulator=self.settings.simulator,
             device_service=self.settings.device_service,
             # --envvars reach the job through its environment, never through the job script.
             environment=self.envvars(),
