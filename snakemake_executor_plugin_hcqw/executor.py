@@ -65,7 +65,7 @@ class Executor(RemoteExecutor):
         try:
             check_backend(s.backend, rest, names=REST_FLAGS)
         except HcqwError as err:  # a clean message instead of a traceback
-            raise WorkflowError(f"--hcqw-backend: {err}") from None
+            raise WorkflowError(str(err)) from None
         if s.backend == "local":
             return LocalRunner(self.run_id, self.workdir, self.state_dir, self.envvars())
         options = {name: value for name, value in rest.items() if value is not None}
