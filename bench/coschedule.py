@@ -873,8 +873,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--table-from", type=Path, default=None, metavar="RESULTS_JSON",
                    help="only re-render the table and goals of an earlier run's results.json")
     p.add_argument("--backend", choices=("local", "slurm"), default="local",
-                   help="local: the embedded default (K worker processes, one local device); slurm: job chains on the cluster "
-                        "of $SLURM_CONF (e.g. the lab cluster: eval \"$(hcqw lab env)\"); slurm runs monolithic,split")
+                   help="local: the embedded default (K worker processes, one local device); slurm: job chains on "
+                        "the cluster of $SLURM_CONF (e.g. the lab cluster: eval \"$(hcqw lab env)\"); slurm runs "
+                        "monolithic,split")
     p.add_argument("--q", type=float, default=None, metavar="SECONDS",
                    help="quantum block length; c follows from each q:c ratio (instead of --cycle)")
     p.add_argument("--lab-dir", default=None, metavar="DIR",

@@ -8,8 +8,8 @@ open the device with ``hcqw.qpu.open_qpu()`` and close it when their quantum blo
   FIFO local device for its whole run, or until its ``open_qpu`` lease closes
   (:class:`~parsl_hcqw.executor.HeldQpuExecutor`), so quantum apps of every script and
   workflow on the machine run one at a time, as on SLURM, while ``cpu`` apps run in parallel.
-- ``backend="slurm"`` (sbatch on this cluster) or ``"rest"`` (slurmrestd): ``cpu`` is HTEX whose blocks are plain jobs on the cpu partition
-  (:class:`~parsl_hcqw.provider.HetjobSlurmProvider`); ``qpu`` is a
+- ``backend="slurm"`` (sbatch on this cluster) or ``"rest"`` (slurmrestd): ``cpu`` is HTEX whose
+  blocks are plain jobs on the cpu partition (:class:`~parsl_hcqw.provider.HetjobSlurmProvider`); ``qpu`` is a
   :class:`~parsl_hcqw.executor.QpuJobExecutor`: each app its own cpu+qpu hetjob that frees
   the qpu node when the app closes its lease. ``session=QpuSession(...)`` keeps one qpu
   allocation for a bounded series of apps instead (off by default).

@@ -55,19 +55,23 @@ def check_backend(backend: str, options: Mapping[str, Any] | None = None, *,
     if backend not in choices:
         raise SlurmSettingsError(f"backend {backend!r} runs jobs on this machine, but this only submits to SLURM: "
                                  f"choose one of {listing}")
-    spell = (lambda option: (names or {}).get(option, option))
+    names = names or {}
     given = sorted(option for option, value in (options or {}).items() if value is not None and value is not False)
     if backend == "local" and given:
         raise SlurmSettingsError(f"backend 'local' runs jobs on this machine and reads no SLURM options, but "
-                                 f"{', '.join(map(spell, given))} given: drop them or choose 'slurm' or 'rest'")
+                                 f"{_spelled(given, names)} given: drop them or choose 'slurm' or 'rest'")
     stray = [option for option in given if option in REST_OPTIONS]
     if backend == "slurm" and stray:
-        raise SlurmSettingsError(f"backend 'slurm' (sbatch on this cluster) reads no {', '.join(map(spell, stray))}: "
+        raise SlurmSettingsError(f"backend 'slurm' (sbatch on this cluster) reads no {_spelled(stray, names)}: "
                                  "only backend 'rest' (slurmrestd) does; choose 'rest' or drop them")
     if backend == "rest" and not (options or {}).get("url"):
-        raise SlurmSettingsError(f"backend 'rest' needs the slurmrestd URL: set {spell('url')} "
+        raise SlurmSettingsError(f"backend 'rest' needs the slurmrestd URL: set {_spelled(['url'], names)} "
                                  "(e.g. http://127.0.0.1:6820)")
     return backend
+
+
+def _spelled(options: Iterable[str], names: Mapping[str, str]) -> str:
+    return ", ".join(names.get(option, option) for option in options)
 
 
 def ride_out(call: Callable[[], T], what: str, bound: float = OUTAGE_BOUND_S) -> T:
