@@ -354,7 +354,7 @@ class CellService:
             _pin(core_split(pin)[0])
             socket_dir = self.metrics.parent.parent / "socket"
             socket_dir.mkdir(parents=True, mode=0o700)
-            self.service = Service(ServiceConfig(address=f"ipc://{socket_dir}/qpu.ipc", backend="qsim", threads=threads,
+            self.service = Service(ServiceConfig(address=f"ipc://{socket_dir}/qpu.ipc", simulator="qsim", threads=threads,
                                                  policy="fifo", metrics=str(self.metrics)))
             circuit, names = build_circuit(cal.qubits, cal.layers)
             # Straight on the backend, so the warm-up leaves no events in the service's log.
@@ -388,14 +388,14 @@ def slurm_loop(cal: dict, iterations: int, seed: int, circuit_file: str) -> "Any
 class ResidentService:
     """The qpu node's long-lived QPU service for ``RESIDENT_MODES`` (``hcqw device serve``, the gateways' backend)."""
 
-    def __init__(self, out: Path, backend: str = "bench.coschedule:pinned_qsim"):
+    def __init__(self, out: Path, simulator: str = "bench.coschedule:pinned_qsim"):
         self.address_file = out / "resident" / "address"
         self.address_file.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **slurm_settings(sys.executable).environment}
         self.err = (out / "resident" / "service.err").open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hcqw.service", "serve", "--address", f"ipc://{out.absolute()}/resident/qpu.ipc",
-             "--backend", backend, "--threads", "1", "--session-timeout", "30",
+             "--simulator", simulator, "--threads", "1", "--session-timeout", "30",
              "--log", str(out / "resident" / "metrics.jsonl"), "--address-file", str(self.address_file)],
             env=env, stderr=self.err, start_new_session=True)
         deadline = time.monotonic() + 120
@@ -414,7 +414,7 @@ class ResidentService:
 
 
 def pinned_qsim(threads: int | None = None, seed: int | None = None, **options: Any):
-    """The gateway's backend (``--backend bench.coschedule:pinned_qsim``): qsim on one thread, pinned to the
+    """The gateway's simulator (``--simulator bench.coschedule:pinned_qsim``): qsim on one thread, pinned to the
     simulator's core, as the embedded cells pin theirs, so the qpu node behaves like separate hardware."""
     from hcqw.device.qsim import QsimBackend
 
@@ -433,13 +433,13 @@ def monolithic_job(params: dict, workflow: str, run_dir: str) -> None:
     run_monolithic(Workflow(loop, RunContext(workflow, Path(run_dir))), gateway_device())
 
 
-def slurm_settings(python: str, device_backend: str = "bench.coschedule:pinned_qsim") -> "Any":
+def slurm_settings(python: str, simulator: str = "bench.coschedule:pinned_qsim") -> "Any":
     from hcqw.hetjob.jobs import NodeJobSettings
     from hcqw.slurm import ComponentSpec
 
     env = {"PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     return NodeJobSettings(cpu=ComponentSpec("cpu", time_limit=30), qpu=ComponentSpec("qpu", gres="qpu:1", time_limit=30),
-                           python=python, device_backend=device_backend, environment=env)
+                           python=python, simulator=simulator, environment=env)
 
 
 def submit_monolithic(backend, params: dict, workflow: str, cell_dir: Path, settings) -> str:
@@ -458,9 +458,9 @@ def submit_monolithic(backend, params: dict, workflow: str, cell_dir: Path, sett
 
 
 def cell_settings(python: str, device_service: str | None, qpu_nodes: str | None,
-                  device_backend: str = "bench.coschedule:pinned_qsim") -> "Any":
+                  simulator: str = "bench.coschedule:pinned_qsim") -> "Any":
     """``slurm_settings`` plus the cell's device (a resident service, ``%n`` = the qpu node) and qpu nodes."""
-    settings = slurm_settings(python, device_backend)
+    settings = slurm_settings(python, simulator)
     if device_service:
         settings = replace(settings, device_service=device_service)
     if qpu_nodes:  # the same workload on fewer QPUs: SLURM may only give these qpu nodes
@@ -470,12 +470,12 @@ def cell_settings(python: str, device_service: str | None, qpu_nodes: str | None
 
 def submit_workflow(backend, order: dict) -> list[tuple[str, str]]:
     """Submit one workflow of a cell (``order``: mode, params, workflow, cell_dir, device_service, qpu_nodes,
-    nice_step, device_backend); return its [(node, leader job id)]. Runs in the benchmark, or as a lab user
+    nice_step, simulator); return its [(node, leader job id)]. Runs in the benchmark, or as a lab user
     (``--submit``)."""
     from hcqw.hetjob.chain import NICE_STEP, submit_chain
 
     settings = cell_settings(sys.executable, order.get("device_service"), order.get("qpu_nodes"),
-                             order.get("device_backend", "bench.coschedule:pinned_qsim"))
+                             order.get("simulator", "bench.coschedule:pinned_qsim"))
     cell_dir, wf = Path(order["cell_dir"]), order["workflow"]
     if order["mode"] == "monolithic":
         return [("monolithic", submit_monolithic(backend, order["params"], wf, cell_dir, settings))]
@@ -526,7 +526,7 @@ def submit_interleaved(backend, params: list[dict], ids: list[str], cell_dir: Pa
 def run_slurm_cell(backend, cal: dict, mode: str, k: int, iterations: int, cell_dir: Path, rep: int,
                    timeout: float = 900.0, resident: str | None = None, users: list[str] | None = None,
                    lab_dir: str | None = None, qpu_nodes: str | None = None, nice_step: int | None = None,
-                   device_service: str | None = None, device_backend: str = "bench.coschedule:pinned_qsim") -> dict:
+                   device_service: str | None = None, simulator: str = "bench.coschedule:pinned_qsim") -> dict:
     """Submit K workflows at once (split, fused: ``submit_chain`` per workflow, one after another, as K users would;
     split-interleaved: ``submit_interleaved``; monolithic: one hetjob per workflow via ``command_request``),
     follow them, then build the SLURM view: QPU holds from SLURM's records, one device per qpu node.
@@ -542,7 +542,7 @@ def run_slurm_cell(backend, cal: dict, mode: str, k: int, iterations: int, cell_
     if users:
         cell_dir.chmod(0o1777)  # every user makes its own (private) workflow directory here; root reads them
     settings = cell_settings(sys.executable, resident if mode in RESIDENT_MODES else device_service, qpu_nodes,
-                             device_backend)
+                             simulator)
     ids = [f"w{j}" for j in range(k)]
     owners = {wf: users[j % len(users)] for j, wf in enumerate(ids)} if users else {}
     from hcqw.codec import circuit_to_json
@@ -562,7 +562,7 @@ def run_slurm_cell(backend, cal: dict, mode: str, k: int, iterations: int, cell_
         for j, wf in enumerate(ids if mode != "split-interleaved" else []):
             order = {"mode": mode, "params": params[j], "workflow": wf, "cell_dir": str(cell_dir.absolute()),
                      "device_service": settings.device_service, "qpu_nodes": qpu_nodes, "nice_step": nice_step,
-                     "device_backend": device_backend}
+                     "simulator": simulator}
             jobs[wf] = submit_as(lab_dir, owners[wf], order) if users else submit_workflow(backend, order)
         for wf, listed in jobs.items():  # in order: a chain's jobs end one after another
             for node, job_id in listed:
@@ -892,9 +892,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("--table-from", type=Path, default=None, metavar="RESULTS_JSON",
                    help="only re-render the table and goals of an earlier run's results.json")
-    p.add_argument("--backend", choices=("embedded", "slurm"), default="embedded",
-                   help="embedded default (K worker processes, one local device) or SLURM job chains on the cluster "
-                        "of $SLURM_CONF (e.g. the lab cluster: eval \"$(hcqw lab env)\"); slurm runs monolithic,split")
+    p.add_argument("--backend", choices=("local", "slurm"), default="local",
+                   help="local: the embedded default (K worker processes, one local device); slurm: job chains on "
+                        "the cluster of $SLURM_CONF (e.g. the lab cluster: eval \"$(hcqw lab env)\"); slurm runs "
+                        "monolithic,split")
     p.add_argument("--q", type=float, default=None, metavar="SECONDS",
                    help="quantum block length; c follows from each q:c ratio (instead of --cycle)")
     p.add_argument("--lab-dir", default=None, metavar="DIR",
@@ -921,7 +922,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.submit:
         from hcqw.slurm import open_backend
 
-        print(json.dumps(submit_workflow(open_backend("sbatch"), json.loads(args.submit))))
+        print(json.dumps(submit_workflow(open_backend("slurm"), json.loads(args.submit))))
         return 0
     if args.users and not args.lab_dir:
         p.error("--users needs --lab-dir (the lab whose users they are)")
@@ -956,12 +957,12 @@ def main(argv: list[str] | None = None) -> int:
     if slurm:
         from hcqw.slurm import open_backend
 
-        backend = open_backend("sbatch")
+        backend = open_backend("slurm")
     results, calibrations, problems = [], {}, []
     try:
-        device_backend = "modelled" if args.modelled else "bench.coschedule:pinned_qsim"
+        simulator = "modelled" if args.modelled else "bench.coschedule:pinned_qsim"
         if set(RESIDENT_MODES) & set(modes):
-            resident = ResidentService(out, device_backend)
+            resident = ResidentService(out, simulator)
         for ratio in ratios:
             qn, cn = parse_ratio(ratio)
             if args.q:
@@ -989,7 +990,7 @@ def main(argv: list[str] | None = None) -> int:
                                                   device_service=args.device_service,
                                                   users=args.users.split(",") if args.users else None,
                                                   lab_dir=args.lab_dir, qpu_nodes=args.qpu_nodes,
-                                                  nice_step=args.nice_step, device_backend=device_backend)
+                                                  nice_step=args.nice_step, simulator=simulator)
                         else:
                             cell = run_cell(workers, calibrations[ratio], mode, k, args.iterations, cell_dir, rep,
                                             args.qpu_threads, not args.no_pin)

@@ -45,13 +45,13 @@ class Workflow:
         return load_checkpoint(last, place=self.ctx.place(self.loop.fingerprint))[0]
 
 
-def run_workflow(workflow: Workflow, monolithic: bool = False, backend: str = "qsim",
+def run_workflow(workflow: Workflow, monolithic: bool = False, simulator: str = "qsim",
                  device_timeout: float | None = None, fused: bool = False) -> None:
     """Run one workflow on this machine's device, split (default; ``fused``: one node per iteration) or
     monolithic."""
     from hcqw.device import LocalDevice
 
-    device = LocalDevice(backend)
+    device = LocalDevice(simulator)
     if monolithic:
         run_monolithic(workflow, device, device_timeout)
     else:

@@ -18,7 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     form.add_argument("--fused", action="store_true",
                       help="one node per iteration (quantum step, device freed, classical step), as `hcqw slurm run "
                            "--fused`")
-    p.add_argument("--backend", default="qsim", help="device backend: qsim (default), cirq, or module:Class")
+    p.add_argument("--simulator", default="qsim", help="the device's simulator: qsim (default), cirq, modelled or "
+                   "module:Class")
     p.add_argument("--device-timeout", type=float, help="seconds a quantum node may wait for the device")
     p.set_defaults(handler=_run)
 
@@ -45,7 +46,7 @@ def _run(args: argparse.Namespace) -> int:
     loop = load_loop(args.loop, parse_params(args.param))
     workflow = Workflow.create(loop, args.runs_dir, args.workflow_id)
     print(f"workflow {workflow.ctx.workflow}: run directory {workflow.ctx.run_dir}")
-    run_workflow(workflow, args.monolithic, args.backend, args.device_timeout, args.fused)
+    run_workflow(workflow, args.monolithic, args.simulator, args.device_timeout, args.fused)
     state = workflow.final_state()
     print(loop.describe(state) if loop.describe else f"final state: {state!r}")
     print(f"QPU timeline: {workflow.ctx.metrics_path}")

@@ -21,6 +21,7 @@ from typing import Any
 from parsl import python_app
 
 from hcqw.checkpoint import load_checkpoint
+from hcqw.slurm import BACKENDS
 from hcqw.workflow import HybridLoop, RunContext, build_dag, dag_to_resume, load_loop, node_done, state_file
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,10 @@ def example_parser(doc: str, iterations: int, shots: int, seed: int) -> argparse
     parser.add_argument("--seed", type=int, default=seed)
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--workflow-id")
-    parser.add_argument("--slurm", action="store_true", help="run on the SLURM cluster of $SLURM_CONF")
+    parser.add_argument("--backend", choices=BACKENDS, default="local",
+                        help="where the apps run: local (this machine), slurm (sbatch on the cluster of $SLURM_CONF) "
+                             "or rest (slurmrestd at --rest-url, token from $SLURM_JWT)")
+    parser.add_argument("--rest-url", help="slurmrestd base URL (with --backend rest)")
     parser.add_argument("--session", type=int, metavar="N", help="SLURM: keep one qpu allocation for up to N apps")
     parser.add_argument("--fused", action="store_true",
                         help="one qpu app per iteration: the quantum step, then (device given back) the classical step")
@@ -103,7 +107,9 @@ def run_example(args: argparse.Namespace, loop_ref: str, params: dict, name: str
     workflow = args.workflow_id or f"{name}-{uuid.uuid4().hex[:8]}"
     run_dir = Path(args.runs_dir).absolute() / workflow
     session = QpuSession(max_apps=args.session) if args.session else None
-    config = hcqw_config(slurm=args.slurm, run_dir=str(run_dir / "parsl"), workflow=workflow, session=session)
+    rest = {"url": args.rest_url} if args.rest_url else None
+    config = hcqw_config(backend=args.backend, backend_options=rest, run_dir=str(run_dir / "parsl"), workflow=workflow,
+                         session=session)
     with hcqw_parsl(config):
         loop = run_loop(loop_ref, params, workflow, run_dir, args.fused)
     print(f"run directory {run_dir}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from hcqw.slurm import BACKENDS
+
 # Whether `hcqw slurm run` fuses each iteration into one job unless told --fused/--split; chosen by
 # the measurement in BENCHMARKS.md ("Fused quantum+classical nodes").
 FUSED_DEFAULT = False
@@ -22,7 +24,9 @@ def register(subparsers) -> None:
     p.add_argument("--param", action="append", default=[], metavar="NAME=JSON", help="factory parameter; repeatable")
     p.add_argument("--runs-dir", default="runs", help="where run directories go (shared with the compute nodes)")
     p.add_argument("--workflow-id", help="name of this run (default: <loop name>-<random>); reuse it to resume")
-    p.add_argument("--backend", choices=["sbatch", "rest"], default="sbatch")
+    p.add_argument("--backend", choices=BACKENDS, default="slurm",
+                   help="where the jobs run: slurm (sbatch on this cluster, default) or rest (slurmrestd at "
+                        "--rest-url); 'local' is `hcqw run`")
     p.add_argument("--rest-url", help="slurmrestd base URL (with --backend rest)")
     p.add_argument("--token-file", help="file holding the SLURM JWT (with --backend rest)")
     p.add_argument("--transport", choices=["zmq", "mpi"], default="zmq", help="gateway transport")
@@ -42,22 +46,25 @@ def register(subparsers) -> None:
     p.set_defaults(handler=_run)
 
 
+def _rest_options(args: argparse.Namespace) -> dict:
+    """open_backend's options from the command line, checked by hcqw.slurm.check_backend under their flags' names."""
+    from hcqw.slurm import check_backend
+
+    options = {"url": args.rest_url, "token_file": args.token_file}
+    check_backend(args.backend, options, names={"url": "--rest-url", "token_file": "--token-file"}, local=False)
+    return {name: value for name, value in options.items() if value is not None}
+
+
 def _run(args: argparse.Namespace) -> int:
     import uuid
     from pathlib import Path
 
-    from hcqw.errors import WorkflowError
     from hcqw.hetjob.chain import final_state, follow_chain, submit_chain
     from hcqw.hetjob.jobs import NodeJobSettings
     from hcqw.run_cli import parse_params
     from hcqw.slurm import ComponentSpec, open_backend
 
-    if args.backend == "rest":
-        if not args.rest_url:
-            raise WorkflowError("--backend rest needs --rest-url")
-        backend = open_backend("rest", url=args.rest_url, token_file=args.token_file)
-    else:
-        backend = open_backend("sbatch")
+    backend = open_backend(args.backend, **_rest_options(args))
     params = parse_params(args.param)
     settings = NodeJobSettings(cpu=ComponentSpec("cpu", time_limit=args.time_limit),
                                qpu=ComponentSpec("qpu", gres="qpu:1", time_limit=args.time_limit),

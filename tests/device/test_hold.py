@@ -17,7 +17,7 @@ import cirq
 import pytest
 
 from hcqw.device import LocalDevice
-from hcqw.device.backend import BACKENDS, make_backend
+from hcqw.device.backend import SIMULATORS, make_backend
 from hcqw.device.hold import ENV_HOLD, call_held, hold_command
 from hcqw.lab.pytest_plugin import wait_for
 from hcqw.metrics import MetricsLog, read_events
@@ -154,14 +154,14 @@ def test_an_app_that_never_opens_a_lease_is_held_until_it_returns(tmp_path):
     assert [e["node"] for e in metrics.events("hold")] == ["direct"]
 
 
-def test_a_registered_backend_is_loaded_on_first_use_only(tmp_path):
+def test_a_registered_simulator_is_loaded_on_first_use_only(tmp_path):
     """A holder only queues: it never pays for importing the simulator."""
     probe = ("import sys; from hcqw.device import LocalDevice; d = LocalDevice('qsim', directory=sys.argv[1]); "
              "d.acquire('wf', 'n').close(); print('qsimcirq' in sys.modules, d.backend.name, 'qsimcirq' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "dev")], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=WAIT)
     assert out.stdout.split() == ["False", "qsim", "True"], out.stderr
-    for name in BACKENDS:  # the lazy device's name is the backend's own
+    for name in SIMULATORS:  # the lazy device's name is the simulator's own
         assert make_backend(name).name == name
 
 

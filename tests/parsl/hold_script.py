@@ -1,14 +1,14 @@
 """Parsl scripts of tests/parsl/test_parsl_hold.py, on the embedded ``hcqw_config()``, run as users run theirs:
 
-    python tests/parsl/hold_script.py MODE RUN_DIR OTHER_RUN_DIR [--slurm QPU_NODE]
+    python tests/parsl/hold_script.py MODE RUN_DIR OTHER_RUN_DIR [--backend slurm QPU_NODE]
 
 - ``direct``: after a barrier with the other script, a chain of three qpu apps that call qsimcirq
   directly (no open_qpu);
 - ``early``: one qpu app that opens open_qpu, closes it, then waits for the other script's late app;
 - ``late``: once the other script's early app holds the device, one qpu app that calls qsimcirq directly.
 
-The results (the apps' own timestamps) go to ``RUN_DIR/result.json``. With ``--slurm QPU_NODE``
-the script runs on ``hcqw_config(slurm=True)``, every qpu app a hetjob whose qpu part asks for that node.
+The results (the apps' own timestamps) go to ``RUN_DIR/result.json``. With ``--backend slurm QPU_NODE``
+the script runs on ``hcqw_config(backend="slurm")``, every qpu app a hetjob whose qpu part asks for that node.
 """
 
 from __future__ import annotations
@@ -105,12 +105,12 @@ def late(run_dir: str) -> dict:
 def main() -> None:
     mode, run_dir, other = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
     slurm = {}
-    if sys.argv[4:5] == ["--slurm"]:
+    if sys.argv[4:6] == ["--backend", "slurm"]:
         from hcqw.hetjob.jobs import NodeJobSettings
         from hcqw.slurm import ComponentSpec
 
-        pinned = ComponentSpec("qpu", gres="qpu:1", time_limit=10, extra=(f"--nodelist={sys.argv[5]}",))
-        slurm = {"slurm": True, "settings": NodeJobSettings(qpu=pinned)}
+        pinned = ComponentSpec("qpu", gres="qpu:1", time_limit=10, extra=(f"--nodelist={sys.argv[6]}",))
+        slurm = {"backend": "slurm", "settings": NodeJobSettings(qpu=pinned)}
     with hcqw_parsl(hcqw_config(run_dir=str(run_dir / "parsl"), workflow=run_dir.name, **slurm)):
         if mode == "direct":
             if not slurm:  # on SLURM each app is a fresh process of its own

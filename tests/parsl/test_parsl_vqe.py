@@ -85,7 +85,7 @@ def test_embedded_same_energy_and_resume(tmp_path, job_env, reference_energy):
 def test_slurm_two_users_same_energy_release_and_one_app_per_device(slurm_lab, lab_user_dir, reference_energy):
     runs = {user: (lab_user_dir(user), f"vqe-{user[-1]}-{uuid.uuid4().hex[:4]}") for user in (ALICE, BOB)}
     with ThreadPoolExecutor(len(runs)) as pool:  # both scripts at once
-        for done in [pool.submit(run_as, slurm_lab, user, ["python", "-m", "examples.parsl.vqe", *ARGS, "--slurm",
+        for done in [pool.submit(run_as, slurm_lab, user, ["python", "-m", "examples.parsl.vqe", *ARGS, "--backend", "slurm",
                                                            "--runs-dir", str(path), "--workflow-id", wf], timeout=300)
                      for user, (path, wf) in runs.items()]:
             done.result()
@@ -116,7 +116,7 @@ def test_slurm_two_users_same_energy_release_and_one_app_per_device(slurm_lab, l
 @pytest.mark.slurm
 def test_slurm_session_one_allocation(tmp_path, job_env, slurm_lab, reference_energy):
     workflow = f"vqe-s-{uuid.uuid4().hex[:4]}"
-    run_example("examples.parsl.vqe", *ARGS, "--slurm", "--session", "10", "--runs-dir", str(tmp_path),
+    run_example("examples.parsl.vqe", *ARGS, "--backend", "slurm", "--session", "10", "--runs-dir", str(tmp_path),
                 "--workflow-id", workflow)
     assert parsl_energy(tmp_path, workflow) == reference_energy
     jobs = qpu_jobs(workflow)
@@ -146,7 +146,7 @@ def test_embedded_fused_same_energy(tmp_path, job_env, reference_energy):
 @pytest.mark.slurm
 def test_slurm_fused_one_qpu_app_per_iteration(tmp_path, job_env, slurm_lab, reference_energy):
     workflow = f"vqe-f-{uuid.uuid4().hex[:4]}"
-    run_example("examples.parsl.vqe", *ARGS, "--fused", "--slurm", "--runs-dir", str(tmp_path), "--workflow-id",
+    run_example("examples.parsl.vqe", *ARGS, "--fused", "--backend", "slurm", "--runs-dir", str(tmp_path), "--workflow-id",
                 workflow)
     assert parsl_energy(tmp_path, workflow) == reference_energy
     jobs = qpu_jobs(workflow)
