@@ -24,6 +24,7 @@ from typing import Iterator
 
 from hcqw.hetjob.records import qpu_component_times
 from hcqw.lab import LabCluster
+from hcqw.lab.config import PARENT_ACCOUNT
 from hcqw.slurm import Phase
 
 HEAVY, LIGHT = "hcqw-alice", "hcqw-bob"
@@ -91,21 +92,51 @@ def raw_usage(lab: LabCluster) -> dict[str, int]:
     return usage
 
 
-def make_heavier(lab: LabCluster, backend, user: str, other: str, seconds: int = 5, timeout: float = 180.0) -> None:
-    """Give ``user`` more recorded QPU usage than ``other`` (a plain qpu job), and wait until fair share
-    counts it: SLURM adds usage only every PriorityCalcPeriod (1 min), so on a fresh database every user
-    is equal until then and fair share cannot prefer anyone."""
-    if raw_usage(lab).get(user, 0) > raw_usage(lab).get(other, 0):
-        return
+def charge_qpu_job(lab: LabCluster, backend, user: str, seconds: int = 5, timeout: float = 30.0) -> tuple[float, float]:
+    """Run a plain qpu job as ``user``; return what SLURM billed it (billing x elapsed, from sacct) and how
+    much ``user``'s RawUsage rose, waiting up to ``timeout`` s after the job ended for all of it (slurmctld
+    adds a finished job's usage when it ends, given ``limits`` in AccountingStorageEnforce)."""
+    before = raw_usage(lab).get(user, 0)
     result = lab.exec(user, ["sbatch", "--parsable", "-p", "qpu", "--gres=qpu:1", "-o", "/dev/null", "--wrap",
                              f"sleep {seconds}"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    state = backend.wait(result.stdout.strip().split(";")[0], timeout=timeout)
+    job = result.stdout.strip().split(";")[0]
+    state = backend.wait(job, timeout=120)
     assert state.phase is Phase.COMPLETED, state
     deadline = time.monotonic() + timeout
-    while not raw_usage(lab).get(user, 0) > raw_usage(lab).get(other, 0):
-        assert time.monotonic() < deadline, f"fair share did not count {user}'s usage: {raw_usage(lab)}"
-        time.sleep(2)
+    billed = _billed(lab, job, deadline)
+    # A tick of the decay thread while the job ran may have added part of it already: wait for all.
+    while (risen := raw_usage(lab).get(user, 0) - before) < 0.99 * billed and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return billed, float(risen)
+
+
+def _billed(lab: LabCluster, job: str, deadline: float) -> float:
+    """billing x elapsed seconds of ``job`` as slurmdbd recorded it."""
+    while True:
+        out = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "ElapsedRaw,AllocTRES,End", "-j", job], env=lab.env,
+                             check=True, capture_output=True, text=True, timeout=30).stdout.split("|")
+        if len(out) == 3 and out[2].strip() not in ("", "Unknown"):
+            tres = dict(item.split("=", 1) for item in out[1].split(","))
+            return int(out[0]) * float(tres["billing"])
+        assert time.monotonic() < deadline, f"slurmdbd did not record job {job}'s end"
+        time.sleep(0.5)
+
+
+def make_heavier(lab: LabCluster, backend, user: str, other: str) -> None:
+    """Make ``user`` the one with more recorded QPU usage: clear both users' usage (``sacctmgr ... set
+    RawUsage=0`` on their parent account; the database outlives a lab, so earlier runs left some), then
+    charge ``user`` one plain qpu job. Fair share acts on recorded usage only."""
+    subprocess.run(["sacctmgr", "-i", "modify", "account", "where", f"name={PARENT_ACCOUNT}",
+                    f"cluster={lab.cluster_name}", "set", "RawUsage=0"], env=lab.env, check=True,
+                   capture_output=True, text=True, timeout=30)
+    deadline = time.monotonic() + 30
+    while any(raw_usage(lab).get(u, 0) for u in (user, other)):  # slurmdbd passes the reset on to slurmctld
+        assert time.monotonic() < deadline, f"sacctmgr's usage reset did not reach slurmctld: {raw_usage(lab)}"
+        time.sleep(0.5)
+    billed, _ = charge_qpu_job(lab, backend, user)
+    usage = raw_usage(lab)
+    assert usage.get(user, 0) > usage.get(other, 0), f"fair share did not count {user}'s qpu job (billed {billed}): {usage}"
 
 
 def submit_as(lab: LabCluster, user: str, workflow: str, runs_dir: Path, params: dict, nice_step: int
