@@ -80,16 +80,21 @@ def only_qpu_node(lab: LabCluster, keep: str) -> Iterator[None]:
             scontrol(f"NodeName={node}", "State=RESUME")
 
 
-def raw_usage(lab: LabCluster) -> dict[str, int]:
-    """Each lab user's recorded usage as fair share sees it (``sshare``'s RawUsage, billing-seconds)."""
-    out = subprocess.run(["sshare", "-a", "-n", "-P", "-o", "User,RawUsage"], env=lab.env, check=True,
+def _sshare(lab: LabCluster, field: str) -> dict[str, str]:
+    out = subprocess.run(["sshare", "-a", "-n", "-P", "-o", f"User,{field}"], env=lab.env, check=True,
                          capture_output=True, text=True, timeout=30).stdout
-    usage: dict[str, int] = {}
-    for line in out.splitlines():
-        user, _, raw = line.partition("|")
-        if user.strip():
-            usage[user.strip()] = usage.get(user.strip(), 0) + int(raw or 0)
-    return usage
+    return {user.strip(): value for user, _, value in (line.partition("|") for line in out.splitlines()) if user.strip()}
+
+
+def raw_usage(lab: LabCluster) -> dict[str, int]:
+    """Each lab user's recorded usage (``sshare``'s RawUsage, billing-seconds): slurmctld adds it as jobs run."""
+    return {user: int(raw or 0) for user, raw in _sshare(lab, "RawUsage").items()}
+
+
+def fair_share_factors(lab: LabCluster) -> dict[str, float]:
+    """Each lab user's fair-share factor (``sshare``'s FairShare), what a job's priority is computed from
+    when it is submitted: slurmctld recomputes it from the recorded usage every PriorityCalcPeriod only."""
+    return {user: float(value or 0) for user, value in _sshare(lab, "FairShare").items()}
 
 
 def charge_qpu_job(lab: LabCluster, backend, user: str, seconds: int = 5, timeout: float = 30.0) -> tuple[float, float]:
@@ -123,10 +128,11 @@ def _billed(lab: LabCluster, job: str, deadline: float) -> float:
         time.sleep(0.5)
 
 
-def make_heavier(lab: LabCluster, backend, user: str, other: str) -> None:
+def make_heavier(lab: LabCluster, backend, user: str, other: str, timeout: float = 180.0) -> None:
     """Make ``user`` the one with more recorded QPU usage: clear both users' usage (``sacctmgr ... set
     RawUsage=0`` on their parent account; the database outlives a lab, so earlier runs left some), then
-    charge ``user`` one plain qpu job. Fair share acts on recorded usage only."""
+    charge ``user`` one plain qpu job, and wait until the fair-share factors rank ``user`` below ``other``
+    (``timeout`` s: a few PriorityCalcPeriods)."""
     subprocess.run(["sacctmgr", "-i", "modify", "account", "where", f"name={PARENT_ACCOUNT}",
                     f"cluster={lab.cluster_name}", "set", "RawUsage=0"], env=lab.env, check=True,
                    capture_output=True, text=True, timeout=30)
@@ -137,6 +143,12 @@ def make_heavier(lab: LabCluster, backend, user: str, other: str) -> None:
     billed, _ = charge_qpu_job(lab, backend, user)
     usage = raw_usage(lab)
     assert usage.get(user, 0) > usage.get(other, 0), f"fair share did not count {user}'s qpu job (billed {billed}): {usage}"
+    # Jobs get their priority from the factors when submitted, and the factors follow the usage only
+    # at slurmctld's next PriorityCalcPeriod tick: until then both users may still look equal.
+    deadline = time.monotonic() + timeout
+    while not (factors := fair_share_factors(lab)).get(user, 1.0) < factors.get(other, 0.0):
+        assert time.monotonic() < deadline, f"fair share did not rank {user} below {other}: {factors}, usage {raw_usage(lab)}"
+        time.sleep(2)
 
 
 def submit_as(lab: LabCluster, user: str, workflow: str, runs_dir: Path, params: dict, nice_step: int
