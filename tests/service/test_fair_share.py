@@ -1,5 +1,6 @@
 """Fair per real user (issue 14): with ``round-robin-user`` the device alternates between the
-authenticated users that have work queued, however many workflows (or claimed names) each runs."""
+authenticated users that have work queued, however many workflows (or claimed names) each runs --
+whether a user's sessions come to the service directly or through a job's relay gateway."""
 
 from __future__ import annotations
 
@@ -51,8 +52,48 @@ def test_a_user_with_four_workflows_gets_no_more_turns_than_a_user_with_one(fair
             for proc in users:
                 UnixUsers.stop(proc)
             operator.set_status("idle")
-    order = [e["user"] for e in sorted(read_events(fair_service.log, "exec"), key=lambda e: e["start"])]
+    assert_users_alternate(fair_service.log)
+
+
+def test_a_relay_path_and_a_direct_path_share_the_device_by_the_same_rule(fair_service, two_users):
+    # hcqw-alice's four workflows come through a relay gateway (hcqw.hetjob.relay, the qpu component's
+    # path to a resident service) run as herself, hcqw-bob's one workflow straight to the service.
+    address = fair_service.address
+    heavy = ["a1", "a2", "a3", "a4"]
+    relay_dir = Path(tempfile.mkdtemp(prefix="hcqw-fair-relay-"))
+    shutil.chown(relay_dir, "hcqw-alice")
+    address_file = relay_dir / "gateway.address"
+    relay = two_users.popen("hcqw-alice", ["-m", "hcqw.hetjob.gateway", "--address-file", str(address_file),
+                                           "--upstream", address, "--heartbeat-timeout", "120", "--connect-timeout", "60"],
+                            stderr=subprocess.PIPE)
+    users: list[subprocess.Popen] = []
+    try:
+        relayed = wait_for(lambda: address_file.exists() and address_file.read_text(), 60, "the relay's address")
+        with ServiceClient(address) as operator:
+            operator.set_status("calibrating", "filling the queue")
+            users = [two_users.popen("hcqw-alice", [str(HERE / "queue_runs.py"), relayed, str(RUNS), *heavy],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE),
+                     two_users.popen("hcqw-bob", [str(HERE / "queue_runs.py"), address, str(RUNS), "b1"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)]
+            try:
+                for proc in users:
+                    assert proc.stdout.readline().strip() == "queued", proc.stderr.read()
+                wait_for(lambda: operator.status()["queued"] == RUNS * (len(heavy) + 1), 30, "every run in the queue")
+            finally:
+                operator.set_status("idle")
+            for proc in users:
+                assert proc.wait(120) == 0, proc.stderr.read()
+    finally:
+        for proc in [*users, relay]:
+            UnixUsers.stop(proc)
+        shutil.rmtree(relay_dir, ignore_errors=True)
+    assert_users_alternate(fair_service.log)
+
+
+def assert_users_alternate(log: Path) -> None:
+    """hcqw-alice queued ``4 x RUNS`` runs, hcqw-bob ``RUNS``: they alternate while both have work."""
+    order = [e["user"] for e in sorted(read_events(log, "exec"), key=lambda e: e["start"])]
     assert len(order) == RUNS * 5
     # Alternating while both have work: bob's 3 runs are among the first 6, not behind alice's 12.
     assert order[:2 * RUNS] == ["hcqw-alice", "hcqw-bob"] * RUNS or order[:2 * RUNS] == ["hcqw-bob", "hcqw-alice"] * RUNS
-    assert order[2 * RUNS:] == ["hcqw-alice"] * (3 * RUNS)
+    assert order[2 * RUNS:] == ["hcqw-alice"] * (3 * RUNS), order
