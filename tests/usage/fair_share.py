@@ -83,7 +83,8 @@ def only_qpu_node(lab: LabCluster, keep: str) -> Iterator[None]:
 def _sshare(lab: LabCluster, field: str) -> dict[str, str]:
     out = subprocess.run(["sshare", "-a", "-n", "-P", "-o", f"User,{field}"], env=lab.env, check=True,
                          capture_output=True, text=True, timeout=30).stdout
-    return {user.strip(): value for user, _, value in (line.partition("|") for line in out.splitlines()) if user.strip()}
+    rows = (line.partition("|") for line in out.splitlines())
+    return {user.strip(): value for user, _, value in rows if user.strip()}
 
 
 def raw_usage(lab: LabCluster) -> dict[str, int]:
@@ -97,7 +98,8 @@ def fair_share_factors(lab: LabCluster) -> dict[str, float]:
     return {user: float(value or 0) for user, value in _sshare(lab, "FairShare").items()}
 
 
-def charge_qpu_job(lab: LabCluster, backend, user: str, seconds: int = 5, timeout: float = 30.0) -> tuple[float, float]:
+def charge_qpu_job(lab: LabCluster, backend, user: str, seconds: int = 5, timeout: float = 30.0
+                   ) -> tuple[float, float]:
     """Run a plain qpu job as ``user``; return what SLURM billed it (billing x elapsed, from sacct) and how
     much ``user``'s RawUsage rose, waiting up to ``timeout`` s after the job ended for all of it (slurmctld
     adds a finished job's usage when it ends, given ``limits`` in AccountingStorageEnforce)."""
@@ -142,12 +144,14 @@ def make_heavier(lab: LabCluster, backend, user: str, other: str, timeout: float
         time.sleep(0.5)
     billed, _ = charge_qpu_job(lab, backend, user)
     usage = raw_usage(lab)
-    assert usage.get(user, 0) > usage.get(other, 0), f"fair share did not count {user}'s qpu job (billed {billed}): {usage}"
+    assert usage.get(user, 0) > usage.get(other, 0), \
+        f"fair share did not count {user}'s qpu job (billed {billed}): {usage}"
     # Jobs get their priority from the factors when submitted, and the factors follow the usage only
     # at slurmctld's next PriorityCalcPeriod tick: until then both users may still look equal.
     deadline = time.monotonic() + timeout
     while not (factors := fair_share_factors(lab)).get(user, 1.0) < factors.get(other, 0.0):
-        assert time.monotonic() < deadline, f"fair share did not rank {user} below {other}: {factors}, usage {raw_usage(lab)}"
+        assert time.monotonic() < deadline, \
+            f"fair share did not rank {user} below {other}: {factors}, usage {raw_usage(lab)}"
         time.sleep(2)
 
 
