@@ -71,6 +71,20 @@ def node_phases(run: Path, allocations: dict[str, tuple[float, float]]) -> list[
     return rows
 
 
+def phase_table(rows: list[dict]) -> str:
+    """Markdown: one line per quantum node, their means, then the run's totals and ratios."""
+    columns = ("charged", "allocated", "busy", *PHASES)
+    lines = ["| workflow | node | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
+    lines += [f"| {row['workflow']} | {row['node']} | " + " | ".join(f"{row[c]:.3f}" for c in columns) + " |"
+              for row in rows]
+    lines.append("| mean | | " + " | ".join(f"{statistics.fmean(r[c] for r in rows):.3f}" for c in columns) + " |")
+    total = {c: sum(r[c] for r in rows) for c in ("charged", "allocated", "busy")}
+    lines.append(f"\n{len(rows)} quantum nodes: charged {total['charged']} s (SLURM), allocated "
+                 f"{total['allocated']:.2f} s (to the ms), busy {total['busy']:.2f} s; busy/charged "
+                 f"{total['busy'] / total['charged']:.3f}, busy/allocated {total['busy'] / total['allocated']:.3f}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run", type=Path, help="a --backend slurm split run's --out directory (gateways relaying)")
@@ -80,16 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     if not rows:
         print(f"no quantum node of {args.run} found in the lab's slurmctld log", file=sys.stderr)
         return 1
-    columns = ("charged", "allocated", "busy", *PHASES)
-    print("| workflow | node | " + " | ".join(columns) + " |")
-    print("|---|---|" + "---|" * len(columns))
-    for row in rows:
-        print(f"| {row['workflow']} | {row['node']} | " + " | ".join(f"{row[c]:.3f}" for c in columns) + " |")
-    print("| mean | | " + " | ".join(f"{statistics.fmean(r[c] for r in rows):.3f}" for c in columns) + " |")
-    total = {c: sum(r[c] for r in rows) for c in ("charged", "allocated", "busy")}
-    print(f"\n{len(rows)} quantum nodes: charged {total['charged']} s (SLURM), allocated {total['allocated']:.2f} s "
-          f"(to the ms), busy {total['busy']:.2f} s; busy/charged {total['busy'] / total['charged']:.3f}, "
-          f"busy/allocated {total['busy'] / total['allocated']:.3f}")
+    print(phase_table(rows))
     return 0
 
 
