@@ -28,6 +28,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -83,7 +84,15 @@ def bind_address(config: GatewayConfig) -> str:
 
 def run_gateway(config: GatewayConfig) -> str:
     """Serve one node until its session ends; return why the gateway stopped."""
-    config = replace(config, address=bind_address(config),
+    # Finding the bind address asks slurmctld (``scontrol show node``); this process imports what it
+    # serves with meanwhile. Both are start-up inside the qpu component's charged allocation.
+    lookup = _Lookup(bind_address, config)
+    if config.upstream:
+        import hcqw.hetjob.relay  # noqa: F401
+        import hcqw.service.transport_zmq  # noqa: F401
+    else:
+        import hcqw.service.server  # noqa: F401
+    config = replace(config, address=lookup.result(),
                      upstream=expand_node(config.upstream) if config.upstream else None)
     if config.upstream:
         return _run_relay(config)
@@ -148,6 +157,28 @@ def _run_relay(config: GatewayConfig) -> str:
         return relay.run(until)
     finally:
         watch.close()
+
+
+class _Lookup:
+    """``function(*args)`` in a thread of its own; ``result()`` waits for it and returns it or raises its error."""
+
+    def __init__(self, function: Callable[..., str], *args: object):
+        self._outcome: list = []
+        self._thread = threading.Thread(target=self._run, args=(function, *args), daemon=True)
+        self._thread.start()
+
+    def _run(self, function: Callable[..., str], *args: object) -> None:
+        try:
+            self._outcome.append((True, function(*args)))
+        except BaseException as err:  # handed to the caller of result()
+            self._outcome.append((False, err))
+
+    def result(self) -> str:
+        self._thread.join()
+        ok, value = self._outcome[0]
+        if not ok:
+            raise value
+        return value
 
 
 def _node_name() -> str:

@@ -24,6 +24,7 @@ from typing import Iterator
 
 from hcqw.hetjob.records import qpu_component_times
 from hcqw.lab import LabCluster
+from hcqw.lab.config import PARENT_ACCOUNT
 from hcqw.slurm import Phase
 
 HEAVY, LIGHT = "hcqw-alice", "hcqw-bob"
@@ -79,32 +80,78 @@ def only_qpu_node(lab: LabCluster, keep: str) -> Iterator[None]:
             scontrol(f"NodeName={node}", "State=RESUME")
 
 
-def raw_usage(lab: LabCluster) -> dict[str, int]:
-    """Each lab user's recorded usage as fair share sees it (``sshare``'s RawUsage, billing-seconds)."""
-    out = subprocess.run(["sshare", "-a", "-n", "-P", "-o", "User,RawUsage"], env=lab.env, check=True,
+def _sshare(lab: LabCluster, field: str) -> dict[str, str]:
+    out = subprocess.run(["sshare", "-a", "-n", "-P", "-o", f"User,{field}"], env=lab.env, check=True,
                          capture_output=True, text=True, timeout=30).stdout
-    usage: dict[str, int] = {}
-    for line in out.splitlines():
-        user, _, raw = line.partition("|")
-        if user.strip():
-            usage[user.strip()] = usage.get(user.strip(), 0) + int(raw or 0)
-    return usage
+    rows = (line.partition("|") for line in out.splitlines())
+    return {user.strip(): value for user, _, value in rows if user.strip()}
 
 
-def make_heavier(lab: LabCluster, backend, user: str, other: str, seconds: int = 5, timeout: float = 180.0) -> None:
-    """Give ``user`` more recorded QPU usage than ``other`` (a plain qpu job), and wait until fair share
-    counts it: SLURM adds usage only every PriorityCalcPeriod (1 min), so on a fresh database every user
-    is equal until then and fair share cannot prefer anyone."""
-    if raw_usage(lab).get(user, 0) > raw_usage(lab).get(other, 0):
-        return
+def raw_usage(lab: LabCluster) -> dict[str, int]:
+    """Each lab user's recorded usage (``sshare``'s RawUsage, billing-seconds): slurmctld adds it as jobs run."""
+    return {user: int(raw or 0) for user, raw in _sshare(lab, "RawUsage").items()}
+
+
+def fair_share_factors(lab: LabCluster) -> dict[str, float]:
+    """Each lab user's fair-share factor (``sshare``'s FairShare), what a job's priority is computed from
+    when it is submitted: slurmctld recomputes it from the recorded usage every PriorityCalcPeriod only."""
+    return {user: float(value or 0) for user, value in _sshare(lab, "FairShare").items()}
+
+
+def charge_qpu_job(lab: LabCluster, backend, user: str, seconds: int = 5, timeout: float = 30.0
+                   ) -> tuple[float, float]:
+    """Run a plain qpu job as ``user``; return what SLURM billed it (billing x elapsed, from sacct) and how
+    much ``user``'s RawUsage rose, waiting up to ``timeout`` s after the job ended for all of it (slurmctld
+    adds a finished job's usage when it ends, given ``limits`` in AccountingStorageEnforce)."""
+    before = raw_usage(lab).get(user, 0)
     result = lab.exec(user, ["sbatch", "--parsable", "-p", "qpu", "--gres=qpu:1", "-o", "/dev/null", "--wrap",
                              f"sleep {seconds}"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    state = backend.wait(result.stdout.strip().split(";")[0], timeout=timeout)
+    job = result.stdout.strip().split(";")[0]
+    state = backend.wait(job, timeout=120)
     assert state.phase is Phase.COMPLETED, state
     deadline = time.monotonic() + timeout
-    while not raw_usage(lab).get(user, 0) > raw_usage(lab).get(other, 0):
-        assert time.monotonic() < deadline, f"fair share did not count {user}'s usage: {raw_usage(lab)}"
+    billed = _billed(lab, job, deadline)
+    # A tick of the decay thread while the job ran may have added part of it already: wait for all.
+    while (risen := raw_usage(lab).get(user, 0) - before) < 0.99 * billed and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return billed, float(risen)
+
+
+def _billed(lab: LabCluster, job: str, deadline: float) -> float:
+    """billing x elapsed seconds of ``job`` as slurmdbd recorded it."""
+    while True:
+        out = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "ElapsedRaw,AllocTRES,End", "-j", job], env=lab.env,
+                             check=True, capture_output=True, text=True, timeout=30).stdout.split("|")
+        if len(out) == 3 and out[2].strip() not in ("", "Unknown"):
+            tres = dict(item.split("=", 1) for item in out[1].split(","))
+            return int(out[0]) * float(tres["billing"])
+        assert time.monotonic() < deadline, f"slurmdbd did not record job {job}'s end"
+        time.sleep(0.5)
+
+
+def make_heavier(lab: LabCluster, backend, user: str, other: str, timeout: float = 180.0) -> None:
+    """Make ``user`` the one with more recorded QPU usage: clear both users' usage (``sacctmgr ... set
+    RawUsage=0`` on their parent account; the database outlives a lab, so earlier runs left some), then
+    charge ``user`` one plain qpu job, and wait until the fair-share factors rank ``user`` below ``other``
+    (``timeout`` s: a few PriorityCalcPeriods)."""
+    subprocess.run(["sacctmgr", "-i", "modify", "account", "where", f"name={PARENT_ACCOUNT}",
+                    f"cluster={lab.cluster_name}", "set", "RawUsage=0"], env=lab.env, check=True,
+                   capture_output=True, text=True, timeout=30)
+    deadline = time.monotonic() + 30
+    while any(raw_usage(lab).get(u, 0) for u in (user, other)):  # slurmdbd passes the reset on to slurmctld
+        assert time.monotonic() < deadline, f"sacctmgr's usage reset did not reach slurmctld: {raw_usage(lab)}"
+        time.sleep(0.5)
+    billed, _ = charge_qpu_job(lab, backend, user)
+    usage = raw_usage(lab)
+    assert usage.get(user, 0) > usage.get(other, 0), \
+        f"fair share did not count {user}'s qpu job (billed {billed}): {usage}"
+    # Jobs get their priority from the factors when submitted, and the factors follow the usage only
+    # at slurmctld's next PriorityCalcPeriod tick: until then both users may still look equal.
+    deadline = time.monotonic() + timeout
+    while not (factors := fair_share_factors(lab)).get(user, 1.0) < factors.get(other, 0.0):
+        assert time.monotonic() < deadline, \
+            f"fair share did not rank {user} below {other}: {factors}, usage {raw_usage(lab)}"
         time.sleep(2)
 
 
