@@ -11,7 +11,6 @@ import logging
 import os
 import signal
 import socket
-import threading
 import time
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from hcqw.slurm import (
     merge_components,
     open_backend,
 )
-from hcqw.lab.pytest_plugin import wait_for
+from hcqw.lab.pytest_plugin import during_controller_outage, wait_for
 from hcqw.slurm.commands import run_slurm
 from hcqw.slurm.rest import submit_payload
 from hcqw.slurm.status import CliStatusSource
@@ -354,41 +353,9 @@ def test_controller_down_behind_slurmrestd(throwaway_lab, tmp_path):
         rest.status(["1"])
 
 
-class ControllerRestart:
-    """slurmctld of the shared lab stopped now and started again by ``restart``; ``during`` runs a call in a
-    thread meanwhile and keeps its outcome."""
-
-    def __init__(self, lab):
-        self.lab = lab
-        self.outcome: dict = {}
-        self._thread = None
-        os.kill(lab.daemon_pids()["slurmctld"], signal.SIGTERM)
-        wait_for(lambda: lab.daemon_pids()["slurmctld"] is None, 30, "slurmctld to stop")
-
-    def during(self, call) -> None:
-        def run():
-            try:
-                self.outcome["value"] = call()
-            except BaseException as err:  # noqa: BLE001 - reported by the test
-                self.outcome["error"] = err
-
-        self._thread = threading.Thread(target=run)
-        self._thread.start()
-
-    def restart(self, after: float) -> dict:
-        time.sleep(after)
-        assert self._thread.is_alive(), self.outcome  # the call waited for the controller instead of failing
-        self.lab.up()
-        self._thread.join(240)
-        assert not self._thread.is_alive() and "error" not in self.outcome, self.outcome
-        return self.outcome
-
-
 @pytest.mark.slow
 def test_sbatch_submit_rides_out_a_controller_restart(sbatch, slurm_lab, tmp_path):
-    outage = ControllerRestart(slurm_lab)
-    outage.during(lambda: sbatch.submit(request(tmp_path, "outage-submit", "true")))
-    job = outage.restart(after=12)["value"]  # longer than sbatch's own connect retries (~9 s)
+    job = during_controller_outage(slurm_lab, lambda: sbatch.submit(request(tmp_path, "outage-submit", "true")))
     assert sbatch.wait(job, timeout=60).phase is Phase.COMPLETED
     names = run_slurm(["squeue", "-h", "-t", "all", "--name", "hcqw:itest:outage-submit", "-o", "%i"],
                       env=slurm_lab.env).stdout.split()
@@ -399,8 +366,6 @@ def test_sbatch_submit_rides_out_a_controller_restart(sbatch, slurm_lab, tmp_pat
 def test_release_and_cancel_ride_out_a_controller_restart(backend, slurm_lab, tmp_path):
     job = backend.submit(request(tmp_path, f"outage-cancel-{backend.name}", "sleep 120", CPU, QPU))
     wait_for(lambda: backend.status([job], force=True)[job].phase is Phase.RUNNING, 60, "the hetjob to run")
-    outage = ControllerRestart(slurm_lab)
-    outage.during(lambda: (backend.cancel_component(job, 1), backend.cancel(job)))
-    outage.restart(after=12)
+    during_controller_outage(slurm_lab, lambda: (backend.cancel_component(job, 1), backend.cancel(job)))
     state = backend.wait(job, timeout=60)
     assert state.phase is Phase.CANCELLED and state.component(1).phase is Phase.CANCELLED
