@@ -8,14 +8,12 @@ on: the run finishes with the right result, each rule submitted once.
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import textwrap
 import time
 
 import pytest
 
-from hcqw.lab.pytest_plugin import wait_for
+from hcqw.lab.pytest_plugin import controller_down, wait_for
 from hcqw.slurm.commands import run_slurm
 from hcqw.slurm.parsing import parse_scontrol
 
@@ -26,10 +24,17 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 log = logging.getLogger(__name__)
 OUTAGE_S = 10.0
 
+# A job that runs long (rule long); a quantum rule that becomes ready when config["go"] exists (after the
+# local rule gate) and opens the device once config["release"] exists (missing: at once).
 SNAKEFILE = textwrap.dedent("""
     import os, time
 
     localrules: all, gate
+
+    def wait_for(path):
+        deadline = time.time() + 300
+        while path and not os.path.exists(path) and time.time() < deadline:
+            time.sleep(0.1)
 
     rule all:
         input: "ones.txt", "long.txt"
@@ -41,9 +46,7 @@ SNAKEFILE = textwrap.dedent("""
     rule gate:
         output: "gate"
         run:
-            deadline = time.time() + 300
-            while not os.path.exists(config["go"]) and time.time() < deadline:
-                time.sleep(0.1)
+            wait_for(config["go"])
             open(output[0], "w").close()
 
     rule measure:
@@ -53,6 +56,7 @@ SNAKEFILE = textwrap.dedent("""
         run:
             import cirq
             from hcqw.qpu import open_qpu
+            wait_for(config.get("release"))
             qubit = cirq.LineQubit(0)
             with open_qpu(seed=1) as qpu:
                 result = qpu.run(cirq.Circuit(cirq.X(qubit), cirq.measure(qubit, key="m")), repetitions=10)
@@ -80,11 +84,9 @@ def test_a_run_rides_out_a_controller_restart(slurm_lab, workdir, spawn):
     proc = spawn(snakemake_argv(workdir, *SLURM, "--hcqw-workflow-id", name, "--config", f"go={go}",
                                 snakefile=snakefile))
     wait_for(lambda: any("RUNNING" in s for s in live_jobs(f"hcqw:{name}:long").values()), 120, "rule long to run")
-    os.kill(slurm_lab.daemon_pids()["slurmctld"], signal.SIGTERM)
-    wait_for(lambda: slurm_lab.daemon_pids()["slurmctld"] is None, 30, "slurmctld to stop")
-    go.touch()  # the quantum rule becomes ready while the controller is down
-    time.sleep(OUTAGE_S)
-    slurm_lab.up()
+    with controller_down(slurm_lab):
+        go.touch()  # the quantum rule becomes ready while the controller is down
+        time.sleep(OUTAGE_S)
     output = proc.communicate(timeout=300)[0]
     log.info("snakemake output:\n%s", output[-3000:])
     assert proc.returncode == 0, output
@@ -92,41 +94,15 @@ def test_a_run_rides_out_a_controller_restart(slurm_lab, workdir, spawn):
     assert submitted(name) == ["copy", "long", "measure"]  # each once
 
 
-ADOPTED = textwrap.dedent("""
-    import os, time
-
-    rule all:
-        input: "ones.txt"
-
-    rule measure:
-        output: "q.txt"
-        resources: qpu=1
-        run:
-            import cirq
-            from hcqw.qpu import open_qpu
-            deadline = time.time() + 300
-            while not os.path.exists(config["release"]) and time.time() < deadline:
-                time.sleep(0.1)
-            qubit = cirq.LineQubit(0)
-            with open_qpu(seed=1) as qpu:
-                result = qpu.run(cirq.Circuit(cirq.X(qubit), cirq.measure(qubit, key="m")), repetitions=10)
-            open(output[0], "w").write(str(int(result[0].measurements["m"].sum())))
-
-    rule copy:
-        input: "q.txt"
-        output: "ones.txt"
-        shell: "cp {input} {output}"
-""")
-
-
 def test_a_rerun_while_its_jobs_still_run_adopts_them(slurm_lab, workdir, spawn):
     """snakemake is killed (SIGKILL: it cannot cancel) while its quantum rule's job runs on; the re-run with the
     same workflow id adopts that job instead of submitting the rule again."""
     snakefile = workdir / "Snakefile"
-    snakefile.write_text(ADOPTED)
-    release = workdir.parent / "release"
+    snakefile.write_text(SNAKEFILE)
+    go, release = workdir.parent / "go", workdir.parent / "release"
+    go.touch()
     name = run_name("adopt")
-    argv = snakemake_argv(workdir, *SLURM, "--hcqw-workflow-id", name, "--config", f"release={release}",
+    argv = snakemake_argv(workdir, *SLURM, "--hcqw-workflow-id", name, "--config", f"go={go}", f"release={release}",
                           snakefile=snakefile)
     first = spawn(argv)
     wait_for(lambda: any("RUNNING" in s for s in live_jobs(f"hcqw:{name}:measure").values()), 120,
@@ -145,4 +121,4 @@ def test_a_rerun_while_its_jobs_still_run_adopts_them(slurm_lab, workdir, spawn)
     assert again.returncode == 0, output
     assert f"adopted SLURM job {job}" in output
     assert (workdir / "ones.txt").read_text() == "10"
-    assert submitted(name) == ["copy", "measure"]  # the quantum rule once
+    assert submitted(name) == ["copy", "long", "measure"]  # the quantum rule once
