@@ -175,9 +175,22 @@ class SlurmRunner:
             workflow=self.workflow, name=spec.node,
             workdir=self.state_dir, settings=spec.settings, quantum=spec.quantum, output=log_pattern,
         )
-        job_id = self.backend.submit(request)
+        job_id = self._left_running(request.job_name) or self.backend.submit(request)
         self._submitted_at[job_id] = time.monotonic()
         return job_id, log_pattern.replace("%j", job_id)
+
+    def _left_running(self, job_name: str) -> str | None:
+        """The job of this rule and wildcards that an earlier snakemake of this workflow id left in SLURM
+        (killed, or its machine rebooted, while the job ran on): adopted instead of submitting the rule
+        again, which would make two writers of its output and use the QPU twice. Only the sbatch
+        backend can ask (squeue); REST cannot."""
+        live_jobs = getattr(self.backend, "live_jobs", None)
+        job_id = live_jobs([job_name]).get(job_name) if live_jobs else None
+        if job_id:
+            log.warning("%s: adopted SLURM job %s, still in SLURM from an earlier run of this workflow", job_name,
+                        job_id)
+            self.backend.status([job_id])  # follow it from here on
+        return job_id
 
     def poll(self, job_ids: Iterable[str]) -> dict[str, Outcome]:
         ids = list(job_ids)

@@ -22,6 +22,7 @@ import socket
 from collections.abc import Mapping
 
 from hcqw.errors import DeviceError
+from hcqw.slurm.backend import ride_out
 from hcqw.slurm.commands import run_slurm
 from hcqw.slurm.parsing import parse_scontrol_record
 
@@ -59,7 +60,8 @@ def cluster_address(env: Mapping[str, str] | None = None) -> str:
     node = env.get("SLURMD_NODENAME")
     if not node:
         return LOOPBACK
-    proc = run_slurm(["scontrol", "show", "node", "-o", node], env=dict(env))
+    # A gateway starting while slurmctld restarts waits for it (ride_out) instead of failing the node.
+    proc = ride_out(lambda: run_slurm(["scontrol", "show", "node", "-o", node], env=dict(env)), f"NodeAddr of {node}")
     address = resolve(node_addr(proc.stdout))
     log.info("node %s: cluster address %s", node, address)
     return address

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from hcqw.errors import WorkflowError
 from hcqw.slurm import Phase, SlurmBackend, SlurmError
+from hcqw.slurm.errors import what_to_do
 from hcqw.slurm.settings import MAX_NICE
 from hcqw.workflow import HybridLoop, RunContext, build_dag, dag_to_resume, load_loop, node_done, state_file
 
@@ -57,7 +58,7 @@ class ChainFailed(WorkflowError):
         self.workflow, self.node, self.job_id = workflow, node, job_id
         self.state, self.exit_code, self.log_path = state, exit_code, log_path
         message = (f"{workflow}: node {node} (SLURM job {job_id}) ended {state}"
-                   + (f" with exit code {exit_code}" if exit_code is not None else "")
+                   + (f" with exit code {exit_code}" if exit_code is not None else "") + what_to_do(state)
                    + f"; log: {log_path or '(unknown)'}; later jobs of the chain were cancelled. "
                    + (f"Re-run to resume from checkpoint {resume_from}." if resume_from
                       else "Re-run to start again."))

@@ -38,6 +38,9 @@ DEVICE_WAIT_S = 300.0
 #: Seconds the link to the gateway may be down before the node gives up on it (the job script
 #: passes NodeJobSettings.heartbeat_timeout, the bound the gateway applies to the node).
 PEER_TIMEOUT_S = 5.0
+#: Seconds the end of a block waits for the qpu component's release before the step goes on (see
+#: ``GatewayLease.close``); a release takes well under a second unless slurmctld is unreachable.
+RELEASE_WAIT_S = 5.0
 
 
 def release_qpu_component(leader: str, env: dict[str, str] | None = None) -> None:
@@ -174,24 +177,56 @@ class GatewayLease(SessionLease):
             self._session.close()
             self._client.close()
         finally:
-            try:
-                self._release()
-            except SlurmError as err:
-                # Never instead of the block's results (they are saved after this returns): the
-                # release rode out the outage it could, and the job script's trap frees the
-                # component when the node's process exits.
-                log.error("%s/%s: could not release the qpu component: %s", self.workflow, self.node, err)
-            self.released_at = time.time()
-            log.info("%s/%s: quantum block ended; qpu component released %.3f s later", self.workflow, self.node,
-                     self.released_at - self.block_end)
+            device = self._device()
             if self._metrics:
-                # The device is the qpu node SLURM gave the job: a site may have several (one lane each).
-                device = os.environ.get("SLURM_JOB_NODELIST_HET_GROUP_1") or "gateway"
                 self._metrics.record("hold", workflow=self.workflow, node=self.node, device=device,
                                      start=self.acquired_at, end=self.block_end)
-                self._metrics.record("release", workflow=self.workflow, node=self.node, device=device,
-                                     start=self.block_end, end=self.released_at,
-                                     job=os.environ.get("SLURM_JOB_ID_HET_GROUP_1"))
+            # Never holding up the block's results (the step's code goes on, its checkpoint is written): a
+            # release still riding out an unreachable slurmctld after RELEASE_WAIT_S goes on in the
+            # background, and the job script's exit trap releases the component if the process ends first.
+            if not _finished_within(RELEASE_WAIT_S, self._release_and_record, device):
+                log.warning("%s/%s: quantum block ended; slurmctld does not answer, so the qpu component is "
+                            "released once it is back (in the background, or by the job's exit trap)",
+                            self.workflow, self.node)
+
+    def _release_and_record(self, device: str) -> None:
+        try:
+            self._release()
+        except SlurmError as err:
+            # The release rode out the outage it could; the job script's trap frees the component when the
+            # node's process exits.
+            log.error("%s/%s: could not release the qpu component: %s", self.workflow, self.node, err)
+        self.released_at = time.time()
+        log.info("%s/%s: quantum block ended; qpu component released %.3f s later", self.workflow, self.node,
+                 self.released_at - self.block_end)
+        if self._metrics:
+            self._metrics.record("release", workflow=self.workflow, node=self.node, device=device,
+                                 start=self.block_end, end=self.released_at,
+                                 job=os.environ.get("SLURM_JOB_ID_HET_GROUP_1"))
+
+    @staticmethod
+    def _device() -> str:
+        """The device is the qpu node SLURM gave the job: a site may have several (one lane each)."""
+        return os.environ.get("SLURM_JOB_NODELIST_HET_GROUP_1") or "gateway"
+
+
+def _finished_within(seconds: float, action: Callable[..., None], *args: Any) -> bool:
+    """Run ``action(*args)`` in a daemon thread and wait for it up to ``seconds``; True if it finished (an
+    exception it raised is raised here), False if it goes on in the background."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            action(*args)
+        except BaseException as err:  # noqa: BLE001 - handed to the caller
+            raised.append(err)
+
+    thread = threading.Thread(target=run, name="qpu-release", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if raised:
+        raise raised[0]
+    return not thread.is_alive()
 
 
 def _release_from_environment() -> None:

@@ -171,7 +171,18 @@ release_qpu() {{
   done
 }}
 trap release_qpu EXIT
-srun --het-group=1 -n1 {gateway} </dev/null >"$JOBDIR/gateway.log" 2>&1 &
+# Nor can srun create the gateway's step then: that is retried for about two minutes too (never a
+# gateway that ran: only while srun says it could not create the step).
+start_gateway() {{
+  for pause in 1 2 4 8 15 30 60; do
+    srun --het-group=1 -n1 {gateway} </dev/null >>"$JOBDIR/gateway.log" 2>&1 && return
+    said=$(tail -n 1 "$JOBDIR/gateway.log")
+    case "$said" in *"Unable to create step"*) ;; *) return 1 ;; esac
+    case "$said" in {unreachable}) sleep $pause ;; *) return 1 ;; esac
+  done
+  return 1
+}}
+start_gateway &
 export HCQW_GATEWAY_PID=$! HCQW_GATEWAY_ADDRESS_FILE="$JOBDIR/gateway.address" HCQW_GATEWAY_LOG="$JOBDIR/gateway.log"
 export HCQW_PEER_TIMEOUT={settings.heartbeat_timeout:g} HCQW_DEVICE_WAIT={settings.device_wait:g}
 {run} &

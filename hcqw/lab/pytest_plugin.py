@@ -29,8 +29,11 @@ not start is a test *error* (never a silent skip): CI must notice.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -165,3 +168,36 @@ def wait_for(predicate: Callable[[], T], timeout: float = 20.0, what: str = "con
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(pause)
     return value
+
+
+@contextlib.contextmanager
+def controller_down(lab: LabCluster) -> Iterator[None]:
+    """slurmctld of ``lab`` stopped (SIGTERM) for the ``with`` block and started again after it, also when
+    the block fails: a controller outage, as while a site restarts or fails over slurmctld."""
+    os.kill(lab.daemon_pids()["slurmctld"], signal.SIGTERM)
+    try:
+        wait_for(lambda: lab.daemon_pids()["slurmctld"] is None, 30, "slurmctld to stop")
+        yield
+    finally:
+        lab.up()
+
+
+def during_controller_outage(lab: LabCluster, call: Callable[[], T], outage: float = 12.0) -> T:
+    """``call()`` in a thread while slurmctld is down for ``outage`` s (longer than a SLURM client's own connect
+    retries, ~9 s): it must wait for the controller, not fail; its value."""
+    outcome: dict[str, object] = {}
+
+    def run():
+        try:
+            outcome["value"] = call()
+        except BaseException as err:  # noqa: BLE001 - reported by the test
+            outcome["error"] = err
+
+    thread = threading.Thread(target=run)
+    with controller_down(lab):
+        thread.start()
+        time.sleep(outage)
+        assert thread.is_alive(), outcome  # still waiting for the controller
+    thread.join(240)
+    assert not thread.is_alive() and "error" not in outcome, outcome
+    return outcome["value"]  # type: ignore[return-value]

@@ -6,24 +6,32 @@ on the hydra name server; a background thread ``Accept``s clients, each becoming
 intercommunicator the service loop polls with ``Iprobe``. A message is one byte string
 (``pack_frames``), so the protocol is the same as over ZeroMQ.
 
-MPI busy-polls: the accept thread and a waiting rank burn a core. MPICH starves every
-other thread's MPI progress while one thread blocks in ``Accept``, so the service holds
-one MPI client connection at a time (others wait in ``Connect`` until it disconnects);
-ZeroMQ is the transport for many concurrent clients. ``max_clients`` stops accepting
-after that many connections. A client disconnects by sending an empty frame list;
-the service then calls ``Disconnect`` on its side too. A client silent for ``idle_timeout``
-seconds (connected but idle, or dead: MPI does not tell) is dropped, so it cannot keep the
-others waiting in ``Connect``; a client with an open session heartbeats well within it.
+MPI busy-polls: a waiting rank burns a core. MPICH starves every other thread's MPI progress
+while one thread blocks in ``Accept`` (measured: the loop's Iprobe never sees a message), and
+``Accept`` has no timeout. So the service calls ``Accept`` only when a client is about to
+``Connect``: with a port file (``mpi:file:``) a client first *knocks*, creating a file in the
+knock directory next to it (``<port file>.knock``, mode 1733: anyone may knock, only the service
+lists), and the accept thread accepts once per knock -- the ``Accept`` meets a ``Connect`` already
+under way and returns at once, so many clients are connected and served at the same time. A knock
+whose client never connects (it died in between) is ended after ``ACCEPT_BOUND_S`` by a helper
+that connects in its place. With the hydra name server (``mpi:name:``) there is nowhere to knock:
+the service then holds one client at a time (others wait in ``Connect`` until it disconnects).
+``max_clients`` stops accepting after that many connections. A client disconnects by sending an
+empty frame list; the service then calls ``Disconnect`` on its side too. A client silent for
+``idle_timeout`` seconds (connected but idle, or dead: MPI does not tell) is dropped; a client with
+an open session heartbeats well within it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from itertools import count
 from pathlib import Path
 from typing import Hashable, Sequence
@@ -35,6 +43,9 @@ log = logging.getLogger(__name__)
 
 #: Seconds a connected MPI client may stay silent before the service drops it (see the module docstring).
 IDLE_TIMEOUT_S = 60.0
+#: Seconds an ``Accept`` for a knock may wait for its client's ``Connect`` (see the module docstring).
+ACCEPT_BOUND_S = 10.0
+_KNOCK_POLL_S = 0.01
 _SPIN = 0.002  # s of pure busy-polling before backing off to short sleeps (latency vs a burnt core)
 _SLEEP_MAX = 0.001
 
@@ -99,9 +110,14 @@ class MpiServerTransport(ServerTransport):
         self._max_message = max_message
         self._max_clients = max_clients
         self._port = MPI.Open_port()
+        self._knocks: Path | None = None
         if self._kind == "file":
             path = Path(self._where)
             path.parent.mkdir(parents=True, exist_ok=True)
+            self._knocks = knock_dir(path)
+            shutil.rmtree(self._knocks, ignore_errors=True)  # a dead service's knocks are not clients
+            self._knocks.mkdir()
+            self._knocks.chmod(0o1733)  # sticky, writable by all, listable by the service only
             temp = path.with_name(path.name + f".{os.getpid()}.tmp")
             temp.write_text(self._port)
             os.replace(temp, path)  # a client never reads a half-written port
@@ -118,31 +134,43 @@ class MpiServerTransport(ServerTransport):
         self._in_accept = False
         self._idle = threading.Event()
         self._idle.set()
+        self._stray_ended = False
         self._acceptor = threading.Thread(target=self._accept_loop, name="mpi-accept", daemon=True)
         self._acceptor.start()
 
     def _accept_loop(self) -> None:
         MPI = self.MPI
         while self._max_clients is None or self._accepted < self._max_clients:
-            # One client at a time: with MPICH a thread blocked in Accept starves every other
-            # thread's MPI progress (measured: the loop's Iprobe never sees a message), so we
-            # accept only while no client is connected. Further clients wait in Connect.
-            self._idle.wait()
+            # A thread blocked in Accept starves every other thread's MPI progress (see the module
+            # docstring): accept only for a knock (a Connect under way), or, with nowhere to knock,
+            # only while no client is connected.
+            if not (self._await_knock() if self._knocks else self._idle.wait()):
+                return
             with self._lock:
                 if self._stopping:
                     return
                 self._in_accept = True
+            stray = threading.Timer(ACCEPT_BOUND_S, self._end_stray_accept) if self._knocks else None
+            if stray:
+                stray.start()
             try:
                 comm = MPI.COMM_SELF.Accept(self._port)
             except Exception:  # noqa: BLE001 - a broken port must not leave clients hanging in Connect
                 log.exception("MPI Accept failed; aborting so no peer hangs")
                 MPI.COMM_WORLD.Abort(1)
                 return
+            finally:
+                if stray:
+                    stray.cancel()
             with self._lock:
                 self._in_accept = False
-                if self._stopping:  # woken by our own close()
+                ended = self._stray_ended
+                self._stray_ended = False
+                if self._stopping or ended:  # woken by our own close(), or in place of a knock's dead client
                     comm.Disconnect()
-                    return
+                    if self._stopping:
+                        return
+                    continue
                 peer = next(self._ids)
                 self._comms[peer] = comm
                 self._last_heard[peer] = time.monotonic()
@@ -150,6 +178,29 @@ class MpiServerTransport(ServerTransport):
                 self._accepted += 1
                 self._idle.clear()
             log.debug("MPI client connected")
+
+    def _await_knock(self) -> bool:
+        """Wait for a client's knock and take it; False once the service stops."""
+        assert self._knocks is not None
+        while not self._stopping:
+            try:
+                knock = next(self._knocks.iterdir(), None)
+            except FileNotFoundError:
+                return False
+            if knock is not None:
+                knock.unlink(missing_ok=True)
+                return True
+            time.sleep(_KNOCK_POLL_S)
+        return False
+
+    def _end_stray_accept(self) -> None:
+        """An Accept waited ``ACCEPT_BOUND_S`` for a knock's client: it died before connecting; end it."""
+        with self._lock:
+            if not self._in_accept or self._stopping:
+                return
+            self._stray_ended = True
+        log.warning("a client knocked but did not connect within %g s; ending its Accept", ACCEPT_BOUND_S)
+        self._wake_acceptor()
 
     def recv(self, timeout: float) -> tuple[Hashable, Frames] | None:
         poller = _Poller(timeout)
@@ -195,7 +246,7 @@ class MpiServerTransport(ServerTransport):
         for peer, _ in self._polled:
             silent = now - self._last_heard.get(peer, now)
             if silent > self._idle_timeout:
-                log.warning("dropping MPI client %s: silent for %.0f s (clients connect one at a time)", peer, silent)
+                log.warning("dropping MPI client %s: silent for %.0f s", peer, silent)
                 self._drop(peer, disconnect=False)
 
     def _drop(self, peer: Hashable, disconnect: bool) -> None:
@@ -218,13 +269,14 @@ class MpiServerTransport(ServerTransport):
             self._drop(peer, disconnect=False)
         with self._lock:
             self._stopping = True
-            in_accept = self._in_accept
+            in_accept = self._in_accept and not self._stray_ended  # a stray Accept's helper is on its way
         self._idle.set()
         if in_accept:
             self._wake_acceptor()
         self._acceptor.join(5)
         if self._kind == "file":
             Path(self._where).unlink(missing_ok=True)
+            shutil.rmtree(knock_dir(Path(self._where)), ignore_errors=True)
         else:
             try:
                 MPI.Unpublish_name(self._where, self._port)
@@ -258,6 +310,7 @@ class MpiClientTransport(ClientTransport):
         kind, where = parse_address(address)
         if kind == "file":
             port = _read_port_file(Path(where), wait)
+            _knock(Path(where))
         else:
             port = MPI.Lookup_name(where)
         self._comm = MPI.COMM_SELF.Connect(port)
@@ -284,6 +337,25 @@ class MpiClientTransport(ClientTransport):
             comm.Disconnect()
         except self.MPI.Exception as err:
             log.warning("MPI disconnect: %s", err)
+
+
+def knock_dir(port_file: Path) -> Path:
+    """Where clients of the service with this port file knock before they connect."""
+    return port_file.with_name(port_file.name + ".knock")
+
+
+def _knock(port_file: Path) -> None:
+    """Tell the service a ``Connect`` follows (it accepts only then); a service without a knock
+    directory accepts without one."""
+    knocks = knock_dir(port_file)
+    if not knocks.is_dir():
+        return
+    try:
+        fd = os.open(knocks / f"{os.getpid()}-{uuid.uuid4().hex}", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except OSError as err:
+        raise DeviceError(f"cannot knock at the MPI service's {knocks} ({err.strerror}): it accepts a client only "
+                          "after its knock; the directory must be writable by every client (mode 1733)") from None
+    os.close(fd)
 
 
 def _read_port_file(path: Path, wait: float) -> str:

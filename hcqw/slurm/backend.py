@@ -74,16 +74,18 @@ def _spelled(options: Iterable[str], names: Mapping[str, str]) -> str:
     return ", ".join(names.get(option, option) for option in options)
 
 
-def ride_out(call: Callable[[], T], what: str, bound: float = OUTAGE_BOUND_S) -> T:
-    """``call()``, retried with backoff while SLURM's controller is unreachable, for up to ``bound`` s;
-    then the last :class:`ControllerUnreachable` is raised. Other errors are not retried."""
+def ride_out(call: Callable[[], T], what: str, bound: float = OUTAGE_BOUND_S,
+             retry: Callable[[ControllerUnreachable], bool] = lambda err: True) -> T:
+    """``call()``, retried with backoff while SLURM's controller is unreachable (and ``retry`` says the error
+    may be retried), for up to ``bound`` s; then the last :class:`ControllerUnreachable` is raised. Other
+    errors are not retried."""
     deadline = time.monotonic() + bound
     delay = _FIRST_RETRY_S
     while True:
         try:
             return call()
         except ControllerUnreachable as err:
-            if time.monotonic() + delay > deadline:
+            if not retry(err) or time.monotonic() + delay > deadline:
                 raise
             log.warning("%s: %s; retrying in %.1f s", what, err, delay)
             time.sleep(delay)

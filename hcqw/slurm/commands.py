@@ -25,6 +25,17 @@ UNREACHABLE_MARKERS = (
     "Connection refused",
 )
 
+#: SLURM's words when a request never reached slurmctld (22.05): a submission was certainly not made,
+#: so it may be retried; after a timeout the job may exist, and a retry could submit it twice.
+NOT_CONNECTED = ("unable to contact slurm controller (connect failure)", "connection refused")
+
+
+def never_sent(err: Exception) -> bool:
+    """Whether ``err`` (a :class:`ControllerUnreachable`) says the request never reached slurmctld."""
+    text = str(err).lower()
+    return any(marker in text for marker in NOT_CONNECTED)
+
+
 #: Seconds a client command may take. Slurm clients retry an absent
 #: controller for about MessageTimeout; this only bounds a true hang.
 DEFAULT_TIMEOUT = 60.0

@@ -102,6 +102,14 @@ class JobNotFound(SlurmError):
         )
 
 
+def what_to_do(state: str) -> str:
+    """`` (why; what to do)`` about a job that ended in SLURM state ``state``, when the state says it; else ""."""
+    if state == "TIMEOUT":
+        return (" (the time limit was hit before the job finished: raise it -- ComponentSpec.time_limit of the "
+                "job's components, `hcqw slurm run --time-limit` -- and re-run)")
+    return ""
+
+
 class JobFailed(SlurmError):
     """A job ended in a failure state; carries what the user needs to debug it."""
 
@@ -121,6 +129,7 @@ class JobFailed(SlurmError):
         msg = f"SLURM job {job_id} ended {state}"
         if exit_code is not None:
             msg += f" with exit code {exit_code}"
+        msg += what_to_do(state)
         if output_path:
             msg += f"; output file: {output_path}"
         if output_tail:

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from hcqw.secret import Secret, hide
-from hcqw.slurm.backend import BaseBackend, release_refused
+from hcqw.slurm.backend import OUTAGE_BOUND_S, BaseBackend, release_refused, ride_out
+from hcqw.slurm.commands import never_sent
 from hcqw.slurm.errors import (
     ControllerUnreachable,
     InvalidGres,
@@ -254,6 +255,8 @@ class RestBackend(BaseBackend):
     ``$HCQW_SLURM_REST_ALLOW_HTTP``). ``user``: the SLURM user name sent in
     ``X-SLURM-USER-NAME`` (default ``$USER``, else the login name of our uid).
     Token options: see :class:`JwtSource` (``token`` may be a ``Secret``).
+    ``outage_bound``: seconds submit (while the controller cannot be reached at all), release and
+    cancel ride out a controller outage.
     """
 
     name = "rest"
@@ -268,6 +271,7 @@ class RestBackend(BaseBackend):
         poll_interval: float = 2.0,
         timeout: float = 30.0,
         allow_http: bool | None = None,
+        outage_bound: float = OUTAGE_BOUND_S,
     ):
         if allow_http is None:
             allow_http = os.environ.get(ALLOW_HTTP_ENV, "") in ("1", "true", "yes")
@@ -275,6 +279,7 @@ class RestBackend(BaseBackend):
         self.user = user or os.environ.get("USER") or pwd.getpwuid(os.getuid()).pw_name
         self._jwt = JwtSource(token, token_file)
         self._timeout = timeout
+        self._outage_bound = outage_bound
         super().__init__(StatusPoller(self._query_jobs, poll_interval))
 
     def __repr__(self) -> str:
@@ -337,7 +342,9 @@ class RestBackend(BaseBackend):
         """Submit through ``POST job/submit``; return the (leader) job id."""
         payload = submit_payload(request)
         try:
-            doc = self._request("POST", "/job/submit", payload)
+            # A controller that is down (restarting) is ridden out only while slurmrestd cannot reach it at all.
+            doc = ride_out(lambda: self._request("POST", "/job/submit", payload), f"submission of {request.tag}",
+                           self._outage_bound, retry=never_sent)
         except RestServerError as err:
             raise self._classify_submit(request, err) from None
         job_id = doc.get("job_id")
@@ -370,8 +377,9 @@ class RestBackend(BaseBackend):
         return [r for r in records if r.leader_id in wanted]
 
     def cancel(self, job_id: str) -> None:
-        """Cancel the whole job (every hetjob component)."""
-        self._delete(leader_of(job_id))
+        """Cancel the whole job (every hetjob component), riding out a controller outage (``ride_out``)."""
+        leader = leader_of(job_id)
+        ride_out(lambda: self._delete(leader), f"cancel of SLURM job {leader}", self._outage_bound)
 
     def cancel_component(self, job_id: str, offset: int = 1) -> None:
         """End one hetjob component (the early qpu release); the leader runs on.
@@ -381,7 +389,11 @@ class RestBackend(BaseBackend):
         """
         if offset < 1:
             raise SlurmError("component 0 cannot be released on its own: cancelling it ends the whole hetjob")
-        leader = leader_of(job_id)
+        # Both requests are safe to repeat: a controller outage is ridden out (``ride_out``).
+        ride_out(lambda: self._cancel_component(leader_of(job_id), offset), f"release of {job_id}+{offset}",
+                 self._outage_bound)
+
+    def _cancel_component(self, leader: str, offset: int) -> None:
         doc = self._request("GET", f"/job/{leader}")
         for rec in map(component_from_rest, doc.get("jobs", [])):
             if rec.leader_id == leader and rec.het_offset == offset and rec.raw_id:

@@ -6,8 +6,8 @@ import logging
 import re
 from collections.abc import Iterable, Mapping
 
-from hcqw.slurm.backend import BaseBackend, release_refused, ride_out
-from hcqw.slurm.commands import command_env, run_slurm
+from hcqw.slurm.backend import OUTAGE_BOUND_S, BaseBackend, release_refused, ride_out
+from hcqw.slurm.commands import command_env, never_sent, run_slurm
 from hcqw.slurm.errors import InvalidGres, SlurmError, SubmitError, UnknownPartition
 from hcqw.slurm.script import render_script
 from hcqw.slurm.settings import JobRequest
@@ -41,7 +41,9 @@ class SbatchBackend(BaseBackend):
     """Submit with ``sbatch --parsable``, cancel with ``scancel``, status via sacct or scontrol.
 
     ``env`` is added to the environment of every SLURM command (e.g.
-    ``{"SLURM_CONF": ...}`` to pick a cluster); credentials are dropped from it.
+    ``{"SLURM_CONF": ...}`` to pick a cluster); credentials are dropped from it. ``outage_bound``:
+    seconds submit (while sbatch cannot reach the controller at all), squeue and scancel ride out a
+    controller outage.
     """
 
     name = "slurm"
@@ -52,8 +54,10 @@ class SbatchBackend(BaseBackend):
         env: Mapping[str, str] | None = None,
         poll_interval: float = 2.0,
         use_sacct: bool | None = None,
+        outage_bound: float = OUTAGE_BOUND_S,
     ):
         self._env = command_env(env)
+        self._outage_bound = outage_bound
         super().__init__(StatusPoller(CliStatusSource(self._env, use_sacct), poll_interval))
 
     def __repr__(self) -> str:
@@ -68,7 +72,10 @@ class SbatchBackend(BaseBackend):
         """
         script = render_script(request)
         env = {**self._env, **request.environment}
-        proc = run_slurm(["sbatch", "--parsable", "--export=ALL"], env=env, stdin=script, check=False)
+        # A controller that is down (restarting) is ridden out only while sbatch cannot reach it at all.
+        argv = ["sbatch", "--parsable", "--export=ALL"]
+        proc = ride_out(lambda: run_slurm(argv, env=env, stdin=script, check=False), f"sbatch {request.tag}",
+                        self._outage_bound, retry=never_sent)
         if proc.returncode != 0:
             raise classify_submit_error(request, proc.stderr)
         match = _PARSABLE_ID.match(proc.stdout.strip())
@@ -86,7 +93,7 @@ class SbatchBackend(BaseBackend):
             return {}
         argv = ["squeue", "--me", "-h", "-t", "PD,R,CF,CG,S,RQ,RS,RH,SE,SO,ST", "--name", ",".join(wanted),
                 "-o", "%i|%j"]
-        proc = ride_out(lambda: run_slurm(argv, env=self._env), "squeue")
+        proc = ride_out(lambda: run_slurm(argv, env=self._env), "squeue", self._outage_bound)
         live: dict[str, str] = {}
         for line in proc.stdout.splitlines():
             job_id, _, name = line.partition("|")
@@ -110,7 +117,8 @@ class SbatchBackend(BaseBackend):
 
     def _scancel(self, target: str) -> None:
         """``scancel target``; an unreachable controller is ridden out (``ride_out``) before it raises."""
-        proc = ride_out(lambda: run_slurm(["scancel", target], env=self._env, check=False), f"scancel {target}")
+        proc = ride_out(lambda: run_slurm(["scancel", target], env=self._env, check=False), f"scancel {target}",
+                        self._outage_bound)
         stderr = proc.stderr.strip()
         # scancel exits 0 with "already completing or completed" for finished jobs.
         if proc.returncode != 0 and "individual component" in stderr:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from hcqw.workflow import DeviceLease, HybridLoop
 
@@ -22,11 +23,13 @@ def _bell_json() -> str:
 
 def make(iterations: int = 1, shots: int = 100, hold: float = 0.0, after_block: float = 0.0,
          fail_in_block: bool = False, seed: int = 3, runs: int = 1, pause: float = 0.0,
-         classical: float = 0.0) -> HybridLoop:
+         classical: float = 0.0, hold_while: str = "") -> HybridLoop:
     """``runs`` batches ``pause`` seconds apart (a block that keeps using the device), the last one's counts
     returned; ``hold``: seconds the step keeps the device after its runs; ``after_block``: classical seconds
     after closing the device context early, still inside the node; ``fail_in_block``: raise while holding;
-    ``classical``: seconds the classical step takes."""
+    ``classical``: seconds the classical step takes; ``hold_while``: a path: the step keeps using the device
+    (a run per second) while that file exists -- a block as long as a test wants, which a re-run with the
+    same parameters need not repeat."""
 
     def quantum_step(state: int, qpu: DeviceLease) -> list:
         from hcqw.device.work import WorkItem
@@ -35,6 +38,9 @@ def make(iterations: int = 1, shots: int = 100, hold: float = 0.0, after_block: 
             if run:
                 time.sleep(pause)
             samples = qpu.run_batch([WorkItem(circuit=_bell_json(), repetitions=shots, params=({},))])
+        while hold_while and Path(hold_while).exists():
+            time.sleep(1.0)
+            qpu.run_batch([WorkItem(circuit=_bell_json(), repetitions=shots, params=({},))])
         time.sleep(hold)
         if fail_in_block:
             raise RuntimeError("user step failed inside the quantum block")

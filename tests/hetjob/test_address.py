@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from hcqw.errors import DeviceError
 from hcqw.hetjob.address import (cluster_address, controller_host, expand_node, node_addr, resolve, route_address,
                                  submit_address, tcp_bind_address)
+from hcqw.lab.pytest_plugin import during_controller_outage
 from hcqw.slurm.commands import run_slurm
 
 # One line of `scontrol show node -o` (22.05), trimmed.
@@ -74,5 +76,16 @@ def test_every_qpu_node_gets_the_address_its_slurm_conf_line_gives(slurm_lab):
     assert len(nodes) == 2
     for node in nodes:
         configured = configured_addr[node]
-        assert cluster_address({**slurm_lab.env, "SLURMD_NODENAME": node, "PATH": __import__("os").environ["PATH"]}) \
+        assert cluster_address({**slurm_lab.env, "SLURMD_NODENAME": node, "PATH": os.environ["PATH"]}) \
             == resolve(configured)
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_a_gateway_starting_while_the_controller_restarts_waits_for_its_address(slurm_lab):
+    """A gateway asks slurmctld for its node's NodeAddr; during a slurmctld restart it waits instead of failing
+    (found when a Parsl qpu app's gateway started during an outage and the app was lost)."""
+    node = slurm_lab.layout.qpu_node_names[0]
+    env = {**slurm_lab.env, "SLURMD_NODENAME": node, "PATH": os.environ["PATH"]}
+    expected = cluster_address(env)
+    assert during_controller_outage(slurm_lab, lambda: cluster_address(env)) == expected

@@ -5,8 +5,6 @@ energy of the embedded run with the same seed."""
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import threading
 import time
 
@@ -19,7 +17,7 @@ from hcqw.hetjob.chain import ChainFailed, cancel_chain, final_state, follow_cha
 from hcqw.slurm import Phase
 from hcqw.workflow import load_loop
 
-from hcqw.lab.pytest_plugin import wait_for
+from hcqw.lab.pytest_plugin import controller_down, wait_for
 
 pytestmark = pytest.mark.slurm
 log = logging.getLogger(__name__)
@@ -87,11 +85,8 @@ def test_chain_rides_out_a_controller_restart(sbatch, slurm_lab, tmp_path):
     outcome: dict = {}
     follower = threading.Thread(target=lambda: outcome.update(error=_follow(sbatch, chain)))
     follower.start()
-    ctld = slurm_lab.daemon_pids()["slurmctld"]
-    os.kill(ctld, signal.SIGTERM)
-    wait_for(lambda: slurm_lab.daemon_pids()["slurmctld"] is None, 30, "slurmctld to stop")
-    time.sleep(8)  # q0001's block ends and releases meanwhile: the release rides out the outage
-    slurm_lab.up()
+    with controller_down(slurm_lab):
+        time.sleep(8)  # q0001's block ends and releases meanwhile: the release rides out the outage
     follower.join(300)
     assert not follower.is_alive() and outcome["error"] is None, outcome.get("error")
     assert final_state(chain) == final_state(reference)

@@ -63,3 +63,36 @@ def test_a_qpu_marked_command_holds_the_qpu_node_until_it_ends_a_workflow_node_u
                         settings=settings)
     (gateway,) = [line for line in node.body.splitlines() if "hcqw.hetjob.gateway" in line]
     assert "--connect-timeout 90 " in gateway
+
+
+FAKE_SRUN = """#!/bin/bash
+# srun of SLURM 22.05 as seen while slurmctld restarts: fails to create the step until call $FAIL_UNTIL.
+n=$(( $(cat "$CALLS" 2>/dev/null || echo 0) + 1 )); echo $n > "$CALLS"
+if [ "$n" -lt "$FAIL_UNTIL" ]; then
+  echo "srun: error: Unable to create step for job 88: Unable to contact slurm controller (connect failure)" >&2
+  exit 1
+fi
+echo "$LAST_WORDS" >&2
+[ "$LAST_WORDS" = "gateway stopping: the node's session ended" ]
+"""
+
+
+@pytest.mark.parametrize("fail_until, last_words, calls, rc", [
+    (3, "gateway stopping: the node's session ended", 3, 0),  # step creation failed twice, then the gateway ran
+    (1, "gateway ERROR: gateway failed", 1, 1),  # a gateway that ran and failed is never started again
+])
+def test_the_gateway_step_is_retried_only_while_srun_cannot_reach_slurmctld(tmp_path, fail_until, last_words, calls,
+                                                                           rc):
+    """The script's gateway launch, with a fake ``srun`` (pure logic: the retry decision) -- a real outage is
+    in tests/hetjob/test_chain.py."""
+    script = body(tmp_path)
+    start = script[script.index("start_gateway() {"):script.index("start_gateway &")]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text(FAKE_SRUN)
+    (bin_dir / "srun").chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "JOBDIR": str(tmp_path), "CALLS": str(tmp_path / "calls"),
+           "FAIL_UNTIL": str(fail_until), "LAST_WORDS": last_words}
+    done = subprocess.run(["bash", "-c", start + "start_gateway"], env=env, capture_output=True, text=True)
+    assert done.returncode == rc, done.stderr
+    assert (tmp_path / "calls").read_text().strip() == str(calls)

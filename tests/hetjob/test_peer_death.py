@@ -44,21 +44,26 @@ def block_started(run_dir: Path, node: str) -> Path:
     return jobdir
 
 
+def undisturbed_state(tmp_path: Path, params: dict, loop: str = LOOP):
+    """The final state of an undisturbed run of ``loop``: on this machine, through a QPU service with the
+    gateway's backend (the test loop sends circuits as Cirq JSON, which a service takes)."""
+    (tmp_path / "reference").mkdir()
+    service = LiveService(tmp_path / "reference", "tcp://127.0.0.1:*", "--simulator", "qsim")
+    try:
+        embedded = Workflow.create(load_loop(loop, params), tmp_path / "embedded", "undisturbed")
+        run_split([embedded], ServiceDevice(service.address))
+    finally:
+        service.stop()
+    return embedded.final_state()
+
+
 def freed_after(state, killed_at: float) -> float:
     """Seconds from the kill to SLURM ending the qpu component (whole-second EndTime)."""
     return state.component(1).end_time.timestamp() - killed_at
 
 
 def test_gateway_killed_mid_block_frees_the_qpu_names_the_gateway_and_the_rerun_resumes(sbatch, slurm_lab, tmp_path):
-    # The undisturbed run: the same loop on this machine, through a QPU service with the gateway's backend
-    # (the test loop sends circuits as Cirq JSON, which a service takes).
-    (tmp_path / "reference").mkdir()
-    service = LiveService(tmp_path / "reference", "tcp://127.0.0.1:*", "--simulator", "qsim")
-    try:
-        embedded = Workflow.create(load_loop(LOOP, PARAMS), tmp_path / "embedded", "peer-emb")
-        run_split([embedded], ServiceDevice(service.address))
-    finally:
-        service.stop()
+    expected = undisturbed_state(tmp_path, PARAMS)
     chain = submit_chain(sbatch, LOOP, PARAMS, "peer-gw", tmp_path / "runs")
     jobdir = block_started(chain.run_dir, "q0001")
     killed_at = time.time()
@@ -77,7 +82,7 @@ def test_gateway_killed_mid_block_frees_the_qpu_names_the_gateway_and_the_rerun_
 
     resumed = run_chain(sbatch, LOOP, PARAMS, "peer-gw", tmp_path / "runs", timeout=120)
     assert resumed.jobs[0][0] == "q0001"
-    assert final_state(resumed) == embedded.final_state()
+    assert final_state(resumed) == expected
 
 
 def test_resident_service_killed_mid_block_frees_the_qpu_and_names_the_service(sbatch, slurm_lab, tmp_path,

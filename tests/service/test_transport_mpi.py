@@ -1,6 +1,8 @@
 """The MPI DPM transport's connection handling, with real MPICH processes (each its own mpiexec):
-a client that connects and goes silent is dropped, so the next client is served; the service
-shuts down with a client still connected, and with none (its accept thread blocked in Accept)."""
+several clients are served at once (two interleave their requests while a third stays connected
+and silent); a client that stays silent is dropped; the service shuts down with a client still
+connected, and with none (its accept thread waiting for a knock); a client that knocks and dies
+before connecting does not stop the others from being served."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from hcqw.service.transport_mpi import ACCEPT_BOUND_S, knock_dir
 from live import MPIEXEC, ROOT
 
 pytestmark = [pytest.mark.mpi, pytest.mark.slow]
@@ -31,6 +34,7 @@ while time.monotonic() < deadline:
     peer, frames = message
     if frames == [b"stop"]:
         break  # the sender stays connected
+    print("served", frames[0].decode(), flush=True)
     server.send(peer, [b"pong:" + frames[0]])
 started = time.monotonic()
 server.close()
@@ -45,6 +49,9 @@ print("connected", flush=True)
 for word in sys.argv[2:]:
     if word == "idle":
         time.sleep(300)
+    if word == "nap":
+        time.sleep(0.3)
+        continue
     client.send([word.encode()])
     if word != "stop":
         print("reply", client.recv(30), flush=True)
@@ -79,23 +86,56 @@ def procs():
             proc.wait()
 
 
+def test_two_clients_interleave_while_a_third_is_connected_and_silent(tmp_path, procs):
+    address = f"mpi:file:{tmp_path}/port"
+    procs.append(launch(SERVER, address, "60", "120", out=tmp_path / "server.out"))
+    wait_line(tmp_path / "server.out", "open", 60)
+    procs.append(launch(CLIENT, address, "idle", out=tmp_path / "idle.out"))  # connects, then says nothing
+    wait_line(tmp_path / "idle.out", "connected", 60)
+    words = {side: [w for i in range(1, 9) for w in (f"{side}{i}", "nap")] for side in "ab"}
+    for side in "ab":
+        procs.append(launch(CLIENT, address, *words[side], out=tmp_path / f"{side}.out"))
+    for side in "ab":
+        assert wait_line(tmp_path / f"{side}.out", f"reply [b'pong:{side}8']", 60).count("reply") == 8
+    served = [line.split()[1][0] for line in (tmp_path / "server.out").read_text().splitlines()
+              if line.startswith("served ")]
+    switches = sum(1 for before, after in zip(served, served[1:]) if before != after)
+    assert sorted(served) == ["a"] * 8 + ["b"] * 8
+    assert switches >= 3, served  # served side by side, not one client after the other
+    assert procs[1].poll() is None and "dropping" not in (tmp_path / "server.out").read_text()  # idle one still on
+    procs.append(launch(CLIENT, address, "stop", out=tmp_path / "stop.out"))
+    server = wait_line(tmp_path / "server.out", "closed in", 30)  # three clients still connected
+    assert procs[0].wait(30) == 0, server
+
+
 def test_an_idle_client_is_dropped_and_the_service_closes_with_a_client_connected(tmp_path, procs):
     address = f"mpi:file:{tmp_path}/port"
     procs.append(launch(SERVER, address, str(IDLE), "90", out=tmp_path / "server.out"))
     wait_line(tmp_path / "server.out", "open", 60)
     procs.append(launch(CLIENT, address, "idle", out=tmp_path / "idle.out"))  # connects, then says nothing
     wait_line(tmp_path / "idle.out", "connected", 60)
+    dropped = wait_line(tmp_path / "server.out", "dropping MPI client", 30 + IDLE)
+    assert "silent for" in dropped
     procs.append(launch(CLIENT, address, "ping", "stop", out=tmp_path / "second.out"))
-    second = wait_line(tmp_path / "second.out", "reply", 30 + IDLE)  # served once the idle one is dropped
-    assert "reply [b'pong:ping']" in second
+    assert "reply [b'pong:ping']" in wait_line(tmp_path / "second.out", "reply", 30)
     server = wait_line(tmp_path / "server.out", "closed in", 30)  # the second client is still connected
     assert procs[0].wait(30) == 0, server
-    assert "dropping MPI client" in server and "silent for" in server
+
+
+def test_a_client_that_knocks_and_dies_before_connecting_does_not_block_the_others(tmp_path, procs):
+    address = f"mpi:file:{tmp_path}/port"
+    procs.append(launch(SERVER, address, "60", "120", out=tmp_path / "server.out"))
+    wait_line(tmp_path / "server.out", "open", 60)
+    (knock_dir(tmp_path / "port") / "4242-dead").touch()  # as a client that died right after knocking
+    procs.append(launch(CLIENT, address, "ping", "stop", out=tmp_path / "client.out"))
+    assert "reply [b'pong:ping']" in wait_line(tmp_path / "client.out", "reply", 30 + ACCEPT_BOUND_S)
+    server = wait_line(tmp_path / "server.out", "closed in", 30 + ACCEPT_BOUND_S)
+    assert procs[0].wait(30) == 0, server
+    assert "knocked but did not connect" in server  # the Accept left waiting for it was ended
 
 
 def test_the_service_closes_with_no_client_ever_connected(tmp_path, procs):
-    """Its accept thread is blocked in Accept, which has no timeout."""
     procs.append(launch(SERVER, f"mpi:file:{tmp_path}/port", "60", "2", out=tmp_path / "server.out"))
     server = wait_line(tmp_path / "server.out", "closed in", 60)
     assert procs[0].wait(30) == 0, server
-    assert not (tmp_path / "port").exists()
+    assert not (tmp_path / "port").exists() and not knock_dir(tmp_path / "port").exists()

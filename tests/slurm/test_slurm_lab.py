@@ -29,7 +29,8 @@ from hcqw.slurm import (
     merge_components,
     open_backend,
 )
-from hcqw.lab.pytest_plugin import wait_for
+from hcqw.lab.pytest_plugin import during_controller_outage, wait_for
+from hcqw.slurm.commands import run_slurm
 from hcqw.slurm.rest import submit_payload
 from hcqw.slurm.status import CliStatusSource
 
@@ -219,7 +220,7 @@ def test_controller_down_sbatch(slurm_lab, tmp_path):
             line = "MessageTimeout=2"  # clients give up after ~1 s instead of ~9 s
         lines.append(line)
     conf.write_text("\n".join(lines) + "\n")
-    down = open_backend("slurm", env={"SLURM_CONF": str(conf)}, poll_interval=0)
+    down = open_backend("slurm", env={"SLURM_CONF": str(conf)}, poll_interval=0, outage_bound=0)
     with pytest.raises(ControllerUnreachable, match="scontrol ping"):
         down.submit(request(tmp_path, "x", "true"))
     with pytest.raises(ControllerUnreachable):
@@ -229,7 +230,8 @@ def test_controller_down_sbatch(slurm_lab, tmp_path):
 
 
 def test_rest_daemon_down(tmp_path):
-    down = open_backend("rest", url=f"http://127.0.0.1:{_free_port()}", token="x.y.z", poll_interval=0)
+    down = open_backend("rest", url=f"http://127.0.0.1:{_free_port()}", token="x.y.z", poll_interval=0,
+                        outage_bound=0)
     with pytest.raises(ControllerUnreachable, match="slurmrestd"):
         down.submit(request(tmp_path, "x", "true"))
 
@@ -341,10 +343,29 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.slow
 def test_controller_down_behind_slurmrestd(throwaway_lab, tmp_path):
-    rest = open_backend("rest", url=throwaway_lab.rest_url, token=throwaway_lab.token(), poll_interval=0)
+    rest = open_backend("rest", url=throwaway_lab.rest_url, token=throwaway_lab.token(), poll_interval=0,
+                        outage_bound=0)
     _stop_slurmctld(throwaway_lab)
     # slurmrestd still answers HTTP; the controller behind it does not.
     with pytest.raises(ControllerUnreachable, match="slurmctld behind"):
         rest.submit(request(tmp_path, "x", "true"))
     with pytest.raises(ControllerUnreachable, match="slurmctld behind"):
         rest.status(["1"])
+
+
+@pytest.mark.slow
+def test_sbatch_submit_rides_out_a_controller_restart(sbatch, slurm_lab, tmp_path):
+    job = during_controller_outage(slurm_lab, lambda: sbatch.submit(request(tmp_path, "outage-submit", "true")))
+    assert sbatch.wait(job, timeout=60).phase is Phase.COMPLETED
+    names = run_slurm(["squeue", "-h", "-t", "all", "--name", "hcqw:itest:outage-submit", "-o", "%i"],
+                      env=slurm_lab.env).stdout.split()
+    assert names == [job]  # submitted once
+
+
+@pytest.mark.slow
+def test_release_and_cancel_ride_out_a_controller_restart(backend, slurm_lab, tmp_path):
+    job = backend.submit(request(tmp_path, f"outage-cancel-{backend.name}", "sleep 120", CPU, QPU))
+    wait_for(lambda: backend.status([job], force=True)[job].phase is Phase.RUNNING, 60, "the hetjob to run")
+    during_controller_outage(slurm_lab, lambda: (backend.cancel_component(job, 1), backend.cancel(job)))
+    state = backend.wait(job, timeout=60)
+    assert state.phase is Phase.CANCELLED and state.component(1).phase is Phase.CANCELLED

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from hcqw.slurm import JobFailed
 from hcqw.slurm.states import ComponentInfo, Phase, component_phase, merge_components, normalize_state
 
 
@@ -95,3 +96,8 @@ def test_order_of_records_does_not_matter_and_component_lookup():
 def test_no_records_is_unknown():
     state = merge_components("100", [])
     assert state.phase is Phase.UNKNOWN and not state.done and state.leader is None
+
+
+def test_a_job_that_hit_its_time_limit_is_told_to_raise_it():
+    assert "the time limit was hit before the job finished: raise it" in str(JobFailed("12", "TIMEOUT", 0))
+    assert "time limit" not in str(JobFailed("12", "FAILED", 1))
