@@ -128,6 +128,21 @@ def slurm_lab_c2() -> Iterator[LabCluster]:
         _release(lab)
 
 
+def own_lab(lab: LabCluster, timeout: float = 300) -> Iterator[LabCluster]:
+    """A lab cluster a test module has to itself: started (restarted when a crashed run left it running
+    with another configuration), yielded, stopped. In a fixture: ``yield from own_lab(LabCluster(...))``."""
+    _skip_if_disabled()
+    try:
+        lab.up(timeout=timeout)
+    except LabConfigChanged:
+        lab.down()
+        lab.up(timeout=timeout)
+    try:
+        yield lab
+    finally:
+        lab.down()
+
+
 def make_user_dir(lab: LabCluster, user: str, label: str) -> Path:
     """A new directory ``<home>/tests/<label>-<random>`` in ``user``'s lab home, theirs alone (0700).
 

@@ -20,8 +20,7 @@ from pathlib import Path
 import pytest
 
 from hcqw.lab import LabCluster, resident
-from hcqw.lab.errors import LabConfigChanged
-from hcqw.lab.pytest_plugin import wait_for
+from hcqw.lab.pytest_plugin import own_lab, wait_for
 from hcqw.metrics import read_events
 from hcqw.service.client import ServiceClient
 from hcqw.slurm import Phase, open_backend
@@ -40,18 +39,8 @@ BLOCK = {"runs": 3, "pause": 0.3, "hold": 2.0, "shots": 20}
 
 @pytest.fixture(scope="module")
 def staged_lab() -> Iterator[LabCluster]:
-    if os.environ.get("HCQW_TEST_SLURM") == "0":
-        pytest.skip("SLURM lab tests disabled (HCQW_TEST_SLURM=0)")
-    lab = LabCluster(ROOT, name="staged", port_base=PORT_BASE, cpu_nodes=2, qpu_nodes=1, staging_depth=DEPTH)
-    try:
-        lab.up(timeout=300)
-    except LabConfigChanged:  # left running by a crashed run with another configuration
-        lab.down()
-        lab.up(timeout=300)
-    try:
-        yield lab
-    finally:
-        lab.down()
+    yield from own_lab(LabCluster(ROOT, name="staged", port_base=PORT_BASE, cpu_nodes=2, qpu_nodes=1,
+                                  staging_depth=DEPTH))
 
 
 @pytest.fixture
