@@ -79,6 +79,7 @@ class Pending:
     deadline: float | None
     cost: Cost
     queued_at: float = field(default_factory=time.time)
+    wait: float | None = None  # the client's queue wait, from which ``deadline`` was set
 
 
 @dataclass
@@ -298,7 +299,7 @@ class Dispatcher:
         wait = request.fields.get("timeout", session.wait_timeout)
         deadline = None if wait is None else time.monotonic() + wait
         job = Job(seq=next(self._seq), session=session.id, workflow=session.workflow, priority=session.priority,
-                  owner=uid, payload=Pending(peer, request.id, items, deadline, total))
+                  owner=uid, payload=Pending(peer, request.id, items, deadline, total, wait=wait))
         self.policy.push(job)
         session.queued += 1
         self._queued_per_user[uid] = queued + len(items)
@@ -444,7 +445,8 @@ class Dispatcher:
             seed = batch_seed(session.seed, session.batches)
             session.batches += 1
         start = time.time()
-        if self.executor is not None and pending.cost.seconds >= INLINE_SECONDS:
+        seconds = max(pending.cost.seconds, self.backend.duration(pending.items))
+        if self.executor is not None and seconds >= INLINE_SECONDS:
             self.executor.submit(pending.items, seed)
             self.running = Running(job, session, start)
             return []
@@ -511,7 +513,10 @@ class Dispatcher:
                 log.warning("session %s (%s/%s) silent for %.1f s: dropping it and %d queued runs", session.id,
                             session.workflow, session.node, now - session.last_seen, session.queued)
                 replies += self._end_session(session, "expired", P.E_NO_SESSION, "session expired")
-        late = self.policy.remove(lambda j: j.payload.deadline is not None and now >= j.payload.deadline)
+        # A staged run waits for the executing session by design, not for an unavailable device: its
+        # wait counts from when the device could be its session's (refreshed when an executor ends).
+        late = self.policy.remove(lambda j: j.payload.deadline is not None and now >= j.payload.deadline
+                                  and self.executing in (None, j.session))
         for job in late:
             self._unqueue(job)
             state = self.status()
@@ -532,6 +537,10 @@ class Dispatcher:
         self.sessions.pop(session.id, None)
         if self.executing == session.id:
             self.executing = None  # the device goes to the next staged session in the policy's order
+            now = time.monotonic()
+            for job in self.policy.order():
+                if job.payload.wait is not None:
+                    job.payload.deadline = max(job.payload.deadline, now + job.payload.wait)
         dropped = self.policy.remove_session(session.id)
         for job in dropped:
             self._unqueue(job)

@@ -3,9 +3,13 @@ the dispatcher's own rules, driven through its request handler with a real simul
 
 from __future__ import annotations
 
+import time
+
 from hcqw.device.backend import make_backend
+from hcqw.device.modelled import ModelledBackend
 from hcqw.service import protocol as P
 from hcqw.service.dispatcher import Dispatcher
+from hcqw.service.executor import Executor
 from tests.service.queue_runs import ONE
 
 
@@ -101,3 +105,38 @@ def test_status_and_position_show_the_executor_first():
     header, _ = P.decode_reply(b.send("position", session=b.session)[0][1])
     assert header["position"] == 1
     assert d.describe()["exclusive_sessions"] is True
+
+
+def test_a_staged_run_does_not_time_out_behind_the_executor_and_gets_its_whole_wait_after():
+    d = dispatcher()
+    a, b = Node(d, "a"), Node(d, "b")
+    a.run()
+    execute_all(d)
+    b.runs += 1
+    assert b.send("run", session=b.session, timeout=0.01, items=[{"circuit": ONE, "repetitions": 1}]) == []
+    time.sleep(0.05)
+    d._next_sweep = 0.0
+    assert d.expire() == [] and len(d.policy) == 1  # waiting for a's block, not for an unavailable device
+    a.close()
+    job, = d.policy.order()
+    assert job.payload.deadline >= time.monotonic()  # its 0.01 s count from when the device could be its
+    assert execute_all(d) == ["peer-b"]
+
+
+def test_a_modelled_qpu_job_runs_in_the_executor_so_the_service_answers_while_the_device_works():
+    backend = ModelledBackend(circuit_overhead=0.5)  # a QPU's time: sleeps, computes almost nothing
+    d = Dispatcher(backend, executor=Executor(backend), exclusive_sessions=True)
+    try:
+        a, b = Node(d, "a"), Node(d, "b")
+        a.run()
+        assert d.run_next() == [] and d.running is not None  # handed to the executor ...
+        b.run()  # ... so a staged node's requests are answered meanwhile
+        header, _ = P.decode_reply(b.send("position", session=b.session)[0][1])
+        assert header["position"] == 0 and d.running is not None
+        deadline = time.monotonic() + 30
+        while not (replies := d.collect()):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert [peer for peer, _ in replies] == ["peer-a"]
+    finally:
+        d.close()
