@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hcqw.lab import LabCluster, resident
-from hcqw.lab.pytest_plugin import own_lab, wait_for
+from hcqw.lab.pytest_plugin import own_lab, user_dirs, wait_for
 from hcqw.metrics import read_events
 from hcqw.service.client import ServiceClient
 from hcqw.slurm import Phase, open_backend
@@ -60,8 +61,15 @@ def device_log(lab: LabCluster, workflows: set[str], kind: str) -> list[dict]:
     return sorted(events, key=lambda e: e["start"])
 
 
-def run_dir(lab: LabCluster, user: str) -> Path:
-    return lab.home(user) / "staging"
+@pytest.fixture
+def run_dir(staged_lab, request):
+    """``run_dir(user)``: a fresh directory of that user's for their runs (removed after the test); the
+    resident's log outlives the lab, so every test also names its workflows afresh (``fresh``)."""
+    yield from user_dirs(staged_lab, request.node.name)
+
+
+def fresh(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:6]}"
 
 
 def wait_all(backend, jobs: dict[str, list[tuple[str, str]]], timeout: float = 300.0) -> None:
@@ -86,10 +94,10 @@ def blocks(execs: list[dict]) -> list[tuple[str, str]]:
     return order
 
 
-def test_two_users_nodes_stage_and_the_device_executes_one_node_at_a_time(staged_lab, backend):
-    workflows = {"st-a0": ALICE, "st-b0": BOB, "st-a1": ALICE}
+def test_two_users_nodes_stage_and_the_device_executes_one_node_at_a_time(staged_lab, backend, run_dir):
+    workflows = {fresh("st-a0"): ALICE, fresh("st-b0"): BOB, fresh("st-a1"): ALICE}
     params = {"iterations": 2, **BLOCK}
-    jobs = {wf: submit_as(staged_lab, user, wf, run_dir(staged_lab, user), params, nice_step=1000)
+    jobs = {wf: submit_as(staged_lab, user, wf, run_dir(user), params, nice_step=1000)
             for wf, user in workflows.items()}
     wait_all(backend, jobs)
     execs = device_log(staged_lab, set(workflows), "exec")
@@ -107,30 +115,31 @@ def test_two_users_nodes_stage_and_the_device_executes_one_node_at_a_time(staged
     assert staged, f"no node was staged: sessions {sessions}"
 
 
-def test_staged_nodes_execute_in_the_services_order_not_their_own_users(staged_lab, backend):
+def test_staged_nodes_execute_in_the_services_order_not_their_own_users(staged_lab, backend, run_dir):
     """fifo at the service: alice's second node staged after bob's runs after bob's, although alice's
     first node has the device when it arrives (staging never lets a user's nodes pass another's)."""
-    first = submit_as(staged_lab, ALICE, "ord-a0", run_dir(staged_lab, ALICE), {**BLOCK, "hold": 20.0}, 0)
-    wait_for(lambda: queued_at_device(staged_lab, "ord-a0") or device_log(staged_lab, {"ord-a0"}, "exec"), 90,
+    a0, b0, a1 = fresh("ord-a0"), fresh("ord-b0"), fresh("ord-a1")
+    first = submit_as(staged_lab, ALICE, a0, run_dir(ALICE), {**BLOCK, "hold": 20.0}, 0)
+    wait_for(lambda: queued_at_device(staged_lab, a0) or device_log(staged_lab, {a0}, "exec"), 90,
              "alice's first node at the device")
-    bob = submit_as(staged_lab, BOB, "ord-b0", run_dir(staged_lab, BOB), BLOCK, 0)
-    wait_for(lambda: queued_at_device(staged_lab, "ord-b0"), 60, "bob's node staged at the device")
-    second = submit_as(staged_lab, ALICE, "ord-a1", run_dir(staged_lab, ALICE), BLOCK, 0)
-    wait_for(lambda: queued_at_device(staged_lab, "ord-a1"), 60, "alice's second node staged at the device")
-    assert not device_log(staged_lab, {"ord-b0", "ord-a1"}, "exec"), "a staged node executed before its turn"
-    wait_all(backend, {"ord-a0": first, "ord-b0": bob, "ord-a1": second})
-    order = [wf for wf, _ in blocks(device_log(staged_lab, {"ord-a0", "ord-b0", "ord-a1"}, "exec"))]
-    assert order == ["ord-a0", "ord-b0", "ord-a1"]
+    bob = submit_as(staged_lab, BOB, b0, run_dir(BOB), BLOCK, 0)
+    wait_for(lambda: queued_at_device(staged_lab, b0), 60, "bob's node staged at the device")
+    second = submit_as(staged_lab, ALICE, a1, run_dir(ALICE), BLOCK, 0)
+    wait_for(lambda: queued_at_device(staged_lab, a1), 60, "alice's second node staged at the device")
+    assert not device_log(staged_lab, {b0, a1}, "exec"), "a staged node executed before its turn"
+    wait_all(backend, {a0: first, b0: bob, a1: second})
+    order = [wf for wf, _ in blocks(device_log(staged_lab, {a0, b0, a1}, "exec"))]
+    assert order == [a0, b0, a1]
 
 
 @pytest.mark.parametrize("end", ["cancelled", "overruns its time limit"])
-def test_a_staged_node_starts_when_the_node_ahead_of_it_ends_abnormally(staged_lab, backend, end):
-    tag = "cancel" if end == "cancelled" else "overrun"
+def test_a_staged_node_starts_when_the_node_ahead_of_it_ends_abnormally(staged_lab, backend, run_dir, end):
+    tag = fresh("cancel" if end == "cancelled" else "overrun")
     # Alice's node keeps the device far longer than its 1-minute limit allows (or until cancelled).
-    ahead = submit_as(staged_lab, ALICE, f"{tag}-a", run_dir(staged_lab, ALICE), {**BLOCK, "hold": 600.0}, 0,
+    ahead = submit_as(staged_lab, ALICE, f"{tag}-a", run_dir(ALICE), {**BLOCK, "hold": 600.0}, 0,
                       time_limit=1)
     wait_for(lambda: device_log(staged_lab, {f"{tag}-a"}, "exec"), 90, "alice's node executing")
-    staged = submit_as(staged_lab, BOB, f"{tag}-b", run_dir(staged_lab, BOB), BLOCK, 0)
+    staged = submit_as(staged_lab, BOB, f"{tag}-b", run_dir(BOB), BLOCK, 0)
     wait_for(lambda: queued_at_device(staged_lab, f"{tag}-b"), 60, "bob's node staged at the device")
     (_, ahead_job), = [(n, j) for n, j in ahead if n.startswith("q")]
     try:
