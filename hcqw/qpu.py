@@ -15,7 +15,7 @@ a laptop and on a cluster:
 2. with ``HCQW_DEVICE_ADDRESS`` set: a running QPU service (``hcqw device serve``), shared
    through its queue;
 3. otherwise the machine-local device, one holder at a time machine-wide (the embedded default;
-   backend ``$HCQW_DEVICE_BACKEND``, default qsim) -- except in a classical job, which hcqw
+   simulator ``$HCQW_SIMULATOR``, default qsim) -- except in a classical job, which hcqw
    marks with ``HCQW_DEVICE=none``: there opening the device is an error, not a simulation
    on a compute node. A qpu-marked step that an engine runs on this machine holds that device
    for its whole run (``hcqw.device.hold``, ``$HCQW_DEVICE_HOLD``): its first lease is the
@@ -44,7 +44,7 @@ ENV_GATEWAY_LOG = "HCQW_GATEWAY_LOG"
 ENV_PEER_TIMEOUT = "HCQW_PEER_TIMEOUT"  # s the link to the gateway may be down before the node gives up
 ENV_DEVICE_WAIT = "HCQW_DEVICE_WAIT"  # s a run in a quantum job may wait for an offline/calibrating device
 ENV_SERVICE_ADDRESS = "HCQW_DEVICE_ADDRESS"
-ENV_BACKEND = "HCQW_DEVICE_BACKEND"
+ENV_SIMULATOR = "HCQW_SIMULATOR"
 ENV_DEVICE = "HCQW_DEVICE"  # "none" in jobs without a qpu component
 ENV_WORKFLOW = "HCQW_WORKFLOW"
 ENV_NODE = "HCQW_NODE"
@@ -64,17 +64,17 @@ def current_device(env: Mapping[str, str] | None = None) -> DeviceProvider:
     from hcqw.device.hold import ENV_HOLD, HeldDevice
     from hcqw.device.local import LocalDevice
 
-    backend = env.get(ENV_BACKEND) or "qsim"
-    return HeldDevice(env[ENV_HOLD], backend) if env.get(ENV_HOLD) else LocalDevice(backend)
+    simulator = env.get(ENV_SIMULATOR) or "qsim"
+    return HeldDevice(env[ENV_HOLD], simulator) if env.get(ENV_HOLD) else LocalDevice(simulator)
 
 
-def local_backend(env: Mapping[str, str] | None = None) -> str | None:
-    """The backend of the machine-local device code in ``env`` opens; None where it opens a hetjob's
+def local_simulator(env: Mapping[str, str] | None = None) -> str | None:
+    """The simulator of the machine-local device code in ``env`` opens; None where it opens a hetjob's
     gateway or a QPU service, which hold per lease (engines hold the local one per step: ``hcqw.device.hold``)."""
     env = os.environ if env is None else env
     if env.get(ENV_GATEWAY_ADDRESS_FILE) or env.get(ENV_SERVICE_ADDRESS):
         return None
-    return env.get(ENV_BACKEND) or "qsim"
+    return env.get(ENV_SIMULATOR) or "qsim"
 
 
 def gateway_device(env: Mapping[str, str] | None = None, connect_timeout: float = 120.0) -> DeviceProvider:

@@ -1,9 +1,10 @@
 """Run one workflow node inside a SLURM job: ``python -m hcqw.hetjob.runtime ...``.
 
-The same entry point serves every node kind. A quantum node (component 0 of its hetjob)
-gets a ``GatewayDevice`` talking to the gateway in component 1; ``init`` and classical
-nodes get no device. The loop is rebuilt from its import path and JSON parameters
-(``hcqw.workflow.load_loop``), never unpickled from the submitter.
+The same entry point serves every node kind. A quantum or fused node (component 0 of its
+hetjob) gets a ``GatewayDevice`` talking to the gateway in component 1; ``init`` and classical
+nodes get no device. A fused node's classical part runs after its qpu component is released.
+The loop is rebuilt from its import path and JSON parameters (``hcqw.workflow.load_loop``),
+never unpickled from the submitter.
 """
 
 from __future__ import annotations
@@ -22,19 +23,20 @@ log = logging.getLogger(__name__)
 
 def run_job_node(loop_ref: str, params: dict, node_name: str, workflow: str, run_dir: Path,
                  connect_timeout: float = 120.0) -> None:
-    from hcqw.workflow import NodeKind, RunContext, build_dag, load_loop, run_node
+    from hcqw.workflow import RunContext, build_dag, load_loop, run_node
 
     loop = load_loop(loop_ref, params)
-    nodes = {n.name: n for n in build_dag(loop)}
+    nodes = {n.name: n for form in (False, True) for n in build_dag(loop, fused=form)}  # split and fused names
     if node_name not in nodes:
-        raise WorkflowError(f"loop {loop_ref!r} has no node {node_name!r} (it has {len(nodes)} nodes)")
+        raise WorkflowError(f"loop {loop_ref!r} has no node {node_name!r} (it has {loop.iterations} iterations)")
     node = nodes[node_name]
-    device = None
-    if node.kind is NodeKind.QUANTUM and node.name != "init":
+    device = release = None
+    if node.uses_qpu:
         from hcqw.qpu import gateway_device
 
         device = gateway_device(connect_timeout=connect_timeout)  # the job script exported its address
-    run_node(loop, node, RunContext(workflow, run_dir), device)
+        release = device.release
+    run_node(loop, node, RunContext(workflow, run_dir), device, release=release)
 
 
 def main(argv: list[str] | None = None) -> int:

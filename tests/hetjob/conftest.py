@@ -21,5 +21,5 @@ def job_env(monkeypatch):
 
 @pytest.fixture
 def sbatch(slurm_lab, job_env):
-    return open_backend("sbatch", env=slurm_lab.env, poll_interval=POLL)
+    return open_backend("slurm", env=slurm_lab.env, poll_interval=POLL)
 

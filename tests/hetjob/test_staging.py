@@ -48,7 +48,7 @@ def staged_lab() -> Iterator[LabCluster]:
 def backend(staged_lab, monkeypatch):
     for key, value in staged_lab.env.items():  # the resident's status below authenticates with munge
         monkeypatch.setenv(key, value)
-    return open_backend("sbatch", env=staged_lab.env, poll_interval=0.2)
+    return open_backend("slurm", env=staged_lab.env, poll_interval=0.2)
 
 
 def device(lab: LabCluster) -> str:
