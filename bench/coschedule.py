@@ -28,7 +28,7 @@ iteration: the classical step runs in the quantum node's component 0 after its q
 released, ``submit_chain(..., fused=True)``), and ``staged`` (issue 16: as ``split-resident`` on
 ``--device-service``, on a lab started with ``--staging-depth 2`` or more: the next quantum node
 is allocated, its session open and first batch queued while the current node's block executes;
-see ``staged_*`` below). On a staged lab every other mode asks for the whole device
+see ``staged_*`` below), and ``staged-fused`` (both: fused chains on a staged lab). On a staged lab every other mode asks for the whole device
 (``--gres=qpu:<depth>``), so it runs as on an unstaged one and the modes compare side by side.
 With ``--modelled`` every SLURM form's device is the ``modelled`` one (the gateways' own and the
 resident service).
@@ -78,8 +78,10 @@ log = logging.getLogger("bench.coschedule")
 # Read once at import, before any thread pins itself (sched_getaffinity(0) is per thread).
 _USABLE_CORES = sorted(os.sched_getaffinity(0))
 
-MODES = ("monolithic", "split", "split-interleaved", "split-resident", "fused", "session", "staged")
-SLURM_ONLY = ("split-interleaved", "split-resident", "fused", "staged")
+MODES = ("monolithic", "split", "split-interleaved", "split-resident", "fused", "session", "staged", "staged-fused")
+SLURM_ONLY = ("split-interleaved", "split-resident", "fused", "staged", "staged-fused")
+STAGED_MODES = ("staged", "staged-fused")  # one staging slot per quantum node on a staged lab (staged_gres)
+FUSED_MODES = ("fused", "staged-fused")  # one hetjob per iteration
 RESIDENT_MODES = ("split-resident", "fused")  # relay to the benchmark's resident QPU service (or --device-service)
 
 
@@ -490,7 +492,7 @@ def lab_staging_depth() -> int:
 def staged_gres(mode: str) -> str | None:
     """The qpu gres a cell's quantum nodes ask for: one staging slot for ``staged``; on a staged lab the
     whole device for every other mode (nothing stages beside it, as on an unstaged lab); else the default."""
-    if mode == "staged":
+    if mode in STAGED_MODES:
         return "qpu:1"
     depth = lab_staging_depth()
     return f"qpu:{depth}" if depth > 1 else None
@@ -543,7 +545,7 @@ def submit_workflow(backend, order: dict) -> list[tuple[str, str]]:
         return [("monolithic", submit_monolithic(backend, order["params"], wf, cell_dir, settings))]
     nice_step = order.get("nice_step")
     chain = submit_chain(backend, SLURM_LOOP, order["params"], wf, cell_dir, settings,
-                         NICE_STEP if nice_step is None else nice_step, fused=order["mode"] == "fused")
+                         NICE_STEP if nice_step is None else nice_step, fused=order["mode"] in FUSED_MODES)
     return list(chain.jobs)
 
 
@@ -660,7 +662,7 @@ def run_slurm_cell(backend, cal: dict, mode: str, k: int, iterations: int, cell_
                 view.append(Event("ready", wf, quantum, previous_end, previous_end))  # its dependency was met
                 qpu = state.component(1)
                 # Staged allocations overlap by design: SLURM's is a session at the device, not a hold of it.
-                kind = "session" if mode == "staged" else "hold"
+                kind = "session" if mode in STAGED_MODES else "hold"
                 view.append(Event(kind, wf, quantum, start, end, (qpu.nodelist if qpu else None) or SLURM_QPU_DEVICE))
                 charged += end - start
                 held = [e for e in logged if e.kind == "hold" and e.workflow == wf and e.node == quantum]
@@ -678,7 +680,7 @@ def run_slurm_cell(backend, cal: dict, mode: str, k: int, iterations: int, cell_
                                   "device": e.device, "start": e.start, "end": e.end}, sort_keys=True) + "\n")
     problems = consistency_problems(view, tolerance=1.0)  # SLURM's records have whole seconds
     problems += accounting_problems(view, mode, ids, iterations)
-    if mode == "staged":
+    if mode in STAGED_MODES:
         problems += staged_problems(view)
     summary = summarize(view).to_dict()
     summary["qpu_charged"] = charged
@@ -785,7 +787,7 @@ def accounting_problems(events: list, mode: str, workflows: list[str], iteration
         quantum = [f"q{i:04d}" for i in range(1, iterations + 1)]
         if mode.startswith("split") or mode == "fused":  # fused logs as split does
             expected = {"hold": quantum, "exec": quantum, "ready": quantum, "cpu": cpu_expected}
-        elif mode == "staged":  # SLURM's qpu allocations are sessions (staged_problems checks the device)
+        elif mode in STAGED_MODES:  # SLURM's qpu allocations are sessions (staged_problems checks the device)
             expected = {"hold": [], "session": quantum, "exec": quantum, "ready": quantum, "cpu": cpu_expected}
         elif mode == "session":  # each session is logged twice: by the client (run log) and by the service
             expected = {"hold": [], "exec": quantum, "ready": quantum, "cpu": cpu_expected,
@@ -894,7 +896,7 @@ def goals(rows: list[dict], busy_goal: float = 0.95) -> list[str]:
     """The issue's targets for split (and session, side by side), reported, never asserted: timings depend on
     the machine's load."""
     out = []
-    for mode in ("split", "split-interleaved", "split-resident", "fused", "session", "staged"):
+    for mode in ("split", "split-interleaved", "split-resident", "fused", "session", *STAGED_MODES):
         for r in rows:
             if r["mode"] == mode and r["k"] == 4 and r["ratio"] == "1:1" and r["vs_monolithic"] is not None:
                 verdict = "met" if r["vs_monolithic"] <= 0.6 else "NOT met"
@@ -1030,7 +1032,7 @@ def main(argv: list[str] | None = None) -> int:
         from hcqw.slurm import open_backend
 
         backend = open_backend("slurm")
-        if "staged" in modes and (problem := staged_lab_problem(args.device_service)):
+        if set(STAGED_MODES) & set(modes) and (problem := staged_lab_problem(args.device_service)):
             p.error(problem)
     results, calibrations, problems = [], {}, []
     try:
