@@ -22,9 +22,14 @@ With ``--backend slurm`` the forms are job chains and hetjobs on the cluster of 
 ``monolithic`` (one hetjob per workflow), ``split`` (``submit_chain`` per workflow),
 ``split-interleaved`` (chains submitted level by level), ``split-resident`` (as ``split``,
 but each quantum node's gateway relays to one resident QPU service the benchmark keeps running
-for the whole run, as an operator would on the qpu node: ``NodeJobSettings.device_service``), and
-``fused`` (as ``split-resident``, but one hetjob per iteration: the classical step runs in the
-quantum node's component 0 after its qpu component is released, ``submit_chain(..., fused=True)``).
+for the whole run, as an operator would on the qpu node: ``NodeJobSettings.device_service``; or to
+``--device-service``, e.g. the lab's), ``fused`` (as ``split-resident``, but one hetjob per
+iteration: the classical step runs in the quantum node's component 0 after its qpu component is
+released, ``submit_chain(..., fused=True)``), and ``staged`` (issue 16: as ``split-resident`` on
+``--device-service``, on a lab started with ``--staging-depth 2`` or more: the next quantum node
+is allocated, its session open and first batch queued while the current node's block executes;
+see ``staged_*`` below), and ``staged-fused`` (both: fused chains on a staged lab). On a staged lab every other mode asks for the whole device
+(``--gres=qpu:<depth>``), so it runs as on an unstaged one and the modes compare side by side.
 With ``--modelled`` every SLURM form's device is the ``modelled`` one (the gateways' own and the
 resident service).
 
@@ -46,11 +51,13 @@ for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import functools  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import multiprocessing as mp  # noqa: E402
 import platform  # noqa: E402
 import queue  # noqa: E402
+import re  # noqa: E402
 import signal  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -71,9 +78,11 @@ log = logging.getLogger("bench.coschedule")
 # Read once at import, before any thread pins itself (sched_getaffinity(0) is per thread).
 _USABLE_CORES = sorted(os.sched_getaffinity(0))
 
-MODES = ("monolithic", "split", "split-interleaved", "split-resident", "fused", "session")
-SLURM_ONLY = ("split-interleaved", "split-resident", "fused")
-RESIDENT_MODES = ("split-resident", "fused")  # relay to the benchmark's resident QPU service
+MODES = ("monolithic", "split", "split-interleaved", "split-resident", "fused", "session", "staged", "staged-fused")
+SLURM_ONLY = ("split-interleaved", "split-resident", "fused", "staged", "staged-fused")
+STAGED_MODES = ("staged", "staged-fused")  # one staging slot per quantum node on a staged lab (staged_gres)
+FUSED_MODES = ("fused", "staged-fused")  # one hetjob per iteration
+RESIDENT_MODES = ("split-resident", "fused")  # relay to the benchmark's resident QPU service (or --device-service)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -458,14 +467,69 @@ def submit_monolithic(backend, params: dict, workflow: str, cell_dir: Path, sett
 
 
 def cell_settings(python: str, device_service: str | None, qpu_nodes: str | None,
-                  simulator: str = "bench.coschedule:pinned_qsim") -> "Any":
-    """``slurm_settings`` plus the cell's device (a resident service, ``%n`` = the qpu node) and qpu nodes."""
+                  simulator: str = "bench.coschedule:pinned_qsim", qpu_gres: str | None = None) -> "Any":
+    """``slurm_settings`` plus the cell's device (a resident service, ``%n`` = the qpu node), qpu nodes and
+    qpu gres (``staged_gres``)."""
     settings = slurm_settings(python, simulator)
+    if qpu_gres:
+        settings = replace(settings, qpu=replace(settings.qpu, gres=qpu_gres))
     if device_service:
         settings = replace(settings, device_service=device_service)
     if qpu_nodes:  # the same workload on fewer QPUs: SLURM may only give these qpu nodes
         settings = replace(settings, qpu=replace(settings.qpu, extra=(f"--nodelist={qpu_nodes}",)))
     return settings
+
+
+@functools.cache
+def lab_staging_depth() -> int:
+    """The qpu gres count of the qpu partition's nodes: the lab's ``--staging-depth`` (1: unstaged)."""
+    from hcqw.slurm.commands import run_slurm
+
+    counts = [int(n) for n in re.findall(r"qpu:(\d+)", run_slurm(["sinfo", "-h", "-p", "qpu", "-o", "%G"]).stdout)]
+    return min(counts, default=1)
+
+
+def staged_gres(mode: str) -> str | None:
+    """The qpu gres a cell's quantum nodes ask for: one staging slot for ``staged``; on a staged lab the
+    whole device for every other mode (nothing stages beside it, as on an unstaged lab); else the default."""
+    if mode in STAGED_MODES:
+        return "qpu:1"
+    depth = lab_staging_depth()
+    return f"qpu:{depth}" if depth > 1 else None
+
+
+def staged_lab_problem(device_service: str | None) -> str | None:
+    """Why mode ``staged`` cannot run on this cluster, or ``None``."""
+    if not device_service:
+        return ("staged relays to the resident service of each qpu host: give --device-service, e.g. the lab's "
+                "ipc://LAB/hosts/%n/qpu/qpu.ipc")
+    if lab_staging_depth() < 2:
+        return (f"staged needs qpu hosts with two or more qpu gres (found {lab_staging_depth()}) and resident "
+                "services run with --exclusive-sessions: start the lab with `hcqw lab up --staging-depth 2`")
+    return None
+
+
+def staged_problems(events: list) -> list[str]:
+    """One executor at a time: on each device no two execs overlap, and no node's block is interrupted by
+    another node's exec (staged sessions wait with their runs queued until the executing one ends)."""
+    from hcqw.timeline.devices import resolve_devices
+
+    problems = []
+    by_device: dict[str, list] = {}
+    for e in resolve_devices(events):
+        if e.kind == "exec":
+            by_device.setdefault(e.device, []).append(e)
+    for device, execs in by_device.items():
+        execs.sort(key=lambda e: e.start)
+        for before, after in zip(execs, execs[1:]):
+            if after.start < before.end:
+                problems.append(f"device {device!r} executed {before.workflow}/{before.node} and "
+                                f"{after.workflow}/{after.node} at once")
+        served = [(e.workflow, e.node) for e in execs]
+        runs = [node for i, node in enumerate(served) if i == 0 or served[i - 1] != node]
+        if len(runs) != len(set(runs)):
+            problems.append(f"device {device!r}: a node's block was interrupted by another node's exec: {runs}")
+    return problems
 
 
 def submit_workflow(backend, order: dict) -> list[tuple[str, str]]:
@@ -475,13 +539,13 @@ def submit_workflow(backend, order: dict) -> list[tuple[str, str]]:
     from hcqw.hetjob.chain import NICE_STEP, submit_chain
 
     settings = cell_settings(sys.executable, order.get("device_service"), order.get("qpu_nodes"),
-                             order.get("simulator", "bench.coschedule:pinned_qsim"))
+                             order.get("simulator", "bench.coschedule:pinned_qsim"), order.get("qpu_gres"))
     cell_dir, wf = Path(order["cell_dir"]), order["workflow"]
     if order["mode"] == "monolithic":
         return [("monolithic", submit_monolithic(backend, order["params"], wf, cell_dir, settings))]
     nice_step = order.get("nice_step")
     chain = submit_chain(backend, SLURM_LOOP, order["params"], wf, cell_dir, settings,
-                         NICE_STEP if nice_step is None else nice_step, fused=order["mode"] == "fused")
+                         NICE_STEP if nice_step is None else nice_step, fused=order["mode"] in FUSED_MODES)
     return list(chain.jobs)
 
 
@@ -541,8 +605,9 @@ def run_slurm_cell(backend, cal: dict, mode: str, k: int, iterations: int, cell_
     cell_dir.mkdir(parents=True, exist_ok=True)
     if users:
         cell_dir.chmod(0o1777)  # every user makes its own (private) workflow directory here; root reads them
-    settings = cell_settings(sys.executable, resident if mode in RESIDENT_MODES else device_service, qpu_nodes,
-                             simulator)
+    service = (resident or device_service) if mode in RESIDENT_MODES else device_service
+    qpu_gres = staged_gres(mode)
+    settings = cell_settings(sys.executable, service, qpu_nodes, simulator, qpu_gres)
     ids = [f"w{j}" for j in range(k)]
     owners = {wf: users[j % len(users)] for j, wf in enumerate(ids)} if users else {}
     from hcqw.codec import circuit_to_json
@@ -562,7 +627,7 @@ def run_slurm_cell(backend, cal: dict, mode: str, k: int, iterations: int, cell_
         for j, wf in enumerate(ids if mode != "split-interleaved" else []):
             order = {"mode": mode, "params": params[j], "workflow": wf, "cell_dir": str(cell_dir.absolute()),
                      "device_service": settings.device_service, "qpu_nodes": qpu_nodes, "nice_step": nice_step,
-                     "simulator": simulator}
+                     "simulator": simulator, "qpu_gres": qpu_gres}
             jobs[wf] = submit_as(lab_dir, owners[wf], order) if users else submit_workflow(backend, order)
         for wf, listed in jobs.items():  # in order: a chain's jobs end one after another
             for node, job_id in listed:
@@ -582,6 +647,7 @@ def run_slurm_cell(backend, cal: dict, mode: str, k: int, iterations: int, cell_
     logged = load_run(cell_dir)  # run logs (ready, gateway holds, cpu) and gateway logs (execs)
     view: list[Event] = [e for e in logged if e.kind not in ("hold", "ready")]
     lags: list[float] = []
+    charged = 0.0  # seconds of qpu components, what SLURM charges (whole seconds)
     for wf, listed in jobs.items():
         view.append(Event("ready", wf, "submitted", submitted, submitted))  # the makespan starts at submission
         previous_end = submitted
@@ -595,8 +661,10 @@ def run_slurm_cell(backend, cal: dict, mode: str, k: int, iterations: int, cell_
                 quantum = node_parts(node)[0]  # a fused job's quantum part logs as the split form's node
                 view.append(Event("ready", wf, quantum, previous_end, previous_end))  # its dependency was met
                 qpu = state.component(1)
-                view.append(Event("hold", wf, quantum, start, end,
-                                  (qpu.nodelist if qpu else None) or SLURM_QPU_DEVICE))
+                # Staged allocations overlap by design: SLURM's is a session at the device, not a hold of it.
+                kind = "session" if mode in STAGED_MODES else "hold"
+                view.append(Event(kind, wf, quantum, start, end, (qpu.nodelist if qpu else None) or SLURM_QPU_DEVICE))
+                charged += end - start
                 held = [e for e in logged if e.kind == "hold" and e.workflow == wf and e.node == quantum]
                 if held:
                     lags.append(end - held[-1].end)
@@ -612,7 +680,10 @@ def run_slurm_cell(backend, cal: dict, mode: str, k: int, iterations: int, cell_
                                   "device": e.device, "start": e.start, "end": e.end}, sort_keys=True) + "\n")
     problems = consistency_problems(view, tolerance=1.0)  # SLURM's records have whole seconds
     problems += accounting_problems(view, mode, ids, iterations)
+    if mode in STAGED_MODES:
+        problems += staged_problems(view)
     summary = summarize(view).to_dict()
+    summary["qpu_charged"] = charged
     summary["release_lag_mean"] = statistics.fmean(lags) if lags else None
     summary["release_lag_max"] = max(lags) if lags else None
     log_summary = summarize(logged).to_dict()  # the run logs alone: what `hcqw report` shows for the cell
@@ -716,6 +787,8 @@ def accounting_problems(events: list, mode: str, workflows: list[str], iteration
         quantum = [f"q{i:04d}" for i in range(1, iterations + 1)]
         if mode.startswith("split") or mode == "fused":  # fused logs as split does
             expected = {"hold": quantum, "exec": quantum, "ready": quantum, "cpu": cpu_expected}
+        elif mode in STAGED_MODES:  # SLURM's qpu allocations are sessions (staged_problems checks the device)
+            expected = {"hold": [], "session": quantum, "exec": quantum, "ready": quantum, "cpu": cpu_expected}
         elif mode == "session":  # each session is logged twice: by the client (run log) and by the service
             expected = {"hold": [], "exec": quantum, "ready": quantum, "cpu": cpu_expected,
                         "session": sorted(quantum * 2)}
@@ -823,7 +896,7 @@ def goals(rows: list[dict], busy_goal: float = 0.95) -> list[str]:
     """The issue's targets for split (and session, side by side), reported, never asserted: timings depend on
     the machine's load."""
     out = []
-    for mode in ("split", "split-interleaved", "split-resident", "fused", "session"):
+    for mode in ("split", "split-interleaved", "split-resident", "fused", "session", *STAGED_MODES):
         for r in rows:
             if r["mode"] == mode and r["k"] == 4 and r["ratio"] == "1:1" and r["vs_monolithic"] is not None:
                 verdict = "met" if r["vs_monolithic"] <= 0.6 else "NOT met"
@@ -906,7 +979,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="slurm: restrict the qpu components to these nodes (sbatch --nodelist), e.g. one of two QPUs")
     p.add_argument("--device-service", default=None, metavar="ADDRESS",
                    help="slurm: gateways relay to this resident QPU service (%%n = the qpu node), e.g. the lab's "
-                        "ipc://LAB/hosts/%%n/qpu/qpu.ipc")
+                        "ipc://LAB/hosts/%%n/qpu/qpu.ipc (split-resident too, instead of a service of its own; "
+                        "needed by staged)")
     p.add_argument("--modelled", action="store_true",
                    help="the device is `modelled` (hcqw.device.modelled, its $HCQW_MODELLED_* or defaults): size "
                         "the quantum block from its model instead of timing qsim")
@@ -958,10 +1032,12 @@ def main(argv: list[str] | None = None) -> int:
         from hcqw.slurm import open_backend
 
         backend = open_backend("slurm")
+        if set(STAGED_MODES) & set(modes) and (problem := staged_lab_problem(args.device_service)):
+            p.error(problem)
     results, calibrations, problems = [], {}, []
     try:
         simulator = "modelled" if args.modelled else "bench.coschedule:pinned_qsim"
-        if set(RESIDENT_MODES) & set(modes):
+        if set(RESIDENT_MODES) & set(modes) and not args.device_service:
             resident = ResidentService(out, simulator)
         for ratio in ratios:
             qn, cn = parse_ratio(ratio)

@@ -57,6 +57,13 @@ class QuantumBackend(abc.ABC):
             self.validate(item, index)
         return [self._run(item) for item in items]
 
+    def duration(self, items: Sequence[WorkItem]) -> float:
+        """Seconds the device is known to stay busy with ``items`` whatever computing them costs here (a
+        QPU's own time, e.g. the ``modelled`` device's): the QPU service runs such a job in its executor,
+        not inline, so its loop keeps answering. A simulator's cost is modelled from the circuits
+        instead (``hcqw.service.limits``): 0 here."""
+        return 0.0
+
     def validate(self, item: WorkItem, index: int = 0) -> None:
         """Raise ``CircuitError`` naming the problem if the device cannot run ``item``."""
         import cirq

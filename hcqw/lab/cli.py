@@ -43,6 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     common.add_argument("--simulator", default=None,
                         help="simulator of the resident QPU services (hcqw device serve --simulator) "
                              "[last used, else qsim]")
+    common.add_argument("--staging-depth", type=int, default=None,
+                        help="qpu gres per qpu host: how many quantum nodes SLURM places at one device at once, one "
+                             "executing and the others staged (session open, first batch queued) [last used, else 1]")
     common.add_argument("--accounting", action="store_true", default=None,
                         help="also run MariaDB + slurmdbd: sacct, gres/qpu accounting, fair share, user accounts")
 
@@ -76,7 +79,8 @@ def _cluster(args: argparse.Namespace) -> "LabCluster":
     from hcqw.lab.cluster import LabCluster
 
     return LabCluster.from_dir(args.dir, name=args.name, port_base=args.port_base, cpu_nodes=args.cpu_nodes,
-                               qpu_nodes=args.qpu_nodes, simulator=args.simulator, accounting=args.accounting)
+                               qpu_nodes=args.qpu_nodes, simulator=args.simulator, accounting=args.accounting,
+                               staging_depth=args.staging_depth)
 
 
 def _up(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ socket reachable from every host through the file system), slurmctld on the
 head host, one slurmd per node on its own host, slurmrestd on the submit host
 (127.0.0.1 only) and, on each qpu host, the resident QPU service under the
 service account. Partitions: ``cpu`` (default, ``cpu_nodes`` nodes) and ``qpu``
-(``qpu_nodes`` nodes, each ``Gres=qpu:1``). With ``accounting=True`` a private
+(``qpu_nodes`` nodes, each ``Gres=qpu:<staging_depth>``, 1 unless staged). With ``accounting=True`` a private
 MariaDB and slurmdbd run on the head too, with fair share and gres/qpu billing,
 and each lab user has an account.
 
@@ -70,8 +70,9 @@ class LabCluster:
         cpus_per_node: int = 4,
         accounting: bool = False,
         simulator: str = resident.DEFAULT_SIMULATOR,
+        staging_depth: int = 1,
     ) -> None:
-        self.layout = Layout.create(Path(root), name, port_base, cpu_nodes, qpu_nodes, cpus_per_node)
+        self.layout = Layout.create(Path(root), name, port_base, cpu_nodes, qpu_nodes, cpus_per_node, staging_depth)
         self.network = Network.plan(self.layout)
         self.site = SiteSoftware(software.site_dir())
         self.accounting = accounting
@@ -84,7 +85,8 @@ class LabCluster:
         """The constructor arguments (except root), as saved in ``root/lab.json``."""
         return {"name": self.layout.name, "port_base": self.layout.ports.base, "cpu_nodes": self.layout.cpu_nodes,
                 "qpu_nodes": self.layout.qpu_nodes, "cpus_per_node": self.layout.cpus_per_node,
-                "accounting": self.accounting, "simulator": self.simulator}
+                "accounting": self.accounting, "simulator": self.simulator,
+                "staging_depth": self.layout.staging_depth}
 
     @classmethod
     def from_dir(cls, root: Path, **overrides: object) -> "LabCluster":

@@ -130,4 +130,4 @@ def render_accounts(user: str) -> list[str]:
 def _qpu_values(layout: Layout, network: Network) -> dict[str, object]:
     hosts = [network.host(n) for n in layout.qpu_node_names]
     return {"qpu_nodes": ",".join(h.name for h in hosts), "qpu_addresses": ",".join(h.address for h in hosts),
-            "cpus": layout.cpus_per_node, "memory_mb": NODE_MEMORY_MB}
+            "cpus": layout.cpus_per_node, "memory_mb": NODE_MEMORY_MB, "staging_depth": layout.staging_depth}

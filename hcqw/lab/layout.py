@@ -37,6 +37,8 @@ from hcqw.lab.errors import LabError
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 MAX_CPU_NODES = 64
 MAX_QPU_NODES = 16
+#: Staging more than a few nodes ahead only charges users for waiting (docs/site-guide.md, "Staging").
+MAX_STAGING_DEPTH = 4
 PORT_SPAN = 10
 
 
@@ -77,10 +79,11 @@ class Layout:
     cpu_nodes: int
     qpu_nodes: int
     cpus_per_node: int
+    staging_depth: int = 1  # qpu gres per qpu host: jobs at a device at once (1 executing, the rest staged)
 
     @classmethod
     def create(cls, root: Path, name: str, port_base: int, cpu_nodes: int, qpu_nodes: int,
-               cpus_per_node: int) -> "Layout":
+               cpus_per_node: int, staging_depth: int = 1) -> "Layout":
         if not _NAME_RE.match(name):
             raise LabError(
                 f"invalid lab cluster name {name!r}: use 1-32 characters a-z, 0-9 and '_', starting with a letter "
@@ -90,13 +93,16 @@ class Layout:
             raise LabError(f"cpu_nodes must be between 1 and {MAX_CPU_NODES}, not {cpu_nodes}")
         if not 1 <= qpu_nodes <= MAX_QPU_NODES:
             raise LabError(f"qpu_nodes must be between 1 and {MAX_QPU_NODES}, not {qpu_nodes}")
+        if not 1 <= staging_depth <= MAX_STAGING_DEPTH:
+            raise LabError(f"staging_depth must be between 1 (no staging) and {MAX_STAGING_DEPTH}, not {staging_depth}: "
+                           "it is how many quantum nodes may be at one device at once, one executing")
         if cpus_per_node < 1:
             raise LabError(f"cpus_per_node must be at least 1, not {cpus_per_node}")
         if not 1024 <= port_base or port_base + PORT_SPAN > 65535:
             raise LabError(f"port_base {port_base} out of range: the cluster needs ports {port_base}.."
                            f"{port_base + PORT_SPAN - 1} within 1024..65535")
         return cls(root=Path(root).absolute(), name=name, ports=Ports(port_base), cpu_nodes=cpu_nodes,
-                   qpu_nodes=qpu_nodes, cpus_per_node=cpus_per_node)
+                   qpu_nodes=qpu_nodes, cpus_per_node=cpus_per_node, staging_depth=staging_depth)
 
     # --- node names ---------------------------------------------------------------------------
     @property

@@ -131,6 +131,21 @@ def slurm_lab_c2() -> Iterator[LabCluster]:
         _release(lab)
 
 
+def own_lab(lab: LabCluster, timeout: float = 300) -> Iterator[LabCluster]:
+    """A lab cluster a test module has to itself: started (restarted when a crashed run left it running
+    with another configuration), yielded, stopped. In a fixture: ``yield from own_lab(LabCluster(...))``."""
+    _skip_if_disabled()
+    try:
+        lab.up(timeout=timeout)
+    except LabConfigChanged:
+        lab.down()
+        lab.up(timeout=timeout)
+    try:
+        yield lab
+    finally:
+        lab.down()
+
+
 def make_user_dir(lab: LabCluster, user: str, label: str) -> Path:
     """A new directory ``<home>/tests/<label>-<random>`` in ``user``'s lab home, theirs alone (0700).
 
@@ -141,18 +156,24 @@ def make_user_dir(lab: LabCluster, user: str, label: str) -> Path:
     return path
 
 
-@pytest.fixture
-def lab_user_dir(slurm_lab: LabCluster, request: pytest.FixtureRequest) -> Iterator[Callable[[str], Path]]:
-    """A factory: ``lab_user_dir(user)`` is a new directory in ``user``'s lab home, theirs alone (0700)."""
+def user_dirs(lab: LabCluster, label: str) -> Iterator[Callable[[str], Path]]:
+    """A factory of ``make_user_dir(lab, user, label)`` directories, removed afterwards; for fixtures:
+    ``yield from user_dirs(lab, request.node.name)``."""
     made: list[Path] = []
 
     def make(user: str) -> Path:
-        made.append(make_user_dir(slurm_lab, user, request.node.name))
+        made.append(make_user_dir(lab, user, label))
         return made[-1]
 
     yield make
     for path in made:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def lab_user_dir(slurm_lab: LabCluster, request: pytest.FixtureRequest) -> Iterator[Callable[[str], Path]]:
+    """A factory: ``lab_user_dir(user)`` is a new directory in ``user``'s lab home, theirs alone (0700)."""
+    yield from user_dirs(slurm_lab, request.node.name)
 
 
 T = TypeVar("T")

@@ -33,7 +33,13 @@ def render_unit(layout: Layout, site: SiteSoftware, node: str, simulator: str = 
     """The systemd unit of the resident service on ``node``, filled in for this lab."""
     socket = layout.qpu_service_address(node).removeprefix("ipc://")
     return config.render_fragment("hcqw-qpu.service", venv=site.venv, socket=socket, simulator=simulator,
-                                  log=metrics_log(layout, node))
+                                  log=metrics_log(layout, node), staging_options=staging_options(layout.staging_depth))
+
+
+def staging_options(depth: int) -> str:
+    """The service's options for a qpu host whose gres lets SLURM place ``depth`` jobs at once: with
+    staging, the device executes one session at a time and the others wait with their runs queued."""
+    return " --exclusive-sessions" if depth > 1 else ""
 
 
 def service_command(unit: str) -> tuple[str, list[str]]:

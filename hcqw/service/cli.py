@@ -26,6 +26,10 @@ def register(subparsers) -> None:
     serve.add_argument("--threads", type=int, default=None, help="simulator threads (default: allowed cores)")
     serve.add_argument("--seed", type=int, default=None)
     serve.add_argument("--policy", default="fifo", help="queue policy: fifo, round-robin (per workflow), round-robin-user (per authenticated user), priority")
+    serve.add_argument("--exclusive-sessions", action="store_true",
+                       help="execute one session at a time: a session that started executing keeps the device until "
+                            "it ends; the others stay open with their runs queued (staged), next in the policy's "
+                            "order (for a qpu host whose gres count lets SLURM stage several jobs)")
     serve.add_argument("--log", default=None, help="metrics log (JSON lines); '' disables")
     serve.add_argument("--session-timeout", type=float, default=60.0,
                        help="drop a session (and its queued runs) after this many seconds without a request "
@@ -95,6 +99,7 @@ def _serve(args: argparse.Namespace) -> int:
                         policy=args.policy, metrics=args.log, session_timeout=args.session_timeout,
                         max_message=args.max_message or P.MAX_MESSAGE_BYTES, address_file=args.address_file,
                         mpi_max_clients=args.mpi_max_clients, auth=args.auth, owner_only=args.owner_only,
+                        exclusive_sessions=args.exclusive_sessions,
                         operators=tuple(n.strip() for n in args.operators.split(",") if n.strip()),
                         limits=WorkLimits(**{k[len("limit_"):]: v for k, v in vars(args).items()
                                              if k.startswith("limit_")})))

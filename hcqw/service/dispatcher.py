@@ -12,6 +12,13 @@ requests are authenticated; a session belongs to its opener's uid and connection
 shows a non-operator only counts, queue positions and their own sessions. Work is bounded per
 request and per user (``limits.py``), every refusal before any work starts.
 
+With ``exclusive_sessions`` (a staged qpu host, ``hcqw device serve --exclusive-sessions``) the
+device executes one session at a time: the session whose run the policy picks first becomes the
+*executor* and keeps the device until it ends (closed, expired, shut down); the other sessions
+stay open with their runs queued -- staged -- and the next executor is again the policy's pick.
+So SLURM may hand several jobs the qpu host at once (one gres slot each) to open their sessions
+and queue their first batch ahead of time, while each node's block still runs alone and whole.
+
 Nothing raises out of ``handle``: a bad request becomes an ``error`` reply naming the
 problem, an unexpected failure an ``internal`` error, so no client can crash or wedge it.
 """
@@ -72,6 +79,7 @@ class Pending:
     deadline: float | None
     cost: Cost
     queued_at: float = field(default_factory=time.time)
+    wait: float | None = None  # the client's queue wait, from which ``deadline`` was set
 
 
 @dataclass
@@ -113,7 +121,7 @@ class Dispatcher:
     def __init__(self, backend: QuantumBackend, policy: str = "fifo", metrics_path: Path | str | None = None,
                  session_timeout: float = 60.0, max_message: int = P.MAX_MESSAGE_BYTES,
                  circuit_cache: int = 256, auth: Authenticator | None = None, limits: WorkLimits | None = None,
-                 executor: Executor | None = None):
+                 executor: Executor | None = None, exclusive_sessions: bool = False):
         self.backend = backend
         self.policy = make_policy(policy)
         self.metrics = _Metrics(Path(metrics_path) if metrics_path else None)
@@ -123,6 +131,8 @@ class Dispatcher:
         self.limits = limits or WorkLimits()
         self.executor = executor
         self.running: Running | None = None
+        self.exclusive_sessions = exclusive_sessions
+        self.executing: str | None = None  # with exclusive_sessions: the session that has the device
         self.sessions: dict[str, Session] = {}
         self._open_per_user: dict[int, int] = {}  # uid -> open sessions
         self._queued_per_user: dict[int, int] = {}  # uid -> queued work items
@@ -145,7 +155,33 @@ class Dispatcher:
         return DeviceStatus.EXECUTING if len(self.policy) or self.running else DeviceStatus.IDLE
 
     def runnable(self) -> bool:
-        return self.forced is None and self.running is None and len(self.policy) > 0
+        if self.forced is not None or self.running is not None or not len(self.policy):
+            return False
+        # An executor between two batches keeps the device: staged sessions wait for it to end.
+        return self.executing is None or any(j.session == self.executing for j in self.policy.order())
+
+    def _next_job(self) -> Job | None:
+        """The job to run now: the policy's pick, or with exclusive sessions the executor's next run."""
+        if not self.runnable():
+            return None
+        if self.executing is None:
+            job = self.policy.pop()
+            if job is not None and self.exclusive_sessions:
+                self.executing = job.session
+                log.info("session %s executes; %d other sessions staged", job.session, len(self.sessions) - 1)
+            return job
+        # Taking the executor's next run out of the policy does not advance its rotation, so the next
+        # executor is the session the policy would have picked after this one.
+        job = self.run_order()[0]
+        self.policy.remove(lambda j: j is job)
+        return job
+
+    def run_order(self) -> list[Job]:
+        """Every queued job in the order the device will run them (the executor's runs first)."""
+        order = self.policy.order()
+        if self.executing is None:
+            return order
+        return [j for j in order if j.session == self.executing] + [j for j in order if j.session != self.executing]
 
     def next_wakeup(self, cap: float = 0.5) -> float:
         """Seconds the loop may block waiting for messages before ``expire`` is due."""
@@ -230,7 +266,8 @@ class Dispatcher:
 
     def _on_position(self, peer: Hashable, request: P.Request) -> list[Reply]:
         session = self._session(peer, request)
-        return [(peer, P.reply_ok(request.id, position=self.policy.position(session.id), queued=len(self.policy),
+        position = next((i for i, j in enumerate(self.run_order()) if j.session == session.id), None)
+        return [(peer, P.reply_ok(request.id, position=position, queued=len(self.policy),
                                   status=self.status().value))]
 
     def _on_reseed(self, peer: Hashable, request: P.Request) -> list[Reply]:
@@ -262,7 +299,7 @@ class Dispatcher:
         wait = request.fields.get("timeout", session.wait_timeout)
         deadline = None if wait is None else time.monotonic() + wait
         job = Job(seq=next(self._seq), session=session.id, workflow=session.workflow, priority=session.priority,
-                  owner=uid, payload=Pending(peer, request.id, items, deadline, total))
+                  owner=uid, payload=Pending(peer, request.id, items, deadline, total, wait=wait))
         self.policy.push(job)
         session.queued += 1
         self._queued_per_user[uid] = queued + len(items)
@@ -317,7 +354,7 @@ class Dispatcher:
     def describe(self, queue_limit: int = 200, viewer: Hashable | None = None) -> dict:
         """The service's state. ``viewer``: the connection of a non-operator, who sees counts, queue
         positions and their own sessions only (never other users' session ids, workflows or nodes)."""
-        order = self.policy.order()
+        order = self.run_order()
         limits = self.backend.limits
         mine = (lambda s: True) if viewer is None else (lambda s: s is not None and s.peer == viewer)  # noqa: E731
         queue = []
@@ -334,6 +371,7 @@ class Dispatcher:
         return {
             "device": self.backend.name, "status": self.status().value,
             "reason": self.forced[1] if self.forced else "", "policy": self.policy.name,
+            "exclusive_sessions": self.exclusive_sessions,
             "draining": self.draining, "pid": os.getpid(), "uptime": time.time() - self.started,
             "served": self.served, "queued": len(order), "session_timeout": self.session_timeout,
             "open_sessions": len(self.sessions), "auth": self.auth.mode, "operator_view": viewer is None,
@@ -394,7 +432,7 @@ class Dispatcher:
     def run_next(self) -> list[Reply]:
         """Start the next job: inline if it is short (its replies now), else in the executor
         (its replies come from ``collect``)."""
-        job = self.policy.pop() if self.runnable() else None
+        job = self._next_job()
         if job is None:
             return []
         pending: Pending = job.payload
@@ -407,7 +445,8 @@ class Dispatcher:
             seed = batch_seed(session.seed, session.batches)
             session.batches += 1
         start = time.time()
-        if self.executor is not None and pending.cost.seconds >= INLINE_SECONDS:
+        seconds = max(pending.cost.seconds, self.backend.duration(pending.items))
+        if self.executor is not None and seconds >= INLINE_SECONDS:
             self.executor.submit(pending.items, seed)
             self.running = Running(job, session, start)
             return []
@@ -474,7 +513,10 @@ class Dispatcher:
                 log.warning("session %s (%s/%s) silent for %.1f s: dropping it and %d queued runs", session.id,
                             session.workflow, session.node, now - session.last_seen, session.queued)
                 replies += self._end_session(session, "expired", P.E_NO_SESSION, "session expired")
-        late = self.policy.remove(lambda j: j.payload.deadline is not None and now >= j.payload.deadline)
+        # A staged run waits for the executing session by design, not for an unavailable device: its
+        # wait counts from when the device could be its session's (refreshed when an executor ends).
+        late = self.policy.remove(lambda j: j.payload.deadline is not None and now >= j.payload.deadline
+                                  and self.executing in (None, j.session))
         for job in late:
             self._unqueue(job)
             state = self.status()
@@ -493,6 +535,12 @@ class Dispatcher:
 
     def _end_session(self, session: Session, reason: str, code: str, message: str) -> list[Reply]:
         self.sessions.pop(session.id, None)
+        if self.executing == session.id:
+            self.executing = None  # the device goes to the next staged session in the policy's order
+            now = time.monotonic()
+            for job in self.policy.order():
+                if job.payload.wait is not None:
+                    job.payload.deadline = max(job.payload.deadline, now + job.payload.wait)
         dropped = self.policy.remove_session(session.id)
         for job in dropped:
             self._unqueue(job)

@@ -50,6 +50,7 @@ class ServiceConfig:
     owner_only: bool = False  # serve only the service's own uid (a job's gateway)
     limits: WorkLimits = WorkLimits()
     executor: bool = True  # long executions in a child process, so the loop keeps serving
+    exclusive_sessions: bool = False  # one executing session at a time, the others staged (dispatcher.py)
 
 
 class Service:
@@ -67,7 +68,8 @@ class Service:
         metrics = default_metrics_path() if config.metrics is None else (config.metrics or None)
         self.dispatcher = Dispatcher(backend, policy=config.policy, metrics_path=metrics,
                                      session_timeout=config.session_timeout, max_message=config.max_message,
-                                     auth=auth, limits=config.limits, executor=executor)
+                                     auth=auth, limits=config.limits, executor=executor,
+                                     exclusive_sessions=config.exclusive_sessions)
         options = {"max_clients": config.mpi_max_clients} if address.startswith("mpi:") else {}
         self.transport: ServerTransport = make_server_transport(address, config.max_message, mode == "munge",
                                                                 **options)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from hcqw.lab import config, resident
+from hcqw.lab.errors import LabError
 from hcqw.lab.layout import Layout
 from hcqw.lab.network import Network
 from hcqw.lab.software import SiteSoftware
@@ -29,7 +32,8 @@ def test_the_lab_configuration_contains_the_rendered_fragments() -> None:
     net = Network.plan(layout)
     conf = config.render_slurm_conf(layout, net, accounting=True)
     qpu = config.render_fragment("slurm-qpu.conf", qpu_nodes="hcqw-q1,hcqw-q2",
-                                 qpu_addresses="10.26.244.101,10.26.244.102", cpus=4, memory_mb=config.NODE_MEMORY_MB)
+                                 qpu_addresses="10.26.244.101,10.26.244.102", cpus=4, memory_mb=config.NODE_MEMORY_MB,
+                                 staging_depth=1)
     assert qpu in conf
     assert config.render_fragment("slurm-accounting.conf", dbd_host="10.26.244.2", dbd_port=6902) in conf
     # Billing weights apply to partitions defined after them.
@@ -47,6 +51,21 @@ def test_the_resident_service_command_comes_from_the_unit() -> None:
                     "ipc:///tmp/lab/hosts/hcqw-q2/qpu/qpu.ipc", "--auth", "munge", "--simulator", "cirq", "--log",
                     "/tmp/lab/hosts/hcqw-q2/qpu/qpu.jsonl"]
     assert layout.qpu_service_address_pattern.replace("%n", "hcqw-q2") == layout.qpu_service_address("hcqw-q2")
+
+
+def test_a_staged_lab_gives_each_qpu_host_its_staging_depth_in_gres_and_one_executor_at_its_service() -> None:
+    layout = Layout.create(Path("/tmp/lab"), "hcqw", 6900, 2, 2, 4, staging_depth=2)
+    net = Network.plan(layout)
+    assert "Gres=qpu:2 " in config.render_slurm_conf(layout, net)
+    assert config.render_gres_conf(layout, net).endswith("NodeName=hcqw-q1,hcqw-q2 Name=qpu Count=2\n")
+    _, argv = resident.service_command(resident.render_unit(layout, SiteSoftware(Path("/opt/site")), "hcqw-q1"))
+    assert argv[-1] == "--exclusive-sessions"
+
+
+def test_a_staging_depth_out_of_range_is_refused_with_what_it_means() -> None:
+    for depth in (0, 5):
+        with pytest.raises(LabError, match="staging_depth must be between 1 .no staging. and 4"):
+            Layout.create(Path("/tmp/lab"), "hcqw", 6900, 2, 2, 4, staging_depth=depth)
 
 
 def test_accounts_come_from_the_sacctmgr_fragment() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hcqw.lab import LabCluster
-from hcqw.lab.errors import LabConfigChanged
+from hcqw.lab.pytest_plugin import own_lab
 
 ROOT = Path(os.environ.get("HCQW_TEST_LAB_ACCT_DIR", "/tmp/hcqw-pytest-lab-usage"))
 PORT_BASE = int(os.environ.get("HCQW_TEST_LAB_ACCT_PORT", "7000"))
@@ -24,18 +24,8 @@ REPO = str(Path(__file__).resolve().parents[2])
 
 @pytest.fixture(scope="module")
 def acct_lab() -> Iterator[LabCluster]:
-    if os.environ.get("HCQW_TEST_SLURM") == "0":
-        pytest.skip("SLURM lab tests disabled (HCQW_TEST_SLURM=0)")
-    lab = LabCluster(ROOT, name="usageacct", port_base=PORT_BASE, cpu_nodes=2, accounting=True)  # 5 chains at once (fair share)
-    try:
-        lab.up(timeout=300)
-    except LabConfigChanged:  # left running by a crashed run with another configuration
-        lab.down()
-        lab.up(timeout=300)
-    try:
-        yield lab
-    finally:
-        lab.down()
+    # 2 cpu nodes: 5 chains at once (fair share)
+    yield from own_lab(LabCluster(ROOT, name="usageacct", port_base=PORT_BASE, cpu_nodes=2, accounting=True))
 
 
 @pytest.fixture

@@ -31,15 +31,20 @@ HEAVY, LIGHT = "hcqw-alice", "hcqw-bob"
 RECORD_SLACK = 1.0  # s: SLURM's records have whole seconds
 
 # Run as the submitting lab user (its own environment, the site's Python): submit one chain of the
-# hetjob tests' loop with the given nice step, print [[node, job id], ...].
+# hetjob tests' loop with the given nice step (and time limit in minutes), print [[node, job id], ...].
 _SUBMIT = """
 import json, sys
+from dataclasses import replace
 from hcqw.hetjob.chain import submit_chain
 from hcqw.hetjob.jobs import NodeJobSettings
 from hcqw.slurm import open_backend
 args = json.loads(sys.argv[1])
+settings = NodeJobSettings(device_service=args["device_service"])
+if args.get("time_limit"):
+    limit = args["time_limit"]
+    settings = replace(settings, cpu=replace(settings.cpu, time_limit=limit), qpu=replace(settings.qpu, time_limit=limit))
 chain = submit_chain(open_backend("slurm"), "tests.hetjob.loops:make", args["params"], args["workflow"],
-                     args["runs_dir"], NodeJobSettings(device_service=args["device_service"]), args["nice_step"])
+                     args["runs_dir"], settings, args["nice_step"])
 print(json.dumps(chain.jobs))
 """
 
@@ -155,11 +160,12 @@ def make_heavier(lab: LabCluster, backend, user: str, other: str, timeout: float
         time.sleep(2)
 
 
-def submit_as(lab: LabCluster, user: str, workflow: str, runs_dir: Path, params: dict, nice_step: int
-              ) -> list[tuple[str, str]]:
-    """One chain submitted by ``user`` (its jobs, run directory and SLURM charge are the user's)."""
+def submit_as(lab: LabCluster, user: str, workflow: str, runs_dir: Path, params: dict, nice_step: int,
+              time_limit: int | None = None) -> list[tuple[str, str]]:
+    """One chain submitted by ``user`` (its jobs, run directory and SLURM charge are the user's);
+    ``time_limit``: minutes per component (default NodeJobSettings')."""
     order = {"params": params, "workflow": workflow, "runs_dir": str(runs_dir), "nice_step": nice_step,
-             "device_service": lab.qpu_service_address("%n")}
+             "device_service": lab.qpu_service_address("%n"), "time_limit": time_limit}
     result = lab.exec(user, [str(lab.site.python), "-c", _SUBMIT, json.dumps(order)], capture_output=True, text=True,
                       timeout=300, env={"PYTHONPATH": str(lab.site.src)})
     assert result.returncode == 0, f"{user} could not submit {workflow}: {result.stderr[-2000:]}"
