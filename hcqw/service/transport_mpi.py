@@ -16,6 +16,9 @@ under way and returns at once, so many clients are connected and served at the s
 whose client never connects (it died in between) is ended after ``ACCEPT_BOUND_S`` by a helper
 that connects in its place. With the hydra name server (``mpi:name:``) there is nowhere to knock:
 the service then holds one client at a time (others wait in ``Connect`` until it disconnects).
+Clients connect one at a time, in turn on an ``flock`` of ``<port file>.connect`` (which the kernel
+drops with a dead client): with two ``Connect`` calls under way at once the PyPI MPICH service
+segfaulted in about one run in four of the two-client test.
 ``max_clients`` stops accepting after that many connections. A client disconnects by sending an
 empty frame list; the service then calls ``Disconnect`` on its side too. A client silent for
 ``idle_timeout`` seconds (connected but idle, or dead: MPI does not tell) is dropped; a client with
@@ -24,6 +27,7 @@ an open session heartbeats well within it.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
@@ -32,9 +36,10 @@ import sys
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from itertools import count
 from pathlib import Path
-from typing import Hashable, Sequence
+from typing import Hashable, Iterator, Sequence
 
 from hcqw.errors import DeviceError
 from hcqw.service.transport import ClientTransport, Frames, ServerTransport, pack_frames, unpack_frames
@@ -118,6 +123,9 @@ class MpiServerTransport(ServerTransport):
             shutil.rmtree(self._knocks, ignore_errors=True)  # a dead service's knocks are not clients
             self._knocks.mkdir()
             self._knocks.chmod(0o1733)  # sticky, writable by all, listable by the service only
+            turn = connect_turn(path)
+            turn.touch()
+            turn.chmod(0o644)  # a client locks it read-only
             temp = path.with_name(path.name + f".{os.getpid()}.tmp")
             temp.write_text(self._port)
             os.replace(temp, path)  # a client never reads a half-written port
@@ -277,6 +285,7 @@ class MpiServerTransport(ServerTransport):
         if self._kind == "file":
             Path(self._where).unlink(missing_ok=True)
             shutil.rmtree(knock_dir(Path(self._where)), ignore_errors=True)
+            connect_turn(Path(self._where)).unlink(missing_ok=True)
         else:
             try:
                 MPI.Unpublish_name(self._where, self._port)
@@ -310,10 +319,11 @@ class MpiClientTransport(ClientTransport):
         kind, where = parse_address(address)
         if kind == "file":
             port = _read_port_file(Path(where), wait)
-            _knock(Path(where))
+            with _connect_turn(Path(where)):
+                _knock(Path(where))
+                self._comm = MPI.COMM_SELF.Connect(port)
         else:
-            port = MPI.Lookup_name(where)
-        self._comm = MPI.COMM_SELF.Connect(port)
+            self._comm = MPI.COMM_SELF.Connect(MPI.Lookup_name(where))
         self._status = MPI.Status()
 
     def send(self, frames: Sequence[bytes]) -> None:
@@ -342,6 +352,26 @@ class MpiClientTransport(ClientTransport):
 def knock_dir(port_file: Path) -> Path:
     """Where clients of the service with this port file knock before they connect."""
     return port_file.with_name(port_file.name + ".knock")
+
+
+def connect_turn(port_file: Path) -> Path:
+    """The file whose ``flock`` makes the clients of the service with this port file connect in turn."""
+    return port_file.with_name(port_file.name + ".connect")
+
+
+@contextmanager
+def _connect_turn(port_file: Path) -> Iterator[None]:
+    """Hold the turn to connect (a service without the turn file lets clients connect at will)."""
+    try:
+        fd = os.open(connect_turn(port_file), os.O_RDONLY)
+    except FileNotFoundError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _knock(port_file: Path) -> None:
