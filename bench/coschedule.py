@@ -184,9 +184,12 @@ def calibrate(target_q: float, target_c: float, qubits: int, layers: int, shots:
 
     quantum_block(2)  # warm-up (qsim set-up, cirq caches)
     per_point = statistics.median(quantum_block(4)[0] / 4 for _ in range(3))
-    points = max(3, round(target_q / per_point))
+    # One batch per block: a fast machine's long block is cut at the device's sweep limit (measured_q
+    # then says how long it really is; --modelled resizes it anyway).
+    most = backend.limits.max_sweep_points
+    points = min(most, max(3, round(target_q / per_point)))
     measured_q, bits = quantum_block(points)
-    points = max(3, round(points * target_q / measured_q))  # one correction for per-batch overhead
+    points = min(most, max(3, round(points * target_q / measured_q)))  # one correction for per-batch overhead
     measured_q, bits = quantum_block(points)
 
     edges = graph_edges(qubits)
