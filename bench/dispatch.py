@@ -372,12 +372,12 @@ def main() -> None:
         return
     results: dict = {"steps": args.steps, "cores": os.cpu_count(), "rounds": args.rounds,
                      "mpi_rounds": args.mpi_rounds, "opens": args.opens, "runs": []}
-    from hcqw.identity import ENV_SOCKET
+    from hcqw.environment import MUNGE_SOCKET
     from tests.service.munge import PrivateMunged
 
     munge_dir = Path(tempfile.mkdtemp(prefix="hcqw-bench-munge-"))
     munged = PrivateMunged(munge_dir)
-    os.environ[ENV_SOCKET] = str(munged.socket)  # services and clients (also under mpiexec) inherit it
+    os.environ[MUNGE_SOCKET] = str(munged.socket)  # services and clients (also under mpiexec) inherit it
     try:
         for _ in range(args.runs):
             results["runs"].append(one_run(args.steps, args.rounds, args.mpi_rounds, args.opens))

@@ -20,8 +20,9 @@ from typing import Any
 from hcqw.checkpoint import load_checkpoint, save_checkpoint
 from hcqw.errors import WorkflowError
 from hcqw.metrics import MetricsLog
+from hcqw.paths import state_file
 from hcqw.workflow import (
-    DeviceProvider, HybridLoop, Node, NodeKind, RunContext, build_dag, node_done, node_seed, run_node, state_file,
+    DeviceProvider, HybridLoop, Node, NodeKind, RunContext, build_dag, node_done, node_seed, run_node,
 )
 
 log = logging.getLogger(__name__)

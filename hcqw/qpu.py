@@ -33,48 +33,37 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from hcqw import environment
 from hcqw.errors import DeviceError
 from hcqw.metrics import MetricsLog
 from hcqw.service.client import ServiceClient, SessionLease
 from hcqw.workflow import DeviceLease, DeviceProvider
 
-ENV_GATEWAY_ADDRESS_FILE = "HCQW_GATEWAY_ADDRESS_FILE"
-ENV_GATEWAY_PID = "HCQW_GATEWAY_PID"
-ENV_GATEWAY_LOG = "HCQW_GATEWAY_LOG"
-ENV_PEER_TIMEOUT = "HCQW_PEER_TIMEOUT"  # s the link to the gateway may be down before the node gives up
-ENV_DEVICE_WAIT = "HCQW_DEVICE_WAIT"  # s a run in a quantum job may wait for an offline/calibrating device
-ENV_SERVICE_ADDRESS = "HCQW_DEVICE_ADDRESS"
-ENV_BACKEND = "HCQW_DEVICE_BACKEND"
-ENV_DEVICE = "HCQW_DEVICE"  # "none" in jobs without a qpu component
-ENV_WORKFLOW = "HCQW_WORKFLOW"
-ENV_NODE = "HCQW_NODE"
-ENV_METRICS = "HCQW_METRICS"
-
 
 def current_device(env: Mapping[str, str] | None = None) -> DeviceProvider:
     """The device provider for this process (see the module docstring for the order)."""
     env = os.environ if env is None else env
-    if env.get(ENV_GATEWAY_ADDRESS_FILE):
+    if env.get(environment.GATEWAY_ADDRESS_FILE):
         return gateway_device(env)
-    if env.get(ENV_SERVICE_ADDRESS):
-        return ServiceDevice(env[ENV_SERVICE_ADDRESS])
-    if env.get(ENV_DEVICE) == "none":
-        raise DeviceError(f"{env.get(ENV_NODE) or 'this job'} runs as a classical job, without a qpu component; "
+    if env.get(environment.DEVICE_ADDRESS):
+        return ServiceDevice(env[environment.DEVICE_ADDRESS])
+    if env.get(environment.DEVICE) == environment.NO_DEVICE:
+        raise DeviceError(f"{env.get(environment.NODE) or 'this job'} runs as a classical job, without a qpu component; "
                           "mark it as a quantum node (Snakemake: resources qpu=1; Parsl: executors=['qpu'])")
-    from hcqw.device.hold import ENV_HOLD, HeldDevice
+    from hcqw.device.hold import HeldDevice
     from hcqw.device.local import LocalDevice
 
-    backend = env.get(ENV_BACKEND) or "qsim"
-    return HeldDevice(env[ENV_HOLD], backend) if env.get(ENV_HOLD) else LocalDevice(backend)
+    backend = env.get(environment.DEVICE_BACKEND) or "qsim"
+    return HeldDevice(env[environment.DEVICE_HOLD], backend) if env.get(environment.DEVICE_HOLD) else LocalDevice(backend)
 
 
 def local_backend(env: Mapping[str, str] | None = None) -> str | None:
     """The backend of the machine-local device code in ``env`` opens; None where it opens a hetjob's
     gateway or a QPU service, which hold per lease (engines hold the local one per step: ``hcqw.device.hold``)."""
     env = os.environ if env is None else env
-    if env.get(ENV_GATEWAY_ADDRESS_FILE) or env.get(ENV_SERVICE_ADDRESS):
+    if env.get(environment.GATEWAY_ADDRESS_FILE) or env.get(environment.DEVICE_ADDRESS):
         return None
-    return env.get(ENV_BACKEND) or "qsim"
+    return env.get(environment.DEVICE_BACKEND) or "qsim"
 
 
 def gateway_device(env: Mapping[str, str] | None = None, connect_timeout: float = 120.0) -> DeviceProvider:
@@ -82,14 +71,14 @@ def gateway_device(env: Mapping[str, str] | None = None, connect_timeout: float 
     from hcqw.hetjob.device import DEVICE_WAIT_S, PEER_TIMEOUT_S, GatewayDevice
 
     env = os.environ if env is None else env
-    address_file = env.get(ENV_GATEWAY_ADDRESS_FILE)
+    address_file = env.get(environment.GATEWAY_ADDRESS_FILE)
     if not address_file:
-        raise DeviceError(f"not inside an hcqw quantum job (no ${ENV_GATEWAY_ADDRESS_FILE}): this node has no "
+        raise DeviceError(f"not inside an hcqw quantum job (no ${environment.GATEWAY_ADDRESS_FILE}): this node has no "
                           "qpu component; submit it as a quantum node (e.g. resources qpu=1)")
-    pid = env.get(ENV_GATEWAY_PID)
-    peer_timeout, device_wait = env.get(ENV_PEER_TIMEOUT), env.get(ENV_DEVICE_WAIT)
+    pid = env.get(environment.GATEWAY_PID)
+    peer_timeout, device_wait = env.get(environment.PEER_TIMEOUT), env.get(environment.DEVICE_WAIT)
     return GatewayDevice(address_file, connect_timeout=connect_timeout, gateway_pid=int(pid) if pid else None,
-                         gateway_log=env.get(ENV_GATEWAY_LOG),
+                         gateway_log=env.get(environment.GATEWAY_LOG),
                          peer_timeout=float(peer_timeout) if peer_timeout else PEER_TIMEOUT_S,
                          device_wait=float(device_wait) if device_wait else DEVICE_WAIT_S)
 
@@ -101,10 +90,10 @@ def open_qpu(workflow: str | None = None, node: str | None = None, *, seed: int 
     ``timeout`` bounds the wait, including calibrating/offline windows (``DeviceOffline``
     after it; in a quantum job it defaults to the job's ``device_wait``, so a device that stays
     down gives the qpu node back); ``seed`` makes sampling reproducible on every kind of device."""
-    workflow = workflow or os.environ.get(ENV_WORKFLOW) or "adhoc"
-    node = node or os.environ.get(ENV_NODE) or f"pid{os.getpid()}"
-    if metrics is None and os.environ.get(ENV_METRICS):
-        metrics = MetricsLog(os.environ[ENV_METRICS])
+    workflow = workflow or os.environ.get(environment.WORKFLOW) or "adhoc"
+    node = node or os.environ.get(environment.NODE) or f"pid{os.getpid()}"
+    if metrics is None and os.environ.get(environment.METRICS):
+        metrics = MetricsLog(os.environ[environment.METRICS])
     return current_device().acquire(workflow, node, timeout=timeout, metrics=metrics, seed=seed)
 
 

@@ -37,6 +37,7 @@ from typing import Any, Callable, Protocol
 
 from hcqw.checkpoint import Place, load_checkpoint, read_header, save_checkpoint
 from hcqw.errors import WorkflowError
+from hcqw.paths import quantum_file, run_checkpoints, run_metrics, state_file
 
 log = logging.getLogger(__name__)
 
@@ -98,14 +99,6 @@ class Node:
     fingerprint: str = ""  # the loop's (HybridLoop.fingerprint): which run this node's checkpoints belong to
 
 
-def state_file(iteration: int) -> str:
-    return f"state-{iteration:04d}.ckpt"
-
-
-def quantum_file(iteration: int) -> str:
-    return f"quantum-{iteration:04d}.ckpt"
-
-
 def build_dag(loop: HybridLoop) -> list[Node]:
     """Nodes in a valid execution order."""
     run = loop.fingerprint
@@ -128,11 +121,11 @@ class RunContext:
 
     @property
     def checkpoints(self) -> Path:
-        return self.run_dir / "checkpoints"
+        return run_checkpoints(self.run_dir)
 
     @property
     def metrics_path(self) -> Path:
-        return self.run_dir / "metrics" / "qpu.jsonl"
+        return run_metrics(self.run_dir)
 
     def path(self, name: str) -> Path:
         return self.checkpoints / name

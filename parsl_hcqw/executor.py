@@ -275,13 +275,14 @@ class HeldApp:
         from hcqw.device.hold import call_held
         from hcqw.device.local import LocalDevice
         from hcqw.metrics import MetricsLog
-        from hcqw.qpu import ENV_METRICS, ENV_NODE, ENV_WORKFLOW, local_backend
+        from hcqw import environment
+        from hcqw.qpu import local_backend
 
         backend = local_backend()
         if backend is None:  # the worker's device is a QPU service: its sessions share it per lease
             return self.func(*args, **kwargs)
-        metrics = MetricsLog(os.environ[ENV_METRICS]) if os.environ.get(ENV_METRICS) else None
+        metrics = MetricsLog(os.environ[environment.METRICS]) if os.environ.get(environment.METRICS) else None
         # open_qpu's default names, as engines set them per job
-        names = {ENV_WORKFLOW: self.workflow, ENV_NODE: self.node}
+        names = {environment.WORKFLOW: self.workflow, environment.NODE: self.node}
         return call_held(LocalDevice(backend), self.workflow, self.node, metrics, self.func, *args,
                          step_environment=names, **kwargs)

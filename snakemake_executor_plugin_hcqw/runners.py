@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Protocol
 
 from hcqw.device.hold import hold_command
+from hcqw.environment import METRICS, step_environment
 from hcqw.hetjob.jobs import NodeJobSettings, command_request
+from hcqw.paths import run_metrics
 from hcqw.qpu import local_backend
 from hcqw.slurm import Phase, SlurmBackend
 from hcqw.slurm.backend import tail
@@ -94,7 +96,7 @@ class LocalRunner:
         argv = ["/bin/bash", "-c", spec.command]
         backend = local_backend(env) if spec.quantum else None
         if backend:  # the job's own parent process holds the device, so the hold ends with the job
-            argv = hold_command(backend, self.workflow, spec.node, env["HCQW_METRICS"]) + argv
+            argv = hold_command(backend, self.workflow, spec.node, env[METRICS]) + argv
         with open(log_path, "wb") as out:
             # Own session: cancelling kills the job's whole process tree, and Ctrl-C in the
             # terminal reaches only snakemake, which then cancels its jobs itself.
@@ -108,11 +110,7 @@ class LocalRunner:
         """What ``hcqw.qpu.open_qpu`` reads, as ``command_request`` sets it for SLURM jobs: run, node,
         metrics file, and ``HCQW_DEVICE=none`` in classical jobs, so that a rule opening the device
         without ``resources: qpu=1`` fails here already, not only on the cluster."""
-        env = {"HCQW_WORKFLOW": self.workflow, "HCQW_NODE": spec.node,
-               "HCQW_METRICS": str(self.state_dir / "metrics" / "qpu.jsonl")}
-        if not spec.quantum:
-            env["HCQW_DEVICE"] = "none"
-        return env
+        return step_environment(self.workflow, spec.node, run_metrics(self.state_dir), quantum=spec.quantum)
 
     def poll(self, job_ids: Iterable[str]) -> dict[str, Outcome]:
         outcomes = {}

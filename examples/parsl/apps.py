@@ -20,7 +20,8 @@ from typing import Any
 from parsl import python_app
 
 from hcqw.checkpoint import load_checkpoint
-from hcqw.workflow import HybridLoop, NodeKind, RunContext, build_dag, load_loop, node_done, state_file
+from hcqw.paths import run_checkpoints, state_file
+from hcqw.workflow import HybridLoop, NodeKind, RunContext, build_dag, load_loop, node_done
 
 log = logging.getLogger(__name__)
 
@@ -100,4 +101,4 @@ def run_example(args: argparse.Namespace, loop_ref: str, params: dict, name: str
     with hcqw_parsl(config):
         loop = run_loop(loop_ref, params, workflow, run_dir)
     print(f"run directory {run_dir}")
-    return load_checkpoint(run_dir / "checkpoints" / state_file(loop.iterations), workflow=workflow)[0]
+    return load_checkpoint(run_checkpoints(run_dir) / state_file(loop.iterations), workflow=workflow)[0]

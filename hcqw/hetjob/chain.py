@@ -30,7 +30,8 @@ from pathlib import Path
 from hcqw.errors import WorkflowError
 from hcqw.slurm import Phase, SlurmBackend, SlurmError
 from hcqw.slurm.settings import MAX_NICE
-from hcqw.workflow import HybridLoop, RunContext, build_dag, load_loop, node_done, state_file
+from hcqw.paths import state_file
+from hcqw.workflow import HybridLoop, RunContext, build_dag, load_loop, node_done
 
 from hcqw.hetjob.jobs import NodeJobSettings, node_request
 

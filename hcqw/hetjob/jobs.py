@@ -20,7 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hcqw import environment
+from hcqw.environment import step_environment
 from hcqw.hetjob.device import DEVICE_WAIT_S, PEER_TIMEOUT_S
+from hcqw.paths import SLURM_DIR, gateway_metrics, job_prefix, run_metrics
 from hcqw.slurm import ComponentSpec, JobRequest
 from hcqw.slurm.commands import UNREACHABLE_MARKERS
 from hcqw.workflow import Node, NodeKind
@@ -38,7 +41,7 @@ UCX_TLS_BETWEEN_HOSTS = "^sm"
 
 #: Variables copied from the submitter's environment into every job when set: where
 #: the code, the key (a path), per-user state and the target cluster's config are.
-PASSED_ENV = ("PATH", "PYTHONPATH", "HOME", "HCQW_CHECKPOINT_KEY", "HCQW_STATE_DIR", "SLURM_CONF")
+PASSED_ENV = ("PATH", "PYTHONPATH", "HOME", environment.CHECKPOINT_KEY, environment.STATE_DIR, "SLURM_CONF")
 
 
 @dataclass(frozen=True)
@@ -111,19 +114,17 @@ def command_request(command: str, *, workflow: str, name: str, workdir: Path, se
     QPU metrics (``$HCQW_METRICS``) to ``workdir/metrics/qpu.jsonl``.
     """
     workdir = Path(workdir).absolute()
-    environment = job_environment(settings, env_base)
-    environment.setdefault("HCQW_WORKFLOW", workflow)
-    environment.setdefault("HCQW_NODE", name)
-    environment.setdefault("HCQW_METRICS", str(workdir / "metrics" / "qpu.jsonl"))
-    if not quantum:
-        environment["HCQW_DEVICE"] = "none"  # hcqw.qpu refuses: no local simulation on a compute node
-    body = (quantum_body(command, workdir / "jobs" / name, workdir / "metrics" / "gateway.jsonl", settings,
+    env = job_environment(settings, env_base)
+    for key, value in step_environment(workflow, name, run_metrics(workdir), quantum=quantum).items():
+        # The given environment may name the step otherwise; a classical job never gets a device.
+        env[key] = value if key == environment.DEVICE else env.get(key, value)
+    body = (quantum_body(command, job_prefix(workdir, name), gateway_metrics(workdir), settings,
                          session_deadline) if quantum else f"exec {command}\n")
     return JobRequest(
         workflow_id=workflow, node=name, body=body,
         components=(settings.cpu, settings.qpu) if quantum else (settings.cpu,),
-        workdir=workdir / "slurm", output=output or f"{name}-%j.out",
-        environment=environment, dependencies=dependencies, kill_on_invalid_dependency=True,
+        workdir=workdir / SLURM_DIR, output=output or f"{name}-%j.out",
+        environment=env, dependencies=dependencies, kill_on_invalid_dependency=True,
     )
 
 
@@ -171,8 +172,9 @@ release_qpu() {{
 }}
 trap release_qpu EXIT
 srun --het-group=1 -n1 {gateway} </dev/null >"$JOBDIR/gateway.log" 2>&1 &
-export HCQW_GATEWAY_PID=$! HCQW_GATEWAY_ADDRESS_FILE="$JOBDIR/gateway.address" HCQW_GATEWAY_LOG="$JOBDIR/gateway.log"
-export HCQW_PEER_TIMEOUT={settings.heartbeat_timeout:g} HCQW_DEVICE_WAIT={settings.device_wait:g}
+export {environment.GATEWAY_PID}=$! {environment.GATEWAY_ADDRESS_FILE}="$JOBDIR/gateway.address"
+export {environment.GATEWAY_LOG}="$JOBDIR/gateway.log"
+export {environment.PEER_TIMEOUT}={settings.heartbeat_timeout:g} {environment.DEVICE_WAIT}={settings.device_wait:g}
 {run} &
 wait $!
 """

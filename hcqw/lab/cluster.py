@@ -33,6 +33,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from hcqw import environment
 from hcqw.lab import config, host, network, packages, procs, resident, software, users
 from hcqw.lab.errors import LabConfigChanged, LabError
 from hcqw.lab.layout import Layout
@@ -130,7 +131,7 @@ class LabCluster:
         Merge into a subprocess environment: ``{**os.environ, **lab.env}``.
         Do not export ``SLURM_JWT`` where ``srun`` runs (slurmd rejects it).
         """
-        return {"SLURM_CONF": str(self.slurm_conf), "HCQW_MUNGE_SOCKET": str(self.layout.munge_socket)}
+        return {"SLURM_CONF": str(self.slurm_conf), environment.MUNGE_SOCKET: str(self.layout.munge_socket)}
 
     @property
     def hosts(self) -> tuple[network.Host, ...]:
@@ -154,7 +155,7 @@ class LabCluster:
         return users.user_env(user, self.home(user), {
             "PATH": f"{self.site.bin}:{SYSTEM_PATH}",
             "SLURM_CONF": str(self.slurm_conf),
-            "HCQW_MUNGE_SOCKET": str(self.layout.munge_socket),
+            environment.MUNGE_SOCKET: str(self.layout.munge_socket),
         })
 
     def exec(self, user: str, argv: list[str], cwd: Path | str | None = None, env: dict[str, str] | None = None,
@@ -372,7 +373,7 @@ class LabCluster:
             user, argv = resident.service_command(resident.render_unit(lay, self.site, node, self.qpu_backend))
             name = resident.daemon_name(node)
             env = users.user_env(user, lay.qpu_service_dir(node), {
-                "PATH": f"{self.site.bin}:{SYSTEM_PATH}", "HCQW_MUNGE_SOCKET": str(lay.munge_socket)})
+                "PATH": f"{self.site.bin}:{SYSTEM_PATH}", environment.MUNGE_SOCKET: str(lay.munge_socket)})
             daemons.append(DaemonSpec(name, argv, log_file=lay.log_file(name), out_file=lay.log_file(name), host=node,
                                       user=user, env=env))
         return daemons

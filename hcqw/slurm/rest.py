@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from hcqw import environment
 from hcqw.secret import Secret, hide
 from hcqw.slurm.backend import BaseBackend, release_refused
 from hcqw.slurm.errors import (
@@ -50,9 +51,9 @@ log = logging.getLogger(__name__)
 
 API = "/slurm/v0.0.38"
 #: Environment variables searched for the token, in order.
-TOKEN_ENV_VARS = ("HCQW_SLURM_JWT", "SLURM_JWT")
+TOKEN_ENV_VARS = (environment.SLURM_JWT, "SLURM_JWT")
 #: Set to 1 to let the token go over plain http to a host that is not loopback (default of ``allow_http``).
-ALLOW_HTTP_ENV = "HCQW_SLURM_REST_ALLOW_HTTP"
+ALLOW_HTTP_ENV = environment.SLURM_REST_ALLOW_HTTP
 #: PATH for REST jobs that do not set one: slurmrestd passes no environment of its own.
 DEFAULT_JOB_PATH = "/usr/local/bin:/usr/bin:/bin"
 

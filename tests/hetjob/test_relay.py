@@ -20,7 +20,7 @@ import zmq
 from hcqw.device.work import WorkItem
 from hcqw.errors import DeviceError
 from hcqw.hetjob.records import qpu_timeline
-from hcqw.identity import ENV_SOCKET
+from hcqw.environment import MUNGE_SOCKET
 from hcqw.metrics import read_events
 from hcqw.service import protocol as P
 from hcqw.service.client import ServiceClient
@@ -43,9 +43,9 @@ def munged():
         return
     directory = Path(tempfile.mkdtemp(prefix="hcqw-munge-"))
     daemon = PrivateMunged(directory)
-    os.environ[ENV_SOCKET] = str(daemon.socket)
+    os.environ[MUNGE_SOCKET] = str(daemon.socket)
     yield daemon
-    os.environ.pop(ENV_SOCKET, None)
+    os.environ.pop(MUNGE_SOCKET, None)
     daemon.stop()
     shutil.rmtree(directory, ignore_errors=True)
 

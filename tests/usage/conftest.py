@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from hcqw import environment
 from hcqw.lab import LabCluster
 from hcqw.lab.errors import LabConfigChanged
 
-ROOT = Path(os.environ.get("HCQW_TEST_LAB_ACCT_DIR", "/tmp/hcqw-pytest-lab-usage"))
-PORT_BASE = int(os.environ.get("HCQW_TEST_LAB_ACCT_PORT", "7000"))
+ROOT = Path(os.environ.get(environment.TEST_LAB_ACCT_DIR, "/tmp/hcqw-pytest-lab-usage"))
+PORT_BASE = int(os.environ.get(environment.TEST_LAB_ACCT_PORT, "7000"))
 REPO = str(Path(__file__).resolve().parents[2])
 
 
