@@ -13,7 +13,7 @@ Workflows are separate processes (like K users), sharing one ``LocalDevice`` FIF
 
 - ``monolithic``: ``run_monolithic`` holds the device for the whole loop (paper 1, Fig. 2a);
 - ``split``: ``run_split``, one quantum node per iteration, device freed after each block (Fig. 2b, 3);
-- ``session``: ``run_split`` over ``hcqw.qpu.ServiceDevice``: each quantum node opens a session on one
+- ``session``: ``run_split`` over ``hcqw.service.device.ServiceDevice``: each quantum node opens a session on one
   QPU service (``hcqw.service.server.Service``, loopback tcp, FIFO) started per cell, whose queue
   multiplexes the work items of all K workflows (second paper). The service runs in a thread of the
   benchmark's main process, pinned to the simulator's core like the local device.
@@ -279,7 +279,7 @@ def run_workflow(mode: str, cal: dict, iterations: int, runs_dir: str, workflow_
     from hcqw.device import LocalDevice
     from hcqw.device.qsim import QsimBackend
     from hcqw.embedded import Workflow, run_monolithic, run_split
-    from hcqw.qpu import ServiceDevice
+    from hcqw.service.device import ServiceDevice
     from hcqw.workflow import RunContext
 
     calibration = Calibration(**cal)
@@ -421,7 +421,7 @@ def monolithic_job(params: dict, workflow: str, run_dir: str) -> None:
     """Body of the monolithic form on SLURM: one cpu+qpu hetjob runs the whole loop holding its gateway
     (its lease reseeds per iteration, so it samples as the split form does)."""
     from hcqw.embedded import Workflow, run_monolithic
-    from hcqw.qpu import gateway_device
+    from hcqw.hetjob.device import gateway_device
     from hcqw.workflow import RunContext
 
     loop = slurm_loop(**params)

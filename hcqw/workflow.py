@@ -33,28 +33,16 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable
 
 from hcqw.checkpoint import Place, load_checkpoint, read_header, save_checkpoint
 from hcqw.errors import WorkflowError
 from hcqw.paths import quantum_file, run_checkpoints, run_metrics, state_file
 
+if TYPE_CHECKING:  # the device contract only types the steps; job scripts need not import numpy for it
+    from hcqw.device.provider import DeviceLease, DeviceProvider
+
 log = logging.getLogger(__name__)
-
-
-class DeviceLease(Protocol):
-    """What a quantum step gets: ``hcqw.device.QPU`` or a QPU-service session."""
-
-    def run(self, circuit: Any, repetitions: int, params: Any = None) -> list: ...
-    def run_batch(self, items: Any) -> list: ...
-    def close(self) -> None: ...
-
-
-class DeviceProvider(Protocol):
-    """Hands out device leases to quantum nodes (``hcqw.device.LocalDevice`` or a service client)."""
-
-    def acquire(self, workflow: str, node: str, timeout: float | None = None, metrics: Any = None,
-                seed: int | None = None) -> DeviceLease: ...
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ def serve_session(base: Path, workflow: str, session: str, max_apps: int, max_se
                   idle_seconds: float) -> int:
     """Run queued apps under one held qpu allocation until a bound is reached; return the number run."""
     from hcqw import environment
-    from hcqw.qpu import gateway_device
+    from hcqw.hetjob.device import gateway_device
 
     device = gateway_device()
     keeper = device.acquire(workflow, f"{session}-keeper")

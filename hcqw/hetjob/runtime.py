@@ -31,7 +31,7 @@ def run_job_node(loop_ref: str, params: dict, node_name: str, workflow: str, run
     node = nodes[node_name]
     device = None
     if node.kind is NodeKind.QUANTUM and node.name != "init":
-        from hcqw.qpu import gateway_device
+        from hcqw.hetjob.device import gateway_device
 
         device = gateway_device(connect_timeout=connect_timeout)  # the job script exported its address
     run_node(loop, node, RunContext(workflow, run_dir), device)

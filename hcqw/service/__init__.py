@@ -14,7 +14,8 @@ Modules, each replaceable on its own:
   ``limits``: bounded work per request and per user; ``executor``: the child process that runs
   long jobs so the loop keeps serving.
 - ``transport`` / ``transport_zmq`` / ``transport_mpi``: moving frames.
-- ``server``: the service process; ``client``: ``ServiceClient`` and its ``ServiceQPU`` lease.
+- ``server``: the service process; ``client``: ``ServiceClient`` and its ``ServiceQPU`` lease;
+  ``device``: ``ServiceDevice``, the ``hcqw.device.provider`` contract over a running service.
 - ``stats``: accounting over the metrics log; ``cli``: ``hcqw device ...``.
 """
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from hcqw.workflow import DeviceLease, HybridLoop
+from hcqw.device import DeviceLease
+from hcqw.workflow import HybridLoop
 
 BELL = None
 

@@ -24,7 +24,7 @@ from hcqw.slurm import Phase
 from hcqw.workflow import load_loop
 
 from hcqw.lab.pytest_plugin import wait_for
-from hcqw.qpu import ServiceDevice
+from hcqw.service.device import ServiceDevice
 from tests.service.live import LiveService
 from tests.hetjob.test_quantum_node import prepare, qpu_holders, submit_q1
 

@@ -1,0 +1,121 @@
+"""The package's shape: no import loop between core packages, and each one imports on its own.
+
+A "core package" is a direct part of ``hcqw``: a subpackage (``hcqw.device``) or a top-level
+module (``hcqw.qpu``). Every ``import`` statement counts, also those inside functions: a lazy
+import hides a loop from the interpreter, not from a reader.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "hcqw"
+
+
+def core_parts() -> list[str]:
+    """``hcqw.<name>`` for each subpackage and top-level module."""
+    parts = [p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()]
+    parts += [p.stem for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__")]
+    return sorted(f"hcqw.{name}" for name in parts)
+
+
+def _part_of(module: str, parts: set[str]) -> str | None:
+    pieces = module.split(".")
+    return ".".join(pieces[:2]) if len(pieces) >= 2 and ".".join(pieces[:2]) in parts else None
+
+
+def _imported(tree: ast.AST, package: str) -> list[tuple[str, int]]:
+    """Every module an import statement names (``from a import b`` names ``a`` and ``a.b``)."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            found.append((module, node.lineno))
+            found += [(f"{module}.{alias.name}", node.lineno) for alias in node.names]
+    return found
+
+
+def import_graph() -> dict[str, dict[str, str]]:
+    """``graph[a][b]`` = where core part ``a`` first imports core part ``b`` (``file:line``)."""
+    parts = set(core_parts())
+    graph: dict[str, dict[str, str]] = defaultdict(dict)
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        package = module.removesuffix(".__init__") if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+        source = _part_of(module.removesuffix(".__init__"), parts)
+        for name, line in _imported(ast.parse(path.read_text(), str(path)), package):
+            target = _part_of(name, parts)
+            if source and target and target != source:
+                graph[source].setdefault(target, f"{path.relative_to(ROOT)}:{line}")
+    return graph
+
+
+def cycles(graph: dict[str, dict[str, str]]) -> list[list[str]]:
+    """The strongly connected components with more than one member (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in graph.get(node, {}):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_cycle_finder_finds_a_loop():
+    assert cycles({"a": {"b": ""}, "b": {"c": ""}, "c": {"a": ""}, "d": {"a": ""}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b": ""}, "b": {}}) == []
+
+
+def test_the_scan_sees_lazy_imports():
+    graph = import_graph()
+    # hcqw.qpu chooses a provider inside a function: still an edge
+    assert "hcqw.hetjob" in graph["hcqw.qpu"] and "hcqw.service" in graph["hcqw.qpu"]
+
+
+def test_no_import_loop_between_core_packages():
+    graph = import_graph()
+    loops = cycles(graph)
+    described = [" -> ".join(loop) + ": " + "; ".join(f"{a} -> {b} at {graph[a][b]}" for a in loop for b in loop
+                                                     if b in graph.get(a, {})) for loop in loops]
+    assert not loops, "import loops between core packages:\n" + "\n".join(described)
+
+
+@pytest.mark.parametrize("part", core_parts())
+def test_each_core_package_imports_in_a_fresh_interpreter(part):
+    done = subprocess.run([sys.executable, "-c", f"import {part}"], cwd=ROOT, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
