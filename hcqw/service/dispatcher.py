@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Hashable
 
-from hcqw.codec import circuit_from_json, samples_to_wire
+from hcqw.codec import circuit_from_json, samples_to_wire, work_item_fields
 from hcqw.device.backend import DeviceStatus, QuantumBackend, batch_seed
 from hcqw.device.work import WorkItem
 from hcqw.errors import AuthError, CircuitError
@@ -284,18 +284,7 @@ class Dispatcher:
         hybrid loops resend one circuit with new parameters, and Cirq JSON decoding costs far more
         than a small circuit's execution."""
         where = f"work item {index}"
-        if not isinstance(data, dict):
-            raise CircuitError(f"{where}: must be an object, got {type(data).__name__}")
-        if set(data) - {"circuit", "repetitions", "params"} or "circuit" not in data or "repetitions" not in data:
-            raise CircuitError(f"{where}: needs 'circuit' and 'repetitions' (optional 'params'); "
-                               f"got keys {sorted(str(k)[:32] for k in data)[:8]}")
-        text, repetitions, params = data["circuit"], data["repetitions"], data.get("params") or [{}]
-        if isinstance(repetitions, bool) or not isinstance(repetitions, int):
-            raise CircuitError(f"{where}: repetitions must be an integer, got {type(repetitions).__name__}")
-        if not isinstance(params, list) or not all(isinstance(p, dict) for p in params):
-            raise CircuitError(f"{where}: params must be a list of {{symbol: number}} objects")
-        if not isinstance(text, str):
-            raise CircuitError(f"{where}: circuit must be a Cirq JSON string, got {type(text).__name__}")
+        text, repetitions, params = work_item_fields(data, where)
         cached = self._cache.get(text)
         if cached is None:
             try:
