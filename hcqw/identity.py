@@ -85,6 +85,11 @@ def current() -> Identity:
     return Identity(uid, os.getgid(), user_name(uid))
 
 
+def current_user() -> str:
+    """This process's account name (the number as text where the account database has none)."""
+    return user_name(os.getuid())
+
+
 def munge_socket() -> str | None:
     """The munged socket to use (see the module docstring); ``None`` means libmunge's default."""
     explicit = os.environ.get(environment.MUNGE_SOCKET)

@@ -223,3 +223,23 @@ def load_loop(reference: str, params: dict | None = None) -> HybridLoop:
     if not isinstance(loop, HybridLoop):
         raise WorkflowError(f"{reference!r} gave {type(loop).__name__}, not a HybridLoop")
     return dataclasses.replace(loop, fingerprint=run_fingerprint(reference, params))
+
+
+def node_named(loop: HybridLoop, name: str) -> Node:
+    """The node of ``loop`` called ``name``; ``WorkflowError`` naming the nodes there are if none is."""
+    nodes = {n.name: n for n in build_dag(loop)}
+    if name not in nodes:
+        raise WorkflowError(f"loop {loop.name!r} has no node {name!r}: its {len(nodes)} nodes are init, then "
+                            f"q0001/c0001 to q{loop.iterations:04d}/c{loop.iterations:04d}")
+    return nodes[name]
+
+
+def run_node_by_name(loop_ref: str, params: dict | None, node_name: str, ctx: RunContext,
+                     device: Callable[[], DeviceProvider]) -> Node:
+    """Rebuild the loop from its import path and parameters (``load_loop``, never unpickled) and run
+    one node of it: what an engine's job or app does. ``device`` is called for a quantum node only,
+    giving the device of wherever the node runs. Returns the node (its ``output`` is the checkpoint)."""
+    loop = load_loop(loop_ref, params)
+    node = node_named(loop, node_name)
+    run_node(loop, node, ctx, device() if node.kind is NodeKind.QUANTUM else None)
+    return node

@@ -29,13 +29,9 @@ log = logging.getLogger(__name__)
 def run_loop_node(loop_ref: str, params: dict, workflow: str, run_dir: str, node_name: str) -> str:
     """Run one node of the loop where the app landed; a quantum node opens this process's device."""
     from hcqw.qpu import current_device
-    from hcqw.workflow import run_node
+    from hcqw.workflow import run_node_by_name
 
-    loop = load_loop(loop_ref, params)
-    node = {n.name: n for n in build_dag(loop)}[node_name]
-    device = current_device() if node.kind is NodeKind.QUANTUM else None
-    run_node(loop, node, RunContext(workflow, Path(run_dir)), device)
-    return node.output
+    return run_node_by_name(loop_ref, params, node_name, RunContext(workflow, Path(run_dir)), current_device).output
 
 
 @python_app(executors=["qpu"])

@@ -25,7 +25,6 @@ import contextlib
 import json
 import logging
 import os
-import pwd
 import subprocess
 import time
 import urllib.error
@@ -34,6 +33,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from hcqw import environment
+from hcqw.identity import user_name
 from hcqw.lab import config, host, network, packages, procs, resident, software, users
 from hcqw.lab.errors import LabConfigChanged, LabError
 from hcqw.lab.layout import Layout
@@ -455,7 +455,7 @@ class LabCluster:
         return states
 
     def _rest_ready(self) -> bool:
-        user = pwd.getpwuid(os.geteuid()).pw_name
+        user = user_name(os.geteuid())
         try:
             token = self.token(lifespan=60)
         except LabError:

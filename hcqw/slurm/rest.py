@@ -17,7 +17,6 @@ import ipaddress
 import json
 import logging
 import os
-import pwd
 import stat
 import time
 import urllib.error
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from hcqw import environment
+from hcqw.identity import current_user
 from hcqw.secret import Secret, hide
 from hcqw.slurm.backend import BaseBackend, release_refused
 from hcqw.slurm.errors import (
@@ -273,7 +273,7 @@ class RestBackend(BaseBackend):
         if allow_http is None:
             allow_http = os.environ.get(ALLOW_HTTP_ENV, "") in ("1", "true", "yes")
         self.url = check_url(url, allow_http)
-        self.user = user or os.environ.get("USER") or pwd.getpwuid(os.getuid()).pw_name
+        self.user = user or os.environ.get("USER") or current_user()
         self._jwt = JwtSource(token, token_file)
         self._timeout = timeout
         super().__init__(StatusPoller(self._query_jobs, poll_interval))
