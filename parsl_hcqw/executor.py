@@ -39,7 +39,7 @@ from parsl.executors.errors import InvalidResourceSpecification
 from parsl.utils import RepresentationMixin
 
 from hcqw.errors import HcqwError
-from hcqw.slurm.backend import tail
+from hcqw.slurm import tail
 from parsl_hcqw import tasks as taskfiles
 from parsl_hcqw.provider import HetjobSlurmProvider
 
@@ -272,8 +272,7 @@ class HeldApp:
         self.node = node
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from hcqw.device.hold import call_held
-        from hcqw.device.local import LocalDevice
+        from hcqw.device import LocalDevice, call_held
         from hcqw.metrics import MetricsLog
         from hcqw import environment
         from hcqw.qpu import local_backend

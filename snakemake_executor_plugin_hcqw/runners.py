@@ -21,14 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from hcqw.device.hold import hold_command
+from hcqw.device import hold_command
 from hcqw.environment import METRICS, step_environment
 from hcqw.hetjob.jobs import NodeJobSettings, command_request
 from hcqw.paths import run_metrics
 from hcqw.qpu import local_backend
-from hcqw.slurm import Phase, SlurmBackend
-from hcqw.slurm.backend import tail
-from hcqw.slurm.commands import command_env
+from hcqw.slurm import Phase, SlurmBackend, command_env, tail
 
 log = logging.getLogger(__name__)
 

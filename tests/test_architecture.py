@@ -119,3 +119,68 @@ def test_each_core_package_imports_in_a_fresh_interpreter(part):
     done = subprocess.run([sys.executable, "-c", f"import {part}"], cwd=ROOT, capture_output=True, text=True,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
+
+
+ADAPTERS = ("parsl_hcqw", "snakemake_executor_plugin_hcqw")
+
+
+def exports(module: str) -> set[str] | None:
+    """What a core module exports: its ``__all__``, or where it has none, the public names it defines
+    itself (not those it imports); None if ``module`` is not a file of the core."""
+    path = ROOT / (module.replace(".", "/") + ".py")
+    if not path.exists():
+        path = ROOT / module.replace(".", "/") / "__init__.py"
+    if not path.exists():
+        return None
+    tree = ast.parse(path.read_text())
+    defined: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            names = {t.id for t in node.targets if isinstance(t, ast.Name)}
+            if "__all__" in names:
+                return set(ast.literal_eval(node.value))
+            defined |= names
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            defined.add(node.target.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+    return {name for name in defined if not name.startswith("_")}
+
+
+def _declares_all(package: str) -> bool:
+    init = ROOT / package.replace(".", "/") / "__init__.py"
+    return init.exists() and any(isinstance(node, ast.Assign) and any(
+        isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets) for node in ast.parse(init.read_text()).body)
+
+
+def adapter_imports() -> list[tuple[str, str, str]]:
+    """``(where, module, name)`` for every ``from hcqw... import name`` in the adapters."""
+    found = []
+    for adapter in ADAPTERS:
+        for path in sorted((ROOT / adapter).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] == "hcqw":
+                    found += [(f"{path.relative_to(ROOT)}:{node.lineno}", node.module, alias.name)
+                              for alias in node.names]
+    return found
+
+
+def test_the_exports_rule_tells_own_names_from_imported_ones():
+    assert "open_qpu" in exports("hcqw.qpu") and "os" not in exports("hcqw.qpu")
+    assert "LocalDevice" in exports("hcqw.device") and "_user" not in (exports("hcqw.metrics") or set())
+
+
+def test_adapters_import_only_what_the_core_exports():
+    """From a module, its exports; from a module of a package with an ``__all__`` (``hcqw.slurm``),
+    only what the package exports too."""
+    assert adapter_imports(), "the scan found no imports of the core in the adapters"
+    wrong = []
+    for where, module, name in adapter_imports():
+        if (ROOT / (module.replace(".", "/") + "/" + name + ".py")).exists():
+            continue  # a module of a package (``from hcqw import environment``)
+        exported = exports(module)
+        package = ".".join(module.split(".")[:2])
+        hidden_by_package = package != module and _declares_all(package) and name not in (exports(package) or ())
+        if exported is None or name not in exported or hidden_by_package:
+            wrong.append(f"{where}: {module}.{name}")
+    assert not wrong, "adapters import what the core does not export:\n" + "\n".join(wrong)

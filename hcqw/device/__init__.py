@@ -17,6 +17,7 @@ Three layers, each replaceable on its own:
 """
 
 from hcqw.device.backend import DeviceLimits, DeviceStatus, QuantumBackend, make_backend
+from hcqw.device.hold import call_held, hold_command
 from hcqw.device.local import QPU, LocalDevice
 from hcqw.device.provider import DeviceLease, DeviceProvider
 from hcqw.device.work import Samples, WorkItem
@@ -31,5 +32,7 @@ __all__ = [
     "QuantumBackend",
     "Samples",
     "WorkItem",
+    "call_held",
+    "hold_command",
     "make_backend",
 ]
