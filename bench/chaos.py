@@ -165,7 +165,7 @@ class Resident:
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "address").unlink(missing_ok=True)
         self.proc = self._subprocess.Popen(
-            [sys.executable, "-m", "hcqw.service", "serve", "--address", self.address, "--address-file",
+            [sys.executable, "-m", "hcqw.cli.device", "serve", "--address", self.address, "--address-file",
              str(self.home / "address"), "--log", str(self.home / "metrics.jsonl")],
             stdout=self._subprocess.DEVNULL, stderr=(self.home / "service.err").open("a"), start_new_session=True)
         _wait(lambda: (self.home / "address").exists(), 120, "the resident service")

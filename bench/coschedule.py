@@ -389,7 +389,7 @@ class ResidentService:
         env = {**os.environ, **slurm_settings(sys.executable).environment}
         self.err = (out / "resident" / "service.err").open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hcqw.service", "serve", "--address", f"ipc://{out.absolute()}/resident/qpu.ipc",
+            [sys.executable, "-m", "hcqw.cli.device", "serve", "--address", f"ipc://{out.absolute()}/resident/qpu.ipc",
              "--backend", "bench.coschedule:pinned_qsim", "--threads", "1", "--session-timeout", "30",
              "--log", str(out / "resident" / "metrics.jsonl"), "--address-file", str(self.address_file)],
             env=env, stderr=self.err, start_new_session=True)

@@ -83,7 +83,7 @@ def service_loop(address: str, steps: int) -> dict:
 
 def start_service(tmp: Path, address: str, mpi: bool = False, auth: str = "auto") -> tuple[subprocess.Popen, str]:
     address_file = tmp / f"addr-{time.monotonic_ns()}"
-    cmd = [sys.executable, "-m", "hcqw.service", "serve", "--address", address, "--threads", "1",
+    cmd = [sys.executable, "-m", "hcqw.cli.device", "serve", "--address", address, "--threads", "1",
            "--log", str(tmp / "metrics.jsonl"), "--address-file", str(address_file), "--auth", auth]
     if mpi:
         cmd = [MPIEXEC, "-n", "1", *cmd, "--mpi-max-clients", "1"]

@@ -184,3 +184,18 @@ def test_adapters_import_only_what_the_core_exports():
         if exported is None or name not in exported or hidden_by_package:
             wrong.append(f"{where}: {module}.{name}")
     assert not wrong, "adapters import what the core does not export:\n" + "\n".join(wrong)
+
+
+def test_each_command_is_the_module_of_its_name():
+    """``hcqw <command>`` is ``hcqw/cli/<command>.py``, which registers that command and no other."""
+    import argparse
+    import importlib
+
+    from hcqw.cli import COMMANDS
+
+    modules = sorted(p.stem for p in (PACKAGE / "cli").glob("*.py") if p.stem != "__init__")
+    assert modules == sorted(COMMANDS)
+    for command in COMMANDS:
+        subparsers = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(f"hcqw.cli.{command}").register(subparsers)
+        assert list(subparsers.choices) == [command], f"hcqw/cli/{command}.py registers {list(subparsers.choices)}"

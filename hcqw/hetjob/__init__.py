@@ -16,5 +16,6 @@
 - ``federation``: a quantum node on the QPU-side cluster through its slurmrestd, with its
   checkpoints staged in and out.
 - ``records``: hold intervals from the metrics log next to SLURM's own component records.
-- ``cli``: ``hcqw slurm run``.
+
+Its command, ``hcqw slurm run``, is ``hcqw.cli.slurm``.
 """

@@ -16,14 +16,16 @@ Modules, each replaceable on its own:
 - ``transport`` / ``transport_zmq`` / ``transport_mpi``: moving frames.
 - ``server``: the service process; ``client``: ``ServiceClient`` and its ``ServiceQPU`` lease;
   ``device``: ``ServiceDevice``, the ``hcqw.device.provider`` contract over a running service.
-- ``stats``: accounting over the metrics log; ``cli``: ``hcqw device ...``.
+- ``stats``: accounting over the metrics log.
+
+Its commands, ``hcqw device ...``, are ``hcqw.cli.device``.
 """
 
 __all__ = ["ServiceClient", "ServiceError", "ServiceQPU"]
 
 
 def __getattr__(name: str):
-    # Lazy, so ``hcqw.service.cli`` (imported whenever the hcqw CLI parser is built) stays light.
+    # Lazy, so ``hcqw.cli.device`` (imported whenever the hcqw CLI parser is built) stays light.
     if name in __all__:
         from hcqw.service import client
 

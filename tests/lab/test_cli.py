@@ -1,4 +1,4 @@
-"""``hcqw lab env|status|exec`` (hcqw.lab.cli) against the running lab."""
+"""``hcqw lab env|status|exec`` (hcqw.cli.lab) against the running lab."""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ class LiveService:
         self.log = tmp / "metrics.jsonl"
         self.address_file = tmp / "address"
         self.env = _env(tmp / "state")
-        cmd = [sys.executable, "-m", "hcqw.service", "serve", "--address", address, "--threads", "1",
+        cmd = [sys.executable, "-m", "hcqw.cli.device", "serve", "--address", address, "--threads", "1",
                "--log", str(self.log), "--address-file", str(self.address_file), "--max-message", "1048576", *extra]
         if mpi:
             cmd = [str(MPIEXEC), *mpi_args, "-n", "1", *cmd]
