@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from hcqw.lab import LabCluster, LabError, cli
+from hcqw.cli import lab as cli
+from hcqw.lab import LabCluster, LabError
 from hcqw.lab.users import USERS
 
 pytestmark = pytest.mark.slurm
