@@ -373,7 +373,7 @@ def main() -> None:
     results: dict = {"steps": args.steps, "cores": os.cpu_count(), "rounds": args.rounds,
                      "mpi_rounds": args.mpi_rounds, "opens": args.opens, "runs": []}
     from hcqw.environment import MUNGE_SOCKET
-    from tests.service.munge import PrivateMunged
+    from tests.support.munge import PrivateMunged
 
     munge_dir = Path(tempfile.mkdtemp(prefix="hcqw-bench-munge-"))
     munged = PrivateMunged(munge_dir)

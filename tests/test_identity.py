@@ -13,7 +13,7 @@ import pytest
 
 from hcqw import environment, identity
 from hcqw.errors import AuthError
-from tests.service.munge import PrivateMunged
+from tests.support.munge import PrivateMunged
 
 
 @pytest.fixture(scope="module")

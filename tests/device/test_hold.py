@@ -22,8 +22,8 @@ from hcqw.environment import DEVICE_HOLD
 from hcqw.lab.pytest_plugin import wait_for
 from hcqw.metrics import MetricsLog, read_events
 from hcqw.qpu import open_qpu
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 WAIT = 120  # s; generous bounds on waits for other processes, never an expected duration
 
 # A step: marks that it runs, optionally uses open_qpu (once, or twice), then waits for the test's go.

@@ -18,7 +18,7 @@ from hcqw.device import LocalDevice
 from hcqw.embedded import Workflow, run_split
 from hcqw.lab.pytest_plugin import make_user_dir
 from hcqw.workflow import load_loop, state_file
-from tests.site.lab_user import ALICE, BOB, assert_private, checkpoint_key, quantum_nodes_across_hosts, run_as
+from tests.support.lab_user import ALICE, BOB, assert_private, checkpoint_key, quantum_nodes_across_hosts, run_as
 
 pytestmark = pytest.mark.slurm
 VQE = "examples.vqe.pipeline:make_loop"

@@ -27,11 +27,10 @@ from hcqw.service.client import ServiceClient
 from hcqw.slurm import Phase
 
 from hcqw.lab.pytest_plugin import wait_for
-from tests.hetjob.loops import _bell_json
+from tests.support import ROOT
+from tests.support.loops import _bell_json
 from tests.hetjob.test_quantum_node import prepare, submit_q1
-from tests.service.munge import PrivateMunged
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.munge import PrivateMunged
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -9,8 +9,9 @@ from hcqw.lab import config, resident
 from hcqw.lab.layout import Layout
 from hcqw.lab.network import Network
 from hcqw.lab.software import SiteSoftware
+from tests.support import ROOT
 
-GUIDE = Path(__file__).resolve().parents[2] / "docs" / "site-guide.md"
+GUIDE = ROOT / "docs" / "site-guide.md"
 
 
 def _guide_blocks() -> list[str]:

@@ -8,7 +8,7 @@ import time
 import parsl
 
 from parsl_hcqw.config import hcqw_config
-from tests.slurm.rest_recorder import RestRecorder
+from tests.support.rest_recorder import RestRecorder
 
 SECRET = "eyJhbGciOiJIUzI1NiJ9.eyJzdW4iOiJtZSJ9.cGFyc2wtbG9nLXNlY3JldA"
 

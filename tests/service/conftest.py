@@ -8,9 +8,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from live import LiveService
-from munge import PrivateMunged
-from users import UnixUsers
+
+from tests.support.live import LiveService
+from tests.support.munge import PrivateMunged
+from tests.support.unix_users import UnixUsers
 
 from hcqw.environment import MUNGE_SOCKET
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from live import MPIEXEC, ROOT
+from tests.support.live import MPIEXEC, ROOT
 
 pytestmark = [pytest.mark.mpi, pytest.mark.slow]
 IDLE = 3.0

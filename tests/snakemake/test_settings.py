@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import subprocess
 
-from smk_helpers import SNAKEMAKE, run_snakemake
+from tests.support.snakemake_runs import SNAKEMAKE, run_snakemake
 
-from tests.slurm.rest_recorder import RestRecorder
+from tests.support.rest_recorder import RestRecorder
 
 
 def test_help_lists_the_device_service_with_its_node_placeholder_and_no_gateway_address_options():

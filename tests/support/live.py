@@ -9,10 +9,11 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT
+
 VENV_BIN = Path(sys.executable).parent
 MPIEXEC = VENV_BIN / "mpiexec"
-SUITE = Path(__file__).with_name("protocol_suite.py")
+SUITE = ROOT / "tests" / "service" / "protocol_suite.py"
 
 
 def _env(state: Path) -> dict:

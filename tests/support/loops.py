@@ -1,4 +1,4 @@
-"""Small hybrid loops for the hetjob tests, importable by job scripts (``tests.hetjob.loops:make``)."""
+"""Small hybrid loops for the hetjob tests, importable by job scripts (``tests.support.loops:make``)."""
 
 from __future__ import annotations
 

@@ -17,17 +17,17 @@ import pytest
 from hcqw import environment
 from hcqw.lab import LabCluster
 from hcqw.lab.errors import LabConfigChanged
+from tests.support import ROOT
 
-ROOT = Path(os.environ.get(environment.TEST_LAB_ACCT_DIR, "/tmp/hcqw-pytest-lab-usage"))
+LAB_ROOT = Path(os.environ.get(environment.TEST_LAB_ACCT_DIR, "/tmp/hcqw-pytest-lab-usage"))
 PORT_BASE = int(os.environ.get(environment.TEST_LAB_ACCT_PORT, "7000"))
-REPO = str(Path(__file__).resolve().parents[2])
 
 
 @pytest.fixture(scope="module")
 def acct_lab() -> Iterator[LabCluster]:
     if os.environ.get("HCQW_TEST_SLURM") == "0":
         pytest.skip("SLURM lab tests disabled (HCQW_TEST_SLURM=0)")
-    lab = LabCluster(ROOT, name="usageacct", port_base=PORT_BASE, cpu_nodes=2, accounting=True)  # 5 chains at once (fair share)
+    lab = LabCluster(LAB_ROOT, name="usageacct", port_base=PORT_BASE, cpu_nodes=2, accounting=True)  # 5 chains at once (fair share)
     try:
         lab.up(timeout=300)
     except LabConfigChanged:  # left running by a crashed run with another configuration
@@ -44,5 +44,5 @@ def lab_env(acct_lab, monkeypatch) -> dict[str, str]:
     """SLURM clients (and ``hcqw usage``) in this process reach the accounting lab; jobs find this checkout."""
     for key, value in acct_lab.env.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setenv("PYTHONPATH", REPO)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
     return {**os.environ}
