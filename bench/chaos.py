@@ -49,6 +49,7 @@ from hcqw.hetjob.chain import ChainFailed, final_state, follow_chain, run_chain,
 from hcqw.hetjob.jobs import NodeJobSettings  # noqa: E402
 from hcqw.lab.cluster import LabCluster  # noqa: E402
 from hcqw.lab.resident import daemon_name as resident_daemon_name  # noqa: E402
+from hcqw.paths import GATEWAY_ADDRESS, job_prefix  # noqa: E402
 from hcqw.slurm import open_backend  # noqa: E402
 
 log = logging.getLogger("chaos")
@@ -79,7 +80,7 @@ def _wait(predicate, timeout: float, what: str):
 
 
 def _block_open(run_dir: Path, node: str) -> Path | None:
-    for address in (run_dir / "jobs").glob(f"{node}.*/gateway.address"):
+    for address in job_prefix(run_dir, node).parent.glob(f"{node}.*/{GATEWAY_ADDRESS}"):
         if address.read_text().strip():
             return address.parent
     return None

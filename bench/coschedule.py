@@ -62,6 +62,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
+from hcqw.paths import run_metrics, slurm_output  # noqa: E402  (light: no cirq, no numpy)
+
 log = logging.getLogger("bench.coschedule")
 
 # Read once at import, before any thread pins itself (sched_getaffinity(0) is per thread).
@@ -334,7 +336,7 @@ class CellService:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self.service = None
-        self.metrics = cell_dir / "service" / "metrics" / "qpu.jsonl"
+        self.metrics = run_metrics(cell_dir / "service")
         self._thread = threading.Thread(target=self._main, args=(cal, threads, pin), name="qpu-service", daemon=True)
         self._thread.start()
         if not self._ready.wait(120) or self._error is not None:
@@ -446,7 +448,7 @@ def submit_monolithic(backend, params: dict, workflow: str, cell_dir: Path, sett
     q = shlex.quote
     command = (f"{q(settings.python)} -m bench.coschedule --monolithic-job {q(json.dumps(params))} "
                f"--workflow {workflow} --run-dir {q(str((cell_dir / workflow).absolute()))}")
-    (cell_dir / workflow / "slurm").mkdir(parents=True, exist_ok=True)  # SLURM writes the job output there
+    slurm_output(cell_dir / workflow).mkdir(parents=True, exist_ok=True)  # SLURM writes the job output there
     request = command_request(command, workflow=workflow, name="monolithic", workdir=cell_dir / workflow,
                               settings=settings, quantum=True)
     return backend.submit(request)
@@ -503,7 +505,7 @@ def submit_interleaved(backend, params: list[dict], ids: list[str], cell_dir: Pa
     for j, wf in enumerate(ids):
         loop = load_loop(SLURM_LOOP, params[j])
         chains.append(Chain(wf, (cell_dir / wf).absolute(), loop))
-        (chains[-1].run_dir / "slurm").mkdir(parents=True, exist_ok=True)
+        slurm_output(chains[-1].run_dir).mkdir(parents=True, exist_ok=True)
         dags.append(build_dag(loop))
     for level in range(len(dags[0])):
         for chain, dag in zip(chains, dags):

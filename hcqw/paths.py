@@ -6,7 +6,7 @@ Per-user state can be moved with environment variables (``hcqw.environment``). A
     metrics/qpu.jsonl        the run's QPU timeline (hcqw.metrics): holds, sessions, releases, execs
     metrics/gateway.jsonl    the device execs of the run's SLURM gateways
     checkpoints/state-NNNN.ckpt, quantum-NNNN.ckpt   a hybrid loop's checkpoints
-    jobs/<node>.<jobid>/     a quantum node's private files (gateway address, port, log)
+    jobs/<node>.<jobid>/     a quantum node's private files (gateway.address, its port, pid and log)
     slurm/                   batch output of the run's SLURM jobs
 
 Engines, tools and scripts take these names from here.
@@ -26,6 +26,7 @@ GATEWAY_METRICS = "gateway.jsonl"
 CHECKPOINTS_DIR = "checkpoints"
 JOBS_DIR = "jobs"
 SLURM_DIR = "slurm"
+GATEWAY_ADDRESS = "gateway.address"  # in a quantum node's job directory
 STATE_FILE_GLOB = "state-*.ckpt"
 _STATE_FILE = re.compile(r"state-(\d{4,})\.ckpt$")
 
@@ -47,6 +48,11 @@ def run_checkpoints(run_dir: Path | str) -> Path:
 def job_prefix(run_dir: Path | str, node: str) -> Path:
     """A quantum node's job directories are ``<this>.<jobid>``."""
     return Path(run_dir) / JOBS_DIR / node
+
+
+def slurm_output(run_dir: Path | str) -> Path:
+    """Where the run's SLURM jobs write their output."""
+    return Path(run_dir) / SLURM_DIR
 
 
 def state_file(iteration: int) -> str:

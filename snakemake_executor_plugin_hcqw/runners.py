@@ -24,7 +24,7 @@ from typing import Protocol
 from hcqw.device import hold_command
 from hcqw.environment import METRICS, step_environment
 from hcqw.hetjob.jobs import NodeJobSettings, command_request
-from hcqw.paths import run_metrics
+from hcqw.paths import run_metrics, slurm_output
 from hcqw.qpu import local_backend
 from hcqw.slurm import Phase, SlurmBackend, command_env, tail
 
@@ -157,7 +157,7 @@ class SlurmRunner:
         self.workflow = workflow
         self.workdir = workdir
         self.state_dir = state_dir  # command_request's workdir: slurm/ (job cwd), jobs/, metrics/
-        (state_dir / "slurm").mkdir(parents=True, exist_ok=True)
+        slurm_output(state_dir).mkdir(parents=True, exist_ok=True)
         self._submitted_at: dict[str, float] = {}
 
     def __repr__(self) -> str:

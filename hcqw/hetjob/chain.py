@@ -30,7 +30,7 @@ from pathlib import Path
 from hcqw.errors import WorkflowError
 from hcqw.slurm import Phase, SlurmBackend, SlurmError
 from hcqw.slurm.settings import MAX_NICE
-from hcqw.paths import state_file
+from hcqw.paths import slurm_output, state_file
 from hcqw.workflow import HybridLoop, RunContext, build_dag, load_loop, node_done
 
 from hcqw.hetjob.jobs import NodeJobSettings, node_request
@@ -94,7 +94,7 @@ def submit_chain(backend: SlurmBackend, loop_ref: str, params: Mapping | None, w
     run_dir = (Path(runs_dir) / workflow).absolute()
     chain = Chain(workflow, run_dir, loop)
     ctx = chain.ctx
-    (run_dir / "slurm").mkdir(parents=True, exist_ok=True)
+    slurm_output(run_dir).mkdir(parents=True, exist_ok=True)
     dag = build_dag(loop)
     chain.skipped = [node.name for node in dag if node_done(node, ctx)]
     if _adopt_live_jobs(backend, chain, [node for node in dag if node.name not in chain.skipped]):

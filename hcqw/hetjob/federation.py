@@ -21,6 +21,7 @@ from typing import Protocol
 
 from hcqw.checkpoint import copy_private, read_header
 from hcqw.errors import WorkflowError
+from hcqw.paths import slurm_output
 from hcqw.slurm import NodeState, Phase, SlurmBackend
 from hcqw.workflow import NodeKind, RunContext, load_loop, node_named
 
@@ -70,7 +71,7 @@ def run_quantum_node_remote(site: RemoteSite, loop_ref: str, params: Mapping | N
     remote = RunContext(ctx.workflow, (Path(site.runs_dir) / ctx.workflow).absolute())
     for name in node.inputs:
         site.stager.stage_in(ctx.path(name), remote.path(name))
-    (remote.run_dir / "slurm").mkdir(parents=True, exist_ok=True)
+    slurm_output(remote.run_dir).mkdir(parents=True, exist_ok=True)
     settings = settings or NodeJobSettings()
     settings = replace(settings, environment={**settings.environment, **site.environment})
     request = node_request(node, loop_ref=loop_ref, params=params, workflow=ctx.workflow, run_dir=remote.run_dir,

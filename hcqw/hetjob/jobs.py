@@ -23,7 +23,7 @@ from pathlib import Path
 from hcqw import environment
 from hcqw.environment import step_environment
 from hcqw.hetjob.device import DEVICE_WAIT_S, PEER_TIMEOUT_S
-from hcqw.paths import SLURM_DIR, gateway_metrics, job_prefix, run_metrics
+from hcqw.paths import GATEWAY_ADDRESS, gateway_metrics, job_prefix, run_metrics, slurm_output
 from hcqw.slurm import ComponentSpec, JobRequest
 from hcqw.slurm.commands import UNREACHABLE_MARKERS
 from hcqw.workflow import Node, NodeKind
@@ -123,7 +123,7 @@ def command_request(command: str, *, workflow: str, name: str, workdir: Path, se
     return JobRequest(
         workflow_id=workflow, node=name, body=body,
         components=(settings.cpu, settings.qpu) if quantum else (settings.cpu,),
-        workdir=workdir / SLURM_DIR, output=output or f"{name}-%j.out",
+        workdir=slurm_output(workdir), output=output or f"{name}-%j.out",
         environment=env, dependencies=dependencies, kill_on_invalid_dependency=True,
     )
 
@@ -146,7 +146,7 @@ def quantum_body(command: str, job_prefix: Path, gateway_metrics: Path, settings
     # ZeroMQ: the gateway binds the qpu node's cluster address itself (hcqw.hetjob.address).
     address = '--address "mpi:file:$JOBDIR/gateway.port" ' if mpi else ""
     gateway = (f"{mpiexec}{q(settings.python)} -m hcqw.hetjob.gateway {address}"
-               f'--address-file "$JOBDIR/gateway.address" --pid-file "$JOBDIR/gateway.pid" '
+               f'--address-file "$JOBDIR/{GATEWAY_ADDRESS}" --pid-file "$JOBDIR/gateway.pid" '
                f'--release-job "$SLURM_JOB_ID_HET_GROUP_1" '
                f"--backend {q(settings.device_backend)} --heartbeat-timeout {settings.heartbeat_timeout:g} "
                f"--connect-timeout {session_deadline:g} --metrics {q(str(gateway_metrics))}")
@@ -172,7 +172,7 @@ release_qpu() {{
 }}
 trap release_qpu EXIT
 srun --het-group=1 -n1 {gateway} </dev/null >"$JOBDIR/gateway.log" 2>&1 &
-export {environment.GATEWAY_PID}=$! {environment.GATEWAY_ADDRESS_FILE}="$JOBDIR/gateway.address"
+export {environment.GATEWAY_PID}=$! {environment.GATEWAY_ADDRESS_FILE}="$JOBDIR/{GATEWAY_ADDRESS}"
 export {environment.GATEWAY_LOG}="$JOBDIR/gateway.log"
 export {environment.PEER_TIMEOUT}={settings.heartbeat_timeout:g} {environment.DEVICE_WAIT}={settings.device_wait:g}
 {run} &
