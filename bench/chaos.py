@@ -216,7 +216,7 @@ def run(args: argparse.Namespace) -> list[Outcome]:
     lab = LabCluster.from_dir(Path(args.lab_dir))
     os.environ.update(lab.env)
     os.environ.setdefault("PYTHONPATH", str(ROOT))
-    backend = open_backend("sbatch", env=lab.env, poll_interval=0.5)
+    backend = open_backend("slurm", env=lab.env, poll_interval=0.5)
     out = Path(args.out).absolute()
     params = {"iterations": args.iterations, "shots": args.shots, "seed": args.seed}
     if args.lab_services:

@@ -20,9 +20,13 @@ Workflows are separate processes (like K users), sharing one ``LocalDevice`` FIF
 
 With ``--backend slurm`` the forms are job chains and hetjobs on the cluster of ``$SLURM_CONF``:
 ``monolithic`` (one hetjob per workflow), ``split`` (``submit_chain`` per workflow),
-``split-interleaved`` (chains submitted level by level), and ``split-resident`` (as ``split``,
+``split-interleaved`` (chains submitted level by level), ``split-resident`` (as ``split``,
 but each quantum node's gateway relays to one resident QPU service the benchmark keeps running
-for the whole run, as an operator would on the qpu node: ``NodeJobSettings.device_service``).
+for the whole run, as an operator would on the qpu node: ``NodeJobSettings.device_service``), and
+``fused`` (as ``split-resident``, but one hetjob per iteration: the classical step runs in the
+quantum node's component 0 after its qpu component is released, ``submit_chain(..., fused=True)``).
+With ``--modelled`` every SLURM form's device is the ``modelled`` one (the gateways' own and the
+resident service).
 
 The core logs every event: ``ready`` (a quantum node starts to acquire), ``hold``/``exec`` (the
 device) and ``cpu`` (a classical node), so waits and CPU occupancy are measured as on any run. Figures come from ``hcqw.timeline.analysis``; the run's own check asserts only
@@ -69,8 +73,9 @@ log = logging.getLogger("bench.coschedule")
 # Read once at import, before any thread pins itself (sched_getaffinity(0) is per thread).
 _USABLE_CORES = sorted(os.sched_getaffinity(0))
 
-MODES = ("monolithic", "split", "split-interleaved", "split-resident", "session")
-SLURM_ONLY = ("split-interleaved", "split-resident")
+MODES = ("monolithic", "split", "split-interleaved", "split-resident", "fused", "session")
+SLURM_ONLY = ("split-interleaved", "split-resident", "fused")
+RESIDENT_MODES = ("split-resident", "fused")  # relay to the benchmark's resident QPU service
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,7 +356,7 @@ class CellService:
             _pin(core_split(pin)[0])
             socket_dir = self.metrics.parent.parent / "socket"
             socket_dir.mkdir(parents=True, mode=0o700)
-            self.service = Service(ServiceConfig(address=f"ipc://{socket_dir}/qpu.ipc", backend="qsim", threads=threads,
+            self.service = Service(ServiceConfig(address=f"ipc://{socket_dir}/qpu.ipc", simulator="qsim", threads=threads,
                                                  policy="fifo", metrics=str(self.metrics)))
             circuit, names = build_circuit(cal.qubits, cal.layers)
             # Straight on the backend, so the warm-up leaves no events in the service's log.
@@ -383,16 +388,16 @@ def slurm_loop(cal: dict, iterations: int, seed: int, circuit_file: str) -> "Any
 
 
 class ResidentService:
-    """The qpu node's long-lived QPU service for ``split-resident`` (``hcqw device serve``, same pinned backend)."""
+    """The qpu node's long-lived QPU service for ``RESIDENT_MODES`` (``hcqw device serve``, the gateways' backend)."""
 
-    def __init__(self, out: Path):
+    def __init__(self, out: Path, simulator: str = "bench.coschedule:pinned_qsim"):
         self.address_file = out / "resident" / "address"
         self.address_file.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **slurm_settings(sys.executable).environment}
         self.err = (out / "resident" / "service.err").open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hcqw.cli.device", "serve", "--address", f"ipc://{out.absolute()}/resident/qpu.ipc",
-             "--backend", "bench.coschedule:pinned_qsim", "--threads", "1", "--session-timeout", "30",
+             "--simulator", simulator, "--threads", "1", "--session-timeout", "30",
              "--log", str(out / "resident" / "metrics.jsonl"), "--address-file", str(self.address_file)],
             env=env, stderr=self.err, start_new_session=True)
         deadline = time.monotonic() + 120
@@ -411,7 +416,7 @@ class ResidentService:
 
 
 def pinned_qsim(threads: int | None = None, seed: int | None = None, **options: Any):
-    """The gateway's backend (``--backend bench.coschedule:pinned_qsim``): qsim on one thread, pinned to the
+    """The gateway's simulator (``--simulator bench.coschedule:pinned_qsim``): qsim on one thread, pinned to the
     simulator's core, as the embedded cells pin theirs, so the qpu node behaves like separate hardware."""
     from hcqw.device.qsim import QsimBackend
 
@@ -430,13 +435,13 @@ def monolithic_job(params: dict, workflow: str, run_dir: str) -> None:
     run_monolithic(Workflow(loop, RunContext(workflow, Path(run_dir))), gateway_device())
 
 
-def slurm_settings(python: str) -> "Any":
+def slurm_settings(python: str, simulator: str = "bench.coschedule:pinned_qsim") -> "Any":
     from hcqw.hetjob.jobs import NodeJobSettings
     from hcqw.slurm import ComponentSpec
 
     env = {"PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     return NodeJobSettings(cpu=ComponentSpec("cpu", time_limit=30), qpu=ComponentSpec("qpu", gres="qpu:1", time_limit=30),
-                           python=python, device_backend="bench.coschedule:pinned_qsim", environment=env)
+                           python=python, simulator=simulator, environment=env)
 
 
 def submit_monolithic(backend, params: dict, workflow: str, cell_dir: Path, settings) -> str:
@@ -454,9 +459,10 @@ def submit_monolithic(backend, params: dict, workflow: str, cell_dir: Path, sett
     return backend.submit(request)
 
 
-def cell_settings(python: str, device_service: str | None, qpu_nodes: str | None) -> "Any":
+def cell_settings(python: str, device_service: str | None, qpu_nodes: str | None,
+                  simulator: str = "bench.coschedule:pinned_qsim") -> "Any":
     """``slurm_settings`` plus the cell's device (a resident service, ``%n`` = the qpu node) and qpu nodes."""
-    settings = slurm_settings(python)
+    settings = slurm_settings(python, simulator)
     if device_service:
         settings = replace(settings, device_service=device_service)
     if qpu_nodes:  # the same workload on fewer QPUs: SLURM may only give these qpu nodes
@@ -466,16 +472,18 @@ def cell_settings(python: str, device_service: str | None, qpu_nodes: str | None
 
 def submit_workflow(backend, order: dict) -> list[tuple[str, str]]:
     """Submit one workflow of a cell (``order``: mode, params, workflow, cell_dir, device_service, qpu_nodes,
-    nice_step); return its [(node, leader job id)]. Runs in the benchmark, or as a lab user (``--submit``)."""
+    nice_step, simulator); return its [(node, leader job id)]. Runs in the benchmark, or as a lab user
+    (``--submit``)."""
     from hcqw.hetjob.chain import NICE_STEP, submit_chain
 
-    settings = cell_settings(sys.executable, order.get("device_service"), order.get("qpu_nodes"))
+    settings = cell_settings(sys.executable, order.get("device_service"), order.get("qpu_nodes"),
+                             order.get("simulator", "bench.coschedule:pinned_qsim"))
     cell_dir, wf = Path(order["cell_dir"]), order["workflow"]
     if order["mode"] == "monolithic":
         return [("monolithic", submit_monolithic(backend, order["params"], wf, cell_dir, settings))]
     nice_step = order.get("nice_step")
     chain = submit_chain(backend, SLURM_LOOP, order["params"], wf, cell_dir, settings,
-                         NICE_STEP if nice_step is None else nice_step)
+                         NICE_STEP if nice_step is None else nice_step, fused=order["mode"] == "fused")
     return list(chain.jobs)
 
 
@@ -520,8 +528,8 @@ def submit_interleaved(backend, params: list[dict], ids: list[str], cell_dir: Pa
 def run_slurm_cell(backend, cal: dict, mode: str, k: int, iterations: int, cell_dir: Path, rep: int,
                    timeout: float = 900.0, resident: str | None = None, users: list[str] | None = None,
                    lab_dir: str | None = None, qpu_nodes: str | None = None, nice_step: int | None = None,
-                   device_service: str | None = None) -> dict:
-    """Submit K workflows at once (split: ``submit_chain`` per workflow, one after another, as K users would;
+                   device_service: str | None = None, simulator: str = "bench.coschedule:pinned_qsim") -> dict:
+    """Submit K workflows at once (split, fused: ``submit_chain`` per workflow, one after another, as K users would;
     split-interleaved: ``submit_interleaved``; monolithic: one hetjob per workflow via ``command_request``),
     follow them, then build the SLURM view: QPU holds from SLURM's records, one device per qpu node.
 
@@ -530,11 +538,13 @@ def run_slurm_cell(backend, cal: dict, mode: str, k: int, iterations: int, cell_
     from hcqw.slurm import Phase
     from hcqw.timeline.analysis import consistency_problems, summarize
     from hcqw.timeline.events import Event, load_run
+    from hcqw.workflow import node_parts
 
     cell_dir.mkdir(parents=True, exist_ok=True)
     if users:
         cell_dir.chmod(0o1777)  # every user makes its own (private) workflow directory here; root reads them
-    settings = cell_settings(sys.executable, resident if mode == "split-resident" else device_service, qpu_nodes)
+    settings = cell_settings(sys.executable, resident if mode in RESIDENT_MODES else device_service, qpu_nodes,
+                             simulator)
     ids = [f"w{j}" for j in range(k)]
     owners = {wf: users[j % len(users)] for j, wf in enumerate(ids)} if users else {}
     from hcqw.codec import circuit_to_json
@@ -553,7 +563,8 @@ def run_slurm_cell(backend, cal: dict, mode: str, k: int, iterations: int, cell_
             jobs.update({c.workflow: list(c.jobs) for c in chains})
         for j, wf in enumerate(ids if mode != "split-interleaved" else []):
             order = {"mode": mode, "params": params[j], "workflow": wf, "cell_dir": str(cell_dir.absolute()),
-                     "device_service": settings.device_service, "qpu_nodes": qpu_nodes, "nice_step": nice_step}
+                     "device_service": settings.device_service, "qpu_nodes": qpu_nodes, "nice_step": nice_step,
+                     "simulator": simulator}
             jobs[wf] = submit_as(lab_dir, owners[wf], order) if users else submit_workflow(backend, order)
         for wf, listed in jobs.items():  # in order: a chain's jobs end one after another
             for node, job_id in listed:
@@ -583,10 +594,12 @@ def run_slurm_cell(backend, cal: dict, mode: str, k: int, iterations: int, cell_
                 start, end = qpu_component_times(state)
                 if start is None or end is None:
                     raise RuntimeError(f"SLURM has no qpu component times for {wf}/{node} (job {job_id})")
-                view.append(Event("ready", wf, node, previous_end, previous_end))  # its dependency was met
+                quantum = node_parts(node)[0]  # a fused job's quantum part logs as the split form's node
+                view.append(Event("ready", wf, quantum, previous_end, previous_end))  # its dependency was met
                 qpu = state.component(1)
-                view.append(Event("hold", wf, node, start, end, (qpu.nodelist if qpu else None) or SLURM_QPU_DEVICE))
-                held = [e for e in logged if e.kind == "hold" and e.workflow == wf and e.node == node]
+                view.append(Event("hold", wf, quantum, start, end,
+                                  (qpu.nodelist if qpu else None) or SLURM_QPU_DEVICE))
+                held = [e for e in logged if e.kind == "hold" and e.workflow == wf and e.node == quantum]
                 if held:
                     lags.append(end - held[-1].end)
             if leader and leader.end_time:
@@ -703,7 +716,7 @@ def accounting_problems(events: list, mode: str, workflows: list[str], iteration
         kinds = lambda kind: sorted(e.node for e in mine if e.kind == kind)  # noqa: E731
         cpu_expected = [f"c{i:04d}" for i in range(1, iterations + 1)]
         quantum = [f"q{i:04d}" for i in range(1, iterations + 1)]
-        if mode.startswith("split"):
+        if mode.startswith("split") or mode == "fused":  # fused logs as split does
             expected = {"hold": quantum, "exec": quantum, "ready": quantum, "cpu": cpu_expected}
         elif mode == "session":  # each session is logged twice: by the client (run log) and by the service
             expected = {"hold": [], "exec": quantum, "ready": quantum, "cpu": cpu_expected,
@@ -812,7 +825,7 @@ def goals(rows: list[dict], busy_goal: float = 0.95) -> list[str]:
     """The issue's targets for split (and session, side by side), reported, never asserted: timings depend on
     the machine's load."""
     out = []
-    for mode in ("split", "split-interleaved", "split-resident", "session"):
+    for mode in ("split", "split-interleaved", "split-resident", "fused", "session"):
         for r in rows:
             if r["mode"] == mode and r["k"] == 4 and r["ratio"] == "1:1" and r["vs_monolithic"] is not None:
                 verdict = "met" if r["vs_monolithic"] <= 0.6 else "NOT met"
@@ -826,6 +839,13 @@ def goals(rows: list[dict], busy_goal: float = 0.95) -> list[str]:
                 f" (goal >= {busy_goal:.2f}; best {best['busy_fraction']:.2f} at {best['ratio']} K={best['k']})")
             out.append(f"{mode} makespan/bound: " + ", ".join(
                 f"{r['ratio']} K={r['k']}: {r['over_bound']:.2f}" for r in mine) + " (goal <= 1.15)")
+    by_key = {(r["ratio"], r["k"], r["mode"]): r for r in rows}
+    for r in rows:  # issue 16: what one job per iteration saves over two
+        split = by_key.get((r["ratio"], r["k"], "split-resident"))
+        if r["mode"] == "fused" and split and split["makespan"]:
+            out.append(f"fused/split-resident makespan at {r['ratio']} K={r['k']}: "
+                       f"{r['makespan'] / split['makespan']:.2f} (QPU busy {r['busy_fraction']:.2f} vs "
+                       f"{split['busy_fraction']:.2f})")
     return out
 
 
@@ -874,9 +894,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("--table-from", type=Path, default=None, metavar="RESULTS_JSON",
                    help="only re-render the table and goals of an earlier run's results.json")
-    p.add_argument("--backend", choices=("embedded", "slurm"), default="embedded",
-                   help="embedded default (K worker processes, one local device) or SLURM job chains on the cluster "
-                        "of $SLURM_CONF (e.g. the lab cluster: eval \"$(hcqw lab env)\"); slurm runs monolithic,split")
+    p.add_argument("--backend", choices=("local", "slurm"), default="local",
+                   help="local: the embedded default (K worker processes, one local device); slurm: job chains on "
+                        "the cluster of $SLURM_CONF (e.g. the lab cluster: eval \"$(hcqw lab env)\"); slurm runs "
+                        "monolithic,split")
     p.add_argument("--q", type=float, default=None, metavar="SECONDS",
                    help="quantum block length; c follows from each q:c ratio (instead of --cycle)")
     p.add_argument("--lab-dir", default=None, metavar="DIR",
@@ -903,7 +924,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.submit:
         from hcqw.slurm import open_backend
 
-        print(json.dumps(submit_workflow(open_backend("sbatch"), json.loads(args.submit))))
+        print(json.dumps(submit_workflow(open_backend("slurm"), json.loads(args.submit))))
         return 0
     if args.users and not args.lab_dir:
         p.error("--users needs --lab-dir (the lab whose users they are)")
@@ -938,11 +959,12 @@ def main(argv: list[str] | None = None) -> int:
     if slurm:
         from hcqw.slurm import open_backend
 
-        backend = open_backend("sbatch")
+        backend = open_backend("slurm")
     results, calibrations, problems = [], {}, []
     try:
-        if "split-resident" in modes:
-            resident = ResidentService(out)
+        simulator = "modelled" if args.modelled else "bench.coschedule:pinned_qsim"
+        if set(RESIDENT_MODES) & set(modes):
+            resident = ResidentService(out, simulator)
         for ratio in ratios:
             qn, cn = parse_ratio(ratio)
             if args.q:
@@ -970,7 +992,7 @@ def main(argv: list[str] | None = None) -> int:
                                                   device_service=args.device_service,
                                                   users=args.users.split(",") if args.users else None,
                                                   lab_dir=args.lab_dir, qpu_nodes=args.qpu_nodes,
-                                                  nice_step=args.nice_step)
+                                                  nice_step=args.nice_step, simulator=simulator)
                         else:
                             cell = run_cell(workers, calibrations[ratio], mode, k, args.iterations, cell_dir, rep,
                                             args.qpu_threads, not args.no_pin)

@@ -1,6 +1,6 @@
 """Fair share between users on one QPU (issue 14): nice-by-iteration on and off, side by side.
 
-    hcqw lab up --dir DIR --port-base P --accounting [--qpu-backend modelled]
+    hcqw lab up --dir DIR --port-base P --accounting [--simulator modelled]
     .venv/bin/python bench/fair_share.py --lab-dir DIR [--runs 2] [--iterations 6] [--hold 1.0] [--json out.json]
 
 Runs the scenario of ``tests/usage/fair_share.py`` (hcqw-alice submits four split chains, hcqw-bob
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     lab = LabCluster.from_dir(args.lab_dir)
     os.environ.update(lab.env)
-    backend = open_backend("sbatch", env=lab.env, poll_interval=0.5)
+    backend = open_backend("slurm", env=lab.env, poll_interval=0.5)
     qpu_node = next(h.name for h in lab.hosts if h.role == "qpu")
     rows = []
     with fair_share.only_qpu_node(lab, qpu_node):

@@ -2,7 +2,7 @@
 
 The engine-neutral core. Where to look:
 
-- ``hcqw.device``      the quantum device interface and its backends (qsimcirq, cirq)
+- ``hcqw.device``      the quantum device interface and its simulators (qsimcirq, cirq, modelled)
 - ``hcqw.codec``       Cirq JSON + numpy wire format for circuits and results (never pickles)
 - ``hcqw.checkpoint``  signed cloudpickle checkpoint artifacts
 - ``hcqw.workflow``    the hybrid-loop description and the DAG it becomes

@@ -22,7 +22,7 @@ from hcqw.device.provider import DeviceProvider
 from hcqw.errors import WorkflowError
 from hcqw.metrics import MetricsLog
 from hcqw.paths import state_file
-from hcqw.workflow import HybridLoop, Node, NodeKind, RunContext, build_dag, node_done, node_seed, run_node
+from hcqw.workflow import HybridLoop, Node, RunContext, dag_to_resume, node_done, node_seed, run_node
 
 log = logging.getLogger(__name__)
 
@@ -45,26 +45,28 @@ class Workflow:
         return load_checkpoint(last, place=self.ctx.place(self.loop.fingerprint))[0]
 
 
-def run_workflow(workflow: Workflow, monolithic: bool = False, backend: str = "qsim",
-                 device_timeout: float | None = None) -> None:
-    """Run one workflow on this machine's device, split (default) or monolithic."""
+def run_workflow(workflow: Workflow, monolithic: bool = False, simulator: str = "qsim",
+                 device_timeout: float | None = None, fused: bool = False) -> None:
+    """Run one workflow on this machine's device, split (default; ``fused``: one node per iteration) or
+    monolithic."""
     from hcqw.device import LocalDevice
 
-    device = LocalDevice(backend)
+    device = LocalDevice(simulator)
     if monolithic:
         run_monolithic(workflow, device, device_timeout)
     else:
-        run_split([workflow], device, device_timeout=device_timeout)
+        run_split([workflow], device, device_timeout=device_timeout, fused=fused)
 
 
 def run_split(workflows: list[Workflow], device: DeviceProvider, cpu_workers: int | None = None,
-              device_timeout: float | None = None) -> None:
-    """Run the DAGs of several workflows together; raise ``WorkflowError`` listing every failed node."""
+              device_timeout: float | None = None, fused: bool = False) -> None:
+    """Run the DAGs of several workflows together (``fused``: ``build_dag(..., fused=True)``); raise
+    ``WorkflowError`` listing every failed node."""
     cpu_workers = cpu_workers or max(1, len(os.sched_getaffinity(0)))
     pending: dict[tuple[int, str], Node] = {}
     done: set[tuple[int, str]] = set()
     for index, wf in enumerate(workflows):
-        for node in build_dag(wf.loop):
+        for node in dag_to_resume(wf.loop, wf.ctx, fused):
             if node_done(node, wf.ctx):
                 done.add((index, node.name))
             else:
@@ -85,7 +87,7 @@ def run_split(workflows: list[Workflow], device: DeviceProvider, cpu_workers: in
                     del pending[key]
                 elif all((index, dep) in done for dep in node.after):
                     del pending[key]
-                    pool = qpu if node.kind is NodeKind.QUANTUM else cpu
+                    pool = qpu if node.uses_qpu else cpu
                     wf = workflows[index]
                     running[pool.submit(run_node, wf.loop, node, wf.ctx, device, device_timeout)] = key
             if not running:

@@ -32,7 +32,7 @@ DEVICE_WAIT = "HCQW_DEVICE_WAIT"  # s a run in a quantum job may wait for an off
 
 # -- set by users and sites --------------------------------------------------------------------
 DEVICE_ADDRESS = "HCQW_DEVICE_ADDRESS"  # a running QPU service open_qpu uses
-DEVICE_BACKEND = "HCQW_DEVICE_BACKEND"  # the simulator of the machine-local device
+SIMULATOR = "HCQW_SIMULATOR"  # the simulator of the machine-local device
 SERVICE_ADDRESS = "HCQW_SERVICE_ADDRESS"  # where `hcqw device serve` listens by default
 STATE_DIR = "HCQW_STATE_DIR"  # per-user state (hcqw.paths)
 CHECKPOINT_KEY = "HCQW_CHECKPOINT_KEY"  # the checkpoint signing key's path

@@ -15,7 +15,7 @@ a laptop and on a cluster:
 2. with ``HCQW_DEVICE_ADDRESS`` set: a running QPU service (``hcqw device serve``), shared
    through its queue;
 3. otherwise the machine-local device, one holder at a time machine-wide (the embedded default;
-   backend ``$HCQW_DEVICE_BACKEND``, default qsim) -- except in a classical job, which hcqw
+   simulator ``$HCQW_SIMULATOR``, default qsim) -- except in a classical job, which hcqw
    marks with ``HCQW_DEVICE=none``: there opening the device is an error, not a simulation
    on a compute node. A qpu-marked step that an engine runs on this machine holds that device
    for its whole run (``hcqw.device.hold``, ``$HCQW_DEVICE_HOLD``): its first lease is the
@@ -60,17 +60,17 @@ def current_device(env: Mapping[str, str] | None = None) -> DeviceProvider:
     from hcqw.device.hold import HeldDevice
     from hcqw.device.local import LocalDevice
 
-    backend = env.get(environment.DEVICE_BACKEND) or "qsim"
-    return HeldDevice(env[environment.DEVICE_HOLD], backend) if env.get(environment.DEVICE_HOLD) else LocalDevice(backend)
+    simulator = env.get(environment.SIMULATOR) or "qsim"
+    return HeldDevice(env[environment.DEVICE_HOLD], simulator) if env.get(environment.DEVICE_HOLD) else LocalDevice(simulator)
 
 
-def local_backend(env: Mapping[str, str] | None = None) -> str | None:
-    """The backend of the machine-local device code in ``env`` opens; None where it opens a hetjob's
+def local_simulator(env: Mapping[str, str] | None = None) -> str | None:
+    """The simulator of the machine-local device code in ``env`` opens; None where it opens a hetjob's
     gateway or a QPU service, which hold per lease (engines hold the local one per step: ``hcqw.device.hold``)."""
     env = os.environ if env is None else env
     if env.get(environment.GATEWAY_ADDRESS_FILE) or env.get(environment.DEVICE_ADDRESS):
         return None
-    return env.get(environment.DEVICE_BACKEND) or "qsim"
+    return env.get(environment.SIMULATOR) or "qsim"
 
 
 def open_qpu(workflow: str | None = None, node: str | None = None, *, seed: int | None = None,

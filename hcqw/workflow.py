@@ -12,6 +12,13 @@ A ``HybridLoop`` states the loop the way a lab writes it::
 and a classical node ``cNNNN``, each reading and writing checkpoint artifacts. Engines
 (embedded, SLURM, Snakemake, Parsl) run the same nodes through ``run_node``.
 
+``build_dag(loop, fused=True)`` makes one node per iteration instead, ``qcNNNN`` (the first
+paper's J_ij = C_ij + Q_ij in one job): it runs ``qNNNN`` and then ``cNNNN`` in one process,
+ending its hold on the device before the classical step starts (on SLURM: the qpu component is
+cancelled, component 0 goes on), so an iteration costs one job instead of two. It writes the
+same checkpoints and logs the same events under the same names as the two nodes it fuses, so
+both forms resume from each other's checkpoints and reach the same state for the same seed.
+
 The DAG is static (``iterations`` is the bound); once ``converged`` holds, later nodes
 pass the state through without touching the device, so engines never need dynamic DAGs.
 
@@ -74,6 +81,7 @@ class HybridLoop:
 class NodeKind(str, enum.Enum):
     QUANTUM = "quantum"
     CLASSICAL = "classical"
+    FUSED = "fused"  # a quantum node and the classical node after it, in one job (``Node.parts``)
 
 
 @dataclass(frozen=True)
@@ -85,19 +93,59 @@ class Node:
     output: str
     after: tuple[str, ...]  # names of the nodes that must finish first
     fingerprint: str = ""  # the loop's (HybridLoop.fingerprint): which run this node's checkpoints belong to
+    parts: tuple["Node", ...] = ()  # a fused node's quantum and classical node, run in this order
+
+    @property
+    def uses_qpu(self) -> bool:
+        """Whether the node needs the device (engines: a hetjob with a qpu component, a ``qpu`` executor)."""
+        return self.kind in (NodeKind.QUANTUM, NodeKind.FUSED)
 
 
-def build_dag(loop: HybridLoop) -> list[Node]:
-    """Nodes in a valid execution order."""
+def build_dag(loop: HybridLoop, fused: bool = False) -> list[Node]:
+    """Nodes in a valid execution order; with ``fused`` one ``qcNNNN`` node per iteration (see the module)."""
     run = loop.fingerprint
     nodes = [Node("init", NodeKind.CLASSICAL, 0, (), state_file(0), (), run)]
     previous = "init"
     for i in range(1, loop.iterations + 1):
         q, c = f"q{i:04d}", f"c{i:04d}"
-        nodes.append(Node(q, NodeKind.QUANTUM, i, (state_file(i - 1),), quantum_file(i), (previous,), run))
-        nodes.append(Node(c, NodeKind.CLASSICAL, i, (state_file(i - 1), quantum_file(i)), state_file(i), (q,), run))
-        previous = c
+        quantum = Node(q, NodeKind.QUANTUM, i, (state_file(i - 1),), quantum_file(i), (previous,), run)
+        classical = Node(c, NodeKind.CLASSICAL, i, (state_file(i - 1), quantum_file(i)), state_file(i), (q,), run)
+        if fused:
+            name = fused_name(i)
+            nodes.append(Node(name, NodeKind.FUSED, i, quantum.inputs, classical.output, (previous,), run,
+                              (quantum, classical)))
+            previous = name
+        else:
+            nodes += [quantum, classical]
+            previous = c
     return nodes
+
+
+def dag_to_resume(loop: HybridLoop, ctx: "RunContext", fused: bool = False) -> list[Node]:
+    """``build_dag(loop, fused)`` for a run that may have started: a fused iteration whose quantum checkpoint
+    is there but not its state (its job died in the classical step) becomes its classical node alone -- nothing
+    is left for the device -- and the node after it waits for that one."""
+    nodes: list[Node] = []
+    renamed: dict[str, str] = {}
+    for node in build_dag(loop, fused):
+        node = dataclasses.replace(node, after=tuple(renamed.get(a, a) for a in node.after))
+        if node.kind is NodeKind.FUSED and not node_done(node, ctx) and node_done(node.parts[0], ctx):
+            classical = dataclasses.replace(node.parts[1], after=node.after)
+            renamed[node.name] = classical.name
+            node = classical
+        nodes.append(node)
+    return nodes
+
+
+def fused_name(iteration: int) -> str:
+    return f"qc{iteration:04d}"
+
+
+def node_parts(name: str) -> tuple[str, ...]:
+    """The node names whose events a job named ``name`` logs: a fused node's two parts, else itself."""
+    if name.startswith("qc") and name[2:].isdigit():
+        return f"q{name[2:]}", f"c{name[2:]}"
+    return (name,)
 
 
 @dataclass(frozen=True)
@@ -124,7 +172,7 @@ class RunContext:
 
 
 def run_node(loop: HybridLoop, node: Node, ctx: RunContext, device: DeviceProvider | None,
-             device_timeout: float | None = None) -> None:
+             device_timeout: float | None = None, release: Callable[[], None] | None = None) -> None:
     """Run one node: read its input checkpoints, compute, write its output checkpoint.
 
     A quantum node holds the device only inside ``quantum_step``; its checkpoint is
@@ -132,9 +180,21 @@ def run_node(loop: HybridLoop, node: Node, ctx: RunContext, device: DeviceProvid
     events, the run's metrics log gets a ``ready`` event when a quantum node starts to
     acquire (its wait for the device follows) and a ``cpu`` interval per classical node,
     so ``hcqw report`` accounts waits and classical work on every engine.
+
+    A fused node runs its quantum part (unless its checkpoint is there already: a resume after
+    the job died in the classical part), calls ``release`` -- a SLURM node frees its qpu
+    component there also when no block ran -- and then its classical part.
     """
     from hcqw.metrics import MetricsLog
 
+    if node.kind is NodeKind.FUSED:
+        quantum, classical = node.parts
+        if not node_done(quantum, ctx):
+            run_node(loop, quantum, ctx, device, device_timeout)
+        if release is not None:
+            release()
+        run_node(loop, classical, ctx, None)
+        return
     started = time.time()
     metrics = MetricsLog(ctx.metrics_path)
     place = ctx.place(node.fingerprint)
@@ -227,19 +287,23 @@ def load_loop(reference: str, params: dict | None = None) -> HybridLoop:
 
 def node_named(loop: HybridLoop, name: str) -> Node:
     """The node of ``loop`` called ``name``; ``WorkflowError`` naming the nodes there are if none is."""
-    nodes = {n.name: n for n in build_dag(loop)}
+    nodes = {n.name: n for fused in (False, True) for n in build_dag(loop, fused)}  # split and fused names
     if name not in nodes:
-        raise WorkflowError(f"loop {loop.name!r} has no node {name!r}: its {len(nodes)} nodes are init, then "
-                            f"q0001/c0001 to q{loop.iterations:04d}/c{loop.iterations:04d}")
+        last = loop.iterations
+        raise WorkflowError(f"loop {loop.name!r} has no node {name!r}: its nodes are init, then q0001/c0001 to "
+                            f"q{last:04d}/c{last:04d} (fused: qc0001 to qc{last:04d})")
     return nodes[name]
 
 
 def run_node_by_name(loop_ref: str, params: dict | None, node_name: str, ctx: RunContext,
                      device: Callable[[], DeviceProvider]) -> Node:
     """Rebuild the loop from its import path and parameters (``load_loop``, never unpickled) and run
-    one node of it: what an engine's job or app does. ``device`` is called for a quantum node only,
-    giving the device of wherever the node runs. Returns the node (its ``output`` is the checkpoint)."""
+    one node of it: what an engine's job or app does. ``device`` is called for a node that uses the QPU only,
+    giving the device of wherever the node runs; a fused node gives a device that can ``release`` itself
+    back before its classical step (a gateway's, a held local one) even if its quantum part had nothing to
+    run. Returns the node (its ``output`` is the checkpoint)."""
     loop = load_loop(loop_ref, params)
     node = node_named(loop, node_name)
-    run_node(loop, node, ctx, device() if node.kind is NodeKind.QUANTUM else None)
+    provider = device() if node.uses_qpu else None
+    run_node(loop, node, ctx, provider, release=getattr(provider, "release", None))
     return node

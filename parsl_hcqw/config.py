@@ -3,13 +3,13 @@
 Apps pick their side with ``@python_app(executors=["cpu"])`` / ``["qpu"]``; ``qpu`` apps
 open the device with ``hcqw.qpu.open_qpu()`` and close it when their quantum block ends.
 
-- Embedded (default, no SLURM): both executors are HTEX on this machine (``LocalProvider``,
+- ``backend="local"`` (default, no SLURM): both executors are HTEX on this machine (``LocalProvider``,
   loopback interchange). ``qpu`` has one worker, and each ``qpu`` app holds the machine-wide
   FIFO local device for its whole run, or until its ``open_qpu`` lease closes
   (:class:`~parsl_hcqw.executor.HeldQpuExecutor`), so quantum apps of every script and
   workflow on the machine run one at a time, as on SLURM, while ``cpu`` apps run in parallel.
-- ``slurm=True``: ``cpu`` is HTEX whose blocks are plain jobs on the cpu partition
-  (:class:`~parsl_hcqw.provider.HetjobSlurmProvider`); ``qpu`` is a
+- ``backend="slurm"`` (sbatch on this cluster) or ``"rest"`` (slurmrestd): ``cpu`` is HTEX whose
+  blocks are plain jobs on the cpu partition (:class:`~parsl_hcqw.provider.HetjobSlurmProvider`); ``qpu`` is a
   :class:`~parsl_hcqw.executor.QpuJobExecutor`: each app its own cpu+qpu hetjob that frees
   the qpu node when the app closes its lease. ``session=QpuSession(...)`` keeps one qpu
   allocation for a bounded series of apps instead (off by default).
@@ -30,6 +30,7 @@ from parsl.providers import LocalProvider
 from hcqw.hetjob.address import LOOPBACK, route_address, submit_address
 from hcqw.hetjob.jobs import NodeJobSettings
 from hcqw.secret import hide_token
+from hcqw.slurm import check_backend
 from parsl_hcqw.executor import HeldQpuExecutor, QpuJobExecutor, QpuSession
 from parsl_hcqw.provider import HetjobSlurmProvider
 
@@ -59,13 +60,12 @@ def _interchange_address(backend: str, backend_options: dict[str, Any] | None) -
 
 def hcqw_config(
     *,
-    slurm: bool = False,
+    backend: str = "local",
     run_dir: str = "runinfo",
     workflow: str = "parsl",
     cpu_workers: int | None = None,
     cpu_blocks: int = 1,
     settings: NodeJobSettings | None = None,
-    backend: str = "sbatch",
     backend_options: dict[str, Any] | None = None,
     session: QpuSession | None = None,
     max_idletime: float = 120.0,
@@ -77,17 +77,22 @@ def hcqw_config(
     ``workflow`` names the SLURM jobs (``hcqw:<workflow>:...``) and signs qpu app checkpoints; embedded,
     it names the qpu apps' holds of the local device.
     ``settings`` sets partitions, time limits, interpreter and gateway options of the jobs.
-    ``backend``/``backend_options``: ``"sbatch"`` or ``"rest"`` (``url=``, ``token_file=``; a ``token=``
-    is kept in a :class:`hcqw.secret.Secret`, so Parsl's config dump in ``parsl.log`` shows ``'***'``).
+    ``backend``: where the apps run, ``"local"`` (this machine), ``"slurm"`` (sbatch on this cluster) or
+    ``"rest"`` (slurmrestd; ``backend_options`` ``url=``, ``token_file=``; a ``token=`` is kept in a
+    :class:`hcqw.secret.Secret`, so Parsl's config dump in ``parsl.log`` shows ``'***'``); unknown values
+    and options that mean nothing there raise at once (:func:`hcqw.slurm.check_backend`).
     ``address``: where SLURM ``cpu`` workers, on other hosts, reach the interchange; default: this
-    host's address on the route to slurmctld (``backend="sbatch"``) or to slurmrestd (``"rest"``).
+    host's address on the route to slurmctld (``backend="slurm"``) or to slurmrestd (``"rest"``).
     ``max_idletime`` applies to ``cpu`` blocks only: ``qpu`` never keeps an idle allocation.
     """
+    check_backend(backend, backend_options, names={option: f"backend_options[{option!r}]"
+                                                   for option in [*(backend_options or {}), "url"]})
     settings = settings or NodeJobSettings()
     workers = cpu_workers or max(1, len(os.sched_getaffinity(0)))
-    if not slurm:
+    if backend == "local":
         if session is not None:
-            raise ValueError("session= applies to SLURM (slurm=True); the embedded qpu holds the device per app already")
+            raise ValueError("session= applies to SLURM (backend 'slurm' or 'rest'); backend 'local' holds the "
+                             "device per app already")
         qpu = _htex("qpu", 1, _local_provider(), "127.0.0.1", kind=HeldQpuExecutor)
         qpu.workflow = workflow
         executors = [_htex("cpu", workers, _local_provider(), "127.0.0.1"), qpu]

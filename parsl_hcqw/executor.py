@@ -275,13 +275,13 @@ class HeldApp:
         from hcqw.device import LocalDevice, call_held
         from hcqw.metrics import MetricsLog
         from hcqw import environment
-        from hcqw.qpu import local_backend
+        from hcqw.qpu import local_simulator
 
-        backend = local_backend()
-        if backend is None:  # the worker's device is a QPU service: its sessions share it per lease
+        simulator = local_simulator()
+        if simulator is None:  # the worker's device is a QPU service: its sessions share it per lease
             return self.func(*args, **kwargs)
         metrics = MetricsLog(os.environ[environment.METRICS]) if os.environ.get(environment.METRICS) else None
         # open_qpu's default names, as engines set them per job
         names = {environment.WORKFLOW: self.workflow, environment.NODE: self.node}
-        return call_held(LocalDevice(backend), self.workflow, self.node, metrics, self.func, *args,
+        return call_held(LocalDevice(simulator), self.workflow, self.node, metrics, self.func, *args,
                          step_environment=names, **kwargs)

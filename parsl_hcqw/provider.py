@@ -5,7 +5,7 @@ the cpu partition, or with ``quantum=True`` a cpu+qpu hetjob whose component 0 r
 block's command with the qpu component's gateway address exported
 (``$HCQW_GATEWAY_ADDRESS_FILE``), and whose qpu component ends when the command closes its
 device lease or exits. Submission, status and cancellation go through a core
-:class:`hcqw.slurm.SlurmBackend` (``sbatch`` or ``rest``); this module only translates.
+:class:`hcqw.slurm.SlurmBackend` (``slurm`` or ``rest``); this module only translates.
 
 Status is per leader id: SLURM tracks hetjob components as ``<id>+0`` and ``<id>+1``, and
 :func:`hcqw.slurm.merge_components` folds them into one verdict (a qpu component cancelled
@@ -31,7 +31,7 @@ from parsl.utils import RepresentationMixin
 
 from hcqw.hetjob.jobs import NodeJobSettings, command_request
 from hcqw.slurm import (
-    ControllerUnreachable, NodeState, Phase, SlurmBackend, SlurmError, open_backend, resolve_output,
+    ControllerUnreachable, NodeState, Phase, SlurmBackend, SlurmError, check_backend, open_backend, resolve_output,
 )
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,8 @@ class HetjobSlurmProvider(ExecutionProvider, RepresentationMixin):
         component 1 ``settings.qpu`` runs the hcqw device gateway).
     settings: resources, interpreter and gateway options of every block
         (:class:`hcqw.hetjob.jobs.NodeJobSettings`; ``settings.cpu.nodes`` is ``nodes_per_block``).
-    backend: ``"sbatch"`` (local SLURM tools), ``"rest"`` (slurmrestd) or a ready backend;
+    backend: ``"slurm"`` (sbatch and the other SLURM tools on this cluster), ``"rest"`` (slurmrestd)
+        or a ready backend, checked at once (:func:`hcqw.slurm.check_backend`);
         ``backend_options`` go to :func:`hcqw.slurm.open_backend` (e.g. ``env={"SLURM_CONF": ...}``,
         ``url=``, ``token_file=``).
     workflow: the ``workflow_id`` written into every job's name and comment (``hcqw:<workflow>:<block>``).
@@ -86,7 +87,7 @@ class HetjobSlurmProvider(ExecutionProvider, RepresentationMixin):
         *,
         quantum: bool = False,
         settings: NodeJobSettings | None = None,
-        backend: str | SlurmBackend = "sbatch",
+        backend: str | SlurmBackend = "slurm",
         backend_options: dict[str, Any] | None = None,
         workflow: str = "parsl",
         workdir: str | None = None,
@@ -98,6 +99,8 @@ class HetjobSlurmProvider(ExecutionProvider, RepresentationMixin):
         launcher: Launcher | None = None,
         status_polling_interval: float = 2.0,
     ):
+        if isinstance(backend, str):
+            check_backend(backend, backend_options, local=False)
         self.quantum = quantum
         self.settings = settings or NodeJobSettings()
         self.backend_options = dict(backend_options or {})

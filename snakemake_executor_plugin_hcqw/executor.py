@@ -17,7 +17,7 @@ from pathlib import Path
 
 from hcqw.errors import HcqwError
 from hcqw.hetjob.jobs import NodeJobSettings
-from hcqw.slurm import UnknownPartition, open_backend
+from hcqw.slurm import UnknownPartition, check_backend, open_backend
 from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
@@ -26,6 +26,11 @@ from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 from snakemake_executor_plugin_hcqw.resources import job_settings, path_part, qpu_count, wildcards_part
 from snakemake_executor_plugin_hcqw.runners import JobSpec, LocalRunner, Runner, SlurmRunner
 from snakemake_executor_plugin_hcqw.settings import ExecutorSettings
+
+
+#: open_backend's REST options as --hcqw-* flags, for check_backend's messages.
+REST_FLAGS = {"url": "--hcqw-rest-url", "user": "--hcqw-rest-user", "token_file": "--hcqw-token-file",
+              "allow_http": "--hcqw-rest-allow-http"}
 
 
 class Executor(RemoteExecutor):
@@ -40,7 +45,7 @@ class Executor(RemoteExecutor):
         # Our own pace: one status query per poll interval for all jobs (Snakemake's default is 10 s).
         self.next_seconds_between_status_checks = self.settings.poll_interval
         self.base_job_settings = NodeJobSettings(
-            transport=self.settings.transport, device_backend=self.settings.device_backend,
+            transport=self.settings.transport, simulator=self.settings.simulator,
             device_service=self.settings.device_service,
             # --envvars reach the job through its environment, never through the job script.
             environment=self.envvars(),
@@ -55,20 +60,16 @@ class Executor(RemoteExecutor):
 
     def _open_runner(self) -> Runner:
         s = self.settings
+        rest = {"url": s.rest_url, "user": s.rest_user, "token_file": str(s.token_file) if s.token_file else None,
+                "allow_http": s.rest_allow_http or None}
+        try:
+            check_backend(s.backend, rest, names=REST_FLAGS)
+        except HcqwError as err:  # a clean message instead of a traceback
+            raise WorkflowError(str(err)) from None
         if s.backend == "local":
             return LocalRunner(self.run_id, self.workdir, self.state_dir, self.envvars())
-        if s.backend == "slurm":
-            backend = open_backend("sbatch", poll_interval=s.poll_interval)
-        elif s.backend == "rest":
-            if not s.rest_url:
-                raise WorkflowError("--hcqw-backend rest needs the slurmrestd URL: --hcqw-rest-url URL "
-                                    "(or $SNAKEMAKE_HCQW_REST_URL)")
-            backend = open_backend("rest", url=s.rest_url, user=s.rest_user,
-                                   token_file=str(s.token_file) if s.token_file else None,
-                                   allow_http=s.rest_allow_http or None,
-                                   poll_interval=s.poll_interval)
-        else:
-            raise WorkflowError(f"unknown --hcqw-backend {s.backend!r}: use local, slurm or rest")
+        options = {name: value for name, value in rest.items() if value is not None}
+        backend = open_backend(s.backend, poll_interval=s.poll_interval, **options)
         return SlurmRunner(backend, self.run_id, self.workdir, self.state_dir)
 
     # -- submission ----------------------------------------------------------

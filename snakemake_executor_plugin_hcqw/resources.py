@@ -24,7 +24,7 @@ resource               SLURM
 ``slurm_account``      ``--account`` (both components)
 ``qos``                ``--qos`` (both components)
 ``constraint``         ``--constraint``
-``slurm_extra``        further sbatch options (sbatch backend; hcqw refuses the options above)
+``slurm_extra``        further sbatch options (backend slurm; hcqw refuses the options above)
 =====================  ===============================================================
 
 ``mem_mb_per_cpu``, ``tasks_per_node``, ``gpu``, ``constraint`` and ``slurm_extra`` become

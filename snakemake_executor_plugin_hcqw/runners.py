@@ -25,7 +25,7 @@ from hcqw.device import hold_command
 from hcqw.environment import METRICS, step_environment
 from hcqw.hetjob.jobs import NodeJobSettings, command_request
 from hcqw.paths import run_metrics, slurm_output
-from hcqw.qpu import local_backend
+from hcqw.qpu import local_simulator
 from hcqw.slurm import Phase, SlurmBackend, command_env, tail
 
 log = logging.getLogger(__name__)
@@ -92,9 +92,9 @@ class LocalRunner:
         log_path = spec.log_dir / f"{job_id}.log"
         env = {**self._env, **spec.settings.environment, **self._hcqw_environment(spec)}
         argv = ["/bin/bash", "-c", spec.command]
-        backend = local_backend(env) if spec.quantum else None
-        if backend:  # the job's own parent process holds the device, so the hold ends with the job
-            argv = hold_command(backend, self.workflow, spec.node, env[METRICS]) + argv
+        simulator = local_simulator(env) if spec.quantum else None
+        if simulator:  # the job's own parent process holds the device, so the hold ends with the job
+            argv = hold_command(simulator, self.workflow, spec.node, env[METRICS]) + argv
         with open(log_path, "wb") as out:
             # Own session: cancelling kills the job's whole process tree, and Ctrl-C in the
             # terminal reaches only snakemake, which then cancels its jobs itself.

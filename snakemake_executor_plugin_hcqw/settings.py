@@ -8,7 +8,7 @@ from typing import Optional
 
 from snakemake_interface_executor_plugins.settings import ExecutorSettingsBase
 
-BACKENDS = ("local", "slurm", "rest")
+from hcqw.slurm import BACKENDS
 
 
 @dataclass
@@ -67,9 +67,11 @@ class ExecutorSettings(ExecutorSettingsBase):
         metadata={"help": "How the job reaches the device gateway on the qpu node: 'zmq' or 'mpi' "
                   "(MPI dynamic process management, PyPI mpich).", "choices": ["zmq", "mpi"]},
     )
-    device_backend: str = field(
+    simulator: str = field(
         default="qsim",
-        metadata={"help": "Quantum backend behind the device gateway on the qpu node (e.g. qsim, cirq)."},
+        metadata={"help": "Simulator behind each quantum job's gateway on the qpu node, unless "
+                  "--hcqw-device-service is set (qsim, cirq, modelled or module:Class). With --hcqw-backend local "
+                  "the machine-local device's simulator is $HCQW_SIMULATOR."},
     )
     device_service: Optional[str] = field(
         default=None,

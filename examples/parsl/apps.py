@@ -1,4 +1,5 @@
-"""A hybrid loop as Parsl apps: each quantum node a ``qpu`` app, each classical node a ``cpu`` app.
+"""A hybrid loop as Parsl apps: each quantum node a ``qpu`` app, each classical node a ``cpu`` app;
+with ``fused`` one ``qpu`` app per iteration that frees the device before its classical step.
 
 The apps run the loop's own steps (``hcqw.workflow.run_node``, the node executor every hcqw
 engine uses), so a Parsl run samples exactly what the lab pipeline samples with the same
@@ -21,7 +22,8 @@ from parsl import python_app
 
 from hcqw.checkpoint import load_checkpoint
 from hcqw.paths import run_checkpoints, state_file
-from hcqw.workflow import HybridLoop, NodeKind, RunContext, build_dag, load_loop, node_done
+from hcqw.slurm import BACKENDS
+from hcqw.workflow import HybridLoop, RunContext, dag_to_resume, load_loop, node_done
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +50,18 @@ def classical_app(loop_ref: str, params: dict, workflow: str, run_dir: str, node
     return run_loop_node(loop_ref, params, workflow, run_dir, node_name)
 
 
-def run_loop(loop_ref: str, params: dict, workflow: str, run_dir: Path) -> HybridLoop:
-    """Submit the loop's unfinished nodes as a chain of apps and wait for the last one."""
+def run_loop(loop_ref: str, params: dict, workflow: str, run_dir: Path, fused: bool = False) -> HybridLoop:
+    """Submit the loop's unfinished nodes as a chain of apps and wait for the last one (``fused``: one ``qpu``
+    app per iteration, ``hcqw.workflow.build_dag(..., fused=True)``)."""
     loop = load_loop(loop_ref, params)
     ctx = RunContext(workflow, Path(run_dir).absolute())
     previous = None
     skipped = 0
-    for node in build_dag(loop):
+    for node in dag_to_resume(loop, ctx, fused):
         if node_done(node, ctx):
             skipped += 1
             continue
-        app = quantum_app if node.kind is NodeKind.QUANTUM and node.name != "init" else classical_app
+        app = quantum_app if node.uses_qpu else classical_app
         after = (previous,) if previous is not None else ()
         previous = app(loop_ref, params, workflow, str(ctx.run_dir), node.name, *after)
     if skipped:
@@ -76,8 +79,13 @@ def example_parser(doc: str, iterations: int, shots: int, seed: int) -> argparse
     parser.add_argument("--seed", type=int, default=seed)
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--workflow-id")
-    parser.add_argument("--slurm", action="store_true", help="run on the SLURM cluster of $SLURM_CONF")
+    parser.add_argument("--backend", choices=BACKENDS, default="local",
+                        help="where the apps run: local (this machine), slurm (sbatch on the cluster of $SLURM_CONF) "
+                             "or rest (slurmrestd at --rest-url, token from $SLURM_JWT)")
+    parser.add_argument("--rest-url", help="slurmrestd base URL (with --backend rest)")
     parser.add_argument("--session", type=int, metavar="N", help="SLURM: keep one qpu allocation for up to N apps")
+    parser.add_argument("--fused", action="store_true",
+                        help="one qpu app per iteration: the quantum step, then (device given back) the classical step")
     parser.add_argument("-q", "--quiet", action="store_true")
     return parser
 
@@ -93,8 +101,10 @@ def run_example(args: argparse.Namespace, loop_ref: str, params: dict, name: str
     workflow = args.workflow_id or f"{name}-{uuid.uuid4().hex[:8]}"
     run_dir = Path(args.runs_dir).absolute() / workflow
     session = QpuSession(max_apps=args.session) if args.session else None
-    config = hcqw_config(slurm=args.slurm, run_dir=str(run_dir / "parsl"), workflow=workflow, session=session)
+    rest = {"url": args.rest_url} if args.rest_url else None
+    config = hcqw_config(backend=args.backend, backend_options=rest, run_dir=str(run_dir / "parsl"), workflow=workflow,
+                         session=session)
     with hcqw_parsl(config):
-        loop = run_loop(loop_ref, params, workflow, run_dir)
+        loop = run_loop(loop_ref, params, workflow, run_dir, args.fused)
     print(f"run directory {run_dir}")
     return load_checkpoint(run_checkpoints(run_dir) / state_file(loop.iterations), workflow=workflow)[0]

@@ -1,6 +1,6 @@
-"""QAOA MaxCut as Parsl apps on hcqw_config(): embedded by default, on SLURM with --slurm.
+"""QAOA MaxCut as Parsl apps on hcqw_config(): embedded by default, on SLURM with --backend slurm.
 
-    python -m examples.parsl.qaoa [--iterations 12] [--layers 2] [--seed 11] [--slurm]
+    python -m examples.parsl.qaoa [--iterations 12] [--layers 2] [--seed 11] [--backend local|slurm|rest]
 """
 
 from __future__ import annotations

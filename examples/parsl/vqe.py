@@ -1,8 +1,8 @@
-"""The H2 VQE as Parsl apps on hcqw_config(): embedded by default, on SLURM with --slurm.
+"""The H2 VQE as Parsl apps on hcqw_config(): embedded by default, on SLURM with --backend slurm.
 
-    python -m examples.parsl.vqe [--iterations 30] [--seed 7] [--slurm] [--workflow-id ID]
+    python -m examples.parsl.vqe [--iterations 30] [--seed 7] [--backend local|slurm|rest] [--fused] [--workflow-id ID]
 
-With --slurm, SLURM_CONF must point at the cluster (e.g. ``eval "$(hcqw lab env --dir ...)"``):
+With --backend slurm, SLURM_CONF must point at the cluster (e.g. ``eval "$(hcqw lab env --dir ...)"``):
 cpu apps run on the cpu partition, each quantum step is a cpu+qpu hetjob that frees the qpu
 node when the step ends. Re-running with the same --workflow-id resumes after the last step.
 """

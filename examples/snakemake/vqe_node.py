@@ -2,7 +2,8 @@
 
 The loop's own functions (examples.vqe.pipeline) do the work: ``initial_state`` in rule
 ``init``, ``quantum_step`` in rule ``quantum`` -- inside ``open_qpu()``, the only place the
-device is held -- and ``classical_step`` in rule ``classical``. State passes between the
+device is held -- and ``classical_step`` in rule ``classical``; rule ``iteration`` (the fused
+form) does both, the classical step after the device is free again. State passes between the
 rules as signed checkpoints, so an interrupted run resumes from the last finished one.
 """
 
@@ -19,26 +20,37 @@ rule = smk.rule
 iteration = int(smk.wildcards.get("i", 0))
 
 
-def save(obj, producer: str, **meta) -> None:
-    save_checkpoint(smk.output[0], obj, workflow=workflow, iteration=iteration, producer=producer, meta=meta)
+def save(path: str, obj, producer: str, **meta) -> None:
+    save_checkpoint(path, obj, workflow=workflow, iteration=iteration, producer=producer, meta=meta)
 
 
-if rule == "init":
-    save(loop.initial_state(), "init")
-elif rule == "quantum":
+def quantum(output: str):
     node = f"q{iteration:04d}"
     state, _ = load_checkpoint(smk.input.state, workflow=workflow)
     # Seeded like the embedded engine's node of the same name: every engine samples alike.
     with open_qpu(node=node, seed=node_seed(loop, node)) as qpu:
         measured = loop.quantum_step(state, qpu)
-    save(measured, node)  # after the device is released
-elif rule == "classical":
-    state, _ = load_checkpoint(smk.input.state, workflow=workflow)
-    measured, _ = load_checkpoint(smk.input.measured, workflow=workflow)
+    save(output, measured, node)  # after the device is released
+    return state, measured
+
+
+def classical(state, measured, output: str) -> None:
     new_state = loop.classical_step(state, measured)
     summary = loop.describe(new_state)
     print(f"iteration {iteration}: {summary}")
-    save(new_state, f"c{iteration:04d}", summary=summary)
+    save(output, new_state, f"c{iteration:04d}", summary=summary)
+
+
+if rule == "init":
+    save(smk.output[0], loop.initial_state(), "init")
+elif rule == "quantum":
+    quantum(smk.output[0])
+elif rule == "classical":
+    state, _ = load_checkpoint(smk.input.state, workflow=workflow)
+    measured, _ = load_checkpoint(smk.input.measured, workflow=workflow)
+    classical(state, measured, smk.output[0])
+elif rule == "iteration":  # fused: the device is free again before the classical step
+    classical(*quantum(smk.output.quantum), smk.output.state)
 elif rule == "energy":
     state, _ = load_checkpoint(smk.input.state, workflow=workflow)
     energy, exact = state.energy, exact_ground_energy()

@@ -23,7 +23,8 @@ def register(subparsers) -> None:
                        "mpi:name:SERVICE (default: $HCQW_SERVICE_ADDRESS or an ipc socket in a private state dir)")
     serve.add_argument("--transport", choices=["zmq", "mpi"], default=None,
                        help="shorthand: 'mpi' with no --address uses mpi:file:<state dir>/service/qpu.port")
-    serve.add_argument("--backend", default="qsim", help="device backend: qsim, cirq or module:Class")
+    serve.add_argument("--simulator", default="qsim", help="the device's simulator: qsim (default), cirq, modelled "
+                       "or module:Class")
     serve.add_argument("--threads", type=int, default=None, help="simulator threads (default: allowed cores)")
     serve.add_argument("--seed", type=int, default=None)
     serve.add_argument("--policy", default="fifo", help="queue policy: fifo, round-robin (per workflow), round-robin-user (per authenticated user), priority")
@@ -92,7 +93,7 @@ def _serve(args: argparse.Namespace) -> int:
     address = args.address
     if not address and args.transport == "mpi":
         address = f"mpi:file:{state_dir() / 'service' / 'qpu.port'}"
-    serve(ServiceConfig(address=address, backend=args.backend, threads=args.threads, seed=args.seed,
+    serve(ServiceConfig(address=address, simulator=args.simulator, threads=args.threads, seed=args.seed,
                         policy=args.policy, metrics=args.log, session_timeout=args.session_timeout,
                         max_message=args.max_message or P.MAX_MESSAGE_BYTES, address_file=args.address_file,
                         mpi_max_clients=args.mpi_max_clients, auth=args.auth, owner_only=args.owner_only,

@@ -42,8 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     common.add_argument("--cpu-nodes", type=int, default=None, help="nodes in the cpu partition [last used, else 2]")
     common.add_argument("--qpu-nodes", type=int, default=None,
                         help="nodes in the qpu partition, each with its own device [last used, else 2]")
-    common.add_argument("--qpu-backend", default=None,
-                        help="simulator of the resident QPU services (hcqw device serve --backend) [last used, else qsim]")
+    common.add_argument("--simulator", default=None,
+                        help="simulator of the resident QPU services (hcqw device serve --simulator) "
+                             "[last used, else qsim]")
     common.add_argument("--accounting", action="store_true", default=None,
                         help="also run MariaDB + slurmdbd: sacct, gres/qpu accounting, fair share, user accounts")
 
@@ -77,7 +78,7 @@ def _cluster(args: argparse.Namespace) -> "LabCluster":
     from hcqw.lab.cluster import LabCluster
 
     return LabCluster.from_dir(args.dir, name=args.name, port_base=args.port_base, cpu_nodes=args.cpu_nodes,
-                               qpu_nodes=args.qpu_nodes, qpu_backend=args.qpu_backend, accounting=args.accounting)
+                               qpu_nodes=args.qpu_nodes, simulator=args.simulator, accounting=args.accounting)
 
 
 def _up(args: argparse.Namespace) -> int:

@@ -13,8 +13,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="a factory parameter, value as JSON (e.g. --param iterations=10); repeatable")
     p.add_argument("--runs-dir", default="runs", help="where run directories go (default: ./runs)")
     p.add_argument("--workflow-id", help="name of this run (default: <loop name>-<random>); reuse it to resume")
-    p.add_argument("--monolithic", action="store_true", help="hold the device for the whole loop (for comparison)")
-    p.add_argument("--backend", default="qsim", help="device backend: qsim (default), cirq, or module:Class")
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--monolithic", action="store_true", help="hold the device for the whole loop (for comparison)")
+    form.add_argument("--fused", action="store_true",
+                      help="one node per iteration (quantum step, device freed, classical step), as `hcqw slurm run "
+                           "--fused`")
+    p.add_argument("--simulator", default="qsim", help="the device's simulator: qsim (default), cirq, modelled or "
+                   "module:Class")
     p.add_argument("--device-timeout", type=float, help="seconds a quantum node may wait for the device")
     p.set_defaults(handler=_run)
 
@@ -41,7 +46,7 @@ def _run(args: argparse.Namespace) -> int:
     loop = load_loop(args.loop, parse_params(args.param))
     workflow = Workflow.create(loop, args.runs_dir, args.workflow_id)
     print(f"workflow {workflow.ctx.workflow}: run directory {workflow.ctx.run_dir}")
-    run_workflow(workflow, args.monolithic, args.backend, args.device_timeout)
+    run_workflow(workflow, args.monolithic, args.simulator, args.device_timeout, args.fused)
     state = workflow.final_state()
     print(loop.describe(state) if loop.describe else f"final state: {state!r}")
     print(f"QPU timeline: {workflow.ctx.metrics_path}")

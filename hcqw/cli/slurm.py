@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import argparse
 
+from hcqw.slurm import BACKENDS
+
+# Whether `hcqw slurm run` fuses each iteration into one job unless told --fused/--split; chosen by
+# the measurement in BENCHMARKS.md ("Fused quantum+classical nodes").
+FUSED_DEFAULT = False
+
 
 def register(subparsers) -> None:
     slurm = subparsers.add_parser("slurm", help="run hybrid loops on SLURM (quantum nodes as cpu+qpu hetjobs)")
@@ -18,7 +24,9 @@ def register(subparsers) -> None:
     p.add_argument("--param", action="append", default=[], metavar="NAME=JSON", help="factory parameter; repeatable")
     p.add_argument("--runs-dir", default="runs", help="where run directories go (shared with the compute nodes)")
     p.add_argument("--workflow-id", help="name of this run (default: <loop name>-<random>); reuse it to resume")
-    p.add_argument("--backend", choices=["sbatch", "rest"], default="sbatch")
+    p.add_argument("--backend", choices=BACKENDS, default="slurm",
+                   help="where the jobs run: slurm (sbatch on this cluster, default) or rest (slurmrestd at "
+                        "--rest-url); 'local' is `hcqw run`")
     p.add_argument("--rest-url", help="slurmrestd base URL (with --backend rest)")
     p.add_argument("--token-file", help="file holding the SLURM JWT (with --backend rest)")
     p.add_argument("--transport", choices=["zmq", "mpi"], default="zmq", help="gateway transport")
@@ -26,33 +34,43 @@ def register(subparsers) -> None:
                    help="node-local address of a QPU service kept running on the qpu node (hcqw device serve; %%n is "
                         "the qpu node's name, for one service per qpu host): gateways relay to it instead of "
                         "starting a simulator per quantum node")
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--fused", dest="fused", action="store_true", default=FUSED_DEFAULT,
+                      help="one hetjob per iteration: the quantum step, then (qpu component released) the classical "
+                           "step in the same job" + (" (default)" if FUSED_DEFAULT else ""))
+    form.add_argument("--split", dest="fused", action="store_false",
+                      help="a hetjob for each quantum step and a cpu job for each classical step"
+                           + ("" if FUSED_DEFAULT else " (default)"))
     p.add_argument("--time-limit", default="10", help="per-job time limit (minutes or SLURM time)")
     p.add_argument("--no-wait", action="store_true", help="submit and print the job ids, do not follow")
     p.set_defaults(handler=_run)
+
+
+def _rest_options(args: argparse.Namespace) -> dict:
+    """open_backend's options from the command line, checked by hcqw.slurm.check_backend under their flags' names."""
+    from hcqw.slurm import check_backend
+
+    options = {"url": args.rest_url, "token_file": args.token_file}
+    check_backend(args.backend, options, names={"url": "--rest-url", "token_file": "--token-file"}, local=False)
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def _run(args: argparse.Namespace) -> int:
     import uuid
     from pathlib import Path
 
-    from hcqw.errors import WorkflowError
     from hcqw.hetjob.chain import final_state, follow_chain, submit_chain
     from hcqw.hetjob.jobs import NodeJobSettings
     from hcqw.cli.run import parse_params
     from hcqw.slurm import ComponentSpec, open_backend
 
-    if args.backend == "rest":
-        if not args.rest_url:
-            raise WorkflowError("--backend rest needs --rest-url")
-        backend = open_backend("rest", url=args.rest_url, token_file=args.token_file)
-    else:
-        backend = open_backend("sbatch")
+    backend = open_backend(args.backend, **_rest_options(args))
     params = parse_params(args.param)
     settings = NodeJobSettings(cpu=ComponentSpec("cpu", time_limit=args.time_limit),
                                qpu=ComponentSpec("qpu", gres="qpu:1", time_limit=args.time_limit),
                                transport=args.transport, device_service=args.device_service)
     workflow = args.workflow_id or f"{args.loop.rsplit(':', 1)[-1]}-{uuid.uuid4().hex[:8]}"
-    chain = submit_chain(backend, args.loop, params, workflow, Path(args.runs_dir), settings)
+    chain = submit_chain(backend, args.loop, params, workflow, Path(args.runs_dir), settings, fused=args.fused)
     print(f"workflow {workflow}: run directory {chain.run_dir}")
     if chain.skipped:
         print(f"resuming after {chain.skipped[-1]} ({len(chain.skipped)} node(s) done)")

@@ -110,10 +110,10 @@ def default_threads() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
-# name -> "module:class": the one list of device backends (``hcqw run --backend``, ``hcqw device serve
-# --backend``, the gateway's ``device_backend``, ``$HCQW_DEVICE_BACKEND``). A vendor backend registers
-# here (or is passed as "module:class").
-BACKENDS = {
+# name -> "module:class": the one list of simulators a device can run (``hcqw run --simulator``,
+# ``hcqw device serve --simulator``, a gateway's ``NodeJobSettings.simulator``, ``$HCQW_SIMULATOR``).
+# A vendor backend registers here (or is passed as "module:class").
+SIMULATORS = {
     "qsim": "hcqw.device.qsim:QsimBackend",
     "cirq": "hcqw.device.cirq_sim:CirqBackend",
     "modelled": "hcqw.device.modelled:ModelledBackend",  # qsim's samples, a real QPU's timing (benchmarks)
@@ -121,13 +121,13 @@ BACKENDS = {
 
 
 def make_backend(name: str = "qsim", **options: Any) -> QuantumBackend:
-    """Create a backend by registered name or ``module:Class`` path."""
-    target = BACKENDS.get(name, name)
+    """Create a backend by registered simulator name or ``module:Class`` path."""
+    target = SIMULATORS.get(name, name)
     if ":" not in target:
-        raise DeviceError(f"unknown device backend {name!r}; choose one of {sorted(BACKENDS)} or give 'module:Class'")
+        raise DeviceError(f"unknown simulator {name!r}; choose one of {sorted(SIMULATORS)} or give 'module:Class'")
     module_name, class_name = target.split(":", 1)
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as err:
-        raise DeviceError(f"cannot load device backend {name!r} ({target}): {err}") from None
+        raise DeviceError(f"cannot load simulator {name!r} ({target}): {err}") from None
     return cls(**options)

@@ -172,9 +172,9 @@ def run_held(device: LocalDevice, workflow: str, node: str, metrics: MetricsLog 
     return code
 
 
-def hold_command(backend: str, workflow: str, node: str, metrics: Path | str | None = None) -> list[str]:
-    """The argv prefix that runs a command as a step holding the local device ``backend`` (``main``)."""
-    argv = [sys.executable, "-m", "hcqw.device.hold", "--backend", backend, "--workflow", workflow, "--node", node]
+def hold_command(simulator: str, workflow: str, node: str, metrics: Path | str | None = None) -> list[str]:
+    """The argv prefix that runs a command as a step holding the local device of ``simulator`` (``main``)."""
+    argv = [sys.executable, "-m", "hcqw.device.hold", "--simulator", simulator, "--workflow", workflow, "--node", node]
     if metrics is not None:
         argv += ["--metrics", str(metrics)]
     return argv + ["--"]
@@ -187,7 +187,7 @@ class HeldDevice:
     hold (from its start) in the lease's metrics, or the holder's. Once it is claimed or the step
     has ended, leases queue on the device like any other."""
 
-    def __init__(self, hold: str, backend: str = "qsim"):
+    def __init__(self, hold: str, simulator: str = "qsim"):
         try:
             spec = json.loads(hold)
             self._channel = Path(spec["channel"])
@@ -196,7 +196,7 @@ class HeldDevice:
         except (ValueError, TypeError, KeyError, AttributeError) as err:
             raise DeviceError(f"${environment.DEVICE_HOLD} is not a device hold ({err}): hcqw sets it for qpu-marked steps; "
                               f"unset it to queue for the device instead") from None
-        self.device = LocalDevice(backend)
+        self.device = LocalDevice(simulator)
 
     def acquire(self, workflow: str, node: str, timeout: float | None = None, metrics: MetricsLog | None = None,
                 seed: int | None = None) -> QPU:
@@ -206,7 +206,14 @@ class HeldDevice:
         # The hold's event goes to the step's metrics, else to the holder's (a handed-back hold is the lease's to record).
         return QPU(self.device, hand_back, workflow, node, metrics or self._metrics, seed, acquired_at=self._since)
 
-    def _claim(self) -> Callable[[], None] | None:
+    def release(self) -> None:
+        """End the step's hold now if no lease has claimed it (a fused step whose quantum part had nothing to
+        run): the holder frees the device and records the hold, as when the step ends."""
+        end_hold = self._claim(_STEP_ENDED)
+        if end_hold is not None:
+            end_hold()
+
+    def _claim(self, message: bytes = _HAND_BACK) -> Callable[[], None] | None:
         claimed = self._channel.with_name(f"claimed-{os.getpid()}")
         try:
             os.rename(self._channel, claimed)  # atomic: one claimer wins
@@ -217,12 +224,12 @@ class HeldDevice:
             if err.errno == errno.ENXIO:  # no reader: the holder is gone, and its hold with it
                 return None
             raise
-        return partial(_hand_back, fd)
+        return partial(_send, fd, message)
 
 
-def _hand_back(fd: int) -> None:
+def _send(fd: int, message: bytes) -> None:
     try:
-        os.write(fd, _HAND_BACK)
+        os.write(fd, message)
     except BrokenPipeError:
         pass  # the holder is gone, and its hold with it
     finally:
@@ -234,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m hcqw.device.hold",
         description="Run COMMAND as a qpu-marked step: it holds the machine-local device from its start until "
                     "it ends, or until its open_qpu lease closes.")
-    parser.add_argument("--backend", default="qsim", help="the local device's backend (default: qsim)")
+    parser.add_argument("--simulator", default="qsim", help="the local device's simulator (default: qsim)")
     parser.add_argument("--workflow", required=True)
     parser.add_argument("--node", required=True)
     parser.add_argument("--metrics", help="metrics log (JSON lines) that gets the hold's event")
@@ -246,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (an engine's cancel) unwinds like Ctrl-C: the hold's clean-up runs.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     metrics = MetricsLog(args.metrics) if args.metrics else None
-    code = run_held(LocalDevice(args.backend), args.workflow, args.node, metrics, command)
+    code = run_held(LocalDevice(args.simulator), args.workflow, args.node, metrics, command)
     if code < 0:  # end as the step did, so the engine reports the signal that killed it
         if -code != signal.SIGKILL:  # SIGKILL has no handler to reset
             signal.signal(-code, signal.SIG_DFL)

@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from hcqw.device.backend import BACKENDS, DeviceLimits, DeviceStatus, QuantumBackend, batch_seed, make_backend
+from hcqw.device.backend import SIMULATORS, DeviceLimits, DeviceStatus, QuantumBackend, batch_seed, make_backend
 from hcqw.device.fifo_lock import FifoLock
 from hcqw.device.work import Samples, WorkItem
 from hcqw.errors import DeviceError, DeviceOffline
@@ -27,16 +27,17 @@ _STATUS_POLL = 0.05  # s; how often a queue head re-reads the status while the d
 class LocalDevice:
     """One quantum device shared, one holder at a time, by every process on the machine.
 
-    A registered backend (``BACKENDS``) is created on first use, not here: a process that
-    only queues for the device (``hcqw.device.hold``) never loads the simulator."""
+    ``simulator`` is a registered name (``SIMULATORS``), a ``module:Class`` path or a ready
+    backend. A registered one is created on first use, not here: a process that only queues for
+    the device (``hcqw.device.hold``) never loads the simulator."""
 
-    def __init__(self, backend: QuantumBackend | str = "qsim", directory: Path | None = None, **backend_options: Any):
+    def __init__(self, simulator: QuantumBackend | str = "qsim", directory: Path | None = None, **options: Any):
         self._backend: QuantumBackend | None = None
-        if isinstance(backend, str) and backend in BACKENDS:
-            self.name = backend
-            self._backend_options = backend_options
+        if isinstance(simulator, str) and simulator in SIMULATORS:
+            self.name = simulator
+            self._backend_options = options
         else:
-            self._backend = make_backend(backend, **backend_options) if isinstance(backend, str) else backend
+            self._backend = make_backend(simulator, **options) if isinstance(simulator, str) else simulator
             self.name = self._backend.name
         self.directory = Path(directory) if directory else device_dir(self.name)
         self._lock = FifoLock(self.directory)

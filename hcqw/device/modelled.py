@@ -13,7 +13,7 @@ load on real hardware). The defaults are typical of superconducting QPUs: 50 ms 
 the control stack to load and arm it, 200 µs per shot (readout plus reset, a 5 kHz repetition
 rate). Set them per backend (``circuit_overhead=``, ``shot_time=``, seconds) or for every process
 with ``$HCQW_MODELLED_CIRCUIT_OVERHEAD`` / ``$HCQW_MODELLED_SHOT_TIME`` (what ``hcqw device serve
---backend modelled`` and a job's gateway read). If qsim itself takes longer than the model, the
+--simulator modelled`` and a job's gateway read). If qsim itself takes longer than the model, the
 execution takes that long: the model is a lower bound.
 """
 

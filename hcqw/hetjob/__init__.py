@@ -12,7 +12,8 @@
 - ``jobs``: ``command_request``, any command as a cpu job or as a qpu-releasing hetjob (the
   engines' adapters submit through it), and ``node_request`` for a workflow node.
 - ``chain``: ``submit_chain``/``follow_chain``/``run_chain``, the first paper's listing 4 as
-  ``afterok``-chained jobs that resume from the last good checkpoint; ``ChainFailed``.
+  ``afterok``-chained jobs (split, or fused: one hetjob per iteration) that resume from the last
+  good checkpoint; ``ChainFailed``.
 - ``federation``: a quantum node on the QPU-side cluster through its slurmrestd, with its
   checkpoints staged in and out.
 - ``records``: hold intervals from the metrics log next to SLURM's own component records.

@@ -7,6 +7,13 @@ pending forever). Each job reads the previous checkpoint and writes its own, so 
 re-run submits only the nodes whose output checkpoint is missing: it resumes from the
 last good checkpoint.
 
+``fused=True`` submits one hetjob per iteration instead of two jobs (``build_dag(...,
+fused=True)``): component 0 runs the quantum step, the qpu component is cancelled as the block
+ends, and component 0 goes on with the classical step and writes the iteration's state -- one
+SLURM round trip per iteration. Checkpoints are the split form's, so either form resumes the
+other; an iteration whose job died after its quantum checkpoint resumes as its classical node
+alone (a cpu job: nothing is left for the qpu).
+
 Fair order between chains: a chain is submitted whole, so under SLURM's default ordering
 (submit order) the first-submitted workflow's *later* quantum nodes outrank a second workflow's
 *earlier* ones, and whenever both wait for the single qpu node the first workflow runs all its
@@ -31,7 +38,7 @@ from hcqw.errors import WorkflowError
 from hcqw.slurm import Phase, SlurmBackend, SlurmError
 from hcqw.slurm.settings import MAX_NICE
 from hcqw.paths import slurm_output, state_file
-from hcqw.workflow import HybridLoop, RunContext, build_dag, load_loop, node_done
+from hcqw.workflow import HybridLoop, RunContext, build_dag, dag_to_resume, load_loop, node_done
 
 from hcqw.hetjob.jobs import NodeJobSettings, node_request
 
@@ -82,10 +89,11 @@ class Chain:
 
 
 def submit_chain(backend: SlurmBackend, loop_ref: str, params: Mapping | None, workflow: str,
-                 runs_dir: Path | str, settings: NodeJobSettings | None = None, nice_step: int = NICE_STEP) -> Chain:
+                 runs_dir: Path | str, settings: NodeJobSettings | None = None, nice_step: int = NICE_STEP,
+                 fused: bool = False) -> Chain:
     """Submit every node without a checkpoint, each ``afterok`` on the jobs of its predecessors and
     with ``nice = iteration * nice_step`` (capped at SLURM's maximum), so concurrent chains share
-    the qpu node level by level."""
+    the qpu node level by level. ``fused``: one hetjob per iteration (see the module)."""
     if isinstance(nice_step, bool) or not isinstance(nice_step, int) or nice_step < 0:
         raise ValueError(f"nice_step must be a non-negative integer, got {nice_step!r}")
     params = dict(params or {})
@@ -95,9 +103,9 @@ def submit_chain(backend: SlurmBackend, loop_ref: str, params: Mapping | None, w
     chain = Chain(workflow, run_dir, loop)
     ctx = chain.ctx
     slurm_output(run_dir).mkdir(parents=True, exist_ok=True)
-    dag = build_dag(loop)
+    dag = dag_to_resume(loop, ctx, fused)
     chain.skipped = [node.name for node in dag if node_done(node, ctx)]
-    if _adopt_live_jobs(backend, chain, [node for node in dag if node.name not in chain.skipped]):
+    if _adopt_live_jobs(backend, chain, [node for node in dag if node.name not in chain.skipped], fused):
         return chain
     submitted: dict[str, str] = {}
     for node in dag:
@@ -121,14 +129,17 @@ def submit_chain(backend: SlurmBackend, loop_ref: str, params: Mapping | None, w
     return chain
 
 
-def _adopt_live_jobs(backend: SlurmBackend, chain: Chain, todo: list) -> bool:
+def _adopt_live_jobs(backend: SlurmBackend, chain: Chain, todo: list, fused: bool = False) -> bool:
     """A re-run while the last run's jobs still live (its follower died, the controller was down):
-    adopt them if they are exactly the nodes left to do, refuse if only some are -- never submit
-    a node twice (two writers of one checkpoint, the QPU used twice). True if adopted."""
+    adopt them if they are exactly the nodes left to do, refuse if only some are, or if they are
+    the other form's (split vs fused) -- never submit a node twice (two writers of one checkpoint,
+    the QPU used twice). True if adopted."""
     live_jobs = getattr(backend, "live_jobs", None)  # the sbatch backend's squeue; REST has no such query
     if live_jobs is None or not todo:
         return False
-    names = {f"hcqw:{chain.workflow}:{node.name}": node.name for node in todo}
+    iterations = {node.iteration for node in todo}
+    other_form = [node for node in build_dag(chain.loop, not fused) if node.iteration in iterations]
+    names = {f"hcqw:{chain.workflow}:{node.name}": node.name for node in [*todo, *other_form]}
     live = {names[name]: job_id for name, job_id in live_jobs(names).items()}
     if not live:
         return False
@@ -174,9 +185,9 @@ def _last_checkpoint(chain: Chain) -> str | None:
 
 def run_chain(backend: SlurmBackend, loop_ref: str, params: Mapping | None, workflow: str, runs_dir: Path | str,
               settings: NodeJobSettings | None = None, timeout: float | None = None,
-              nice_step: int = NICE_STEP) -> Chain:
+              nice_step: int = NICE_STEP, fused: bool = False) -> Chain:
     """Submit (or resume) and follow a chain to its end; return it (final state: ``final_state(chain)``)."""
-    chain = submit_chain(backend, loop_ref, params, workflow, runs_dir, settings, nice_step)
+    chain = submit_chain(backend, loop_ref, params, workflow, runs_dir, settings, nice_step, fused)
     follow_chain(backend, chain, timeout)
     return chain
 

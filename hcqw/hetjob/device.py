@@ -92,6 +92,10 @@ class GatewayDevice:
         self.device_wait = device_wait
         self._release = _Once(release if release is not None else _release_from_environment)
 
+    def release(self) -> None:
+        """Free the qpu component now if no lease did (a fused node whose quantum part had nothing to run)."""
+        self._release()
+
     def describe(self, address: str | None = None) -> str:
         """The gateway as errors name it: its job, host, address and log."""
         return describe_gateway(address, self.gateway_log)

@@ -47,7 +47,7 @@ MPI_LINGER_S = 3.0
 class GatewayConfig:
     address: str  # "" (ZeroMQ on this node's cluster address, port chosen at bind) or mpi:file:/path
     address_file: str
-    backend: str = "qsim"
+    simulator: str = "qsim"
     threads: int | None = None
     metrics: str | None = ""  # dispatcher's exec/hold log; "" disables
     heartbeat_timeout: float = 5.0
@@ -91,7 +91,7 @@ def run_gateway(config: GatewayConfig) -> str:
 
     mpi = config.address.startswith("mpi:")
     service = Service(ServiceConfig(
-        address=config.address, backend=config.backend, threads=config.threads, metrics=config.metrics,
+        address=config.address, simulator=config.simulator, threads=config.threads, metrics=config.metrics,
         session_timeout=config.heartbeat_timeout, address_file=config.address_file,
         # MUNGE authenticates whoever connects to the cluster address; only the job's owner is served.
         owner_only=True,
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="mpi:file:PATH for the MPI transport; default: ZeroMQ on this node's cluster address "
                              "(SLURM's NodeAddr of $SLURMD_NODENAME; loopback outside SLURM)")
     parser.add_argument("--address-file", required=True)
-    parser.add_argument("--backend", default="qsim")
+    parser.add_argument("--simulator", default="qsim", help="the simulator this gateway serves (without --upstream)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--metrics", default="")
     parser.add_argument("--heartbeat-timeout", type=float, default=5.0)
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
                         format="%(asctime)s gateway %(levelname)s: %(message)s")
     config = GatewayConfig(
-        address=args.address, address_file=args.address_file, backend=args.backend, threads=args.threads,
+        address=args.address, address_file=args.address_file, simulator=args.simulator, threads=args.threads,
         metrics=args.metrics, heartbeat_timeout=args.heartbeat_timeout,
         connect_timeout=args.connect_timeout, release_job=args.release_job, upstream=args.upstream)
     if args.pid_file:

@@ -26,7 +26,7 @@ from hcqw.hetjob.device import DEVICE_WAIT_S, PEER_TIMEOUT_S
 from hcqw.paths import GATEWAY_ADDRESS, gateway_metrics, job_prefix, run_metrics, slurm_output
 from hcqw.slurm import ComponentSpec, JobRequest
 from hcqw.slurm.commands import UNREACHABLE_MARKERS
-from hcqw.workflow import Node, NodeKind
+from hcqw.workflow import Node
 
 #: UCX transports (PyPI mpich is ch4:ucx) between the components of an MPI quantum node, unless
 #: the site sets ``UCX_TLS`` itself: every one but shared memory. UCX takes two processes with the
@@ -46,13 +46,14 @@ PASSED_ENV = ("PATH", "PYTHONPATH", "HOME", environment.CHECKPOINT_KEY, environm
 
 @dataclass(frozen=True)
 class NodeJobSettings:
-    """How a node becomes a job. ``transport``: ``zmq`` (default) or ``mpi`` (MPI DPM, PyPI mpich)."""
+    """How a node becomes a job. ``transport``: ``zmq`` (default) or ``mpi`` (MPI DPM, PyPI mpich);
+    ``simulator``: what the job's gateway simulates, unless it relays to ``device_service``."""
 
     cpu: ComponentSpec = ComponentSpec("cpu", time_limit=10)
     qpu: ComponentSpec = ComponentSpec("qpu", gres="qpu:1", time_limit=10)
     transport: str = "zmq"
     python: str = sys.executable
-    device_backend: str = "qsim"
+    simulator: str = "qsim"
     # A QPU service kept running on the qpu node (its node-local address, e.g. ipc://...; %n is
     # the qpu node's name, expanded there): the gateway relays to it instead of loading a
     # simulator per node (hcqw.hetjob.relay).
@@ -89,7 +90,7 @@ def node_request(node: Node, *, loop_ref: str, params: Mapping, workflow: str, r
                  env_base: Mapping[str, str] | None = None) -> JobRequest:
     """The ``JobRequest`` of one workflow node."""
     run_dir = Path(run_dir).absolute()
-    quantum = node.kind is NodeKind.QUANTUM
+    quantum = node.uses_qpu  # a fused node too: its qpu component ends with its quantum part
     command = _runtime_command(node, loop_ref, params, workflow, run_dir, settings)
     if quantum:
         command += ' --pid-file "$JOBDIR/node.pid"'  # for operators and tests: the node process itself
@@ -148,7 +149,7 @@ def quantum_body(command: str, job_prefix: Path, gateway_metrics: Path, settings
     gateway = (f"{mpiexec}{q(settings.python)} -m hcqw.hetjob.gateway {address}"
                f'--address-file "$JOBDIR/{GATEWAY_ADDRESS}" --pid-file "$JOBDIR/gateway.pid" '
                f'--release-job "$SLURM_JOB_ID_HET_GROUP_1" '
-               f"--backend {q(settings.device_backend)} --heartbeat-timeout {settings.heartbeat_timeout:g} "
+               f"--simulator {q(settings.simulator)} --heartbeat-timeout {settings.heartbeat_timeout:g} "
                f"--connect-timeout {session_deadline:g} --metrics {q(str(gateway_metrics))}")
     if settings.device_service:
         gateway += f" --upstream {q(settings.device_service)}"

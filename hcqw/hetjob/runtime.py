@@ -1,9 +1,10 @@
 """Run one workflow node inside a SLURM job: ``python -m hcqw.hetjob.runtime ...``.
 
-The same entry point serves every node kind. A quantum node (component 0 of its hetjob)
-gets a ``GatewayDevice`` talking to the gateway in component 1; ``init`` and classical
-nodes get no device. The loop is rebuilt from its import path and JSON parameters
-(``hcqw.workflow.load_loop``), never unpickled from the submitter.
+The same entry point serves every node kind. A quantum or fused node (component 0 of its
+hetjob) gets a ``GatewayDevice`` talking to the gateway in component 1; ``init`` and classical
+nodes get no device. A fused node's classical part runs after its qpu component is released.
+The loop is rebuilt from its import path and JSON parameters (``hcqw.workflow.load_loop``),
+never unpickled from the submitter.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def run_job_node(loop_ref: str, params: dict, node_name: str, workflow: str, run
     from hcqw.hetjob.device import gateway_device
     from hcqw.workflow import RunContext, run_node_by_name
 
-    # A quantum node's device is its job's gateway, whose address the job script exported.
+    # A node that uses the QPU gets its job's gateway, whose address the job script exported.
     run_node_by_name(loop_ref, params, node_name, RunContext(workflow, run_dir),
                      lambda: gateway_device(connect_timeout=connect_timeout))
 

@@ -22,6 +22,7 @@ recorded there.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import logging
 import os
@@ -56,8 +57,8 @@ class LabCluster:
 
     Several clusters coexist on one machine when they differ in ``root``,
     ``name`` and ``port_base`` (the port base also names their network; see
-    :mod:`hcqw.lab.layout` and :mod:`hcqw.lab.network`). ``qpu_backend`` is the
-    simulator of the resident QPU services (``hcqw device serve --backend``).
+    :mod:`hcqw.lab.layout` and :mod:`hcqw.lab.network`). ``simulator`` is the
+    simulator of the resident QPU services (``hcqw device serve --simulator``).
     """
 
     def __init__(
@@ -69,13 +70,13 @@ class LabCluster:
         qpu_nodes: int = 2,
         cpus_per_node: int = 4,
         accounting: bool = False,
-        qpu_backend: str = resident.DEFAULT_BACKEND,
+        simulator: str = resident.DEFAULT_SIMULATOR,
     ) -> None:
         self.layout = Layout.create(Path(root), name, port_base, cpu_nodes, qpu_nodes, cpus_per_node)
         self.network = Network.plan(self.layout)
         self.site = SiteSoftware(software.site_dir())
         self.accounting = accounting
-        self.qpu_backend = qpu_backend
+        self.simulator = simulator
         self._timeout: float = 60
         self._started_now: list[str] = []  # daemons started by the current up(), for rollback
 
@@ -84,7 +85,7 @@ class LabCluster:
         """The constructor arguments (except root), as saved in ``root/lab.json``."""
         return {"name": self.layout.name, "port_base": self.layout.ports.base, "cpu_nodes": self.layout.cpu_nodes,
                 "qpu_nodes": self.layout.qpu_nodes, "cpus_per_node": self.layout.cpus_per_node,
-                "accounting": self.accounting, "qpu_backend": self.qpu_backend}
+                "accounting": self.accounting, "simulator": self.simulator}
 
     @classmethod
     def from_dir(cls, root: Path, **overrides: object) -> "LabCluster":
@@ -99,6 +100,10 @@ class LabCluster:
                 params = json.loads(path.read_text())
             except ValueError as err:
                 raise LabError(f"{path} is not valid JSON ({err}); delete it and pass the options explicitly") from err
+            unknown = sorted(set(params) - set(inspect.signature(cls).parameters))
+            if unknown:  # written by another version of hcqw (e.g. qpu_backend, now simulator)
+                raise LabError(f"{path} has settings this hcqw does not know ({', '.join(unknown)}); stop the lab with "
+                               f"the hcqw that started it, or delete the file and pass the options explicitly")
         params.update({k: v for k, v in overrides.items() if v is not None})
         return cls(Path(root), **params)  # type: ignore[arg-type]
 
@@ -370,7 +375,7 @@ class LabCluster:
                        port=lay.ports.slurmrestd, extra_env={"SLURM_JWT": "daemon"})
         )
         for node in lay.qpu_node_names:
-            user, argv = resident.service_command(resident.render_unit(lay, self.site, node, self.qpu_backend))
+            user, argv = resident.service_command(resident.render_unit(lay, self.site, node, self.simulator))
             name = resident.daemon_name(node)
             env = users.user_env(user, lay.qpu_service_dir(node), {
                 "PATH": f"{self.site.bin}:{SYSTEM_PATH}", environment.MUNGE_SOCKET: str(lay.munge_socket)})

@@ -17,7 +17,7 @@ from hcqw.lab.layout import Layout
 from hcqw.lab.software import SiteSoftware
 
 #: The simulator behind each resident service unless the lab is told otherwise.
-DEFAULT_BACKEND = "qsim"
+DEFAULT_SIMULATOR = "qsim"
 
 
 def daemon_name(node: str) -> str:
@@ -29,10 +29,10 @@ def metrics_log(layout: Layout, node: str) -> Path:
     return layout.qpu_service_dir(node) / "qpu.jsonl"
 
 
-def render_unit(layout: Layout, site: SiteSoftware, node: str, backend: str = DEFAULT_BACKEND) -> str:
+def render_unit(layout: Layout, site: SiteSoftware, node: str, simulator: str = DEFAULT_SIMULATOR) -> str:
     """The systemd unit of the resident service on ``node``, filled in for this lab."""
     socket = layout.qpu_service_address(node).removeprefix("ipc://")
-    return config.render_fragment("hcqw-qpu.service", venv=site.venv, socket=socket, backend=backend,
+    return config.render_fragment("hcqw-qpu.service", venv=site.venv, socket=socket, simulator=simulator,
                                   log=metrics_log(layout, node))
 
 

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SITE_DIR = Path("/opt/hcqw-site")
 #: The distribution's Python: installed world-executable, unlike a pyenv build in root's home.
 SYSTEM_PYTHON = Path("/usr/bin/python3")
-#: What the venv holds besides hcqw's own dependencies (tests run as lab users need pytest).
+#: The extras the venv holds: "test" is every one (lab users run Snakemake, Parsl, MPI jobs and tests).
 EXTRAS = "test"
 _STAMP = ".hcqw-installed"
 

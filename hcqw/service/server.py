@@ -36,7 +36,7 @@ def default_metrics_path() -> Path:
 @dataclass
 class ServiceConfig:
     address: str = ""
-    backend: str = "qsim"
+    simulator: str = "qsim"
     threads: int | None = None
     seed: int | None = None
     policy: str = "fifo"
@@ -61,7 +61,7 @@ class Service:
         address = config.address or default_address()
         mode = resolve_mode(config.auth, address)
         auth = Authenticator(mode, operator_names=config.operators, owner_only=config.owner_only)
-        backend = make_backend(config.backend, threads=config.threads, seed=config.seed)
+        backend = make_backend(config.simulator, threads=config.threads, seed=config.seed)
         # Forked before any socket, MPI port or thread exists: the child inherits only the backend.
         executor = Executor(backend, config.seed) if config.executor else None
         metrics = default_metrics_path() if config.metrics is None else (config.metrics or None)

@@ -41,7 +41,11 @@ _SLEEP_MAX = 0.001
 
 def _mpi():
     """Import mpi4py with full thread support (the accept thread runs beside the poll loop)."""
-    import mpi4py
+    try:
+        import mpi4py
+    except ImportError:  # an extra: a site may build mpi4py against its own MPI
+        raise DeviceError("the MPI transport needs mpi4py and an MPI: pip install 'hcqw[mpi]' (PyPI's MPICH), "
+                          "or mpi4py built against your site's MPI; or use the zmq transport") from None
 
     mpi4py.rc.thread_level = "multiple"
     from mpi4py import MPI

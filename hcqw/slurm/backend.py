@@ -1,6 +1,8 @@
-"""The one interface both engine adapters use, whatever talks to SLURM.
+"""Where jobs run, and the one interface both engine adapters use, whatever talks to SLURM.
 
-``open_backend("sbatch", ...)`` or ``open_backend("rest", ...)`` returns a
+``BACKENDS`` is the one vocabulary of where jobs run (Snakemake's ``--hcqw-backend``, Parsl's
+``hcqw_config(backend=...)``, ``hcqw slurm run --backend``), checked by :func:`check_backend`.
+``open_backend("slurm", ...)`` or ``open_backend("rest", ...)`` returns a
 :class:`SlurmBackend`; Snakemake and Parsl adapters call only these methods.
 The shared parts (status caching, waiting, turning a failed job into a
 :class:`JobFailed` with its output tail) live in :class:`BaseBackend`.
@@ -11,11 +13,11 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Callable, Protocol, TypeVar
 
-from hcqw.slurm.errors import ControllerUnreachable, JobFailed, JobNotFound, SlurmError
+from hcqw.slurm.errors import ControllerUnreachable, JobFailed, JobNotFound, SlurmError, SlurmSettingsError
 from hcqw.slurm.settings import JobRequest
 from hcqw.slurm.states import NodeState, Phase
 from hcqw.slurm.status import StatusPoller, leader_of
@@ -30,6 +32,46 @@ OUTAGE_BOUND_S = 180.0
 _FIRST_RETRY_S, _LAST_RETRY_S = 0.5, 8.0
 
 T = TypeVar("T")
+
+#: Where jobs run, the same words in every adapter and command: this machine ("local"), this
+#: cluster through SLURM's own tools (sbatch, scontrol, sacct: "slurm"), or a cluster through
+#: slurmrestd ("rest").
+BACKENDS = ("local", "slurm", "rest")
+_MEANING = {"local": "this machine", "slurm": "sbatch on this cluster", "rest": "slurmrestd at a URL"}
+#: The options of :func:`open_backend` only the REST backend reads.
+REST_OPTIONS = ("url", "user", "token", "token_file", "allow_http")
+
+
+def check_backend(backend: str, options: Mapping[str, Any] | None = None, *,
+                  names: Mapping[str, str] | None = None, local: bool = True) -> str:
+    """``backend`` if it is one of :data:`BACKENDS` and ``options`` (:func:`open_backend`'s keywords;
+    None or False means unset) make sense with it, else :class:`SlurmSettingsError` naming the valid
+    choices. ``names`` spells options as the caller's users write them (``{"url": "--rest-url"}``);
+    ``local=False`` where only SLURM applies (a SLURM provider, ``hcqw slurm run``)."""
+    choices = BACKENDS if local else BACKENDS[1:]
+    listing = ", ".join(f"{name!r} ({_MEANING[name]})" for name in choices)
+    if backend not in BACKENDS:
+        raise SlurmSettingsError(f"unknown backend {backend!r}: choose one of {listing}")
+    if backend not in choices:
+        raise SlurmSettingsError(f"backend {backend!r} runs jobs on this machine, but this only submits to SLURM: "
+                                 f"choose one of {listing}")
+    names = names or {}
+    given = sorted(option for option, value in (options or {}).items() if value is not None and value is not False)
+    if backend == "local" and given:
+        raise SlurmSettingsError(f"backend 'local' runs jobs on this machine and reads no SLURM options, but "
+                                 f"{_spelled(given, names)} given: drop them or choose 'slurm' or 'rest'")
+    stray = [option for option in given if option in REST_OPTIONS]
+    if backend == "slurm" and stray:
+        raise SlurmSettingsError(f"backend 'slurm' (sbatch on this cluster) reads no {_spelled(stray, names)}: "
+                                 "only backend 'rest' (slurmrestd) does; choose 'rest' or drop them")
+    if backend == "rest" and not (options or {}).get("url"):
+        raise SlurmSettingsError(f"backend 'rest' needs the slurmrestd URL: set {_spelled(['url'], names)} "
+                                 "(e.g. http://127.0.0.1:6820)")
+    return backend
+
+
+def _spelled(options: Iterable[str], names: Mapping[str, str]) -> str:
+    return ", ".join(names.get(option, option) for option in options)
 
 
 def ride_out(call: Callable[[], T], what: str, bound: float = OUTAGE_BOUND_S) -> T:
@@ -149,17 +191,15 @@ class BaseBackend:
 
 
 def open_backend(name: str, **options: Any) -> SlurmBackend:
-    """The backend called ``name`` ("sbatch" or "rest"), built with its keyword options.
+    """The backend called ``name`` ("slurm" or "rest"), built with its keyword options.
 
     See :class:`hcqw.slurm.sbatch.SbatchBackend` and
     :class:`hcqw.slurm.rest.RestBackend` for the options.
     """
-    if name == "sbatch":
+    if check_backend(name, options, local=False) == "slurm":
         from hcqw.slurm.sbatch import SbatchBackend
 
         return SbatchBackend(**options)
-    if name == "rest":
-        from hcqw.slurm.rest import RestBackend
+    from hcqw.slurm.rest import RestBackend
 
-        return RestBackend(**options)
-    raise SlurmError(f"unknown SLURM backend {name!r}: use 'sbatch' (local CLI) or 'rest' (slurmrestd)")
+    return RestBackend(**options)

@@ -203,7 +203,7 @@ def component_properties(request: JobRequest, spec: ComponentSpec, environment: 
     if spec.extra:
         raise SlurmSettingsError(
             f"ComponentSpec.extra {list(spec.extra)!r} holds sbatch options, which slurmrestd does not accept: "
-            "use the sbatch backend, or express the request with the ComponentSpec fields"
+            "use backend 'slurm' (sbatch), or express the request with the ComponentSpec fields"
         )
     props: dict[str, Any] = {
         "name": request.job_name,

@@ -44,7 +44,7 @@ class SbatchBackend(BaseBackend):
     ``{"SLURM_CONF": ...}`` to pick a cluster); credentials are dropped from it.
     """
 
-    name = "sbatch"
+    name = "slurm"
 
     def __init__(
         self,

@@ -9,7 +9,7 @@ for logs that name the device loosely:
   SLURM gave the job), the benchmark's SLURM view holds ``slurm-qpu``, old logs give none. Such
   a hold belongs to the device its node's execs during the hold ran on;
 - a hold naming a device is exclusive, so its node's execs during it ran on that device, even
-  when an exec names its backend instead (``qsim``, the same behind every qpu host's service).
+  when an exec names its simulator instead (``qsim``, the same behind every qpu host's service).
 
 What is still generic after that (a hold that executed nothing, an exec outside every hold)
 goes to the run's only device when there is exactly one; otherwise it keeps its name, so it

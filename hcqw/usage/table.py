@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from hcqw.usage.period import Period, UsageError
 from hcqw.usage.records import Busy, Charge
+from hcqw.workflow import node_parts
 
 #: What rows may be grouped by (``--by``), in column order.
 GROUPS = ("user", "account", "workflow")
@@ -94,7 +95,9 @@ def usage_table(charges: Sequence[Charge], busy: Iterable[Busy] | None, period: 
     charges_by_node: dict[tuple, list[Charge]] = defaultdict(list)
     for charge in charges:
         if charge.workflow is not None:
-            charges_by_node[(charge.workflow, charge.node)].append(charge)
+            # A fused job (qcNNNN) is charged for its quantum part, whose execs name that part (qNNNN).
+            for node in node_parts(charge.node) if charge.node else (charge.node,):
+                charges_by_node[(charge.workflow, node)].append(charge)
         if period.touches(charge.start, charge.end):
             target = row(charge.user, charge.account, charge.workflow)
             target.charges += 1

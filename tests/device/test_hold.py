@@ -10,13 +10,14 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import cirq
 import pytest
 
 from hcqw.device import LocalDevice
-from hcqw.device.backend import BACKENDS, make_backend
+from hcqw.device.backend import SIMULATORS, make_backend
 from hcqw.device.hold import call_held, hold_command
 from hcqw.environment import DEVICE_HOLD
 from hcqw.lab.pytest_plugin import wait_for
@@ -154,14 +155,14 @@ def test_an_app_that_never_opens_a_lease_is_held_until_it_returns(tmp_path):
     assert [e["node"] for e in metrics.events("hold")] == ["direct"]
 
 
-def test_a_registered_backend_is_loaded_on_first_use_only(tmp_path):
+def test_a_registered_simulator_is_loaded_on_first_use_only(tmp_path):
     """A holder only queues: it never pays for importing the simulator."""
     probe = ("import sys; from hcqw.device import LocalDevice; d = LocalDevice('qsim', directory=sys.argv[1]); "
              "d.acquire('wf', 'n').close(); print('qsimcirq' in sys.modules, d.backend.name, 'qsimcirq' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "dev")], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=WAIT)
     assert out.stdout.split() == ["False", "qsim", "True"], out.stderr
-    for name in BACKENDS:  # the lazy device's name is the backend's own
+    for name in SIMULATORS:  # the lazy device's name is the simulator's own
         assert make_backend(name).name == name
 
 
@@ -172,3 +173,31 @@ def test_a_malformed_hold_variable_is_refused_by_name(monkeypatch, value):
     monkeypatch.setenv(DEVICE_HOLD, value)
     with pytest.raises(DeviceError, match=f"\\${DEVICE_HOLD} is not a device hold.*unset it"):
         open_qpu()
+
+
+# A fused step whose quantum part had nothing to run: it gives the hold back without ever opening a lease.
+RELEASE_STEP = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from hcqw.qpu import current_device
+
+    out = Path(sys.argv[1])
+    current_device().release()
+    out.with_suffix(".released").write_text(str(time.time()))
+    while not out.with_suffix(".go").exists():
+        time.sleep(0.02)
+""")
+
+
+def test_a_step_that_releases_its_hold_without_a_lease_frees_the_device_while_it_runs_on(tmp_path):
+    argv = hold_command("qsim", "wf", "s1", tmp_path / "qpu.jsonl") + [sys.executable, "-c", RELEASE_STEP,
+                                                                        str(tmp_path / "s1")]
+    step = subprocess.Popen(argv, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    wait_for(lambda: (tmp_path / "s1.released").exists(), WAIT, "s1 to release its hold")
+    wait_for(lambda: holders() == [], WAIT, "the device to be free while s1 runs on")
+    assert step.poll() is None
+    go_at = time.time()
+    (tmp_path / "s1.go").touch()
+    assert step.wait(WAIT) == 0
+    (hold,) = [e for e in read_events(tmp_path / "qpu.jsonl", "hold") if e["node"] == "s1"]
+    assert hold["start"] <= hold["end"] <= go_at  # the hold was recorded, and ended while the step still ran

@@ -79,10 +79,10 @@ def test_settings_from_the_environment_and_bad_values(monkeypatch):
 
 
 def test_device_serve_runs_the_modelled_device(tmp_path, monkeypatch):
-    """``hcqw device serve --backend modelled``, configured through its environment, as a site would."""
+    """``hcqw device serve --simulator modelled``, configured through its environment, as a site would."""
     monkeypatch.setenv("HCQW_MODELLED_CIRCUIT_OVERHEAD", "0.3")
     monkeypatch.setenv("HCQW_MODELLED_SHOT_TIME", "0")
-    service = LiveService(tmp_path, f"ipc://{tmp_path}/sock/qpu.ipc", "--backend", "modelled")
+    service = LiveService(tmp_path, f"ipc://{tmp_path}/sock/qpu.ipc", "--simulator", "modelled")
     try:
         with ServiceClient(service.address) as client, client.session("wf", "q0001", seed=77) as session:
             served = [r.measurements["m"] for r in session.run(SWEPT, 64, cirq.Points("theta", [0.2, 0.9]))]

@@ -3,8 +3,6 @@ that find this checkout (job scripts import ``tests.support.loops``)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from hcqw.slurm import open_backend
@@ -21,5 +19,5 @@ def job_env(monkeypatch):
 
 @pytest.fixture
 def sbatch(slurm_lab, job_env):
-    return open_backend("sbatch", env=slurm_lab.env, poll_interval=POLL)
+    return open_backend("slurm", env=slurm_lab.env, poll_interval=POLL)
 

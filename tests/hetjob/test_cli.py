@@ -5,7 +5,10 @@ with a token file, followed to its result."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,7 +20,10 @@ from hcqw.cli import main as hcqw_main
 from hcqw.device import LocalDevice
 from hcqw.embedded import Workflow, run_split
 from hcqw.lab.pytest_plugin import make_user_dir
-from hcqw.workflow import load_loop, state_file
+from hcqw.slurm import BACKENDS
+from hcqw.paths import state_file
+from hcqw.workflow import load_loop
+from tests.support import ROOT  # `python -m hcqw` there runs this checkout's hcqw
 from tests.support.lab_user import ALICE, BOB, assert_private, checkpoint_key, quantum_nodes_across_hosts, run_as
 
 pytestmark = pytest.mark.slurm
@@ -89,6 +95,27 @@ def test_slurm_run_over_rest_completes_a_chain_and_never_shows_the_token(slurm_l
             assert token.encode() not in path.read_bytes(), f"token leaked into {path}"
 
 
-def test_slurm_run_reports_a_missing_rest_url_cleanly(capsys):
-    assert hcqw_main(["slurm", "run", "examples.qaoa_maxcut.pipeline:make_loop", "--backend", "rest"]) == 2
-    assert "--backend rest needs --rest-url" in capsys.readouterr().err
+def slurm_run(*args: str) -> subprocess.CompletedProcess:
+    """``hcqw slurm run`` as a user types it (with no SLURM to reach: every case here is refused first)."""
+    return subprocess.run([sys.executable, "-m", "hcqw", "slurm", "run", "examples.qaoa_maxcut.pipeline:make_loop",
+                           *args], capture_output=True, text=True, timeout=60,
+                          cwd=ROOT, env={**os.environ, "SLURM_CONF": "/nonexistent/slurm.conf"})
+
+
+@pytest.mark.parametrize("backend", ["sbatch", "embedded", "cluster"])
+def test_slurm_run_refuses_an_unknown_backend_with_the_valid_choices(backend):
+    done = slurm_run("--backend", backend)
+    assert done.returncode == 2 and f"invalid choice: '{backend}'" in done.stderr
+    assert all(f"'{choice}'" in done.stderr for choice in BACKENDS)
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (("--backend", "local"), "choose one of 'slurm' (sbatch on this cluster), 'rest'"),  # that is `hcqw run`
+    (("--backend", "rest"), "backend 'rest' needs the slurmrestd URL: set --rest-url"),
+    (("--token-file", "/tmp/jwt"), "backend 'slurm' (sbatch on this cluster) reads no --token-file"),
+    (("--backend", "slurm", "--rest-url", "http://127.0.0.1:6820"), "reads no --rest-url"),
+])
+def test_slurm_run_refuses_combinations_that_mean_nothing_before_submitting(args, says):
+    done = slurm_run(*args)
+    assert done.returncode == 2 and says in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "SLURM job" not in done.stdout

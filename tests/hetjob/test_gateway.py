@@ -21,7 +21,7 @@ time.sleep(300)
 def test_gateway_exits_after_its_client_is_killed(tmp_path):
     address_file = tmp_path / "gateway.address"
     gateway = subprocess.Popen([sys.executable, "-m", "hcqw.hetjob.gateway", "--address-file", str(address_file),
-                                "--heartbeat-timeout", "2", "--backend", "cirq"],
+                                "--heartbeat-timeout", "2", "--simulator", "cirq"],
                                stderr=subprocess.PIPE, text=True)
     try:
         address = wait_for(lambda: address_file.exists() and address_file.read_text(), 60, "the gateway address")

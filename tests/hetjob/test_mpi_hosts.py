@@ -46,7 +46,7 @@ def test_node_on_one_host_reaches_its_mpi_gateway_on_another(two_hosts, tmp_path
     gateway = subprocess.Popen(qpu_host.command([
         MPIEXEC, "-launcher", "fork", "-n", "1", sys.executable, "-m", "hcqw.hetjob.gateway",
         "--address", f"mpi:file:{tmp_path}/gateway.port", "--address-file", str(address_file),
-        "--backend", "cirq", "--connect-timeout", "90"]), env=env, stdout=gateway_log, stderr=subprocess.STDOUT,
+        "--simulator", "cirq", "--connect-timeout", "90"]), env=env, stdout=gateway_log, stderr=subprocess.STDOUT,
         start_new_session=True)
     client = None
     try:

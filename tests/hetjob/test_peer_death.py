@@ -53,7 +53,7 @@ def test_gateway_killed_mid_block_frees_the_qpu_names_the_gateway_and_the_rerun_
     # The undisturbed run: the same loop on this machine, through a QPU service with the gateway's backend
     # (the test loop sends circuits as Cirq JSON, which a service takes).
     (tmp_path / "reference").mkdir()
-    service = LiveService(tmp_path / "reference", "tcp://127.0.0.1:*", "--backend", "qsim")
+    service = LiveService(tmp_path / "reference", "tcp://127.0.0.1:*", "--simulator", "qsim")
     try:
         embedded = Workflow.create(load_loop(LOOP, PARAMS), tmp_path / "embedded", "peer-emb")
         run_split([embedded], ServiceDevice(service.address))

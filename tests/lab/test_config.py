@@ -45,7 +45,7 @@ def test_the_resident_service_command_comes_from_the_unit() -> None:
     user, argv = resident.service_command(unit)
     assert user == "hcqw-qpu"
     assert argv == ["/opt/site/venv/bin/hcqw", "device", "serve", "--address",
-                    "ipc:///tmp/lab/hosts/hcqw-q2/qpu/qpu.ipc", "--auth", "munge", "--backend", "cirq", "--log",
+                    "ipc:///tmp/lab/hosts/hcqw-q2/qpu/qpu.ipc", "--auth", "munge", "--simulator", "cirq", "--log",
                     "/tmp/lab/hosts/hcqw-q2/qpu/qpu.jsonl"]
     assert layout.qpu_service_address_pattern.replace("%n", "hcqw-q2") == layout.qpu_service_address("hcqw-q2")
 

@@ -39,10 +39,10 @@ def test_one_service_per_qpu_host_as_the_service_account_in_its_namespace(slurm_
 
 def test_the_lab_runs_exactly_the_units_command(slurm_lab: LabCluster) -> None:
     node = slurm_lab.layout.qpu_node_names[0]
-    unit = render_unit(slurm_lab.layout, slurm_lab.site, node, slurm_lab.qpu_backend)
+    unit = render_unit(slurm_lab.layout, slurm_lab.site, node, slurm_lab.simulator)
     user, argv = service_command(unit)
     assert user == SERVICE_ACCOUNT and argv[0] == str(slurm_lab.site.hcqw)
     pid = slurm_lab.daemon_pids()[daemon_name(node)]
     cmdline = open(f"/proc/{pid}/cmdline").read().rstrip("\0").split("\0")
     assert cmdline[1:] == argv  # the venv's hcqw script runs under its python
-    assert f"--backend {slurm_lab.qpu_backend}" in " ".join(argv)
+    assert f"--simulator {slurm_lab.simulator}" in " ".join(argv)

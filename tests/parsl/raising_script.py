@@ -1,6 +1,6 @@
 """A Parsl script that raises while a qpu app holds the device and a cpu app runs.
 
-    python tests/parsl/raising_script.py RUN_DIR WORKFLOW [--slurm]
+    python tests/parsl/raising_script.py RUN_DIR WORKFLOW BACKEND
 
 Every process it starts carries ``$HCQW_PARSL_TEST_MARK`` (also its SLURM jobs), so the test
 can look for leftovers by that mark.
@@ -36,9 +36,9 @@ def busy_cpu() -> None:
 
 
 def main() -> None:
-    run_dir, workflow, slurm = Path(sys.argv[1]), sys.argv[2], "--slurm" in sys.argv
+    run_dir, workflow, backend = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
     settings = NodeJobSettings(environment={"HCQW_PARSL_TEST_MARK": os.environ["HCQW_PARSL_TEST_MARK"]})
-    config = hcqw_config(slurm=slurm, run_dir=str(run_dir / "parsl"), workflow=workflow, settings=settings)
+    config = hcqw_config(backend=backend, run_dir=str(run_dir / "parsl"), workflow=workflow, settings=settings)
     marker = run_dir / "qpu-held"
     with hcqw_parsl(config):
         busy_cpu()

@@ -97,7 +97,8 @@ def test_on_slurm_two_scripts_whose_qpu_apps_call_the_simulator_take_turns_on_on
                                                                                           slurm_lab):
     node = slurm_lab.layout.qpu_node_names[0]
     a, b = (f"{kind}-{uuid.uuid4().hex[:6]}" for kind in "ab")
-    dirs = run_side_by_side(tmp_path, {a: "direct", b: "direct"}, other={a: b, b: a}, extra=("--slurm", node))
+    dirs = run_side_by_side(tmp_path, {a: "direct", b: "direct"}, other={a: b, b: a},
+                            extra=("--backend", "slurm", node))
     runs = sorted((r["start"], r["end"], name) for name, path in dirs.items() for r in result(path))
     assert len(runs) == 6 and all(x[1] <= y[0] for x, y in zip(runs, runs[1:])), runs
     order = [name for _, _, name in runs]
@@ -117,7 +118,7 @@ def test_on_slurm_a_qpu_app_that_closes_its_open_qpu_lease_frees_the_qpu_node_wh
     node = slurm_lab.layout.qpu_node_names[0]
     early_name, late_name = (f"{kind}-{uuid.uuid4().hex[:6]}" for kind in ("early", "late"))
     dirs = run_side_by_side(tmp_path, {early_name: "early", late_name: "late"},
-                            other={early_name: late_name, late_name: early_name}, extra=("--slurm", node))
+                            other={early_name: late_name, late_name: early_name}, extra=("--backend", "slurm", node))
     early, late = result(dirs[early_name]), result(dirs[late_name])
     assert early["saw_late"] and early["closing"] <= late["started"] <= early["end"], (early, late)
     (early_qpu,), (late_qpu,) = qpu_components(early_name), qpu_components(late_name)

@@ -43,9 +43,9 @@ def live_jobs(workflow: str) -> list[str]:
             if (r.name or "").startswith(f"hcqw:{workflow}:") and not r.phase.terminal]
 
 
-def run_and_raise(tmp_path: Path, slurm: bool) -> tuple[str, str]:
+def run_and_raise(tmp_path: Path, backend: str) -> tuple[str, str]:
     mark, workflow = uuid.uuid4().hex, f"raise-{uuid.uuid4().hex[:6]}"
-    argv = [sys.executable, str(SCRIPT), str(tmp_path), workflow] + (["--slurm"] if slurm else [])
+    argv = [sys.executable, str(SCRIPT), str(tmp_path), workflow, backend]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=180,
                           env={**os.environ, "HCQW_PARSL_TEST_MARK": mark})
     assert proc.returncode != 0 and "the user's script failed mid-run" in proc.stderr, proc.stderr[-3000:]
@@ -55,12 +55,12 @@ def run_and_raise(tmp_path: Path, slurm: bool) -> tuple[str, str]:
 
 @pytest.mark.slow
 def test_raise_embedded_leaves_no_process(tmp_path, job_env):
-    mark, _ = run_and_raise(tmp_path, slurm=False)
+    mark, _ = run_and_raise(tmp_path, "local")
     wait_for(lambda: not marked_processes(mark), LEFTOVER_S, "the script's processes to be gone")
 
 
 @pytest.mark.slurm
 def test_raise_on_slurm_leaves_no_job_and_no_process(tmp_path, job_env, slurm_lab):
-    mark, workflow = run_and_raise(tmp_path, slurm=True)
+    mark, workflow = run_and_raise(tmp_path, "slurm")
     wait_for(lambda: not live_jobs(workflow) and not marked_processes(mark), LEFTOVER_S,
              "no SLURM job and no process of the script")

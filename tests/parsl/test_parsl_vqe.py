@@ -26,7 +26,7 @@ from hcqw.metrics import read_events
 from hcqw.slurm import merge_components
 from hcqw.slurm.commands import run_slurm
 from hcqw.slurm.parsing import group_by_leader, parse_scontrol
-from hcqw.workflow import quantum_file, state_file
+from hcqw.paths import quantum_file, state_file
 
 from hcqw.lab.pytest_plugin import wait_for
 from tests.support.parsl_runs import run_example
@@ -85,7 +85,7 @@ def test_embedded_same_energy_and_resume(tmp_path, job_env, reference_energy):
 def test_slurm_two_users_same_energy_release_and_one_app_per_device(slurm_lab, lab_user_dir, reference_energy):
     runs = {user: (lab_user_dir(user), f"vqe-{user[-1]}-{uuid.uuid4().hex[:4]}") for user in (ALICE, BOB)}
     with ThreadPoolExecutor(len(runs)) as pool:  # both scripts at once
-        for done in [pool.submit(run_as, slurm_lab, user, ["python", "-m", "examples.parsl.vqe", *ARGS, "--slurm",
+        for done in [pool.submit(run_as, slurm_lab, user, ["python", "-m", "examples.parsl.vqe", *ARGS, "--backend", "slurm",
                                                            "--runs-dir", str(path), "--workflow-id", wf], timeout=300)
                      for user, (path, wf) in runs.items()]:
             done.result()
@@ -116,9 +116,39 @@ def test_slurm_two_users_same_energy_release_and_one_app_per_device(slurm_lab, l
 @pytest.mark.slurm
 def test_slurm_session_one_allocation(tmp_path, job_env, slurm_lab, reference_energy):
     workflow = f"vqe-s-{uuid.uuid4().hex[:4]}"
-    run_example("examples.parsl.vqe", *ARGS, "--slurm", "--session", "10", "--runs-dir", str(tmp_path),
+    run_example("examples.parsl.vqe", *ARGS, "--backend", "slurm", "--session", "10", "--runs-dir", str(tmp_path),
                 "--workflow-id", workflow)
     assert parsl_energy(tmp_path, workflow) == reference_energy
     jobs = qpu_jobs(workflow)
     assert len(jobs) == 1, jobs  # both quantum steps in one qpu allocation
     assert jobs[0].phase.value == "completed" and jobs[0].released == (1,), jobs[0]
+
+
+def assert_released_before_each_classical_step(metrics, jobs=()) -> None:
+    """Each iteration's hold (and on SLURM its qpu component, SLURM's whole seconds) ended before its classical step."""
+    cpu = {e["node"][1:]: e["start"] for e in read_events(metrics, "cpu")}
+    holds = {e["node"][1:]: e["end"] for e in read_events(metrics, "hold")}
+    assert sorted(holds) == sorted(cpu) == [f"{i:04d}" for i in range(1, ITERATIONS + 1)]
+    assert all(holds[i] <= cpu[i] for i in cpu), (holds, cpu)
+    releases = {e["job"]: e["node"][1:] for e in read_events(metrics, "release")}
+    for state in jobs:
+        qpu = state.component(1)
+        assert state.released == (1,) and qpu.end_time.timestamp() <= cpu[releases[qpu.raw_id]], (state, cpu)
+
+
+@pytest.mark.slow
+def test_embedded_fused_same_energy(tmp_path, job_env, reference_energy):
+    run_example("examples.parsl.vqe", *ARGS, "--fused", "--runs-dir", str(tmp_path), "--workflow-id", "fused")
+    assert parsl_energy(tmp_path, "fused") == reference_energy
+    assert_released_before_each_classical_step(tmp_path / "fused" / "metrics" / "qpu.jsonl")
+
+
+@pytest.mark.slurm
+def test_slurm_fused_one_qpu_app_per_iteration(tmp_path, job_env, slurm_lab, reference_energy):
+    workflow = f"vqe-f-{uuid.uuid4().hex[:4]}"
+    run_example("examples.parsl.vqe", *ARGS, "--fused", "--backend", "slurm", "--runs-dir", str(tmp_path), "--workflow-id",
+                workflow)
+    assert parsl_energy(tmp_path, workflow) == reference_energy
+    jobs = qpu_jobs(workflow)
+    assert len(jobs) == ITERATIONS  # one hetjob per iteration, quantum and classical step
+    assert_released_before_each_classical_step(tmp_path / workflow / "metrics" / "qpu.jsonl", jobs)

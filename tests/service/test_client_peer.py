@@ -24,7 +24,7 @@ PEER_TIMEOUT = 2.0
 
 @pytest.fixture
 def service(tmp_path):
-    live = LiveService(tmp_path, "tcp://127.0.0.1:*", "--backend", "cirq")
+    live = LiveService(tmp_path, "tcp://127.0.0.1:*", "--simulator", "cirq")
     yield live
     live.stop()
 

@@ -48,7 +48,7 @@ def request(workdir: Path, node: str, body: str, *components: ComponentSpec, **k
 
 @pytest.fixture
 def sbatch(slurm_lab):
-    return open_backend("sbatch", env=slurm_lab.env, poll_interval=POLL)
+    return open_backend("slurm", env=slurm_lab.env, poll_interval=POLL)
 
 
 @pytest.fixture
@@ -56,9 +56,9 @@ def rest(slurm_lab):
     return open_backend("rest", url=slurm_lab.rest_url, token=slurm_lab.token(lifespan=900), poll_interval=POLL)
 
 
-@pytest.fixture(params=["sbatch", "rest"])
+@pytest.fixture(params=["slurm", "rest"])
 def backend(request, sbatch, rest):
-    return {"sbatch": sbatch, "rest": rest}[request.param]
+    return {"slurm": sbatch, "rest": rest}[request.param]
 
 
 def test_status_source_detects_missing_accounting(slurm_lab):
@@ -219,7 +219,7 @@ def test_controller_down_sbatch(slurm_lab, tmp_path):
             line = "MessageTimeout=2"  # clients give up after ~1 s instead of ~9 s
         lines.append(line)
     conf.write_text("\n".join(lines) + "\n")
-    down = open_backend("sbatch", env={"SLURM_CONF": str(conf)}, poll_interval=0)
+    down = open_backend("slurm", env={"SLURM_CONF": str(conf)}, poll_interval=0)
     with pytest.raises(ControllerUnreachable, match="scontrol ping"):
         down.submit(request(tmp_path, "x", "true"))
     with pytest.raises(ControllerUnreachable):
@@ -265,7 +265,7 @@ def test_token_never_leaks(slurm_lab, tmp_path, caplog, monkeypatch):
     monkeypatch.setenv("SLURM_JWT", token)
     monkeypatch.setenv("HCQW_SLURM_JWT", token)
     rest = open_backend("rest", url=slurm_lab.rest_url, token_file=token_file, poll_interval=POLL)
-    sbatch = open_backend("sbatch", env=slurm_lab.env, poll_interval=POLL)
+    sbatch = open_backend("slurm", env=slurm_lab.env, poll_interval=POLL)
     body = "env > env.$SLURM_JOB_ID.txt\nsrun --het-group=1 -n1 true && echo srun-ok"
     texts = [repr(rest), repr(sbatch)]
     for backend in (rest, sbatch):
@@ -299,7 +299,7 @@ def test_rest_hetjob_on_second_cluster(slurm_lab_c2, tmp_path):
 
 
 def test_sacct_status_with_accounting(slurm_acct_lab, tmp_path):
-    backend = open_backend("sbatch", env=slurm_acct_lab.env, poll_interval=POLL)
+    backend = open_backend("slurm", env=slurm_acct_lab.env, poll_interval=POLL)
     source = CliStatusSource(slurm_acct_lab.env)
     assert source.uses_sacct is True
     body = "srun --het-group=1 -n1 true\nscancel $SLURM_JOB_ID_HET_GROUP_1\nsleep 1\necho 'sacct says' >&2\nexit 5"

@@ -43,6 +43,23 @@ def test_example_local_backend_reaches_energy_and_resumes(workdir):
     assert read_energy(workdir) == result
 
 
+def test_example_fused_one_qpu_rule_per_iteration_reaches_the_split_energy(workdir, tmp_path):
+    """``--config fused=True``: one ``iteration`` rule per step (quantum, device freed, classical); the energy is
+    the lab pipeline's for the same seed, so the split form's too."""
+    from examples.vqe.pipeline import make_loop
+    from hcqw.embedded import Workflow, run_split
+
+    run = run_snakemake(workdir, "--config", "fused=True")
+    assert run.returncode == 0, run.output
+    submitted = sorted(line.split()[2] for line in run.output.splitlines() if line.startswith("hcqw: rule "))
+    assert submitted == ["energy", "init"] + ["iteration"] * 4, run.output
+    embedded = Workflow.create(make_loop(iterations=4, shots=4000, seed=7), tmp_path / "embedded", "lab")
+    run_split([embedded], LocalDevice("qsim", directory=tmp_path / "device"))
+    assert read_energy(workdir)["energy"] == round(embedded.final_state().energy, 8)
+    held = read_events(workdir / ".snakemake" / "hcqw" / "metrics" / "qpu.jsonl", "hold")
+    assert sorted(e["node"] for e in held) == ["q0001", "q0002", "q0003", "q0004"]
+
+
 def holds(workdir: Path) -> list[tuple[float, float]]:
     return sorted((e["start"], e["end"]) for e in read_events(workdir / ".snakemake" / "hcqw" / "metrics" / "qpu.jsonl",
                                                              "hold"))

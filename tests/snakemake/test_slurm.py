@@ -113,6 +113,24 @@ def test_example_on_slurm_reaches_energy(single_run, slurm_lab):
     log.info("single SLURM run: %.1f s, energy %+.6f (error %.6f)", run.seconds, result["energy"], result["error"])
 
 
+def test_example_fused_is_one_hetjob_per_iteration_with_the_same_energy(single_run, tmp_path):
+    """``--config fused=True``: rule ``iteration`` (qpu=1) runs the quantum step, frees the qpu node as its
+    ``open_qpu`` block ends, and goes on with the classical step in the same job."""
+    name = run_name("fused")
+    run = run_snakemake(tmp_path, *SLURM, "--hcqw-workflow-id", name, "--config", "fused=True")
+    assert run.returncode == 0, run.output
+    assert read_energy(tmp_path)["energy"] == read_energy(single_run[0])["energy"]  # the split run's, same seed
+    records = [r for r in parse_scontrol(run_slurm(["scontrol", "-o", "show", "job"]).stdout)
+               if r.name and r.name.startswith(f"hcqw:{name}:")]
+    assert not any(r.name.startswith(f"hcqw:{name}:quantum") or r.name.startswith(f"hcqw:{name}:classical")
+                   for r in records)
+    components = {(r.leader_id, r.het_offset): r for r in records if r.name.startswith(f"hcqw:{name}:iteration")}
+    leaders = {leader for leader, _ in components}
+    assert len(leaders) == 4, components  # one job per iteration
+    for leader in leaders:  # the qpu component ended first: component 0 ran the classical step after it
+        assert components[(leader, 1)].end_time <= components[(leader, 0)].end_time, components
+
+
 def test_two_runs_share_the_qpu_nodes_by_turns(single_run, tmp_path, spawn):
     """Two invocations at once: their quantum rules take turns on the qpu nodes, one at a time on each."""
     dirs = {run_name(kind): tmp_path / kind for kind in ("a", "b")}

@@ -22,10 +22,12 @@ def _bell_json() -> str:
 
 
 def make(iterations: int = 1, shots: int = 100, hold: float = 0.0, after_block: float = 0.0,
-         fail_in_block: bool = False, seed: int = 3, runs: int = 1, pause: float = 0.0) -> HybridLoop:
+         fail_in_block: bool = False, seed: int = 3, runs: int = 1, pause: float = 0.0,
+         classical: float = 0.0) -> HybridLoop:
     """``runs`` batches ``pause`` seconds apart (a block that keeps using the device), the last one's counts
     returned; ``hold``: seconds the step keeps the device after its runs; ``after_block``: classical seconds
-    after closing the device context early, still inside the node; ``fail_in_block``: raise while holding."""
+    after closing the device context early, still inside the node; ``fail_in_block``: raise while holding;
+    ``classical``: seconds the classical step takes."""
 
     def quantum_step(state: int, qpu: DeviceLease) -> list:
         from hcqw.device.work import WorkItem
@@ -41,5 +43,9 @@ def make(iterations: int = 1, shots: int = 100, hold: float = 0.0, after_block: 
         time.sleep(after_block)  # ... and the node's classical remainder runs on in component 0
         return [int(s["m"].sum()) for s in samples[0]]
 
+    def classical_step(state: int, measured: list) -> int:
+        time.sleep(classical)
+        return state + sum(measured)
+
     return HybridLoop(name="hetjob-test", initial_state=lambda: 0, quantum_step=quantum_step,
-                      classical_step=lambda state, measured: state + sum(measured), iterations=iterations, seed=seed)
+                      classical_step=classical_step, iterations=iterations, seed=seed)

@@ -13,7 +13,7 @@ def resident(tmp_path):
     """A resident QPU service on a node-local ipc address: (address, its metrics log)."""
     home = tmp_path / "resident"
     home.mkdir()
-    service = LiveService(home, f"ipc://{home}/qpu.ipc", "--backend", "cirq")
+    service = LiveService(home, f"ipc://{home}/qpu.ipc", "--simulator", "cirq")
     try:
         yield service.address, service.log
     finally:
@@ -30,7 +30,7 @@ def resident_per_host(slurm_lab, tmp_path):
         for node in nodes:
             home = tmp_path / "hosts" / node
             home.mkdir(parents=True)
-            services.append(LiveService(home, f"ipc://{home}/qpu.ipc", "--backend", "cirq"))
+            services.append(LiveService(home, f"ipc://{home}/qpu.ipc", "--simulator", "cirq"))
         yield f"ipc://{tmp_path}/hosts/%n/qpu.ipc", dict(zip(nodes, services))
     finally:
         for service in services:

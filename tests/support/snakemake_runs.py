@@ -84,14 +84,15 @@ DIRECT = textwrap.dedent("""
             start = time.time()
             simulator.run(bell, repetitions=100)
             time.sleep(1)  # still on the device: unheld, the other workflow's rule would run meanwhile
-            # Stay on the device until the other workflow queues for it (or has finished), so the order
-            # that follows is the device's FIFO, not which snakemake happened to start faster.
-            from hcqw.device import LocalDevice
-            other_done = os.path.join(config["other"], "q3.json")
-            deadline = time.time() + 120
-            while time.time() < deadline and not os.path.exists(other_done) and not any(
-                    owner.get("workflow") != os.environ["HCQW_WORKFLOW"] for owner in LocalDevice().queue()[1:]):
-                time.sleep(0.05)
+            if os.environ.get("HCQW_DEVICE_HOLD"):  # the local device (on SLURM the queue is slurmctld's)
+                # Stay on the device until the other workflow queues for it (or has finished), so the order
+                # that follows is the device's FIFO, not which snakemake happened to start faster.
+                from hcqw.device import LocalDevice
+                other_done = os.path.join(config["other"], "q3.json")
+                deadline = time.time() + 120
+                while time.time() < deadline and not os.path.exists(other_done) and not any(
+                        owner.get("workflow") != os.environ["HCQW_WORKFLOW"] for owner in LocalDevice().queue()[1:]):
+                    time.sleep(0.05)
             counts = simulator.run(bell, repetitions=100).histogram(key="m")
             json.dump({"start": start, "end": time.time(), "counts": dict(counts)}, open(output[0], "w"))
 """)

@@ -130,7 +130,7 @@ def test_report_of_a_plain_slurm_chain_shows_execs_waits_and_classical_work(slur
     from hcqw.slurm import open_backend
 
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # job scripts import tests.support.loops
-    backend = open_backend("sbatch", env=slurm_lab.env, poll_interval=0.2)
+    backend = open_backend("slurm", env=slurm_lab.env, poll_interval=0.2)
     run_chain(backend, "tests.support.loops:make", {"iterations": 2}, "chain", tmp_path, timeout=120)
     events = load_run(tmp_path / "chain")
     assert sorted(e.node for e in events if e.kind == "exec") == ["q0001", "q0002"]

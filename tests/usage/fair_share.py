@@ -37,7 +37,7 @@ from hcqw.hetjob.chain import submit_chain
 from hcqw.hetjob.jobs import NodeJobSettings
 from hcqw.slurm import open_backend
 args = json.loads(sys.argv[1])
-chain = submit_chain(open_backend("sbatch"), "tests.support.loops:make", args["params"], args["workflow"],
+chain = submit_chain(open_backend("slurm"), "tests.support.loops:make", args["params"], args["workflow"],
                      args["runs_dir"], NodeJobSettings(device_service=args["device_service"]), args["nice_step"])
 print(json.dumps(chain.jobs))
 """

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slurm
 @pytest.mark.xfail(strict=False, reason="not yet reliable: in a clean-clone run sshare counted no usage for the heavy "
                    "user's priming job within the wait (RawUsage 0 for every user); issue 14 stays open for it")
 def test_light_user_is_not_starved_by_a_heavy_user(acct_lab, lab_env):
-    backend = open_backend("sbatch", env=acct_lab.env, poll_interval=0.5)
+    backend = open_backend("slurm", env=acct_lab.env, poll_interval=0.5)
     qpu_node = next(h.name for h in acct_lab.hosts if h.role == "qpu")
     with fair_share.only_qpu_node(acct_lab, qpu_node):
         # A is the heavy user: fair share acts on recorded usage, which a fresh database has none of.

@@ -82,7 +82,7 @@ def test_plain_qpu_job_is_charged_its_elapsed_time(lab_env, capsys):
 
 def test_hetjob_chain_charge_beside_its_busy_time(lab_env, tmp_path, capsys):
     since = time.time() - 1
-    sbatch = open_backend("sbatch", poll_interval=0.2)
+    sbatch = open_backend("slurm", poll_interval=0.2)
     workflow = f"usage-{int(since)}"
     # Two quantum nodes, each holding the device a second after its batch ran: charged > busy.
     chain = run_chain(sbatch, "tests.support.loops:make", {"iterations": 2, "hold": 1.0}, workflow, tmp_path / "runs",
@@ -120,7 +120,7 @@ def test_resident_service_log_gives_the_busy_time_once(lab_env, resident, tmp_pa
     SLURM's charges; given together with the run (whose gateway logs the same execs) nothing counts twice."""
     upstream, service_log = resident
     since = time.time() - 1
-    sbatch = open_backend("sbatch", poll_interval=0.2)
+    sbatch = open_backend("slurm", poll_interval=0.2)
     workflow = f"usage-relay-{int(since)}"
     chain = run_chain(sbatch, "tests.support.loops:make", {"iterations": 2, "hold": 0.5}, workflow, tmp_path / "runs",
                       settings=NodeJobSettings(device_service=upstream), timeout=300)

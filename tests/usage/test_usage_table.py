@@ -173,6 +173,12 @@ def test_an_exec_in_another_attempt_of_the_node_finds_that_attempt():
     assert rows(t)[("bob", "b", "wf")].busy_s == 1 and rows(t)[("alice", "a", "wf")].busy_s == 0
 
 
+def test_an_exec_of_a_fused_node_s_quantum_part_belongs_to_the_fused_job_s_charge():
+    t = usage_table([charge("alice", "a", "wf", "qc0003", 0, 5)], [busy("wf", "q0003", 1, 2, user="bob")], Period(),
+                    "sacct")
+    assert rows(t)[("alice", "a", "wf")].busy_s == 1 and t.unmatched_batches == 0
+
+
 def test_outputs_agree():
     t = table()
     text = format_table(t)
