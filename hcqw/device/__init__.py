@@ -17,7 +17,6 @@ Three layers, each replaceable on its own:
 """
 
 from hcqw.device.backend import DeviceLimits, DeviceStatus, QuantumBackend, make_backend
-from hcqw.device.hold import call_held, hold_command
 from hcqw.device.local import QPU, LocalDevice
 from hcqw.device.provider import DeviceLease, DeviceProvider
 from hcqw.device.work import Samples, WorkItem
@@ -36,3 +35,13 @@ __all__ = [
     "hold_command",
     "make_backend",
 ]
+
+
+def __getattr__(name: str):
+    # Lazy: ``python -m hcqw.device.hold`` (the hold process engines start) imports this package
+    # first, and must not find its own module imported already.
+    if name in ("call_held", "hold_command"):
+        from hcqw.device import hold
+
+        return getattr(hold, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
