@@ -49,6 +49,7 @@ from hcqw.hetjob.chain import ChainFailed, final_state, follow_chain, run_chain,
 from hcqw.hetjob.jobs import NodeJobSettings  # noqa: E402
 from hcqw.lab.cluster import LabCluster  # noqa: E402
 from hcqw.lab.resident import daemon_name as resident_daemon_name  # noqa: E402
+from hcqw.paths import GATEWAY_ADDRESS, job_prefix  # noqa: E402
 from hcqw.slurm import open_backend  # noqa: E402
 
 log = logging.getLogger("chaos")
@@ -79,7 +80,7 @@ def _wait(predicate, timeout: float, what: str):
 
 
 def _block_open(run_dir: Path, node: str) -> Path | None:
-    for address in (run_dir / "jobs").glob(f"{node}.*/gateway.address"):
+    for address in job_prefix(run_dir, node).parent.glob(f"{node}.*/{GATEWAY_ADDRESS}"):
         if address.read_text().strip():
             return address.parent
     return None
@@ -165,7 +166,7 @@ class Resident:
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "address").unlink(missing_ok=True)
         self.proc = self._subprocess.Popen(
-            [sys.executable, "-m", "hcqw.service", "serve", "--address", self.address, "--address-file",
+            [sys.executable, "-m", "hcqw.cli.device", "serve", "--address", self.address, "--address-file",
              str(self.home / "address"), "--log", str(self.home / "metrics.jsonl")],
             stdout=self._subprocess.DEVNULL, stderr=(self.home / "service.err").open("a"), start_new_session=True)
         _wait(lambda: (self.home / "address").exists(), 120, "the resident service")

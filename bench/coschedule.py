@@ -13,7 +13,7 @@ Workflows are separate processes (like K users), sharing one ``LocalDevice`` FIF
 
 - ``monolithic``: ``run_monolithic`` holds the device for the whole loop (paper 1, Fig. 2a);
 - ``split``: ``run_split``, one quantum node per iteration, device freed after each block (Fig. 2b, 3);
-- ``session``: ``run_split`` over ``hcqw.qpu.ServiceDevice``: each quantum node opens a session on one
+- ``session``: ``run_split`` over ``hcqw.service.device.ServiceDevice``: each quantum node opens a session on one
   QPU service (``hcqw.service.server.Service``, loopback tcp, FIFO) started per cell, whose queue
   multiplexes the work items of all K workflows (second paper). The service runs in a thread of the
   benchmark's main process, pinned to the simulator's core like the local device.
@@ -72,6 +72,8 @@ from typing import Any, Callable  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
+
+from hcqw.paths import run_metrics, slurm_output  # noqa: E402  (light: no cirq, no numpy)
 
 log = logging.getLogger("bench.coschedule")
 
@@ -296,7 +298,7 @@ def run_workflow(mode: str, cal: dict, iterations: int, runs_dir: str, workflow_
     from hcqw.device import LocalDevice
     from hcqw.device.qsim import QsimBackend
     from hcqw.embedded import Workflow, run_monolithic, run_split
-    from hcqw.qpu import ServiceDevice
+    from hcqw.service.device import ServiceDevice
     from hcqw.workflow import RunContext
 
     calibration = Calibration(**cal)
@@ -351,7 +353,7 @@ class CellService:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self.service = None
-        self.metrics = cell_dir / "service" / "metrics" / "qpu.jsonl"
+        self.metrics = run_metrics(cell_dir / "service")
         self._thread = threading.Thread(target=self._main, args=(cal, threads, pin), name="qpu-service", daemon=True)
         self._thread.start()
         if not self._ready.wait(120) or self._error is not None:
@@ -406,7 +408,7 @@ class ResidentService:
         env = {**os.environ, **slurm_settings(sys.executable).environment}
         self.err = (out / "resident" / "service.err").open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hcqw.service", "serve", "--address", f"ipc://{out.absolute()}/resident/qpu.ipc",
+            [sys.executable, "-m", "hcqw.cli.device", "serve", "--address", f"ipc://{out.absolute()}/resident/qpu.ipc",
              "--simulator", simulator, "--threads", "1", "--session-timeout", "30",
              "--log", str(out / "resident" / "metrics.jsonl"), "--address-file", str(self.address_file)],
             env=env, stderr=self.err, start_new_session=True)
@@ -438,7 +440,7 @@ def monolithic_job(params: dict, workflow: str, run_dir: str) -> None:
     """Body of the monolithic form on SLURM: one cpu+qpu hetjob runs the whole loop holding its gateway
     (its lease reseeds per iteration, so it samples as the split form does)."""
     from hcqw.embedded import Workflow, run_monolithic
-    from hcqw.qpu import gateway_device
+    from hcqw.hetjob.device import gateway_device
     from hcqw.workflow import RunContext
 
     loop = slurm_loop(**params)
@@ -463,7 +465,7 @@ def submit_monolithic(backend, params: dict, workflow: str, cell_dir: Path, sett
     q = shlex.quote
     command = (f"{q(settings.python)} -m bench.coschedule --monolithic-job {q(json.dumps(params))} "
                f"--workflow {workflow} --run-dir {q(str((cell_dir / workflow).absolute()))}")
-    (cell_dir / workflow / "slurm").mkdir(parents=True, exist_ok=True)  # SLURM writes the job output there
+    slurm_output(cell_dir / workflow).mkdir(parents=True, exist_ok=True)  # SLURM writes the job output there
     request = command_request(command, workflow=workflow, name="monolithic", workdir=cell_dir / workflow,
                               settings=settings, quantum=True)
     return backend.submit(request)
@@ -578,7 +580,7 @@ def submit_interleaved(backend, params: list[dict], ids: list[str], cell_dir: Pa
     for j, wf in enumerate(ids):
         loop = load_loop(SLURM_LOOP, params[j])
         chains.append(Chain(wf, (cell_dir / wf).absolute(), loop))
-        (chains[-1].run_dir / "slurm").mkdir(parents=True, exist_ok=True)
+        slurm_output(chains[-1].run_dir).mkdir(parents=True, exist_ok=True)
         dags.append(build_dag(loop))
     for level in range(len(dags[0])):
         for chain, dag in zip(chains, dags):

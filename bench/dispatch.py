@@ -83,7 +83,7 @@ def service_loop(address: str, steps: int) -> dict:
 
 def start_service(tmp: Path, address: str, mpi: bool = False, auth: str = "auto") -> tuple[subprocess.Popen, str]:
     address_file = tmp / f"addr-{time.monotonic_ns()}"
-    cmd = [sys.executable, "-m", "hcqw.service", "serve", "--address", address, "--threads", "1",
+    cmd = [sys.executable, "-m", "hcqw.cli.device", "serve", "--address", address, "--threads", "1",
            "--log", str(tmp / "metrics.jsonl"), "--address-file", str(address_file), "--auth", auth]
     if mpi:
         cmd = [MPIEXEC, "-n", "1", *cmd, "--mpi-max-clients", "1"]
@@ -372,12 +372,12 @@ def main() -> None:
         return
     results: dict = {"steps": args.steps, "cores": os.cpu_count(), "rounds": args.rounds,
                      "mpi_rounds": args.mpi_rounds, "opens": args.opens, "runs": []}
-    from hcqw.identity import ENV_SOCKET
-    from tests.service.munge import PrivateMunged
+    from hcqw.environment import MUNGE_SOCKET
+    from tests.support.munge import PrivateMunged
 
     munge_dir = Path(tempfile.mkdtemp(prefix="hcqw-bench-munge-"))
     munged = PrivateMunged(munge_dir)
-    os.environ[ENV_SOCKET] = str(munged.socket)  # services and clients (also under mpiexec) inherit it
+    os.environ[MUNGE_SOCKET] = str(munged.socket)  # services and clients (also under mpiexec) inherit it
     try:
         for _ in range(args.runs):
             results["runs"].append(one_run(args.steps, args.rounds, args.mpi_rounds, args.opens))

@@ -3,6 +3,9 @@
 Anything that crosses a process boundary to or from a device (QPU service, hetjob
 gateway) goes through here, so a peer can at worst send us a bad circuit, never code.
 
+Both ends use it: ``hcqw.service.client`` encodes work items and decodes results,
+``hcqw.service.dispatcher`` the other way round.
+
 - A work item is a JSON-able dict: ``{"circuit": <Cirq JSON str>, "repetitions": int, "params": [{...}]}``.
 - Results are a JSON-able header plus a list of byte buffers: for each sweep point,
   ``{key: {"dtype": str, "shape": [r, q], "buffer": index}}``.
@@ -48,24 +51,36 @@ def circuit_from_json(text: str) -> Any:
 
 
 def work_item_to_wire(item: WorkItem) -> dict:
-    return {"circuit": circuit_to_json(item.circuit), "repetitions": item.repetitions, "params": list(item.params)}
+    """A circuit given as Cirq JSON text passes through untouched, so a client need not import cirq."""
+    circuit = item.circuit if isinstance(item.circuit, str) else circuit_to_json(item.circuit)
+    return {"circuit": circuit, "repetitions": item.repetitions, "params": list(item.params)}
 
 
-def work_item_from_wire(data: Any) -> WorkItem:
+def work_item_fields(data: Any, where: str = "work item") -> tuple[str, int, list[dict]]:
+    """The circuit's JSON text, repetitions and params of a wire work item, checked for shape only
+    (the circuit is not decoded: the service caches decoded circuits by their text)."""
     if not isinstance(data, dict):
-        raise CircuitError(f"work item must be an object, got {type(data).__name__}")
-    unknown = set(data) - {"circuit", "repetitions", "params"}
-    if unknown or "circuit" not in data or "repetitions" not in data:
-        raise CircuitError(
-            f"work item needs 'circuit' and 'repetitions' (optional 'params'); got keys {sorted(data)}"
-        )
-    repetitions = data["repetitions"]
+        raise CircuitError(f"{where}: must be an object, got {type(data).__name__}")
+    if set(data) - {"circuit", "repetitions", "params"} or "circuit" not in data or "repetitions" not in data:
+        raise CircuitError(f"{where}: needs 'circuit' and 'repetitions' (optional 'params'); "
+                           f"got keys {sorted(str(k)[:32] for k in data)[:8]}")
+    text, repetitions, params = data["circuit"], data["repetitions"], data.get("params") or [{}]
     if isinstance(repetitions, bool) or not isinstance(repetitions, int):
-        raise CircuitError(f"repetitions must be an integer, got {repetitions!r}")
-    params = data.get("params") or [{}]
+        raise CircuitError(f"{where}: repetitions must be an integer, got {type(repetitions).__name__}")
     if not isinstance(params, list) or not all(isinstance(p, dict) for p in params):
-        raise CircuitError("params must be a list of {symbol: number} objects")
-    return WorkItem.build(circuit_from_json(data["circuit"]), repetitions, params)
+        raise CircuitError(f"{where}: params must be a list of {{symbol: number}} objects")
+    if not isinstance(text, str):
+        raise CircuitError(f"{where}: circuit must be a Cirq JSON string, got {type(text).__name__}")
+    return text, repetitions, params
+
+
+def work_item_from_wire(data: Any, where: str = "work item") -> WorkItem:
+    text, repetitions, params = work_item_fields(data, where)
+    try:
+        circuit = circuit_from_json(text)
+    except CircuitError as err:
+        raise CircuitError(f"{where}: {err}") from None
+    return WorkItem.build(circuit, repetitions, params)
 
 
 def samples_to_wire(points: Sequence[Samples]) -> tuple[list[dict], list[bytes]]:

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from hcqw.checkpoint import load_checkpoint, save_checkpoint
+from hcqw.device.provider import DeviceProvider
 from hcqw.errors import WorkflowError
 from hcqw.metrics import MetricsLog
-from hcqw.workflow import (
-    DeviceProvider, HybridLoop, Node, RunContext, dag_to_resume, node_done, node_seed, run_node, state_file,
-)
+from hcqw.paths import state_file
+from hcqw.workflow import HybridLoop, Node, RunContext, dag_to_resume, node_done, node_seed, run_node
 
 log = logging.getLogger(__name__)
 

@@ -30,9 +30,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from hcqw import environment
 from hcqw.errors import AuthError
 
-ENV_SOCKET = "HCQW_MUNGE_SOCKET"
 
 # munge.h: enum munge_opt and enum munge_err (the values are part of libmunge's ABI).
 _OPT_SOCKET = 8
@@ -85,9 +85,14 @@ def current() -> Identity:
     return Identity(uid, os.getgid(), user_name(uid))
 
 
+def current_user() -> str:
+    """This process's account name (the number as text where the account database has none)."""
+    return user_name(os.getuid())
+
+
 def munge_socket() -> str | None:
     """The munged socket to use (see the module docstring); ``None`` means libmunge's default."""
-    explicit = os.environ.get(ENV_SOCKET)
+    explicit = os.environ.get(environment.MUNGE_SOCKET)
     if explicit:
         return explicit
     conf = os.environ.get("SLURM_CONF")
@@ -184,7 +189,7 @@ class _Context:
         message = f"{doing}: {meaning} ({detail.decode(errors='replace')})"
         if reason == "socket":
             where = self.socket or f"libmunge's default socket ({_DEFAULT_SOCKET})"
-            message += (f"; is munged running at {where}? Set ${ENV_SOCKET} (or AuthInfo=socket=... in "
+            message += (f"; is munged running at {where}? Set ${environment.MUNGE_SOCKET} (or AuthInfo=socket=... in "
                         "$SLURM_CONF) to the cluster's munged socket")
         return AuthError(reason, message)
 

@@ -7,31 +7,62 @@ Two kinds of interval are recorded, because their difference is what splitting b
 
 Fields: kind, workflow, node, device, user, start, end (Unix seconds), and for ``exec``
 also qubits, shots, items.
+
+``MetricsLog`` is the one writer of these logs: engines, gateways, relays and the QPU service.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
+import logging
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
+
+from hcqw.identity import current_user
+
+log = logging.getLogger(__name__)
 
 
 class MetricsLog:
-    def __init__(self, path: Path | str):
-        self.path = Path(path)
+    """Appends events to ``path``. ``user`` defaults to this process's own account.
 
-    def record(self, kind: str, **fields) -> None:
+    ``keep_open``: hold the descriptor open between events, for a service that appends per work
+    item (an open/close each would dominate a microsecond-scale dispatch); a failed append is then
+    logged, not raised, so a full disk never stops the service. ``close()`` ends it."""
+
+    def __init__(self, path: Path | str, keep_open: bool = False):
+        self.path = Path(path)
+        self._keep_open = keep_open
+        self._fd: int | None = self._open() if keep_open else None  # a bad path fails at start-up
+
+    def record(self, kind: str, **fields: Any) -> None:
         """Append one event. A single ``write`` on an ``O_APPEND`` descriptor keeps lines whole across processes."""
-        event = {"kind": kind, "user": _user(), **fields}
-        line = (json.dumps(event, sort_keys=True) + "\n").encode()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if "user" not in fields:
+            fields["user"] = current_user()
+        line = (json.dumps({"kind": kind, **fields}, sort_keys=True) + "\n").encode()
+        if not self._keep_open:
+            fd = self._open()
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+            return
         try:
-            os.write(fd, line)
-        finally:
-            os.close(fd)
+            if self._fd is None:
+                raise OSError("the log is closed")
+            os.write(self._fd, line)
+        except OSError as err:
+            log.error("cannot append to metrics log %s: %s", self.path, err)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _open(self) -> int:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def events(self, kind: str | None = None) -> list[dict]:
         return list(read_events(self.path, kind))
@@ -47,10 +78,3 @@ def read_events(path: Path | str, kind: str | None = None) -> Iterator[dict]:
                 event = json.loads(line)
                 if kind is None or event.get("kind") == kind:
                     yield event
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())

@@ -21,77 +21,56 @@ a laptop and on a cluster:
    for its whole run (``hcqw.device.hold``, ``$HCQW_DEVICE_HOLD``): its first lease is the
    hold, and closing it frees the device while the step goes on.
 
+This module only chooses: the providers are ``hcqw.hetjob.device.GatewayDevice``,
+``hcqw.service.device.ServiceDevice`` and ``hcqw.device.local.LocalDevice`` /
+``hcqw.device.hold.HeldDevice``, each behind the contract in ``hcqw.device.provider``.
+
 The lease's workflow and node name default to ``$HCQW_WORKFLOW`` and ``$HCQW_NODE`` (engines
 set them per job), and its metrics go to ``$HCQW_METRICS`` when set.
 """
 
 from __future__ import annotations
 
-import getpass
 import os
-import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
+from hcqw import environment
 from hcqw.errors import DeviceError
 from hcqw.metrics import MetricsLog
-from hcqw.service.client import ServiceClient, SessionLease
-from hcqw.workflow import DeviceLease, DeviceProvider
 
-ENV_GATEWAY_ADDRESS_FILE = "HCQW_GATEWAY_ADDRESS_FILE"
-ENV_GATEWAY_PID = "HCQW_GATEWAY_PID"
-ENV_GATEWAY_LOG = "HCQW_GATEWAY_LOG"
-ENV_PEER_TIMEOUT = "HCQW_PEER_TIMEOUT"  # s the link to the gateway may be down before the node gives up
-ENV_DEVICE_WAIT = "HCQW_DEVICE_WAIT"  # s a run in a quantum job may wait for an offline/calibrating device
-ENV_SERVICE_ADDRESS = "HCQW_DEVICE_ADDRESS"
-ENV_SIMULATOR = "HCQW_SIMULATOR"
-ENV_DEVICE = "HCQW_DEVICE"  # "none" in jobs without a qpu component
-ENV_WORKFLOW = "HCQW_WORKFLOW"
-ENV_NODE = "HCQW_NODE"
-ENV_METRICS = "HCQW_METRICS"
+if TYPE_CHECKING:  # a quantum job's start-up is mostly imports: numpy comes with the first results
+    from hcqw.device.provider import DeviceLease, DeviceProvider
 
 
 def current_device(env: Mapping[str, str] | None = None) -> DeviceProvider:
     """The device provider for this process (see the module docstring for the order)."""
     env = os.environ if env is None else env
-    if env.get(ENV_GATEWAY_ADDRESS_FILE):
+    if env.get(environment.GATEWAY_ADDRESS_FILE):
+        from hcqw.hetjob.device import gateway_device
+
         return gateway_device(env)
-    if env.get(ENV_SERVICE_ADDRESS):
-        return ServiceDevice(env[ENV_SERVICE_ADDRESS])
-    if env.get(ENV_DEVICE) == "none":
-        raise DeviceError(f"{env.get(ENV_NODE) or 'this job'} runs as a classical job, without a qpu component; "
+    if env.get(environment.DEVICE_ADDRESS):
+        from hcqw.service.device import ServiceDevice
+
+        return ServiceDevice(env[environment.DEVICE_ADDRESS])
+    if env.get(environment.DEVICE) == environment.NO_DEVICE:
+        raise DeviceError(f"{env.get(environment.NODE) or 'this job'} runs as a classical job, without a qpu component; "
                           "mark it as a quantum node (Snakemake: resources qpu=1; Parsl: executors=['qpu'])")
-    from hcqw.device.hold import ENV_HOLD, HeldDevice
+    from hcqw.device.hold import HeldDevice
     from hcqw.device.local import LocalDevice
 
-    simulator = env.get(ENV_SIMULATOR) or "qsim"
-    return HeldDevice(env[ENV_HOLD], simulator) if env.get(ENV_HOLD) else LocalDevice(simulator)
+    simulator = env.get(environment.SIMULATOR) or "qsim"
+    return HeldDevice(env[environment.DEVICE_HOLD], simulator) if env.get(environment.DEVICE_HOLD) else LocalDevice(simulator)
 
 
 def local_simulator(env: Mapping[str, str] | None = None) -> str | None:
     """The simulator of the machine-local device code in ``env`` opens; None where it opens a hetjob's
     gateway or a QPU service, which hold per lease (engines hold the local one per step: ``hcqw.device.hold``)."""
     env = os.environ if env is None else env
-    if env.get(ENV_GATEWAY_ADDRESS_FILE) or env.get(ENV_SERVICE_ADDRESS):
+    if env.get(environment.GATEWAY_ADDRESS_FILE) or env.get(environment.DEVICE_ADDRESS):
         return None
-    return env.get(ENV_SIMULATOR) or "qsim"
-
-
-def gateway_device(env: Mapping[str, str] | None = None, connect_timeout: float = 120.0) -> DeviceProvider:
-    """The gateway of the hetjob this process runs in; an error outside one."""
-    from hcqw.hetjob.device import DEVICE_WAIT_S, PEER_TIMEOUT_S, GatewayDevice
-
-    env = os.environ if env is None else env
-    address_file = env.get(ENV_GATEWAY_ADDRESS_FILE)
-    if not address_file:
-        raise DeviceError(f"not inside an hcqw quantum job (no ${ENV_GATEWAY_ADDRESS_FILE}): this node has no "
-                          "qpu component; submit it as a quantum node (e.g. resources qpu=1)")
-    pid = env.get(ENV_GATEWAY_PID)
-    peer_timeout, device_wait = env.get(ENV_PEER_TIMEOUT), env.get(ENV_DEVICE_WAIT)
-    return GatewayDevice(address_file, connect_timeout=connect_timeout, gateway_pid=int(pid) if pid else None,
-                         gateway_log=env.get(ENV_GATEWAY_LOG),
-                         peer_timeout=float(peer_timeout) if peer_timeout else PEER_TIMEOUT_S,
-                         device_wait=float(device_wait) if device_wait else DEVICE_WAIT_S)
+    return env.get(environment.SIMULATOR) or "qsim"
 
 
 def open_qpu(workflow: str | None = None, node: str | None = None, *, seed: int | None = None,
@@ -101,60 +80,8 @@ def open_qpu(workflow: str | None = None, node: str | None = None, *, seed: int 
     ``timeout`` bounds the wait, including calibrating/offline windows (``DeviceOffline``
     after it; in a quantum job it defaults to the job's ``device_wait``, so a device that stays
     down gives the qpu node back); ``seed`` makes sampling reproducible on every kind of device."""
-    workflow = workflow or os.environ.get(ENV_WORKFLOW) or "adhoc"
-    node = node or os.environ.get(ENV_NODE) or f"pid{os.getpid()}"
-    if metrics is None and os.environ.get(ENV_METRICS):
-        metrics = MetricsLog(os.environ[ENV_METRICS])
+    workflow = workflow or os.environ.get(environment.WORKFLOW) or "adhoc"
+    node = node or os.environ.get(environment.NODE) or f"pid{os.getpid()}"
+    if metrics is None and os.environ.get(environment.METRICS):
+        metrics = MetricsLog(os.environ[environment.METRICS])
     return current_device().acquire(workflow, node, timeout=timeout, metrics=metrics, seed=seed)
-
-
-class ServiceDevice:
-    """A ``DeviceProvider`` over a running QPU service: each lease is one session on its own connection.
-
-    Unlike a local or gateway lease, a session does not hold the device: the service
-    interleaves the work items of all open sessions in its queue. The run's metrics get one
-    ``session`` event per lease; the device's busy intervals are in the service's own log.
-    """
-
-    def __init__(self, address: str, user: str | None = None, priority: int = 0, control_timeout: float = 10.0):
-        self.address = address
-        self.user = user or _user()
-        self.priority = priority
-        self.control_timeout = control_timeout
-
-    def acquire(self, workflow: str, node: str, timeout: float | None = None, metrics: MetricsLog | None = None,
-                seed: int | None = None) -> "ServiceLease":
-        client = ServiceClient(self.address, timeout=self.control_timeout)
-        try:
-            session = client.session(workflow, node, user=self.user, timeout=timeout, priority=self.priority,
-                                     seed=seed)
-        except BaseException:
-            client.close()
-            raise
-        return ServiceLease(client, session, metrics)
-
-
-class ServiceLease(SessionLease):
-    """One service session and its connection; closing it ends both."""
-
-    def __init__(self, client: Any, session: Any, metrics: MetricsLog | None):
-        super().__init__(client, session)
-        self._metrics = metrics
-
-    def close(self) -> None:
-        if not self._session.is_open:
-            return
-        try:
-            self._session.close()
-        finally:
-            self._client.close()
-            if self._metrics:
-                self._metrics.record("session", workflow=self.workflow, node=self.node, device=self._client.address,
-                                     start=self.acquired_at, end=time.time())
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (containers)
-        return str(os.getuid())

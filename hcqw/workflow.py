@@ -40,27 +40,16 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable
 
 from hcqw.checkpoint import Place, load_checkpoint, read_header, save_checkpoint
 from hcqw.errors import WorkflowError
+from hcqw.paths import quantum_file, run_checkpoints, run_metrics, state_file
+
+if TYPE_CHECKING:  # the device contract only types the steps; job scripts need not import numpy for it
+    from hcqw.device.provider import DeviceLease, DeviceProvider
 
 log = logging.getLogger(__name__)
-
-
-class DeviceLease(Protocol):
-    """What a quantum step gets: ``hcqw.device.QPU`` or a QPU-service session."""
-
-    def run(self, circuit: Any, repetitions: int, params: Any = None) -> list: ...
-    def run_batch(self, items: Any) -> list: ...
-    def close(self) -> None: ...
-
-
-class DeviceProvider(Protocol):
-    """Hands out device leases to quantum nodes (``hcqw.device.LocalDevice`` or a service client)."""
-
-    def acquire(self, workflow: str, node: str, timeout: float | None = None, metrics: Any = None,
-                seed: int | None = None) -> DeviceLease: ...
 
 
 @dataclass(frozen=True)
@@ -110,14 +99,6 @@ class Node:
     def uses_qpu(self) -> bool:
         """Whether the node needs the device (engines: a hetjob with a qpu component, a ``qpu`` executor)."""
         return self.kind in (NodeKind.QUANTUM, NodeKind.FUSED)
-
-
-def state_file(iteration: int) -> str:
-    return f"state-{iteration:04d}.ckpt"
-
-
-def quantum_file(iteration: int) -> str:
-    return f"quantum-{iteration:04d}.ckpt"
 
 
 def build_dag(loop: HybridLoop, fused: bool = False) -> list[Node]:
@@ -176,11 +157,11 @@ class RunContext:
 
     @property
     def checkpoints(self) -> Path:
-        return self.run_dir / "checkpoints"
+        return run_checkpoints(self.run_dir)
 
     @property
     def metrics_path(self) -> Path:
-        return self.run_dir / "metrics" / "qpu.jsonl"
+        return run_metrics(self.run_dir)
 
     def path(self, name: str) -> Path:
         return self.checkpoints / name
@@ -302,3 +283,27 @@ def load_loop(reference: str, params: dict | None = None) -> HybridLoop:
     if not isinstance(loop, HybridLoop):
         raise WorkflowError(f"{reference!r} gave {type(loop).__name__}, not a HybridLoop")
     return dataclasses.replace(loop, fingerprint=run_fingerprint(reference, params))
+
+
+def node_named(loop: HybridLoop, name: str) -> Node:
+    """The node of ``loop`` called ``name``; ``WorkflowError`` naming the nodes there are if none is."""
+    nodes = {n.name: n for fused in (False, True) for n in build_dag(loop, fused)}  # split and fused names
+    if name not in nodes:
+        last = loop.iterations
+        raise WorkflowError(f"loop {loop.name!r} has no node {name!r}: its nodes are init, then q0001/c0001 to "
+                            f"q{last:04d}/c{last:04d} (fused: qc0001 to qc{last:04d})")
+    return nodes[name]
+
+
+def run_node_by_name(loop_ref: str, params: dict | None, node_name: str, ctx: RunContext,
+                     device: Callable[[], DeviceProvider]) -> Node:
+    """Rebuild the loop from its import path and parameters (``load_loop``, never unpickled) and run
+    one node of it: what an engine's job or app does. ``device`` is called for a node that uses the QPU only,
+    giving the device of wherever the node runs; a fused node gives a device that can ``release`` itself
+    back before its classical step (a gateway's, a held local one) even if its quantum part had nothing to
+    run. Returns the node (its ``output`` is the checkpoint)."""
+    loop = load_loop(loop_ref, params)
+    node = node_named(loop, node_name)
+    provider = device() if node.uses_qpu else None
+    run_node(loop, node, ctx, provider, release=getattr(provider, "release", None))
+    return node

@@ -39,7 +39,7 @@ from parsl.executors.errors import InvalidResourceSpecification
 from parsl.utils import RepresentationMixin
 
 from hcqw.errors import HcqwError
-from hcqw.slurm.backend import tail
+from hcqw.slurm import tail
 from parsl_hcqw import tasks as taskfiles
 from parsl_hcqw.provider import HetjobSlurmProvider
 
@@ -272,16 +272,16 @@ class HeldApp:
         self.node = node
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from hcqw.device.hold import call_held
-        from hcqw.device.local import LocalDevice
+        from hcqw.device import LocalDevice, call_held
         from hcqw.metrics import MetricsLog
-        from hcqw.qpu import ENV_METRICS, ENV_NODE, ENV_WORKFLOW, local_simulator
+        from hcqw import environment
+        from hcqw.qpu import local_simulator
 
         simulator = local_simulator()
         if simulator is None:  # the worker's device is a QPU service: its sessions share it per lease
             return self.func(*args, **kwargs)
-        metrics = MetricsLog(os.environ[ENV_METRICS]) if os.environ.get(ENV_METRICS) else None
+        metrics = MetricsLog(os.environ[environment.METRICS]) if os.environ.get(environment.METRICS) else None
         # open_qpu's default names, as engines set them per job
-        names = {ENV_WORKFLOW: self.workflow, ENV_NODE: self.node}
+        names = {environment.WORKFLOW: self.workflow, environment.NODE: self.node}
         return call_held(LocalDevice(simulator), self.workflow, self.node, metrics, self.func, *args,
                          step_environment=names, **kwargs)

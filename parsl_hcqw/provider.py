@@ -30,8 +30,9 @@ from parsl.providers.errors import SubmitException
 from parsl.utils import RepresentationMixin
 
 from hcqw.hetjob.jobs import NodeJobSettings, command_request
-from hcqw.slurm import ControllerUnreachable, NodeState, Phase, SlurmBackend, SlurmError, check_backend, open_backend
-from hcqw.slurm.backend import resolve_output
+from hcqw.slurm import (
+    ControllerUnreachable, NodeState, Phase, SlurmBackend, SlurmError, check_backend, open_backend, resolve_output,
+)
 
 log = logging.getLogger(__name__)
 

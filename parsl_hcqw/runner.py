@@ -50,14 +50,15 @@ def claim(base: Path, session: str) -> Path | None:
 def serve_session(base: Path, workflow: str, session: str, max_apps: int, max_seconds: float,
                   idle_seconds: float) -> int:
     """Run queued apps under one held qpu allocation until a bound is reached; return the number run."""
-    from hcqw.qpu import ENV_GATEWAY_ADDRESS_FILE, ENV_NODE, ENV_SERVICE_ADDRESS, gateway_device
+    from hcqw import environment
+    from hcqw.hetjob.device import gateway_device
 
     device = gateway_device()
     keeper = device.acquire(workflow, f"{session}-keeper")
     address = device.wait_address()
     # Apps reach the gateway as a QPU service; their leases must not end the allocation.
-    os.environ.pop(ENV_GATEWAY_ADDRESS_FILE, None)
-    os.environ[ENV_SERVICE_ADDRESS] = address
+    os.environ.pop(environment.GATEWAY_ADDRESS_FILE, None)
+    os.environ[environment.DEVICE_ADDRESS] = address
     started = last_work = time.monotonic()
     done = 0
     (base / CLAIMED).mkdir(parents=True, exist_ok=True)
@@ -69,7 +70,7 @@ def serve_session(base: Path, workflow: str, session: str, max_apps: int, max_se
                     break
                 time.sleep(0.05)
                 continue
-            os.environ[ENV_NODE] = f"{session}-app{task.name}"
+            os.environ[environment.NODE] = f"{session}-app{task.name}"
             run_task(task, workflow)
             done += 1
             last_work = time.monotonic()

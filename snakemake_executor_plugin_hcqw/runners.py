@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from hcqw.device.hold import hold_command
+from hcqw.device import hold_command
+from hcqw.environment import METRICS, step_environment
 from hcqw.hetjob.jobs import NodeJobSettings, command_request
+from hcqw.paths import run_metrics, slurm_output
 from hcqw.qpu import local_simulator
-from hcqw.slurm import Phase, SlurmBackend
-from hcqw.slurm.backend import tail
-from hcqw.slurm.commands import command_env
+from hcqw.slurm import Phase, SlurmBackend, command_env, tail
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class LocalRunner:
         argv = ["/bin/bash", "-c", spec.command]
         simulator = local_simulator(env) if spec.quantum else None
         if simulator:  # the job's own parent process holds the device, so the hold ends with the job
-            argv = hold_command(simulator, self.workflow, spec.node, env["HCQW_METRICS"]) + argv
+            argv = hold_command(simulator, self.workflow, spec.node, env[METRICS]) + argv
         with open(log_path, "wb") as out:
             # Own session: cancelling kills the job's whole process tree, and Ctrl-C in the
             # terminal reaches only snakemake, which then cancels its jobs itself.
@@ -108,11 +108,7 @@ class LocalRunner:
         """What ``hcqw.qpu.open_qpu`` reads, as ``command_request`` sets it for SLURM jobs: run, node,
         metrics file, and ``HCQW_DEVICE=none`` in classical jobs, so that a rule opening the device
         without ``resources: qpu=1`` fails here already, not only on the cluster."""
-        env = {"HCQW_WORKFLOW": self.workflow, "HCQW_NODE": spec.node,
-               "HCQW_METRICS": str(self.state_dir / "metrics" / "qpu.jsonl")}
-        if not spec.quantum:
-            env["HCQW_DEVICE"] = "none"
-        return env
+        return step_environment(self.workflow, spec.node, run_metrics(self.state_dir), quantum=spec.quantum)
 
     def poll(self, job_ids: Iterable[str]) -> dict[str, Outcome]:
         outcomes = {}
@@ -161,7 +157,7 @@ class SlurmRunner:
         self.workflow = workflow
         self.workdir = workdir
         self.state_dir = state_dir  # command_request's workdir: slurm/ (job cwd), jobs/, metrics/
-        (state_dir / "slurm").mkdir(parents=True, exist_ok=True)
+        slurm_output(state_dir).mkdir(parents=True, exist_ok=True)
         self._submitted_at: dict[str, float] = {}
 
     def __repr__(self) -> str:

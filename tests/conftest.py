@@ -1,4 +1,4 @@
-pytest_plugins = ["hcqw.lab.pytest_plugin", "tests.hetjob.resident"]  # resident: a QPU service kept running
+pytest_plugins = ["hcqw.lab.pytest_plugin", "tests.support.resident"]  # resident: a QPU service kept running
 
 import pytest
 

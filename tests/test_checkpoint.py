@@ -24,6 +24,7 @@ from hcqw.checkpoint import (
     MAGIC, CheckpointHeader, Place, key_id, load_checkpoint, load_key, read_header, save_checkpoint,
 )
 from hcqw.errors import CheckpointError, CheckpointMismatch
+from tests.support import ROOT
 
 
 def write(path: Path, obj, **kw):
@@ -179,7 +180,7 @@ def test_writer_killed_mid_write_leaves_previous_checkpoint(tmp_path):
     path = tmp_path / "state.ckpt"
     write(path, {"version": "old"})
     child = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True,
-                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         assert child.stdout.readline().strip() == "writing"
         child.send_signal(signal.SIGKILL)

@@ -18,8 +18,7 @@ from hcqw.embedded import Workflow, run_monolithic, run_split
 from hcqw.errors import CheckpointError, WorkflowError
 from hcqw.metrics import read_events
 from hcqw.workflow import HybridLoop, NodeKind, build_dag, load_loop
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import ROOT
 
 
 def test_dag_alternates_quantum_and_classical_nodes_linked_by_checkpoints():

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from hcqw import identity
+from hcqw import environment, identity
 from hcqw.errors import AuthError
-from tests.service.munge import PrivateMunged
+from tests.support.munge import PrivateMunged
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def munged():
 
 @pytest.fixture
 def socket_env(munged, monkeypatch):
-    monkeypatch.setenv(identity.ENV_SOCKET, str(munged.socket))
+    monkeypatch.setenv(environment.MUNGE_SOCKET, str(munged.socket))
     return munged
 
 
@@ -55,10 +55,10 @@ def test_forged_tampered_and_foreign_credentials_are_refused_by_name(socket_env)
     elsewhere.chmod(0o755)
     other = PrivateMunged(elsewhere)  # same software, another key: another cluster
     try:
-        os.environ[identity.ENV_SOCKET] = str(other.socket)
+        os.environ[environment.MUNGE_SOCKET] = str(other.socket)
         foreign = identity.encode()
     finally:
-        os.environ[identity.ENV_SOCKET] = str(socket_env.socket)
+        os.environ[environment.MUNGE_SOCKET] = str(socket_env.socket)
         other.stop()
         shutil.rmtree(elsewhere, ignore_errors=True)
     with pytest.raises(AuthError, match="munge key") as refused:
@@ -86,7 +86,7 @@ def test_another_users_credential_decodes_to_that_user(socket_env):
 
 
 def test_no_munged_says_what_to_start(monkeypatch, tmp_path):
-    monkeypatch.setenv(identity.ENV_SOCKET, str(tmp_path / "nothing-here"))
+    monkeypatch.setenv(environment.MUNGE_SOCKET, str(tmp_path / "nothing-here"))
     assert not identity.munge_reachable()
     with pytest.raises(AuthError, match=r"is munged running at .*nothing-here.*HCQW_MUNGE_SOCKET") as refused:
         identity.encode()
@@ -94,13 +94,13 @@ def test_no_munged_says_what_to_start(monkeypatch, tmp_path):
 
 
 def test_socket_from_slurm_conf(monkeypatch, tmp_path):
-    monkeypatch.delenv(identity.ENV_SOCKET, raising=False)
+    monkeypatch.delenv(environment.MUNGE_SOCKET, raising=False)
     conf = tmp_path / "slurm.conf"
     conf.write_text("ClusterName=lab\nAuthType=auth/munge\nAuthInfo=cred_expire=120,socket=/lab/munge/munge.socket\n")
     monkeypatch.setenv("SLURM_CONF", str(conf))
     assert identity.munge_socket() == "/lab/munge/munge.socket"
-    monkeypatch.setenv(identity.ENV_SOCKET, "/explicit.socket")
+    monkeypatch.setenv(environment.MUNGE_SOCKET, "/explicit.socket")
     assert identity.munge_socket() == "/explicit.socket"
-    monkeypatch.delenv(identity.ENV_SOCKET)
+    monkeypatch.delenv(environment.MUNGE_SOCKET)
     conf.write_text("ClusterName=lab\n")
     assert identity.munge_socket() is None  # libmunge's default

@@ -21,8 +21,9 @@ from typing import Any
 from parsl import python_app
 
 from hcqw.checkpoint import load_checkpoint
+from hcqw.paths import run_checkpoints, state_file
 from hcqw.slurm import BACKENDS
-from hcqw.workflow import HybridLoop, RunContext, build_dag, dag_to_resume, load_loop, node_done, state_file
+from hcqw.workflow import HybridLoop, RunContext, dag_to_resume, load_loop, node_done
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +31,9 @@ log = logging.getLogger(__name__)
 def run_loop_node(loop_ref: str, params: dict, workflow: str, run_dir: str, node_name: str) -> str:
     """Run one node of the loop where the app landed; a quantum node opens this process's device."""
     from hcqw.qpu import current_device
-    from hcqw.workflow import run_node
+    from hcqw.workflow import run_node_by_name
 
-    loop = load_loop(loop_ref, params)
-    node = {n.name: n for fused in (False, True) for n in build_dag(loop, fused)}[node_name]
-    device = current_device() if node.uses_qpu else None
-    # A gateway's or a held local device: a fused node gives it back before its classical step even if its
-    # quantum part had nothing to run.
-    release = getattr(device, "release", None)
-    run_node(loop, node, RunContext(workflow, Path(run_dir)), device, release=release)
-    return node.output
+    return run_node_by_name(loop_ref, params, node_name, RunContext(workflow, Path(run_dir)), current_device).output
 
 
 @python_app(executors=["qpu"])
@@ -113,4 +107,4 @@ def run_example(args: argparse.Namespace, loop_ref: str, params: dict, name: str
     with hcqw_parsl(config):
         loop = run_loop(loop_ref, params, workflow, run_dir, args.fused)
     print(f"run directory {run_dir}")
-    return load_checkpoint(run_dir / "checkpoints" / state_file(loop.iterations), workflow=workflow)[0]
+    return load_checkpoint(run_checkpoints(run_dir) / state_file(loop.iterations), workflow=workflow)[0]

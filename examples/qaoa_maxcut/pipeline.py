@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hcqw.workflow import DeviceLease, HybridLoop
+from hcqw.device import DeviceLease
+from hcqw.workflow import HybridLoop
 
 # A 6-node 3-regular graph (the triangular prism), max cut 7.
 EDGES: tuple[tuple[int, int], ...] = ((0, 1), (1, 2), (2, 0), (3, 4), (4, 5), (5, 3), (0, 3), (1, 4), (2, 5))

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hcqw.workflow import DeviceLease, HybridLoop
+from hcqw.device import DeviceLease
+from hcqw.workflow import HybridLoop
 
 # H = c0 I + cz0 Z0 + cz1 Z1 + czz Z0 Z1 + cxx X0 X1  (Hartree, electronic part)
 COEFFS = {"I": -1.052373245772859, "Z0": -0.39793742484318045, "Z1": 0.39793742484318045,

@@ -21,7 +21,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import pwd
 import socket
 import stat
 import time
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hcqw.errors import DeviceError
+from hcqw.identity import user_name
 
 _POLL_START = 0.001  # s; first sleep when waiting with a timeout
 _POLL_MAX = 0.02  # s; polling cap, bounds the extra wake-up latency under a timeout
@@ -41,13 +41,6 @@ class Ticket:
     fd: int
 
 
-def _user(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return f"uid {uid}"
-
-
 def check_private(directory: Path) -> None:
     """Refuse a queue directory another user owns or may write (see the module docstring)."""
     info = os.stat(directory)
@@ -55,7 +48,7 @@ def check_private(directory: Path) -> None:
              "and point every user's HCQW_DEVICE_ADDRESS at it")
     if info.st_uid != os.geteuid():
         raise DeviceError(
-            f"device queue {directory} belongs to {_user(info.st_uid)}, not to you ({_user(os.geteuid())}): "
+            f"device queue {directory} belongs to {user_name(info.st_uid)}, not to you ({user_name(os.geteuid())}): "
             f"a local device queue serves one user; use a directory of your own (unset HCQW_DEVICE_DIR), or, {share}"
         )
     mode = stat.S_IMODE(info.st_mode)

@@ -52,13 +52,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from hcqw import environment
 from hcqw.device.local import QPU, LocalDevice
 from hcqw.errors import DeviceError
 from hcqw.metrics import MetricsLog
 
 log = logging.getLogger(__name__)
 
-ENV_HOLD = "HCQW_DEVICE_HOLD"
 
 _HAND_BACK = b"h"  # the step's lease closed
 _STEP_ENDED = b"e"  # the step ended (it may never have opened a lease)
@@ -97,7 +97,7 @@ class DeviceHold:
         spec = {"channel": str(self._channel), "since": self._lease.acquired_at}
         if self.metrics:
             spec["metrics"] = str(self.metrics.path)
-        return {ENV_HOLD: json.dumps(spec)}
+        return {environment.DEVICE_HOLD: json.dumps(spec)}
 
     def watch(self) -> None:
         """Wait until the step hands the hold back or ends, then free the device."""
@@ -194,7 +194,7 @@ class HeldDevice:
             self._since = float(spec["since"])
             self._metrics = MetricsLog(spec["metrics"]) if spec.get("metrics") else None
         except (ValueError, TypeError, KeyError, AttributeError) as err:
-            raise DeviceError(f"${ENV_HOLD} is not a device hold ({err}): hcqw sets it for qpu-marked steps; "
+            raise DeviceError(f"${environment.DEVICE_HOLD} is not a device hold ({err}): hcqw sets it for qpu-marked steps; "
                               f"unset it to queue for the device instead") from None
         self.device = LocalDevice(simulator)
 

@@ -23,12 +23,11 @@ import os
 import time
 from typing import Sequence
 
+from hcqw import environment
 from hcqw.device.qsim import QsimBackend
 from hcqw.device.work import Samples, WorkItem
 from hcqw.errors import DeviceError
 
-CIRCUIT_OVERHEAD_ENV = "HCQW_MODELLED_CIRCUIT_OVERHEAD"
-SHOT_TIME_ENV = "HCQW_MODELLED_SHOT_TIME"
 DEFAULT_CIRCUIT_OVERHEAD = 0.05  # s per circuit (sweep point)
 DEFAULT_SHOT_TIME = 200e-6  # s per shot
 
@@ -55,8 +54,8 @@ class ModelledBackend(QsimBackend):
                  shot_time: float | None = None):
         # One thread unless told otherwise: the point of this device is not to compete for the cores.
         super().__init__(threads=threads or 1, seed=seed, max_qubits=max_qubits, max_repetitions=max_repetitions)
-        self.circuit_overhead = _seconds(circuit_overhead, CIRCUIT_OVERHEAD_ENV, DEFAULT_CIRCUIT_OVERHEAD)
-        self.shot_time = _seconds(shot_time, SHOT_TIME_ENV, DEFAULT_SHOT_TIME)
+        self.circuit_overhead = _seconds(circuit_overhead, environment.MODELLED_CIRCUIT_OVERHEAD, DEFAULT_CIRCUIT_OVERHEAD)
+        self.shot_time = _seconds(shot_time, environment.MODELLED_SHOT_TIME, DEFAULT_SHOT_TIME)
 
     def __repr__(self) -> str:
         return (f"ModelledBackend(circuit_overhead={self.circuit_overhead:g} s, shot_time={self.shot_time:g} s, "

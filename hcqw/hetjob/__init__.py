@@ -5,8 +5,9 @@
   and releases its own component on exit.
 - ``address``: the qpu node's cluster address the gateway binds, found at run time, and ``%n``
   in a per-host service address.
-- ``device``: component 0's device provider (``GatewayDevice``): a service session whose
-  close ends the quantum block, stops the gateway and cancels the qpu component at once.
+- ``device``: component 0's device provider (``GatewayDevice``, built from the job's environment by
+  ``gateway_device``): a service session whose close ends the quantum block, stops the gateway
+  and cancels the qpu component at once.
 - ``runtime``: ``python -m hcqw.hetjob.runtime``, running one workflow node inside a job.
 - ``jobs``: ``command_request``, any command as a cpu job or as a qpu-releasing hetjob (the
   engines' adapters submit through it), and ``node_request`` for a workflow node.
@@ -16,5 +17,6 @@
 - ``federation``: a quantum node on the QPU-side cluster through its slurmrestd, with its
   checkpoints staged in and out.
 - ``records``: hold intervals from the metrics log next to SLURM's own component records.
-- ``cli``: ``hcqw slurm run``.
+
+Its command, ``hcqw slurm run``, is ``hcqw.cli.slurm``.
 """

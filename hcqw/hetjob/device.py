@@ -1,6 +1,6 @@
 """Component 0's side of a quantum node: a device provider backed by the job's gateway.
 
-``GatewayDevice.acquire`` waits for the gateway's address file, opens a service session
+``gateway_device()`` builds it from what the job script exported. ``GatewayDevice.acquire`` waits for the gateway's address file, opens a service session
 and returns a ``GatewayLease``. Closing the lease -- the end of the quantum block, whether
 the step returned, raised, or closed it early -- closes the session (the gateway then stops on
 its own), and ends the qpu component (``scancel <leader>+1``), so the device is free while
@@ -17,10 +17,11 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Callable
 
+from hcqw import environment
 from hcqw.errors import DeviceError, DeviceOffline
 from hcqw.metrics import MetricsLog
 from hcqw.slurm.errors import SlurmError
@@ -41,6 +42,22 @@ PEER_TIMEOUT_S = 5.0
 #: Seconds the end of a block waits for the qpu component's release before the step goes on (see
 #: ``GatewayLease.close``); a release takes well under a second unless slurmctld is unreachable.
 RELEASE_WAIT_S = 5.0
+
+
+def gateway_device(env: Mapping[str, str] | None = None, connect_timeout: float = 120.0) -> "GatewayDevice":
+    """The gateway of the hetjob this process runs in, as its batch script describes it in the
+    environment (``hcqw.hetjob.jobs.quantum_body``); an error outside one."""
+    env = os.environ if env is None else env
+    address_file = env.get(environment.GATEWAY_ADDRESS_FILE)
+    if not address_file:
+        raise DeviceError(f"not inside an hcqw quantum job (no ${environment.GATEWAY_ADDRESS_FILE}): this node has no "
+                          "qpu component; submit it as a quantum node (e.g. resources qpu=1)")
+    pid = env.get(environment.GATEWAY_PID)
+    peer_timeout, device_wait = env.get(environment.PEER_TIMEOUT), env.get(environment.DEVICE_WAIT)
+    return GatewayDevice(address_file, connect_timeout=connect_timeout, gateway_pid=int(pid) if pid else None,
+                         gateway_log=env.get(environment.GATEWAY_LOG),
+                         peer_timeout=float(peer_timeout) if peer_timeout else PEER_TIMEOUT_S,
+                         device_wait=float(device_wait) if device_wait else DEVICE_WAIT_S)
 
 
 def release_qpu_component(leader: str, env: dict[str, str] | None = None) -> None:

@@ -21,8 +21,9 @@ from typing import Protocol
 
 from hcqw.checkpoint import copy_private, read_header
 from hcqw.errors import WorkflowError
+from hcqw.paths import slurm_output
 from hcqw.slurm import NodeState, Phase, SlurmBackend
-from hcqw.workflow import NodeKind, RunContext, build_dag, load_loop
+from hcqw.workflow import NodeKind, RunContext, load_loop, node_named
 
 from hcqw.hetjob.chain import ChainFailed
 from hcqw.hetjob.jobs import NodeJobSettings, node_request
@@ -64,13 +65,13 @@ def run_quantum_node_remote(site: RemoteSite, loop_ref: str, params: Mapping | N
     """
     params = dict(params or {})
     loop = load_loop(loop_ref, params)
-    node = {n.name: n for n in build_dag(loop)}.get(node_name)
-    if node is None or node.kind is not NodeKind.QUANTUM:
+    node = node_named(loop, node_name)
+    if node.kind is not NodeKind.QUANTUM:
         raise WorkflowError(f"{node_name!r} is not a quantum node of {loop_ref}")
     remote = RunContext(ctx.workflow, (Path(site.runs_dir) / ctx.workflow).absolute())
     for name in node.inputs:
         site.stager.stage_in(ctx.path(name), remote.path(name))
-    (remote.run_dir / "slurm").mkdir(parents=True, exist_ok=True)
+    slurm_output(remote.run_dir).mkdir(parents=True, exist_ok=True)
     settings = settings or NodeJobSettings()
     settings = replace(settings, environment={**settings.environment, **site.environment})
     request = node_request(node, loop_ref=loop_ref, params=params, workflow=ctx.workflow, run_dir=remote.run_dir,

@@ -20,7 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hcqw import environment
+from hcqw.environment import step_environment
 from hcqw.hetjob.device import DEVICE_WAIT_S, PEER_TIMEOUT_S
+from hcqw.paths import GATEWAY_ADDRESS, gateway_metrics, job_prefix, run_metrics, slurm_output
 from hcqw.slurm import ComponentSpec, JobRequest
 from hcqw.slurm.commands import UNREACHABLE_MARKERS
 from hcqw.workflow import Node
@@ -38,7 +41,7 @@ UCX_TLS_BETWEEN_HOSTS = "^sm"
 
 #: Variables copied from the submitter's environment into every job when set: where
 #: the code, the key (a path), per-user state and the target cluster's config are.
-PASSED_ENV = ("PATH", "PYTHONPATH", "HOME", "HCQW_CHECKPOINT_KEY", "HCQW_STATE_DIR", "SLURM_CONF")
+PASSED_ENV = ("PATH", "PYTHONPATH", "HOME", environment.CHECKPOINT_KEY, environment.STATE_DIR, "SLURM_CONF")
 
 
 @dataclass(frozen=True)
@@ -112,19 +115,17 @@ def command_request(command: str, *, workflow: str, name: str, workdir: Path, se
     QPU metrics (``$HCQW_METRICS``) to ``workdir/metrics/qpu.jsonl``.
     """
     workdir = Path(workdir).absolute()
-    environment = job_environment(settings, env_base)
-    environment.setdefault("HCQW_WORKFLOW", workflow)
-    environment.setdefault("HCQW_NODE", name)
-    environment.setdefault("HCQW_METRICS", str(workdir / "metrics" / "qpu.jsonl"))
-    if not quantum:
-        environment["HCQW_DEVICE"] = "none"  # hcqw.qpu refuses: no local simulation on a compute node
-    body = (quantum_body(command, workdir / "jobs" / name, workdir / "metrics" / "gateway.jsonl", settings,
+    env = job_environment(settings, env_base)
+    for key, value in step_environment(workflow, name, run_metrics(workdir), quantum=quantum).items():
+        # The given environment may name the step otherwise; a classical job never gets a device.
+        env[key] = value if key == environment.DEVICE else env.get(key, value)
+    body = (quantum_body(command, job_prefix(workdir, name), gateway_metrics(workdir), settings,
                          session_deadline) if quantum else f"exec {command}\n")
     return JobRequest(
         workflow_id=workflow, node=name, body=body,
         components=(settings.cpu, settings.qpu) if quantum else (settings.cpu,),
-        workdir=workdir / "slurm", output=output or f"{name}-%j.out",
-        environment=environment, dependencies=dependencies, kill_on_invalid_dependency=True,
+        workdir=slurm_output(workdir), output=output or f"{name}-%j.out",
+        environment=env, dependencies=dependencies, kill_on_invalid_dependency=True,
     )
 
 
@@ -146,7 +147,7 @@ def quantum_body(command: str, job_prefix: Path, gateway_metrics: Path, settings
     # ZeroMQ: the gateway binds the qpu node's cluster address itself (hcqw.hetjob.address).
     address = '--address "mpi:file:$JOBDIR/gateway.port" ' if mpi else ""
     gateway = (f"{mpiexec}{q(settings.python)} -m hcqw.hetjob.gateway {address}"
-               f'--address-file "$JOBDIR/gateway.address" --pid-file "$JOBDIR/gateway.pid" '
+               f'--address-file "$JOBDIR/{GATEWAY_ADDRESS}" --pid-file "$JOBDIR/gateway.pid" '
                f'--release-job "$SLURM_JOB_ID_HET_GROUP_1" '
                f"--simulator {q(settings.simulator)} --heartbeat-timeout {settings.heartbeat_timeout:g} "
                f"--connect-timeout {session_deadline:g} --metrics {q(str(gateway_metrics))}")
@@ -183,8 +184,9 @@ start_gateway() {{
   return 1
 }}
 start_gateway &
-export HCQW_GATEWAY_PID=$! HCQW_GATEWAY_ADDRESS_FILE="$JOBDIR/gateway.address" HCQW_GATEWAY_LOG="$JOBDIR/gateway.log"
-export HCQW_PEER_TIMEOUT={settings.heartbeat_timeout:g} HCQW_DEVICE_WAIT={settings.device_wait:g}
+export {environment.GATEWAY_PID}=$! {environment.GATEWAY_ADDRESS_FILE}="$JOBDIR/{GATEWAY_ADDRESS}"
+export {environment.GATEWAY_LOG}="$JOBDIR/gateway.log"
+export {environment.PEER_TIMEOUT}={settings.heartbeat_timeout:g} {environment.DEVICE_WAIT}={settings.device_wait:g}
 {run} &
 wait $!
 """

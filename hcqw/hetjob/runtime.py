@@ -16,27 +16,19 @@ import os
 import sys
 from pathlib import Path
 
-from hcqw.errors import HcqwError, WorkflowError
+from hcqw.errors import HcqwError
 
 log = logging.getLogger(__name__)
 
 
 def run_job_node(loop_ref: str, params: dict, node_name: str, workflow: str, run_dir: Path,
                  connect_timeout: float = 120.0) -> None:
-    from hcqw.workflow import RunContext, build_dag, load_loop, run_node
+    from hcqw.hetjob.device import gateway_device
+    from hcqw.workflow import RunContext, run_node_by_name
 
-    loop = load_loop(loop_ref, params)
-    nodes = {n.name: n for form in (False, True) for n in build_dag(loop, fused=form)}  # split and fused names
-    if node_name not in nodes:
-        raise WorkflowError(f"loop {loop_ref!r} has no node {node_name!r} (it has {loop.iterations} iterations)")
-    node = nodes[node_name]
-    device = release = None
-    if node.uses_qpu:
-        from hcqw.qpu import gateway_device
-
-        device = gateway_device(connect_timeout=connect_timeout)  # the job script exported its address
-        release = device.release
-    run_node(loop, node, RunContext(workflow, run_dir), device, release=release)
+    # A node that uses the QPU gets its job's gateway, whose address the job script exported.
+    run_node_by_name(loop_ref, params, node_name, RunContext(workflow, run_dir),
+                     lambda: gateway_device(connect_timeout=connect_timeout))
 
 
 def main(argv: list[str] | None = None) -> int:

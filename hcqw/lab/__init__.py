@@ -2,7 +2,7 @@
 
 Hosts in network namespaces, two qpu nodes with resident QPU services, ordinary
 users and a shared venv. ``LabCluster`` (in :mod:`hcqw.lab.cluster`) is the API;
-``hcqw lab up|down|status|env|token|exec`` is the command line;
+``hcqw lab up|down|status|env|token|exec`` (``hcqw.cli.lab``) is the command line;
 :mod:`hcqw.lab.pytest_plugin` gives tests the ``slurm_lab`` fixtures;
 ``hcqw/lab/site/`` holds the configuration fragments docs/site-guide.md shows.
 """
@@ -19,7 +19,7 @@ __all__ = ["LabCluster", "LabError"]
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy, so `hcqw --help` (which imports hcqw.lab.cli) does not load the cluster code.
+    # Lazy, so `hcqw --help` (which imports hcqw.cli.lab) does not load the cluster code.
     if name == "LabCluster":
         from hcqw.lab.cluster import LabCluster
 

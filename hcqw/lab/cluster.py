@@ -26,7 +26,6 @@ import inspect
 import json
 import logging
 import os
-import pwd
 import subprocess
 import time
 import urllib.error
@@ -34,6 +33,8 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from hcqw import environment
+from hcqw.identity import user_name
 from hcqw.lab import config, host, network, packages, procs, resident, software, users
 from hcqw.lab.errors import LabConfigChanged, LabError
 from hcqw.lab.layout import Layout
@@ -137,7 +138,7 @@ class LabCluster:
         Merge into a subprocess environment: ``{**os.environ, **lab.env}``.
         Do not export ``SLURM_JWT`` where ``srun`` runs (slurmd rejects it).
         """
-        return {"SLURM_CONF": str(self.slurm_conf), "HCQW_MUNGE_SOCKET": str(self.layout.munge_socket)}
+        return {"SLURM_CONF": str(self.slurm_conf), environment.MUNGE_SOCKET: str(self.layout.munge_socket)}
 
     @property
     def hosts(self) -> tuple[network.Host, ...]:
@@ -161,7 +162,7 @@ class LabCluster:
         return users.user_env(user, self.home(user), {
             "PATH": f"{self.site.bin}:{SYSTEM_PATH}",
             "SLURM_CONF": str(self.slurm_conf),
-            "HCQW_MUNGE_SOCKET": str(self.layout.munge_socket),
+            environment.MUNGE_SOCKET: str(self.layout.munge_socket),
         })
 
     def exec(self, user: str, argv: list[str], cwd: Path | str | None = None, env: dict[str, str] | None = None,
@@ -379,7 +380,7 @@ class LabCluster:
             user, argv = resident.service_command(resident.render_unit(lay, self.site, node, self.simulator))
             name = resident.daemon_name(node)
             env = users.user_env(user, lay.qpu_service_dir(node), {
-                "PATH": f"{self.site.bin}:{SYSTEM_PATH}", "HCQW_MUNGE_SOCKET": str(lay.munge_socket)})
+                "PATH": f"{self.site.bin}:{SYSTEM_PATH}", environment.MUNGE_SOCKET: str(lay.munge_socket)})
             daemons.append(DaemonSpec(name, argv, log_file=lay.log_file(name), out_file=lay.log_file(name), host=node,
                                       user=user, env=env))
         return daemons
@@ -461,7 +462,7 @@ class LabCluster:
         return states
 
     def _rest_ready(self) -> bool:
-        user = pwd.getpwuid(os.geteuid()).pw_name
+        user = user_name(os.geteuid())
         try:
             token = self.token(lifespan=60)
         except LabError:

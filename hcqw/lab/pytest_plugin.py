@@ -42,20 +42,21 @@ from pathlib import Path
 
 import pytest
 
+from hcqw import environment
 from hcqw.lab.cluster import LabCluster
 from hcqw.lab.errors import LabConfigChanged
 from hcqw.lab.procs import PidRecord, proc_stat
 from hcqw.lab.users import ensure_owned_dir
 
-MAIN_ROOT = Path(os.environ.get("HCQW_TEST_LAB_DIR", "/tmp/hcqw-pytest-lab"))
-MAIN_PORT_BASE = int(os.environ.get("HCQW_TEST_LAB_PORT", "6900"))
-C2_ROOT = Path(os.environ.get("HCQW_TEST_LAB_C2_DIR", "/tmp/hcqw-pytest-lab-c2"))
-C2_PORT_BASE = int(os.environ.get("HCQW_TEST_LAB_C2_PORT", "6950"))
+MAIN_ROOT = Path(os.environ.get(environment.TEST_LAB_DIR, "/tmp/hcqw-pytest-lab"))
+MAIN_PORT_BASE = int(os.environ.get(environment.TEST_LAB_PORT, "6900"))
+C2_ROOT = Path(os.environ.get(environment.TEST_LAB_C2_DIR, "/tmp/hcqw-pytest-lab-c2"))
+C2_PORT_BASE = int(os.environ.get(environment.TEST_LAB_C2_PORT, "6950"))
 C2_NAME = "qpuside"
 
 
 def _skip_if_disabled() -> None:
-    if os.environ.get("HCQW_TEST_SLURM") == "0":
+    if os.environ.get(environment.TEST_SLURM) == "0":
         pytest.skip("SLURM lab tests disabled (HCQW_TEST_SLURM=0)")
 
 

@@ -28,6 +28,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from hcqw import environment
 from hcqw.lab import host, packages
 from hcqw.lab.errors import LabError
 
@@ -74,7 +75,7 @@ class SiteSoftware:
 
 def site_dir() -> Path:
     """``$HCQW_SITE_DIR`` or /opt/hcqw-site."""
-    return Path(os.environ.get("HCQW_SITE_DIR") or DEFAULT_SITE_DIR)
+    return Path(os.environ.get(environment.SITE_DIR) or DEFAULT_SITE_DIR)
 
 
 def this_checkout() -> Path:

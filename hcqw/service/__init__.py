@@ -14,15 +14,18 @@ Modules, each replaceable on its own:
   ``limits``: bounded work per request and per user; ``executor``: the child process that runs
   long jobs so the loop keeps serving.
 - ``transport`` / ``transport_zmq`` / ``transport_mpi``: moving frames.
-- ``server``: the service process; ``client``: ``ServiceClient`` and its ``ServiceQPU`` lease.
-- ``stats``: accounting over the metrics log; ``cli``: ``hcqw device ...``.
+- ``server``: the service process; ``client``: ``ServiceClient`` and its ``ServiceQPU`` lease;
+  ``device``: ``ServiceDevice``, the ``hcqw.device.provider`` contract over a running service.
+- ``stats``: accounting over the metrics log.
+
+Its commands, ``hcqw device ...``, are ``hcqw.cli.device``.
 """
 
 __all__ = ["ServiceClient", "ServiceError", "ServiceQPU"]
 
 
 def __getattr__(name: str):
-    # Lazy, so ``hcqw.service.cli`` (imported whenever the hcqw CLI parser is built) stays light.
+    # Lazy, so ``hcqw.cli.device`` (imported whenever the hcqw CLI parser is built) stays light.
     if name in __all__:
         from hcqw.service import client
 

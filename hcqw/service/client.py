@@ -331,10 +331,10 @@ class ServiceQPU:
         if self.session_id is None:
             raise DeviceError(f"the service session of {self.workflow}/{self.node} is closed; "
                               "run circuits inside the quantum step")
-        wire = [_item_to_wire(item) for item in items]
-        header, buffers = self._client.call("run", session=self.session_id, wait=True, items=wire, timeout=timeout)
-        from hcqw.codec import samples_from_wire
+        from hcqw.codec import samples_from_wire, work_item_to_wire  # numpy comes with the results
 
+        wire = [work_item_to_wire(item) for item in items]
+        header, buffers = self._client.call("run", session=self.session_id, wait=True, items=wire, timeout=timeout)
         points = samples_from_wire(header["results"], buffers)
         out, offset = [], 0
         for count in header["points"]:
@@ -410,14 +410,3 @@ class SessionLease:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def _item_to_wire(item: WorkItem) -> dict:
-    """Like ``hcqw.codec.work_item_to_wire``, but a circuit given as Cirq JSON text passes through
-    untouched, so a client need not import cirq."""
-    if isinstance(item.circuit, str):
-        circuit = item.circuit
-    else:
-        from hcqw.codec import circuit_to_json
-
-        circuit = circuit_to_json(item.circuit)
-    return {"circuit": circuit, "repetitions": item.repetitions, "params": list(item.params)}

@@ -26,7 +26,6 @@ problem, an unexpected failure an ``internal`` error, so no client can crash or 
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
 import secrets
@@ -36,11 +35,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Hashable
 
-from hcqw.codec import circuit_from_json, samples_to_wire
+from hcqw.codec import circuit_from_json, samples_to_wire, work_item_fields
 from hcqw.device.backend import DeviceStatus, QuantumBackend, batch_seed
 from hcqw.device.work import WorkItem
 from hcqw.errors import AuthError, CircuitError
 from hcqw.identity import Identity
+from hcqw.metrics import MetricsLog
 from hcqw.service import protocol as P
 from hcqw.service.auth import Authenticator
 from hcqw.service.executor import INLINE_SECONDS, Executor, ExecutorGone
@@ -91,32 +91,6 @@ class Running:
     start: float
 
 
-class _Metrics:
-    """Appends ``hcqw.metrics`` events (same format and field names) on a descriptor held open,
-    because an open/close per work item would dominate a microsecond-scale dispatch."""
-
-    def __init__(self, path: Path | None):
-        self.path = path
-        self._fd: int | None = None
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-
-    def record(self, kind: str, **fields: Any) -> None:
-        if self._fd is None:
-            return
-        line = json.dumps({"kind": kind, **fields}, sort_keys=True) + "\n"
-        try:
-            os.write(self._fd, line.encode())  # one write on O_APPEND: lines stay whole
-        except OSError as err:
-            log.error("cannot append to metrics log %s: %s", self.path, err)
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
 class Dispatcher:
     def __init__(self, backend: QuantumBackend, policy: str = "fifo", metrics_path: Path | str | None = None,
                  session_timeout: float = 60.0, max_message: int = P.MAX_MESSAGE_BYTES,
@@ -124,7 +98,7 @@ class Dispatcher:
                  executor: Executor | None = None, exclusive_sessions: bool = False):
         self.backend = backend
         self.policy = make_policy(policy)
-        self.metrics = _Metrics(Path(metrics_path) if metrics_path else None)
+        self.metrics = MetricsLog(metrics_path, keep_open=True) if metrics_path else None
         self.session_timeout = session_timeout
         self.max_message = max_message
         self.auth = auth or Authenticator("none")
@@ -321,18 +295,7 @@ class Dispatcher:
         hybrid loops resend one circuit with new parameters, and Cirq JSON decoding costs far more
         than a small circuit's execution."""
         where = f"work item {index}"
-        if not isinstance(data, dict):
-            raise CircuitError(f"{where}: must be an object, got {type(data).__name__}")
-        if set(data) - {"circuit", "repetitions", "params"} or "circuit" not in data or "repetitions" not in data:
-            raise CircuitError(f"{where}: needs 'circuit' and 'repetitions' (optional 'params'); "
-                               f"got keys {sorted(str(k)[:32] for k in data)[:8]}")
-        text, repetitions, params = data["circuit"], data["repetitions"], data.get("params") or [{}]
-        if isinstance(repetitions, bool) or not isinstance(repetitions, int):
-            raise CircuitError(f"{where}: repetitions must be an integer, got {type(repetitions).__name__}")
-        if not isinstance(params, list) or not all(isinstance(p, dict) for p in params):
-            raise CircuitError(f"{where}: params must be a list of {{symbol: number}} objects")
-        if not isinstance(text, str):
-            raise CircuitError(f"{where}: circuit must be a Cirq JSON string, got {type(text).__name__}")
+        text, repetitions, params = work_item_fields(data, where)
         cached = self._cache.get(text)
         if cached is None:
             try:
@@ -488,9 +451,10 @@ class Dispatcher:
         executed = {"device": self.backend.name, "start": start, "end": end, "items": len(items),
                     "qubits": max(len(i.circuit.all_qubits()) for i in items),
                     "shots": sum(i.repetitions * len(i.params) for i in items)}
-        self.metrics.record("exec", workflow=session.workflow, node=session.node, user=session.owner.user,
-                            uid=session.owner.uid, session=session.id, seq=job.seq, queued=pending.queued_at,
-                            **executed)
+        if self.metrics:
+            self.metrics.record("exec", workflow=session.workflow, node=session.node, user=session.owner.user,
+                                uid=session.owner.uid, session=session.id, seq=job.seq, queued=pending.queued_at,
+                                **executed)
         self._check_drained()
         if session.id not in self.sessions:  # ended (closed, expired) while the executor ran its job
             return []
@@ -549,9 +513,10 @@ class Dispatcher:
             self._open_per_user[uid] -= 1
         else:
             self._open_per_user.pop(uid, None)
-        self.metrics.record("hold", workflow=session.workflow, node=session.node, device=self.backend.name,
-                            user=session.owner.user, uid=uid, session=session.id, start=session.opened,
-                            end=time.time(), reason=reason)
+        if self.metrics:
+            self.metrics.record("hold", workflow=session.workflow, node=session.node, device=self.backend.name,
+                                user=session.owner.user, uid=uid, session=session.id, start=session.opened,
+                                end=time.time(), reason=reason)
         log.info("session %s %s (%d queued runs dropped)", session.id, reason, len(dropped))
         return [(j.payload.peer, P.reply_error(j.payload.request_id, code, message)) for j in dropped]
 
@@ -560,6 +525,7 @@ class Dispatcher:
             self.finished = True
 
     def close(self) -> None:
-        self.metrics.close()
+        if self.metrics:
+            self.metrics.close()
         if self.executor is not None:
             self.executor.close()

@@ -20,6 +20,7 @@ import struct
 from pathlib import Path
 from typing import Hashable, Sequence
 
+from hcqw import environment
 from hcqw.errors import DeviceError
 from hcqw.paths import state_dir
 
@@ -59,7 +60,7 @@ class ClientTransport(abc.ABC):
 
 def default_address() -> str:
     """``$HCQW_SERVICE_ADDRESS`` or an ipc socket in a private (0700) directory under the state dir."""
-    explicit = os.environ.get("HCQW_SERVICE_ADDRESS")
+    explicit = os.environ.get(environment.SERVICE_ADDRESS)
     if explicit:
         return explicit
     return f"ipc://{state_dir() / 'service' / 'qpu.ipc'}"

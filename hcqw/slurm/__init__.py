@@ -16,10 +16,12 @@ Both engine adapters (Snakemake, Parsl) use only what is exported here::
 Modules: ``settings`` (typed requests), ``script`` (batch script), ``states``
 (merge rules), ``parsing`` (scontrol/sacct/REST records), ``status``
 (rate-limited poller), ``sbatch`` and ``rest`` (backends), ``backend``
-(where jobs run: ``BACKENDS``, ``check_backend``; the facade), ``errors``.
+(where jobs run: ``BACKENDS``, ``check_backend``; the facade, and ``tail``/``resolve_output`` for job
+logs), ``commands`` (``command_env``: a job environment without SLURM credentials), ``errors``.
 """
 
-from hcqw.slurm.backend import BACKENDS, SlurmBackend, check_backend, open_backend
+from hcqw.slurm.backend import BACKENDS, SlurmBackend, check_backend, open_backend, resolve_output, tail
+from hcqw.slurm.commands import command_env
 from hcqw.slurm.errors import (
     ControllerUnreachable,
     InvalidGres,
@@ -55,7 +57,10 @@ __all__ = [
     "SubmitError",
     "UnknownPartition",
     "check_backend",
+    "command_env",
     "merge_components",
     "open_backend",
     "render_script",
+    "resolve_output",
+    "tail",
 ]

@@ -17,7 +17,6 @@ import ipaddress
 import json
 import logging
 import os
-import pwd
 import stat
 import time
 import urllib.error
@@ -28,6 +27,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from hcqw import environment
+from hcqw.identity import current_user
 from hcqw.secret import Secret, hide
 from hcqw.slurm.backend import OUTAGE_BOUND_S, BaseBackend, release_refused, ride_out
 from hcqw.slurm.commands import never_sent
@@ -51,9 +52,9 @@ log = logging.getLogger(__name__)
 
 API = "/slurm/v0.0.38"
 #: Environment variables searched for the token, in order.
-TOKEN_ENV_VARS = ("HCQW_SLURM_JWT", "SLURM_JWT")
+TOKEN_ENV_VARS = (environment.SLURM_JWT, "SLURM_JWT")
 #: Set to 1 to let the token go over plain http to a host that is not loopback (default of ``allow_http``).
-ALLOW_HTTP_ENV = "HCQW_SLURM_REST_ALLOW_HTTP"
+ALLOW_HTTP_ENV = environment.SLURM_REST_ALLOW_HTTP
 #: PATH for REST jobs that do not set one: slurmrestd passes no environment of its own.
 DEFAULT_JOB_PATH = "/usr/local/bin:/usr/bin:/bin"
 
@@ -276,7 +277,7 @@ class RestBackend(BaseBackend):
         if allow_http is None:
             allow_http = os.environ.get(ALLOW_HTTP_ENV, "") in ("1", "true", "yes")
         self.url = check_url(url, allow_http)
-        self.user = user or os.environ.get("USER") or pwd.getpwuid(os.getuid()).pw_name
+        self.user = user or os.environ.get("USER") or current_user()
         self._jwt = JwtSource(token, token_file)
         self._timeout = timeout
         self._outage_bound = outage_bound

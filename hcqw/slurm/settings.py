@@ -13,12 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hcqw import environment
 from hcqw.slurm.errors import SlurmSettingsError
 
 # Environment variables that hold SLURM credentials. They are never written to
 # a script nor exported to a job: besides leaking the secret, an exported
 # SLURM_JWT makes srun inside the job try JWT auth, which slurmd rejects.
-SECRET_ENV_VARS = frozenset({"SLURM_JWT", "HCQW_SLURM_JWT"})
+SECRET_ENV_VARS = frozenset({"SLURM_JWT", environment.SLURM_JWT})
 
 # Options the request fields own, mapped to the field a caller must use
 # instead. Matching both the long and the short spelling keeps an extra

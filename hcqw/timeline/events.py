@@ -9,12 +9,10 @@ from typing import Any, Iterable
 
 from hcqw.errors import HcqwError
 from hcqw.metrics import read_events
+from hcqw.paths import GATEWAY_METRICS, METRICS_DIR, QPU_METRICS
 
 log = logging.getLogger(__name__)
 
-METRICS_NAME = "qpu.jsonl"
-# A SLURM quantum node's gateway (the QPU service on its qpu component) logs the device's side here.
-GATEWAY_METRICS_NAME = "gateway.jsonl"
 INTERVAL_KINDS = frozenset({"hold", "exec", "cpu", "session"})
 POINT_KINDS = frozenset({"ready"})
 
@@ -65,10 +63,11 @@ def find_metrics(path: Path | str) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise TimelineError(f"{path}: no such file or directory")
-    found = sorted(p for name in (METRICS_NAME, GATEWAY_METRICS_NAME) for p in path.rglob(name)
-                   if p.parent.name == "metrics")
+    # A SLURM quantum node's gateway (the QPU service on its qpu component) logs the device's side.
+    found = sorted(p for name in (QPU_METRICS, GATEWAY_METRICS) for p in path.rglob(name)
+                   if p.parent.name == METRICS_DIR)
     if not found:
-        raise TimelineError(f"{path}: no metrics/{METRICS_NAME} below it; is this a run directory?")
+        raise TimelineError(f"{path}: no {METRICS_DIR}/{QPU_METRICS} below it; is this a run directory?")
     return found
 
 

@@ -7,16 +7,14 @@ it can watch runs in other processes without any channel to them.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from hcqw.errors import HcqwError
+from hcqw.paths import STATE_FILE_GLOB, run_checkpoints, state_iteration
 
 log = logging.getLogger(__name__)
-
-_STATE = re.compile(r"state-(\d{4,})\.ckpt$")
 
 
 @dataclass(frozen=True)
@@ -29,10 +27,10 @@ class WorkflowProgress:
 def workflow_progress(run_dir: Path) -> WorkflowProgress:
     """The latest state checkpoint of one run directory (``<runs>/<workflow>``)."""
     latest, latest_path = 0, None
-    for path in (run_dir / "checkpoints").glob("state-*.ckpt"):
-        match = _STATE.search(path.name)
-        if match and int(match.group(1)) >= latest:
-            latest, latest_path = int(match.group(1)), path
+    for path in run_checkpoints(run_dir).glob(STATE_FILE_GLOB):
+        iteration = state_iteration(path.name)
+        if iteration is not None and iteration >= latest:
+            latest, latest_path = iteration, path
     summary = None
     if latest_path is not None and latest > 0:
         from hcqw.checkpoint import read_header

@@ -23,5 +23,5 @@ does; a job still running is charged up to now.
 Modules: ``period`` (``--since``/``--until``), ``records`` (charge and busy intervals),
 ``sacct`` (charges from SLURM accounting), ``logs`` (holds and execs from metrics logs),
 ``table`` (the aggregation, pure), ``collect`` (picks the charge source, builds the table),
-``report`` (table, JSON, CSV), ``cli``.
+``report`` (table, JSON, CSV). Its command, ``hcqw usage``, is ``hcqw.cli.usage``.
 """

@@ -18,12 +18,13 @@ import pytest
 
 from hcqw.device import LocalDevice
 from hcqw.device.backend import SIMULATORS, make_backend
-from hcqw.device.hold import ENV_HOLD, call_held, hold_command
+from hcqw.device.hold import call_held, hold_command
+from hcqw.environment import DEVICE_HOLD
 from hcqw.lab.pytest_plugin import wait_for
 from hcqw.metrics import MetricsLog, read_events
 from hcqw.qpu import open_qpu
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 WAIT = 120  # s; generous bounds on waits for other processes, never an expected duration
 
 # A step: marks that it runs, optionally uses open_qpu (once, or twice), then waits for the test's go.
@@ -139,11 +140,11 @@ def test_an_in_process_step_hands_back_its_hold_and_runs_on(tmp_path):
             held = [entry["pid"] for entry in device.queue()]
             qpu.run(cirq.Circuit(cirq.X(qubit), cirq.measure(qubit, key="m")), repetitions=5)
         wait_for(lambda: device.queue() == [], WAIT, "the hold to be handed back")
-        return {"x": x, "held": held, "inside": ENV_HOLD in os.environ}
+        return {"x": x, "held": held, "inside": DEVICE_HOLD in os.environ}
 
     result = call_held(device, "wf", "app", metrics, app, 3)
     assert result == {"x": 3, "held": [os.getpid()], "inside": True}
-    assert ENV_HOLD not in os.environ
+    assert DEVICE_HOLD not in os.environ
     assert [e["node"] for e in metrics.events("hold")] == ["app"]
 
 
@@ -169,8 +170,8 @@ def test_a_registered_simulator_is_loaded_on_first_use_only(tmp_path):
 def test_a_malformed_hold_variable_is_refused_by_name(monkeypatch, value):
     from hcqw.errors import DeviceError
 
-    monkeypatch.setenv(ENV_HOLD, value)
-    with pytest.raises(DeviceError, match=f"\\${ENV_HOLD} is not a device hold.*unset it"):
+    monkeypatch.setenv(DEVICE_HOLD, value)
+    with pytest.raises(DeviceError, match=f"\\${DEVICE_HOLD} is not a device hold.*unset it"):
         open_qpu()
 
 

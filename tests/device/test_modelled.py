@@ -14,7 +14,7 @@ from hcqw.device.modelled import ModelledBackend
 from hcqw.errors import DeviceError
 from hcqw.metrics import MetricsLog, read_events
 from hcqw.service.client import ServiceClient
-from tests.service.live import LiveService
+from tests.support.live import LiveService
 
 Q = cirq.LineQubit.range(4)
 THETA = sympy.Symbol("theta")

@@ -1,22 +1,20 @@
 """Shared helpers of the hetjob tests: a fast-polling sbatch backend and job environments
-that find this checkout (job scripts import ``tests.hetjob.loops``)."""
+that find this checkout (job scripts import ``tests.support.loops``)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
 from hcqw.slurm import open_backend
+from tests.support import ROOT
 
-REPO = str(Path(__file__).resolve().parents[2])
 POLL = 0.2
 
 
 @pytest.fixture
 def job_env(monkeypatch):
     """Jobs get PYTHONPATH (this checkout) and the per-test key/state paths from our environment."""
-    monkeypatch.setenv("PYTHONPATH", REPO)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
 
 
 @pytest.fixture

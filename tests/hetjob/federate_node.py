@@ -19,7 +19,7 @@ from hcqw.hetjob.federation import RemoteSite, run_quantum_node_remote
 from hcqw.slurm import open_backend
 from hcqw.workflow import RunContext, build_dag, load_loop, run_node
 
-LOOP = "tests.hetjob.loops:make"
+LOOP = "tests.support.loops:make"
 
 
 def main() -> None:

@@ -50,7 +50,7 @@ def test_vqe_chain_killed_resumes_and_matches_embedded(sbatch, tmp_path):
     assert state.energy == expected.energy
 
 
-LOOP = "tests.hetjob.loops:make"
+LOOP = "tests.support.loops:make"
 
 
 def test_rerun_adopts_the_live_jobs_of_its_workflow_and_refuses_part_of_them(sbatch, tmp_path):

@@ -19,7 +19,8 @@ from hcqw.errors import WorkflowError
 from hcqw.hetjob.chain import ChainFailed, cancel_chain, final_state, follow_chain, run_chain, submit_chain
 from hcqw.metrics import read_events
 from hcqw.slurm import Phase
-from hcqw.workflow import load_loop, state_file
+from hcqw.paths import state_file
+from hcqw.workflow import load_loop
 
 from hcqw.lab.pytest_plugin import wait_for
 
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.slurm
 log = logging.getLogger(__name__)
 VQE = "examples.vqe.pipeline:make_loop"
 PARAMS = {"iterations": 3, "shots": 500, "seed": 11}
-LOOP = "tests.hetjob.loops:make"
+LOOP = "tests.support.loops:make"
 
 
 def test_fused_chain_matches_split_and_embedded_and_frees_the_qpu_before_the_classical_step(

@@ -26,7 +26,7 @@ from hcqw.slurm.rest import submit_payload
 
 pytestmark = pytest.mark.slurm
 log = logging.getLogger(__name__)
-LOOP = "tests.hetjob.loops:make"
+LOOP = "tests.support.loops:make"
 
 
 def test_nice_reaches_the_script_and_every_rest_part(tmp_path):

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
@@ -22,14 +21,15 @@ from hcqw.device import LocalDevice
 from hcqw.embedded import Workflow, run_split
 from hcqw.lab.pytest_plugin import make_user_dir
 from hcqw.slurm import BACKENDS
-from hcqw.workflow import load_loop, state_file
-from tests.site.lab_user import ALICE, BOB, assert_private, checkpoint_key, quantum_nodes_across_hosts, run_as
+from hcqw.paths import state_file
+from hcqw.workflow import load_loop
+from tests.support import ROOT  # `python -m hcqw` there runs this checkout's hcqw
+from tests.support.lab_user import ALICE, BOB, assert_private, checkpoint_key, quantum_nodes_across_hosts, run_as
 
 pytestmark = pytest.mark.slurm
 VQE = "examples.vqe.pipeline:make_loop"
 VQE_PARAMS = {"iterations": 2, "shots": 500, "seed": 11}
 TRANSPORTS = ("zmq", "mpi")
-ROOT = Path(__file__).resolve().parents[2]  # `python -m hcqw` there runs this checkout's hcqw
 
 
 @pytest.fixture(scope="module")

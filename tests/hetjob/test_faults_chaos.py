@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import ROOT
+
 pytestmark = pytest.mark.slurm
-ROOT = Path(__file__).resolve().parents[2]
 FREED_WITHIN_S = 15.0
 
 

@@ -19,9 +19,9 @@ from hcqw.checkpoint import load_checkpoint, save_checkpoint
 from hcqw.slurm import ComponentSpec, JobRequest, Phase, SlurmError, open_backend
 from hcqw.slurm.rest import submit_payload
 from hcqw.workflow import RunContext, build_dag, load_loop
-from tests.site.lab_user import ALICE, BOB, assert_private, quantum_nodes_across_hosts, run_as
+from tests.support.lab_user import ALICE, BOB, assert_private, quantum_nodes_across_hosts, run_as
 
-LOOP = "tests.hetjob.loops:make"
+LOOP = "tests.support.loops:make"
 
 
 def mode(path) -> int:

@@ -57,9 +57,9 @@ def test_a_qpu_marked_command_holds_the_qpu_node_until_it_ends_a_workflow_node_u
     rule = command_request("python rule.py", workflow="smk", name="measure", workdir=tmp_path, settings=settings,
                            quantum=True)
     assert "--connect-timeout 0 " in rule.body
-    loop = load_loop("tests.hetjob.loops:make", {})
+    loop = load_loop("tests.support.loops:make", {})
     quantum = next(n for n in build_dag(loop) if n.name == "q0001")
-    node = node_request(quantum, loop_ref="tests.hetjob.loops:make", params={}, workflow="wf", run_dir=tmp_path,
+    node = node_request(quantum, loop_ref="tests.support.loops:make", params={}, workflow="wf", run_dir=tmp_path,
                         settings=settings)
     (gateway,) = [line for line in node.body.splitlines() if "hcqw.hetjob.gateway" in line]
     assert "--connect-timeout 90 " in gateway

@@ -36,7 +36,7 @@ from hcqw.metrics import read_events
 from hcqw.service import protocol as P
 from hcqw.service.client import ServiceClient
 from hcqw.slurm import ComponentSpec, render_script
-from tests.lab.jobs import job_states, wait_done
+from tests.support.lab_jobs import job_states, wait_done
 from tests.service.refusals import assert_control_refused, assert_status_hides
 
 pytestmark = pytest.mark.slurm

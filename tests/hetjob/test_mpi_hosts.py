@@ -18,17 +18,17 @@ from pathlib import Path
 import pytest
 
 from hcqw.hetjob.jobs import UCX_TLS_BETWEEN_HOSTS
+from tests.support import ROOT
 from tests.hetjob.hosts import two_hosts  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.mpi, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[2]
 MPIEXEC = str(Path(sys.executable).parent / "mpiexec")
 
 CLIENT = """
 import sys
 from hcqw.device.work import WorkItem
 from hcqw.service.client import ServiceClient
-from tests.hetjob.loops import _bell_json
+from tests.support.loops import _bell_json
 client = ServiceClient(sys.argv[1], timeout=30)
 with client.session("wf-hosts", "q0001", seed=4) as qpu:
     (samples,) = qpu.run_batch([WorkItem(circuit=_bell_json(), repetitions=64, params=({},))])

@@ -24,13 +24,13 @@ from hcqw.slurm import Phase
 from hcqw.workflow import load_loop
 
 from hcqw.lab.pytest_plugin import wait_for
-from hcqw.qpu import ServiceDevice
-from tests.service.live import LiveService
+from hcqw.service.device import ServiceDevice
+from tests.support.live import LiveService
 from tests.hetjob.test_quantum_node import prepare, qpu_holders, submit_q1
 
 pytestmark = pytest.mark.slurm
 log = logging.getLogger(__name__)
-LOOP = "tests.hetjob.loops:make"
+LOOP = "tests.support.loops:make"
 PARAMS = {"runs": 16, "pause": 0.5, "seed": 9}  # an 8 s block
 FREED_WITHIN_S = 15.0
 

@@ -26,7 +26,7 @@ from hcqw.lab.pytest_plugin import wait_for
 
 pytestmark = pytest.mark.slurm
 log = logging.getLogger(__name__)
-LOOP = "tests.hetjob.loops:make"
+LOOP = "tests.support.loops:make"
 
 
 def prepare(tmp_path: Path, workflow: str, params: dict) -> tuple[RunContext, list]:

@@ -20,18 +20,17 @@ import zmq
 from hcqw.device.work import WorkItem
 from hcqw.errors import DeviceError
 from hcqw.hetjob.records import qpu_timeline
-from hcqw.identity import ENV_SOCKET
+from hcqw.environment import MUNGE_SOCKET
 from hcqw.metrics import read_events
 from hcqw.service import protocol as P
 from hcqw.service.client import ServiceClient
 from hcqw.slurm import Phase
 
 from hcqw.lab.pytest_plugin import wait_for
-from tests.hetjob.loops import _bell_json
+from tests.support import ROOT
+from tests.support.loops import _bell_json
 from tests.hetjob.test_quantum_node import prepare, submit_q1
-from tests.service.munge import PrivateMunged
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.munge import PrivateMunged
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -43,9 +42,9 @@ def munged():
         return
     directory = Path(tempfile.mkdtemp(prefix="hcqw-munge-"))
     daemon = PrivateMunged(directory)
-    os.environ[ENV_SOCKET] = str(daemon.socket)
+    os.environ[MUNGE_SOCKET] = str(daemon.socket)
     yield daemon
-    os.environ.pop(ENV_SOCKET, None)
+    os.environ.pop(MUNGE_SOCKET, None)
     daemon.stop()
     shutil.rmtree(directory, ignore_errors=True)
 

@@ -7,7 +7,7 @@ import pytest
 from hcqw.lab import LabCluster
 from hcqw.lab.pytest_plugin import wait_for
 from hcqw.lab.users import USERS
-from tests.lab.jobs import HETJOB_SCRIPT, run, wait_done
+from tests.support.lab_jobs import HETJOB_SCRIPT, run, wait_done
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 ALICE = USERS[0]

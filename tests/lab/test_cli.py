@@ -1,4 +1,4 @@
-"""``hcqw lab env|status|exec`` (hcqw.lab.cli) against the running lab."""
+"""``hcqw lab env|status|exec`` (hcqw.cli.lab) against the running lab."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from hcqw.lab import LabCluster, LabError, cli
+from hcqw.cli import lab as cli
+from hcqw.lab import LabCluster, LabError
 from hcqw.lab.users import USERS
 
 pytestmark = pytest.mark.slurm

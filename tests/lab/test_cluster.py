@@ -17,7 +17,7 @@ from hcqw.lab import LabCluster, LabError
 from hcqw.lab.layout import Layout
 from hcqw.lab.procs import proc_stat
 from hcqw.lab.pytest_plugin import wait_for
-from tests.lab.jobs import DONE, HETJOB_SCRIPT, job_records, job_states, run, wait_done
+from tests.support.lab_jobs import DONE, HETJOB_SCRIPT, job_records, job_states, run, wait_done
 
 pytestmark = pytest.mark.slurm
 

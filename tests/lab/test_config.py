@@ -12,8 +12,9 @@ from hcqw.lab.errors import LabError
 from hcqw.lab.layout import Layout
 from hcqw.lab.network import Network
 from hcqw.lab.software import SiteSoftware
+from tests.support import ROOT
 
-GUIDE = Path(__file__).resolve().parents[2] / "docs" / "site-guide.md"
+GUIDE = ROOT / "docs" / "site-guide.md"
 
 
 def _guide_blocks() -> list[str]:

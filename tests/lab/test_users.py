@@ -12,7 +12,7 @@ import pytest
 
 from hcqw.lab import LabCluster
 from hcqw.lab.users import SERVICE_ACCOUNT, USERS
-from tests.lab.jobs import job_records, wait_done
+from tests.support.lab_jobs import job_records, wait_done
 
 pytestmark = pytest.mark.slurm
 ALICE, BOB = USERS
@@ -55,7 +55,7 @@ def test_exec_runs_as_the_user_with_the_lab_environment(slurm_lab: LabCluster, t
 
 
 def test_users_run_hcqw_from_the_site_venv(slurm_lab: LabCluster) -> None:
-    code = "import hcqw, examples.vqe.pipeline, tests.hetjob.loops, qsimcirq; print(hcqw.__file__)"
+    code = "import hcqw, examples.vqe.pipeline, tests.support.loops, qsimcirq; print(hcqw.__file__)"
     result = as_user(slurm_lab, BOB, "python", "-c", code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(slurm_lab.site.src / "hcqw" / "__init__.py")

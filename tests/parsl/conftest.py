@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from parsl_testlib import REPO
+from tests.support import ROOT
 
 
 @pytest.fixture
 def job_env(monkeypatch):
     """Jobs and worker pools find this checkout (apps import ``examples.parsl.apps``)."""
-    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")

@@ -47,7 +47,7 @@ def direct(workflow: str, other_done: str, after: dict | None = None) -> dict:
     import qsimcirq
 
     from hcqw.device import LocalDevice
-    from hcqw.device.hold import ENV_HOLD
+    from hcqw.environment import DEVICE_HOLD
 
     qubits = cirq.LineQubit.range(2)
     bell = cirq.Circuit(cirq.H(qubits[0]), cirq.CNOT(*qubits), cirq.measure(*qubits, key="m"))
@@ -55,7 +55,7 @@ def direct(workflow: str, other_done: str, after: dict | None = None) -> dict:
     start = time.time()
     simulator.run(bell, repetitions=100)
     time.sleep(1)  # still on the device: unheld, the other script's app would run meanwhile
-    if os.environ.get(ENV_HOLD):  # the local device (on SLURM the queue is slurmctld's)
+    if os.environ.get(DEVICE_HOLD):  # the local device (on SLURM the queue is slurmctld's)
         # Stay on the device until the other script queues for it (or has finished), so the order that
         # follows is the device's FIFO, not which script happened to start faster.
         deadline = time.time() + 120

@@ -14,7 +14,7 @@ from hcqw.slurm import BACKENDS
 from parsl_hcqw import HetjobSlurmProvider, QpuJobExecutor, QpuSession
 from parsl_hcqw.config import hcqw_config
 from parsl_hcqw.executor import HeldQpuExecutor
-from tests.slurm.rest_recorder import RestRecorder
+from tests.support.rest_recorder import RestRecorder
 
 SECRET = "eyJhbGciOiJIUzI1NiJ9.eyJzdW4iOiJtZSJ9.cGFyc2wtbG9nLXNlY3JldA"
 

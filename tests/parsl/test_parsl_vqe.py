@@ -26,11 +26,11 @@ from hcqw.metrics import read_events
 from hcqw.slurm import merge_components
 from hcqw.slurm.commands import run_slurm
 from hcqw.slurm.parsing import group_by_leader, parse_scontrol
-from hcqw.workflow import quantum_file, state_file
+from hcqw.paths import quantum_file, state_file
 
 from hcqw.lab.pytest_plugin import wait_for
-from parsl_testlib import run_example
-from tests.site.lab_user import ALICE, BOB, assert_private, checkpoint_key, quantum_nodes_across_hosts, run_as
+from tests.support.parsl_runs import run_example
+from tests.support.lab_user import ALICE, BOB, assert_private, checkpoint_key, quantum_nodes_across_hosts, run_as
 
 log = logging.getLogger(__name__)
 ITERATIONS = 2

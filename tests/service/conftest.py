@@ -8,11 +8,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from live import LiveService
-from munge import PrivateMunged
-from users import UnixUsers
 
-from hcqw.identity import ENV_SOCKET
+from tests.support.live import LiveService
+from tests.support.munge import PrivateMunged
+from tests.support.unix_users import UnixUsers
+
+from hcqw.environment import MUNGE_SOCKET
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -21,13 +22,13 @@ def munged():
     Not under pytest's tmp dir (0700 for root): other users' clients must reach the socket."""
     directory = Path(tempfile.mkdtemp(prefix="hcqw-munge-"))
     daemon = PrivateMunged(directory)
-    before = os.environ.get(ENV_SOCKET)
-    os.environ[ENV_SOCKET] = str(daemon.socket)
+    before = os.environ.get(MUNGE_SOCKET)
+    os.environ[MUNGE_SOCKET] = str(daemon.socket)
     yield daemon
     if before is None:
-        os.environ.pop(ENV_SOCKET, None)
+        os.environ.pop(MUNGE_SOCKET, None)
     else:
-        os.environ[ENV_SOCKET] = before
+        os.environ[MUNGE_SOCKET] = before
     daemon.stop()
     shutil.rmtree(directory, ignore_errors=True)
 

@@ -4,7 +4,7 @@
 the test starts this script with ``unshare --net``: the name server, the service and the
 client then share a namespace whose only interface is loopback. Exits with the suite's status.
 
-    unshare --net python tests/service/in_private_net.py TMPDIR
+    unshare --net python -m tests.service.in_private_net TMPDIR   (from the repository's root)
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from live import MPIEXEC, SUITE, VENV_BIN, LiveService
+from tests.support.live import MPIEXEC, SUITE, VENV_BIN, LiveService
 
 PORT = 7000  # nothing else listens inside the private namespace
 

@@ -19,8 +19,9 @@ import time
 from pathlib import Path
 
 import pytest
-from live import LiveService
-from users import UnixUsers
+
+from tests.support.live import LiveService
+from tests.support.unix_users import UnixUsers
 
 from tests.service.refusals import assert_control_refused, assert_status_hides
 

@@ -9,7 +9,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from live import LiveService
+
+from tests.support.live import LiveService
 
 from hcqw.errors import DeviceError
 from hcqw.service import protocol as P

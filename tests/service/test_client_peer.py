@@ -12,7 +12,7 @@ import pytest
 
 from hcqw.device.work import WorkItem
 from hcqw.service.client import ServiceClient, ServiceUnreachable
-from live import LiveService
+from tests.support.live import LiveService
 
 BELL = ('{"cirq_type": "Circuit", "moments": [{"cirq_type": "Moment", "operations": [{"cirq_type": "GateOperation", '
         '"gate": {"cirq_type": "HPowGate", "exponent": 1.0, "global_shift": 0.0}, "qubits": [{"cirq_type": '

@@ -10,8 +10,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from live import LiveService
-from users import UnixUsers
+
+from tests.support.live import LiveService
+from tests.support.unix_users import UnixUsers
 
 from hcqw.lab.pytest_plugin import wait_for
 from hcqw.metrics import read_events

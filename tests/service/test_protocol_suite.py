@@ -6,12 +6,12 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from live import MPIEXEC, SUITE, VENV_BIN, LiveService
-from protocol_suite import CHECKS, run_suite
+from tests.service.protocol_suite import CHECKS, run_suite
+from tests.support import ROOT
+from tests.support.live import MPIEXEC, SUITE, VENV_BIN, LiveService
 
 
 def test_suite_over_zmq_tcp(tcp_service):
@@ -47,8 +47,7 @@ def test_suite_over_mpi_name_server(tmp_path):
     if not _private_network_namespace():
         pytest.skip("needs root, unshare and ip: hydra_nameserver binds every interface, so the test gives it "
                     "a private loopback-only network namespace")
-    driver = Path(__file__).with_name("in_private_net.py")
-    run = subprocess.run(["unshare", "--net", sys.executable, str(driver), str(tmp_path)], capture_output=True,
-                         text=True, timeout=240)
+    run = subprocess.run(["unshare", "--net", sys.executable, "-m", "tests.service.in_private_net", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stdout + run.stderr
     assert f"{len(CHECKS)}/{len(CHECKS)} checks passed" in run.stdout

@@ -47,7 +47,7 @@ def test_seeded_monolithic_run_over_the_service_matches_the_local_device(tcp_ser
     ``reseed`` request, and the run measures exactly what it measures on the local device."""
     from examples.vqe.pipeline import make_loop
     from hcqw.embedded import Workflow, run_monolithic
-    from hcqw.qpu import ServiceDevice
+    from hcqw.service.device import ServiceDevice
 
     local = Workflow.create(make_loop(iterations=3, shots=200), tmp_path / "local")
     served = Workflow.create(make_loop(iterations=3, shots=200), tmp_path / "served")

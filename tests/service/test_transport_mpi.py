@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from hcqw.service.transport_mpi import ACCEPT_BOUND_S, knock_dir
-from live import MPIEXEC, ROOT
+from tests.support.live import MPIEXEC, ROOT
 
 pytestmark = [pytest.mark.mpi, pytest.mark.slow]
 IDLE = 3.0

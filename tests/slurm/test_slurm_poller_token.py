@@ -18,7 +18,7 @@ from hcqw.slurm.backend import resolve_output
 from hcqw.slurm.rest import JwtSource, RestBackend, submit_payload
 from hcqw.slurm.states import ComponentInfo, Phase
 from hcqw.slurm.status import StatusPoller
-from tests.slurm.rest_recorder import RestRecorder
+from tests.support.rest_recorder import RestRecorder
 
 SECRET = "eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjF9.c2VjcmV0LXNpZ25hdHVyZQ"
 

@@ -15,8 +15,7 @@ import pytest
 from hcqw.device import LocalDevice
 from hcqw.lab.pytest_plugin import wait_for
 from hcqw.metrics import read_events
-
-from smk_helpers import DIRECT, EARLY, LATE, TOLERANCE, read_energy, run_side_by_side, run_snakemake, snakemake_argv
+from tests.support.snakemake_runs import DIRECT, EARLY, LATE, TOLERANCE, read_energy, run_side_by_side, run_snakemake, snakemake_argv
 
 log = logging.getLogger(__name__)
 pytestmark = pytest.mark.slow

@@ -8,10 +8,10 @@ import subprocess
 import os
 
 import pytest
-from smk_helpers import SNAKEMAKE, run_snakemake
 
 from hcqw.slurm import BACKENDS
-from tests.slurm.rest_recorder import RestRecorder
+from tests.support.rest_recorder import RestRecorder
+from tests.support.snakemake_runs import SNAKEMAKE, run_snakemake
 
 
 def test_help_lists_the_device_service_with_its_node_placeholder_and_no_gateway_address_options():

@@ -20,10 +20,9 @@ from hcqw.lab.resident import metrics_log
 from hcqw.metrics import read_events
 from hcqw.slurm.commands import run_slurm
 from hcqw.slurm.parsing import parse_scontrol
-
-from smk_helpers import (DIRECT, EARLY, LATE, TOLERANCE, read_energy, run_side_by_side, run_snakemake, run_snakemake_as,
+from tests.support.snakemake_runs import (DIRECT, EARLY, LATE, TOLERANCE, read_energy, run_side_by_side, run_snakemake, run_snakemake_as,
                          snakemake_argv)
-from tests.site.lab_user import ALICE, BOB, assert_private, key_file, quantum_nodes_across_hosts
+from tests.support.lab_user import ALICE, BOB, assert_private, key_file, quantum_nodes_across_hosts
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 log = logging.getLogger(__name__)

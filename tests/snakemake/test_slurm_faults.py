@@ -17,8 +17,8 @@ from hcqw.lab.pytest_plugin import controller_down, wait_for
 from hcqw.slurm.commands import run_slurm
 from hcqw.slurm.parsing import parse_scontrol
 
-from smk_helpers import snakemake_argv
-from test_slurm import SLURM, live_jobs, run_name
+from tests.support.snakemake_runs import snakemake_argv
+from tests.snakemake.test_slurm import SLURM, live_jobs, run_name
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 log = logging.getLogger(__name__)

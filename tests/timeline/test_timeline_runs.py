@@ -14,9 +14,8 @@ from hcqw.device import LocalDevice
 from hcqw.embedded import run_monolithic, run_split
 from hcqw.timeline.analysis import consistency_problems, summarize
 from hcqw.timeline.events import load_run
+from tests.support import ROOT
 from tests.timeline.timelines import make_workflows
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 # -- a small real run, rendered -------------------------------------------------------------------
@@ -130,9 +129,9 @@ def test_report_of_a_plain_slurm_chain_shows_execs_waits_and_classical_work(slur
     from hcqw.hetjob.chain import run_chain
     from hcqw.slurm import open_backend
 
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # job scripts import tests.hetjob.loops
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # job scripts import tests.support.loops
     backend = open_backend("slurm", env=slurm_lab.env, poll_interval=0.2)
-    run_chain(backend, "tests.hetjob.loops:make", {"iterations": 2}, "chain", tmp_path, timeout=120)
+    run_chain(backend, "tests.support.loops:make", {"iterations": 2}, "chain", tmp_path, timeout=120)
     events = load_run(tmp_path / "chain")
     assert sorted(e.node for e in events if e.kind == "exec") == ["q0001", "q0002"]
     assert consistency_problems(events) == []

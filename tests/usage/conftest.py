@@ -14,18 +14,19 @@ from pathlib import Path
 
 import pytest
 
+from hcqw import environment
 from hcqw.lab import LabCluster
 from hcqw.lab.pytest_plugin import own_lab
+from tests.support import ROOT
 
-ROOT = Path(os.environ.get("HCQW_TEST_LAB_ACCT_DIR", "/tmp/hcqw-pytest-lab-usage"))
-PORT_BASE = int(os.environ.get("HCQW_TEST_LAB_ACCT_PORT", "7000"))
-REPO = str(Path(__file__).resolve().parents[2])
+LAB_ROOT = Path(os.environ.get(environment.TEST_LAB_ACCT_DIR, "/tmp/hcqw-pytest-lab-usage"))
+PORT_BASE = int(os.environ.get(environment.TEST_LAB_ACCT_PORT, "7000"))
 
 
 @pytest.fixture(scope="module")
 def acct_lab() -> Iterator[LabCluster]:
     # 2 cpu nodes: 5 chains at once (fair share)
-    yield from own_lab(LabCluster(ROOT, name="usageacct", port_base=PORT_BASE, cpu_nodes=2, accounting=True))
+    yield from own_lab(LabCluster(LAB_ROOT, name="usageacct", port_base=PORT_BASE, cpu_nodes=2, accounting=True))
 
 
 @pytest.fixture
@@ -33,5 +34,5 @@ def lab_env(acct_lab, monkeypatch) -> dict[str, str]:
     """SLURM clients (and ``hcqw usage``) in this process reach the accounting lab; jobs find this checkout."""
     for key, value in acct_lab.env.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setenv("PYTHONPATH", REPO)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
     return {**os.environ}

@@ -43,7 +43,7 @@ settings = NodeJobSettings(device_service=args["device_service"])
 if args.get("time_limit"):
     limit = args["time_limit"]
     settings = replace(settings, cpu=replace(settings.cpu, time_limit=limit), qpu=replace(settings.qpu, time_limit=limit))
-chain = submit_chain(open_backend("slurm"), "tests.hetjob.loops:make", args["params"], args["workflow"],
+chain = submit_chain(open_backend("slurm"), "tests.support.loops:make", args["params"], args["workflow"],
                      args["runs_dir"], settings, args["nice_step"])
 print(json.dumps(chain.jobs))
 """

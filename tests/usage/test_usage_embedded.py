@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 from pathlib import Path
 
 import pytest
 
 from hcqw.cli import main as hcqw_main
+from hcqw.identity import current_user
 from hcqw.metrics import read_events
 
 VQE = "examples.vqe.pipeline:make_loop"
@@ -44,7 +44,7 @@ def test_usage_of_embedded_runs_per_workflow_and_user(tmp_path, capsys, monkeypa
         row = rows[workflow]
         holds, held = _seconds(log, "hold")
         execs, busy = _seconds(log, "exec")
-        assert row["user"] == getpass.getuser() and row["account"] is None
+        assert row["user"] == current_user() and row["account"] is None
         assert (row["charges"], row["batches"]) == (holds, execs)
         assert row["charged_s"] == pytest.approx(held) and row["busy_s"] == pytest.approx(busy)
         assert 0 < row["busy_ratio"] <= 1
@@ -58,7 +58,7 @@ def test_usage_of_embedded_runs_per_workflow_and_user(tmp_path, capsys, monkeypa
     table = _usage(capsys, str(runs), "--charge", "hold")
     assert "the device's hold intervals in the metrics logs (no SLURM)" in table
     line = next(line for line in table.splitlines() if "vqe-split" in line)
-    assert line.split()[:4] == [getpass.getuser(), "-", "vqe-split", "3"]
+    assert line.split()[:4] == [current_user(), "-", "vqe-split", "3"]
 
     # A period after the runs holds nothing.
     later = json.loads(_usage(capsys, str(runs), "--charge", "hold", "--since", "2999-01-01", "--json"))

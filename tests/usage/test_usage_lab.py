@@ -85,7 +85,7 @@ def test_hetjob_chain_charge_beside_its_busy_time(lab_env, tmp_path, capsys):
     sbatch = open_backend("slurm", poll_interval=0.2)
     workflow = f"usage-{int(since)}"
     # Two quantum nodes, each holding the device a second after its batch ran: charged > busy.
-    chain = run_chain(sbatch, "tests.hetjob.loops:make", {"iterations": 2, "hold": 1.0}, workflow, tmp_path / "runs",
+    chain = run_chain(sbatch, "tests.support.loops:make", {"iterations": 2, "hold": 1.0}, workflow, tmp_path / "runs",
                       timeout=300)
     leaders = [job for node, job in chain.jobs]
     quantum = [job for node, job in chain.jobs if node.startswith("q")]
@@ -122,7 +122,7 @@ def test_resident_service_log_gives_the_busy_time_once(lab_env, resident, tmp_pa
     since = time.time() - 1
     sbatch = open_backend("slurm", poll_interval=0.2)
     workflow = f"usage-relay-{int(since)}"
-    chain = run_chain(sbatch, "tests.hetjob.loops:make", {"iterations": 2, "hold": 0.5}, workflow, tmp_path / "runs",
+    chain = run_chain(sbatch, "tests.support.loops:make", {"iterations": 2, "hold": 0.5}, workflow, tmp_path / "runs",
                       settings=NodeJobSettings(device_service=upstream), timeout=300)
     leaders = [job for _, job in chain.jobs]
     quantum = [job for node, job in chain.jobs if node.startswith("q")]

@@ -9,10 +9,11 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT
+
 VENV_BIN = Path(sys.executable).parent
 MPIEXEC = VENV_BIN / "mpiexec"
-SUITE = Path(__file__).with_name("protocol_suite.py")
+SUITE = ROOT / "tests" / "service" / "protocol_suite.py"
 
 
 def _env(state: Path) -> dict:
@@ -27,7 +28,7 @@ class LiveService:
         self.log = tmp / "metrics.jsonl"
         self.address_file = tmp / "address"
         self.env = _env(tmp / "state")
-        cmd = [sys.executable, "-m", "hcqw.service", "serve", "--address", address, "--threads", "1",
+        cmd = [sys.executable, "-m", "hcqw.cli.device", "serve", "--address", address, "--threads", "1",
                "--log", str(self.log), "--address-file", str(self.address_file), "--max-message", "1048576", *extra]
         if mpi:
             cmd = [str(MPIEXEC), *mpi_args, "-n", "1", *cmd]

@@ -1,11 +1,12 @@
-"""Small hybrid loops for the hetjob tests, importable by job scripts (``tests.hetjob.loops:make``)."""
+"""Small hybrid loops for the hetjob tests, importable by job scripts (``tests.support.loops:make``)."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from hcqw.workflow import DeviceLease, HybridLoop
+from hcqw.device import DeviceLease
+from hcqw.workflow import HybridLoop
 
 BELL = None
 

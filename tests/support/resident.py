@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hcqw.slurm.commands import run_slurm
-from tests.service.live import LiveService
+from tests.support.live import LiveService
 
 
 @pytest.fixture

@@ -61,7 +61,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from hcqw.hetjob.chain import final_state, follow_chain, submit_chain
     from hcqw.hetjob.jobs import NodeJobSettings
-    from hcqw.run_cli import parse_params
+    from hcqw.cli.run import parse_params
     from hcqw.slurm import ComponentSpec, open_backend
 
     backend = open_backend(args.backend, **_rest_options(args))

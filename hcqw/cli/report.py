@@ -1,39 +1,22 @@
-"""``hcqw timeline RUN_DIR...`` and ``hcqw report RUN_DIR...``.
+"""``hcqw report RUN_DIR...``: the co-scheduling figures of runs, as a table or JSON.
 
-Light at import time: the CLI builds every subcommand's parser, so matplotlib is imported
-only inside the timeline handler.
+Also what ``hcqw timeline`` shares with it: the RUN_DIR arguments and reading them.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
-
-log = logging.getLogger(__name__)
-
-FORMATS = ("png", "svg", "html")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    timeline = subparsers.add_parser(
-        "timeline", help="Gantt chart of QPU and CPU occupancy (PNG, SVG, HTML) and the co-scheduling figures")
-    _add_runs(timeline)
-    timeline.add_argument("--out", type=Path, default=None,
-                          help="output directory (default: the first RUN_DIR)")
-    timeline.add_argument("--name", default="timeline", help="base name of the output files (default: timeline)")
-    timeline.add_argument("--format", default=",".join(FORMATS),
-                          help=f"comma-separated subset of {','.join(FORMATS)} (default: all)")
-    timeline.add_argument("--title", default=None, help="figure title")
-    timeline.set_defaults(handler=_timeline)
-
     report = subparsers.add_parser("report", help="the co-scheduling figures of runs, as a table or JSON")
-    _add_runs(report)
+    add_runs(report)
     report.add_argument("--json", action="store_true", help="print JSON instead of a table")
     report.set_defaults(handler=_report)
 
 
-def _add_runs(parser: argparse.ArgumentParser) -> None:
+def add_runs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR",
                         help="a run directory (every metrics/qpu.jsonl below it is one run) or a metrics file; "
                              "several are shown side by side, e.g. monolithic and split")
@@ -44,7 +27,7 @@ def _add_runs(parser: argparse.ArgumentParser) -> None:
                              "lane and figures, and the run's totals)")
 
 
-def _load(args: argparse.Namespace) -> dict[str, list]:
+def load_runs(args: argparse.Namespace) -> dict[str, list]:
     """label -> events, in the order given."""
     from hcqw.errors import HcqwError
     from hcqw.timeline.devices import device_names, only_device, resolve_devices
@@ -71,7 +54,7 @@ def _load(args: argparse.Namespace) -> dict[str, list]:
     return runs
 
 
-def _summaries(runs: dict[str, list]) -> dict:
+def summaries(runs: dict[str, list]) -> dict:
     from hcqw.timeline.analysis import summarize
 
     return {label: summarize(events) for label, events in runs.items()}
@@ -80,34 +63,6 @@ def _summaries(runs: dict[str, list]) -> dict:
 def _report(args: argparse.Namespace) -> int:
     from hcqw.timeline.report import format_table, to_json
 
-    summaries = _summaries(_load(args))
-    print(to_json(summaries) if args.json else format_table(summaries))
-    return 0
-
-
-def _timeline(args: argparse.Namespace) -> int:
-    from hcqw.errors import HcqwError
-    from hcqw.timeline.report import format_table
-
-    formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
-    unknown = sorted(set(formats) - set(FORMATS))
-    if unknown or not formats:
-        raise HcqwError(f"--format {args.format!r}: choose from {', '.join(FORMATS)}")
-    runs = _load(args)
-    summaries = _summaries(runs)
-    out = args.out or (args.runs[0] if args.runs[0].is_dir() else args.runs[0].parent)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    image_formats = [f for f in formats if f in ("png", "svg")]
-    if image_formats:
-        from hcqw.timeline.plot import render
-
-        written += render(runs, out / args.name, image_formats, title=args.title)
-    if "html" in formats:
-        from hcqw.timeline.html import render_html
-
-        written.append(render_html(runs, out / f"{args.name}.html", title=args.title))
-    print(format_table(summaries))
-    for path in written:
-        print(f"wrote {path}")
+    figures = summaries(load_runs(args))
+    print(to_json(figures) if args.json else format_table(figures))
     return 0

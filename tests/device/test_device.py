@@ -21,8 +21,8 @@ import sympy
 from hcqw.codec import circuit_from_json, circuit_to_json, samples_from_wire, samples_to_wire, work_item_from_wire
 from hcqw.device import DeviceStatus, LocalDevice, WorkItem, make_backend
 from hcqw.errors import CircuitError, DeviceError, DeviceOffline
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 Q = cirq.LineQubit.range(3)
 THETA = sympy.Symbol("theta")
 

@@ -1,13 +1,15 @@
 """``hcqw device serve | status | stats | set-status | drain | shutdown``.
 
 Light at import time (the CLI builds every subcommand's parser): cirq, zmq and mpi4py are
-imported inside the handlers.
+imported inside the handlers. ``python -m hcqw.cli.device serve ...`` runs these commands
+without the rest of the CLI (what tests, benchmarks and ``mpiexec`` launches use).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 
 
@@ -152,3 +154,27 @@ def _stats(args: argparse.Namespace) -> int:
     stats = compute_stats(args.log or default_metrics_path(), device=args.device)
     print(json.dumps(stats, indent=2) if args.json else format_stats(stats))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m hcqw.cli.device serve`` means ``hcqw device serve``."""
+    from hcqw.errors import HcqwError
+
+    parser = argparse.ArgumentParser(prog="python -m hcqw.cli.device")
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+    register(parser.add_subparsers(dest="command", required=True))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = [a for a in argv if a in ("-v", "-vv", "--verbose")]
+    rest = [a for a in argv if a not in verbose]
+    args = parser.parse_args([*verbose, "device", *rest])
+    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
+                        format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    try:
+        return int(args.handler(args) or 0)
+    except HcqwError as err:
+        print(f"hcqw: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

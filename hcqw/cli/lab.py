@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hcqw import environment
+
 if TYPE_CHECKING:  # avoid importing the cluster code just to build the parser
     from hcqw.lab.cluster import LabCluster
 
@@ -32,7 +34,7 @@ DEFAULT_DIR = "/tmp/hcqw-lab"
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``hcqw lab ...`` to the main parser."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--dir", type=Path, default=Path(os.environ.get("HCQW_LAB_DIR") or DEFAULT_DIR),
+    common.add_argument("--dir", type=Path, default=Path(os.environ.get(environment.LAB_DIR) or DEFAULT_DIR),
                         help="cluster directory (state, logs, configs) [$HCQW_LAB_DIR or %(default)s]")
     common.add_argument("--name", default=None, help="cluster name, prefixes node names [last used, else hcqw]")
     common.add_argument("--port-base", type=int, default=None,

@@ -10,8 +10,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "examples" / "snakemake" / "Snakefile"
+from tests.support import ROOT
+
+EXAMPLE = ROOT / "examples" / "snakemake" / "Snakefile"
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 TOLERANCE = 1e-2  # Hartree: the acceptance bound of the VQE examples
 

@@ -1,9 +1,9 @@
 """The ``hcqw`` command.
 
-Each subsystem owns its subcommand in a small ``cli`` module that exposes
-``register(subparsers)``; the modules listed here are imported when the parser
-is built, so they must stay light (no cirq at import time). The heavy work is
-imported inside the command handlers.
+One rule: the module of ``hcqw <command>`` is ``hcqw/cli/<command>.py``, exposing
+``register(subparsers)``. The modules listed here are imported when the parser is built,
+so they must stay light (no cirq at import time); the heavy work is imported inside the
+command handlers, from the package that does it.
 """
 
 from __future__ import annotations
@@ -16,15 +16,8 @@ import sys
 from hcqw import __version__
 from hcqw.errors import HcqwError
 
-# (subcommand, module with register(subparsers)). Add a line to add a subcommand.
-SUBCOMMANDS: list[str] = [
-    "hcqw.run_cli",
-    "hcqw.service.cli",
-    "hcqw.lab.cli",
-    "hcqw.hetjob.cli",
-    "hcqw.timeline.cli",
-    "hcqw.usage.cli",
-]
+#: The commands, each the name of its module here. Add a name (and its module) to add a command.
+COMMANDS: list[str] = ["run", "device", "lab", "slurm", "timeline", "report", "usage"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,8 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hcqw {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for module_name in SUBCOMMANDS:
-        importlib.import_module(module_name).register(subparsers)
+    for command in COMMANDS:
+        importlib.import_module(f"hcqw.cli.{command}").register(subparsers)
     return parser
 
 

@@ -7,12 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support import ROOT
 
 
 def run_example(module: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """``python -m <module> args`` from the repository root, as a user runs the examples."""
-    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout, env=os.environ.copy())
     assert proc.returncode == 0, f"{module} failed:\n{proc.stdout}\n{proc.stderr[-3000:]}"
     return proc

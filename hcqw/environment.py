@@ -1,0 +1,65 @@
+"""The job environment: every ``HCQW_*`` variable hcqw reads or sets, named here and nowhere else.
+
+Engines (embedded, SLURM, Snakemake, Parsl) and scripts import these names instead of spelling
+the strings, so a step sees the same variables whichever engine started it.
+
+Set per step by the engines (``step_environment``) and read by ``hcqw.qpu.open_qpu``:
+``WORKFLOW``, ``NODE``, ``METRICS``, and ``DEVICE`` (``NO_DEVICE`` in a classical job).
+Set by a quantum node's batch script (``hcqw.hetjob.jobs``) for ``hcqw.hetjob.device``:
+``GATEWAY_ADDRESS_FILE``, ``GATEWAY_PID``, ``GATEWAY_LOG``, ``PEER_TIMEOUT``, ``DEVICE_WAIT``.
+Set by an engine that holds the local device for a qpu-marked step (``hcqw.device.hold``): ``DEVICE_HOLD``.
+Set by users and sites: the rest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# -- per step, set by the engines --------------------------------------------------------------
+WORKFLOW = "HCQW_WORKFLOW"  # the lease's default workflow name
+NODE = "HCQW_NODE"  # the lease's default node name
+METRICS = "HCQW_METRICS"  # the run's QPU timeline (hcqw.metrics)
+DEVICE = "HCQW_DEVICE"  # NO_DEVICE in jobs without a qpu component
+NO_DEVICE = "none"
+DEVICE_HOLD = "HCQW_DEVICE_HOLD"  # the hold of the local device a qpu-marked step runs under
+
+# -- in component 0 of a quantum node's hetjob, set by its batch script ------------------------
+GATEWAY_ADDRESS_FILE = "HCQW_GATEWAY_ADDRESS_FILE"
+GATEWAY_PID = "HCQW_GATEWAY_PID"
+GATEWAY_LOG = "HCQW_GATEWAY_LOG"
+PEER_TIMEOUT = "HCQW_PEER_TIMEOUT"  # s the link to the gateway may be down before the node gives up
+DEVICE_WAIT = "HCQW_DEVICE_WAIT"  # s a run in a quantum job may wait for an offline/calibrating device
+
+# -- set by users and sites --------------------------------------------------------------------
+DEVICE_ADDRESS = "HCQW_DEVICE_ADDRESS"  # a running QPU service open_qpu uses
+SIMULATOR = "HCQW_SIMULATOR"  # the simulator of the machine-local device
+SERVICE_ADDRESS = "HCQW_SERVICE_ADDRESS"  # where `hcqw device serve` listens by default
+STATE_DIR = "HCQW_STATE_DIR"  # per-user state (hcqw.paths)
+CHECKPOINT_KEY = "HCQW_CHECKPOINT_KEY"  # the checkpoint signing key's path
+DEVICE_DIR = "HCQW_DEVICE_DIR"  # a local device's queue and status files
+MUNGE_SOCKET = "HCQW_MUNGE_SOCKET"  # munged's socket (hcqw.identity)
+SLURM_JWT = "HCQW_SLURM_JWT"  # slurmrestd token (a secret: never passed to jobs)
+SLURM_REST_ALLOW_HTTP = "HCQW_SLURM_REST_ALLOW_HTTP"
+MODELLED_CIRCUIT_OVERHEAD = "HCQW_MODELLED_CIRCUIT_OVERHEAD"  # hcqw.device.modelled
+MODELLED_SHOT_TIME = "HCQW_MODELLED_SHOT_TIME"
+
+# -- the site lab and its tests (hcqw.lab) ------------------------------------------------------
+LAB_DIR = "HCQW_LAB_DIR"
+SITE_DIR = "HCQW_SITE_DIR"
+TEST_SLURM = "HCQW_TEST_SLURM"  # "0" skips the lab tests
+TEST_LAB_DIR = "HCQW_TEST_LAB_DIR"
+TEST_LAB_PORT = "HCQW_TEST_LAB_PORT"
+TEST_LAB_C2_DIR = "HCQW_TEST_LAB_C2_DIR"
+TEST_LAB_C2_PORT = "HCQW_TEST_LAB_C2_PORT"
+TEST_LAB_ACCT_DIR = "HCQW_TEST_LAB_ACCT_DIR"
+TEST_LAB_ACCT_PORT = "HCQW_TEST_LAB_ACCT_PORT"
+
+
+def step_environment(workflow: str, node: str, metrics: Path | str, *, quantum: bool) -> dict[str, str]:
+    """What every engine sets for one step (``open_qpu`` reads it): run and node names, the run's
+    metrics file (``hcqw.paths.run_metrics``), and ``DEVICE=none`` in a classical step, so opening the device there fails at once
+    instead of simulating on a compute node."""
+    env = {WORKFLOW: workflow, NODE: node, METRICS: str(metrics)}
+    if not quantum:
+        env[DEVICE] = NO_DEVICE
+    return env
