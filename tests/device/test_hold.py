@@ -43,7 +43,8 @@ STEP = textwrap.dedent("""
             report["queues"].append(LocalDevice("qsim").queue())  # who holds, while this lease is open
             qpu.run(cirq.Circuit(cirq.X(q), cirq.measure(q, key="m")), repetitions=5)
     report["closed"] = time.time()
-    out.with_suffix(".json").write_text(json.dumps(report))
+    out.with_suffix(".tmp").write_text(json.dumps(report))
+    os.replace(out.with_suffix(".tmp"), out.with_suffix(".json"))  # the test polls for it: never half-written
     while not out.with_suffix(".go").exists():
         time.sleep(0.02)
 """)
