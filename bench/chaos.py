@@ -106,7 +106,7 @@ def _pid_of(pid_file: Path, jobdir: Path) -> int | None:
 
 def _node_pid(jobdir: Path) -> int | None:
     """The node's process in component 0: its pid file (chains), else the youngest python process running the
-    job's command (Snakemake: the rule's script, under the job's own snakemake)."""
+    job's command (Snakemake: the rule's script once it runs, else the job's own snakemake)."""
     if (jobdir / "node.pid").exists():
         return _pid_of(jobdir / "node.pid", jobdir)
     marker = f"HCQW_GATEWAY_ADDRESS_FILE={jobdir}/gateway.address".encode()
