@@ -182,6 +182,8 @@ class SlurmRunner:
         backend can ask (squeue); REST cannot."""
         live_jobs = getattr(self.backend, "live_jobs", None)
         job_id = live_jobs([job_name]).get(job_name) if live_jobs else None
+        if job_id in self._submitted_at:  # this run's own job of that name (two group jobs share one): not adopted
+            return None
         if job_id:
             log.warning("%s: adopted SLURM job %s, still in SLURM from an earlier run of this workflow", job_name,
                         job_id)
