@@ -24,7 +24,7 @@ def test_a_short_qpu_job_counts_in_fair_share_when_it_ends(acct_lab, lab_env):
     # A quantum node's qpu component lasts seconds, far less than PriorityCalcPeriod (1 min): unless
     # slurmctld adds its usage when it ends (AccountingStorageEnforce with limits), fair share never
     # sees it (measured on 22.05 with "associations" alone: RawUsage stayed 0).
-    backend = open_backend("sbatch", env=acct_lab.env, poll_interval=0.5)
+    backend = open_backend("slurm", env=acct_lab.env, poll_interval=0.5)
     billed, risen = fair_share.charge_qpu_job(acct_lab, backend, fair_share.LIGHT, seconds=3, timeout=10.0)
     assert billed > 0
     assert risen == pytest.approx(billed, rel=0.01)  # all of it (a 7-day half-life decays ~nothing in seconds)
