@@ -25,7 +25,7 @@ from hcqw.environment import step_environment
 from hcqw.hetjob.device import DEVICE_WAIT_S, PEER_TIMEOUT_S
 from hcqw.paths import GATEWAY_ADDRESS, gateway_metrics, job_prefix, run_metrics, slurm_output
 from hcqw.slurm import ComponentSpec, JobRequest
-from hcqw.slurm.commands import UNREACHABLE_MARKERS
+from hcqw.slurm.commands import STEP_PENDING_MARKERS, UNREACHABLE_MARKERS
 from hcqw.workflow import Node
 
 #: UCX transports (PyPI mpich is ch4:ucx) between the components of an MPI quantum node, unless
@@ -38,6 +38,9 @@ from hcqw.workflow import Node
 #: design and their messages are small: nothing is lost. (A resident service over MPI keeps UCX's
 #: defaults: its clients share its host.)
 UCX_TLS_BETWEEN_HOSTS = "^sm"
+
+#: Seconds srun waits to create the gateway's step on a busy qpu host before it asks slurmctld again.
+STEP_WAIT_S = 5
 
 #: Variables copied from the submitter's environment into every job when set: where
 #: the code, the key (a path), per-user state and the target cluster's config are.
@@ -153,7 +156,8 @@ def quantum_body(command: str, job_prefix: Path, gateway_metrics: Path, settings
                f"--connect-timeout {session_deadline:g} --metrics {q(str(gateway_metrics))}")
     if settings.device_service:
         gateway += f" --upstream {q(settings.device_service)}"
-    unreachable = "|".join(f"*{shlex.quote(marker)}*" for marker in UNREACHABLE_MARKERS)
+    unreachable, pending = ("|".join(f"*{shlex.quote(marker)}*" for marker in markers)
+                            for markers in (UNREACHABLE_MARKERS, STEP_PENDING_MARKERS))
     # The MPI client must be a process of its own mpiexec; bash passes the PMI environment on.
     run = f"{mpiexec}bash -c {q(command)}" if mpi else f"( {command} )"
     ucx = f'export UCX_TLS="${{UCX_TLS:-{UCX_TLS_BETWEEN_HOSTS}}}"\n' if mpi else ""
@@ -172,16 +176,21 @@ release_qpu() {{
   done
 }}
 trap release_qpu EXIT
-# Nor can srun create the gateway's step then: that is retried for about two minutes too (never a
-# gateway that ran: only while srun says it could not create the step).
+# Nor can srun create the gateway's step then: that is retried for about two minutes too. A step that
+# waits for the qpu host (still finishing its last job: "Requested nodes are busy") gives up after
+# {STEP_WAIT_S} s and asks again: srun waits for slurmctld's wake-up, which a restarted slurmctld never sends.
+# Only while srun says it could not create the step: never a gateway that ran.
 start_gateway() {{
-  for pause in 1 2 4 8 15 30 60; do
-    srun --het-group=1 -n1 {gateway} </dev/null >>"$JOBDIR/gateway.log" 2>&1 && return
+  set -- 1 2 4 8 15 30 60
+  until srun --het-group=1 -n1 --immediate={STEP_WAIT_S} {gateway} </dev/null >>"$JOBDIR/gateway.log" 2>&1; do
     said=$(tail -n 1 "$JOBDIR/gateway.log")
     case "$said" in *"Unable to create step"*) ;; *) return 1 ;; esac
-    case "$said" in {unreachable}) sleep $pause ;; *) return 1 ;; esac
+    case "$said" in
+      {pending}) ;;
+      {unreachable}) [ $# -gt 0 ] || return 1; sleep "$1"; shift ;;
+      *) return 1 ;;
+    esac
   done
-  return 1
 }}
 start_gateway &
 export {environment.GATEWAY_PID}=$! {environment.GATEWAY_ADDRESS_FILE}="$JOBDIR/{GATEWAY_ADDRESS}"

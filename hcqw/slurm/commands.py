@@ -25,6 +25,14 @@ UNREACHABLE_MARKERS = (
     "Connection refused",
 )
 
+#: SLURM's words (22.05) when srun could not create a step *yet*: the allocation's nodes are still busy (finishing
+#: an earlier job) or being set up; asking again later can succeed.
+STEP_PENDING_MARKERS = (
+    "Requested nodes are busy",
+    "PrologSlurmctld is still running",
+    "Slurm is busy, step creation delayed",
+)
+
 #: SLURM's words when a request never reached slurmctld (22.05): a submission was certainly not made,
 #: so it may be retried; after a timeout the job may exist, and a retry could submit it twice.
 NOT_CONNECTED = ("unable to contact slurm controller (connect failure)", "connection refused")

@@ -66,33 +66,39 @@ def test_a_qpu_marked_command_holds_the_qpu_node_until_it_ends_a_workflow_node_u
 
 
 FAKE_SRUN = """#!/bin/bash
-# srun of SLURM 22.05 as seen while slurmctld restarts: fails to create the step until call $FAIL_UNTIL.
+# srun of SLURM 22.05 failing to create the step with $FAILURE until call $FAIL_UNTIL.
 n=$(( $(cat "$CALLS" 2>/dev/null || echo 0) + 1 )); echo $n > "$CALLS"
 if [ "$n" -lt "$FAIL_UNTIL" ]; then
-  echo "srun: error: Unable to create step for job 88: Unable to contact slurm controller (connect failure)" >&2
+  echo "srun: error: Unable to create step for job 88: $FAILURE" >&2
   exit 1
 fi
 echo "$LAST_WORDS" >&2
 [ "$LAST_WORDS" = "gateway stopping: the node's session ended" ]
 """
+RAN = "gateway stopping: the node's session ended"
+UNREACHABLE = "Unable to contact slurm controller (connect failure)"  # while slurmctld restarts
+BUSY = "Requested nodes are busy"  # the qpu host still finishing its last job, past --immediate
 
 
-@pytest.mark.parametrize("fail_until, last_words, calls, rc", [
-    (3, "gateway stopping: the node's session ended", 3, 0),  # step creation failed twice, then the gateway ran
-    (1, "gateway ERROR: gateway failed", 1, 1),  # a gateway that ran and failed is never started again
+@pytest.mark.parametrize("fail_until, failure, last_words, calls, rc", [
+    (3, UNREACHABLE, RAN, 3, 0),  # step creation failed twice, then the gateway ran
+    (10, BUSY, RAN, 10, 0),  # asked again as long as the host is busy (the node's connect timeout bounds it)
+    (3, "Invalid generic resource (gres) specification", RAN, 1, 1),  # a request that cannot succeed: no retry
+    (1, UNREACHABLE, "gateway ERROR: gateway failed", 1, 1),  # a gateway that ran and failed is never started again
 ])
-def test_the_gateway_step_is_retried_only_while_srun_cannot_reach_slurmctld(tmp_path, fail_until, last_words, calls,
-                                                                           rc):
+def test_the_gateway_step_is_retried_only_while_srun_could_not_create_it_yet(tmp_path, fail_until, failure,
+                                                                          last_words, calls, rc):
     """The script's gateway launch, with a fake ``srun`` (pure logic: the retry decision) -- a real outage is
-    in tests/hetjob/test_chain.py."""
+    in tests/hetjob/test_chain.py, a busy qpu host across an outage in tests/hetjob/test_command_job.py."""
     script = body(tmp_path)
+    assert "srun --het-group=1 -n1 --immediate=" in script
     start = script[script.index("start_gateway() {"):script.index("start_gateway &")]
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "srun").write_text(FAKE_SRUN)
     (bin_dir / "srun").chmod(0o755)
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "JOBDIR": str(tmp_path), "CALLS": str(tmp_path / "calls"),
-           "FAIL_UNTIL": str(fail_until), "LAST_WORDS": last_words}
+           "FAIL_UNTIL": str(fail_until), "FAILURE": failure, "LAST_WORDS": last_words}
     done = subprocess.run(["bash", "-c", start + "start_gateway"], env=env, capture_output=True, text=True)
     assert done.returncode == rc, done.stderr
     assert (tmp_path / "calls").read_text().strip() == str(calls)
