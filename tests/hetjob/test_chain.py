@@ -81,9 +81,9 @@ def test_chain_rides_out_a_controller_restart(sbatch, slurm_lab, tmp_path):
     params = {"iterations": 2, "runs": 6, "pause": 0.5}
     reference = run_chain(sbatch, LOOP, params, "outage-ref", tmp_path / "runs", timeout=180)
     chain = submit_chain(sbatch, LOOP, params, "outage", tmp_path / "runs")
-    # Down once q0001's block runs: a controller stopped before the gateway's step exists left srun's
-    # step creation pending ("Requested nodes are busy") past the restart, and the node waited out its
-    # connect timeout (seen in CI); a gateway started during an outage: tests/hetjob/test_address.py.
+    # Down once q0001's block runs, the case this test is about. A restart while the gateway's step waits for
+    # a busy qpu host: tests/hetjob/test_command_job.py; a gateway started during an outage:
+    # tests/hetjob/test_address.py.
     block_started(tmp_path / "runs" / "outage", "q0001")
     outcome: dict = {}
     follower = threading.Thread(target=lambda: outcome.update(error=_follow(sbatch, chain)))
