@@ -102,12 +102,21 @@ class JobNotFound(SlurmError):
         )
 
 
+#: Why a job ended and what to do, for the SLURM states that say it. A workflow re-run resumes from the last
+#: checkpoint written before the job, so "re-run" loses nothing that was done.
+WHAT_TO_DO = {
+    "TIMEOUT": "the time limit was hit before the job finished: raise it -- ComponentSpec.time_limit of the "
+               "job's components, `hcqw slurm run --time-limit` -- and re-run",
+    "NODE_FAIL": "one of its nodes stopped answering slurmctld (slurmd down longer than SlurmdTimeout); "
+                 "`sinfo -R` says which and why: re-run once the site has it back, or on the other nodes",
+    "OUT_OF_MEMORY": "a component ran out of memory: raise ComponentSpec.mem_mb (sbatch --mem) and re-run",
+    "PREEMPTED": "a job of higher priority took its nodes: re-run",
+}
+
+
 def what_to_do(state: str) -> str:
     """`` (why; what to do)`` about a job that ended in SLURM state ``state``, when the state says it; else ""."""
-    if state == "TIMEOUT":
-        return (" (the time limit was hit before the job finished: raise it -- ComponentSpec.time_limit of the "
-                "job's components, `hcqw slurm run --time-limit` -- and re-run)")
-    return ""
+    return f" ({WHAT_TO_DO[state]})" if state in WHAT_TO_DO else ""
 
 
 class JobFailed(SlurmError):

@@ -101,3 +101,8 @@ def test_no_records_is_unknown():
 def test_a_job_that_hit_its_time_limit_is_told_to_raise_it():
     assert "the time limit was hit before the job finished: raise it" in str(JobFailed("12", "TIMEOUT", 0))
     assert "time limit" not in str(JobFailed("12", "FAILED", 1))
+
+
+def test_a_job_whose_node_failed_or_ran_out_of_memory_is_told_what_to_do():
+    assert "slurmd down longer than SlurmdTimeout); `sinfo -R` says which" in str(JobFailed("12", "NODE_FAIL", None))
+    assert "raise ComponentSpec.mem_mb" in str(JobFailed("12", "OUT_OF_MEMORY", 0))
