@@ -393,10 +393,11 @@ SLURM_LOOP = "bench.coschedule:slurm_loop"
 SLURM_QPU_DEVICE = "slurm-qpu"  # the qpu component's allocation, from SLURM's records
 
 
-def slurm_loop(cal: dict, iterations: int, seed: int, circuit_file: str) -> "Any":
+def slurm_loop(cal: dict, iterations: int, seed: int, circuit_file: str, pin: bool = True) -> "Any":
     """The benchmark loop as job scripts rebuild it (``hcqw.workflow.load_loop``: import path plus JSON).
-    Classical steps pin themselves to the classical cores; the simulator runs in the gateway (``pinned_qsim``)."""
-    return make_loop(Calibration(**cal), iterations, seed, pin=True, simulate_here=False, circuit_file=circuit_file)
+    Classical steps pin themselves to the classical cores unless ``pin`` is false; the simulator runs in the
+    gateway (``pinned_qsim``) or the resident service."""
+    return make_loop(Calibration(**cal), iterations, seed, pin=pin, simulate_here=False, circuit_file=circuit_file)
 
 
 class ResidentService:
@@ -595,7 +596,8 @@ def submit_interleaved(backend, params: list[dict], ids: list[str], cell_dir: Pa
 def run_slurm_cell(backend, cal: dict, mode: str, k: int, iterations: int, cell_dir: Path, rep: int,
                    timeout: float = 900.0, resident: str | None = None, users: list[str] | None = None,
                    lab_dir: str | None = None, qpu_nodes: str | None = None, nice_step: int | None = None,
-                   device_service: str | None = None, simulator: str = "bench.coschedule:pinned_qsim") -> dict:
+                   device_service: str | None = None, simulator: str = "bench.coschedule:pinned_qsim",
+                   pin: bool = True) -> dict:
     """Submit K workflows at once (split, fused: ``submit_chain`` per workflow, one after another, as K users would;
     split-interleaved: ``submit_interleaved``; monolithic: one hetjob per workflow via ``command_request``),
     follow them, then build the SLURM view: QPU holds from SLURM's records, one device per qpu node.
@@ -620,8 +622,8 @@ def run_slurm_cell(backend, cal: dict, mode: str, k: int, iterations: int, cell_
     circuit_file = (cell_dir / "circuit.json").absolute()
     circuit_file.write_text(circuit_to_json(build_circuit(cal["qubits"], cal["layers"])[0]))
     circuit_file.chmod(0o644)
-    params = [{"cal": cal, "iterations": iterations, "seed": 1000 * rep + j, "circuit_file": str(circuit_file)}
-              for j in range(k)]
+    params = [{"cal": cal, "iterations": iterations, "seed": 1000 * rep + j, "circuit_file": str(circuit_file),
+               "pin": pin} for j in range(k)]
     jobs: dict[str, list[tuple[str, str]]] = {}  # workflow -> [(node, leader job id)] in order
     chains: list = []
     submitted = time.time()
@@ -964,7 +966,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--qpu-threads", type=int, default=1,
                    help="qsim threads of the device (default 1: one core plays the QPU, the rest the classical nodes)")
     p.add_argument("--no-pin", action="store_true",
-                   help="do not pin the simulator to one core and classical blocks to the others")
+                   help="do not pin the simulator to one core and classical blocks to the others (slurm: the "
+                        "classical blocks; a gateway's qsim keeps its core, the modelled device needs none)")
     p.add_argument("--out", type=Path, default=None, help="run directories and results (default bench-runs/coschedule-<time>)")
     p.add_argument("--quick", action="store_true", help="CI size: K=1,2, q:c 1:1, 3 iterations, 1 rep, small circuits")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -1071,7 +1074,8 @@ def main(argv: list[str] | None = None) -> int:
                                                   device_service=args.device_service,
                                                   users=args.users.split(",") if args.users else None,
                                                   lab_dir=args.lab_dir, qpu_nodes=args.qpu_nodes,
-                                                  nice_step=args.nice_step, simulator=simulator)
+                                                  nice_step=args.nice_step, simulator=simulator,
+                                                  pin=not args.no_pin)
                         else:
                             cell = run_cell(workers, calibrations[ratio], mode, k, args.iterations, cell_dir, rep,
                                             args.qpu_threads, not args.no_pin)
