@@ -12,7 +12,8 @@ What passes: an allow-list of session requests (ping, status, open, close, heart
 position, reseed, run) with a string or integer ``id``; everything else -- service control
 (set_status, set_policy, drain, shutdown: the operator's, on the service node), unknown types,
 unreadable messages, and any request whose ``id`` is missing, null, a float, a list... -- is
-refused here with a named error and never reaches the service.
+refused here with a named error and never reaches the service. A run's circuits are decoded
+here first (``hcqw.codec.circuit``): one the service's decoder would refuse never leaves the node.
 
 Identity: the relay serves its job's owner only. A node's ``open`` must carry a MUNGE
 credential of the relay's own uid (the job runs as its owner); the relay verifies it and
@@ -33,13 +34,15 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable
 
 import zmq  # the upstream link is ZeroMQ whatever the node's side is
 
 from hcqw import identity
-from hcqw.errors import AuthError, DeviceError
+from hcqw.codec import decode_circuit, work_item_fields
+from hcqw.errors import AuthError, CircuitError, DeviceError
 from hcqw.metrics import MetricsLog
 from hcqw.service import protocol as P
 from hcqw.service.transport import ClientTransport, ServerTransport, make_client_transport
@@ -47,6 +50,7 @@ from hcqw.service.transport import ClientTransport, ServerTransport, make_client
 log = logging.getLogger(__name__)
 
 _CLOSE_WAIT_S = 2.0
+_PASSED_KEPT = 64
 
 
 @dataclass
@@ -79,6 +83,7 @@ class Relay:
             self._poller.register(server.socket, zmq.POLLIN)  # type: ignore[attr-defined]
         # (peer, request id) of requests whose reply the relay must look at: open, close, run
         self._watch: dict[tuple[Hashable, Any], tuple[str, Any]] = {}
+        self._passed: OrderedDict[str, None] = OrderedDict()  # circuit texts that decoded (see _circuit_problem)
 
     def check_upstream(self, timeout: float) -> None:
         """Fail now, with the fix, if the resident service does not answer a ping."""
@@ -127,6 +132,11 @@ class Relay:
             frames = P.encode({k: v for k, v in header.items() if k != "cred"})
         elif type_ == "status" and "cred" in header:
             frames = P.encode({k: v for k, v in header.items() if k != "cred"})
+        elif type_ == "run":
+            problem = self._circuit_problem(header.get("items"))
+            if problem is not None:
+                self.server.send(peer, P.reply_error(request_id, P.E_BAD_MESSAGE, problem))
+                return
         if type_ == "open":
             self._watch[(peer, request_id)] = ("open", (header.get("workflow", ""), header.get("node", "")))
         elif type_ in ("close", "run"):
@@ -137,6 +147,27 @@ class Relay:
             if self._poller is not None:
                 self._poller.register(link.socket, zmq.POLLIN)  # type: ignore[attr-defined]
         link.send(frames)
+
+    def _circuit_problem(self, items: Any) -> str | None:
+        """Why a run's circuits may not go up, or ``None``: each is decoded here against the same
+        allow-list and bounds as at the service (``hcqw.codec.circuit``), so nothing the service
+        would refuse, and nothing built to stall a decoder, leaves this node. The service still
+        prices the work against its own limits. Circuits that passed are remembered by their text,
+        as the service caches them: a hybrid loop resends one circuit with new parameters."""
+        if not isinstance(items, list):
+            return "run: 'items' must be a list of work items"
+        for index, data in enumerate(items):
+            try:
+                text = work_item_fields(data, f"work item {index}")[0]
+                if text not in self._passed:
+                    decode_circuit(text)
+            except CircuitError as err:
+                return f"work item {index}: {err}" if not str(err).startswith("work item") else str(err)
+            self._passed[text] = None
+            self._passed.move_to_end(text)
+            if len(self._passed) > _PASSED_KEPT:
+                self._passed.popitem(last=False)
+        return None
 
     def _is_owner(self, credential: Any) -> bool:
         try:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Hashable
 
-from hcqw.codec import circuit_from_json, samples_to_wire, work_item_fields
+from hcqw.codec import Shape, decode_circuit, samples_to_wire, work_item_fields
 from hcqw.device.backend import DeviceStatus, QuantumBackend, batch_seed
 from hcqw.device.work import WorkItem
 from hcqw.errors import AuthError, CircuitError
@@ -44,7 +44,7 @@ from hcqw.metrics import MetricsLog
 from hcqw.service import protocol as P
 from hcqw.service.auth import Authenticator
 from hcqw.service.executor import INLINE_SECONDS, Executor, ExecutorGone
-from hcqw.service.limits import Cost, Shape, WorkLimits, check_item, check_run
+from hcqw.service.limits import Cost, WorkLimits, check_item, check_run
 from hcqw.service.policy import Job, make_policy
 
 log = logging.getLogger(__name__)
@@ -257,13 +257,16 @@ class Dispatcher:
         session = self._session(peer, request)
         if self.finished:
             raise P.ProtocolError(P.E_UNAVAILABLE, "the service is shutting down", request.id)
-        items, total = [], Cost()
+        items, total, decoded = [], Cost(), []
         for index, data in enumerate(request.fields["items"]):
-            item, shape = self._decode_item(data, index)
+            item, shape, text = self._decode_item(data, index)
             self.backend.validate(item, index)
             total += check_item(shape, item, index, self.limits)
             items.append(item)
+            decoded.append((text, item.circuit, shape))
         check_run(total, self.limits)
+        for text, circuit, shape in decoded:  # only circuits that passed every limit are kept
+            self._remember(text, circuit, shape)
         uid = session.owner.uid
         queued = self._queued_per_user.get(uid, 0)
         if queued + len(items) > self.limits.queued_items_per_user:
@@ -290,24 +293,26 @@ class Dispatcher:
         else:
             self._queued_per_user.pop(job.owner, None)
 
-    def _decode_item(self, data: Any, index: int) -> tuple[WorkItem, Shape]:
-        """A wire work item (see ``hcqw.codec``), with decoded circuits cached by their JSON text:
-        hybrid loops resend one circuit with new parameters, and Cirq JSON decoding costs far more
-        than a small circuit's execution."""
+    def _decode_item(self, data: Any, index: int) -> tuple[WorkItem, Shape, str]:
+        """A wire work item (see ``hcqw.codec``) and its circuit's shape and JSON text. Decoded circuits
+        are cached by their text (``_remember``): hybrid loops resend one circuit with new parameters,
+        and decoding costs far more than a small circuit's execution."""
         where = f"work item {index}"
         text, repetitions, params = work_item_fields(data, where)
         cached = self._cache.get(text)
         if cached is None:
             try:
-                circuit = circuit_from_json(text)
+                decoded = decode_circuit(text)
             except CircuitError as err:
                 raise CircuitError(f"{where}: {err}") from None
-            cached = self._cache[text] = (circuit, Shape.of(circuit))
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(text)
-        return WorkItem.build(cached[0], repetitions, params), cached[1]
+            cached = (decoded.circuit, decoded.shape)
+        return WorkItem.build(cached[0], repetitions, params), cached[1], text
+
+    def _remember(self, text: str, circuit: Any, shape: Shape) -> None:
+        self._cache[text] = (circuit, shape)
+        self._cache.move_to_end(text)
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
 
     def _on_status(self, peer: Hashable, request: P.Request) -> list[Reply]:
         who = self.auth.optional(request.fields.get("cred"))

@@ -8,7 +8,8 @@ small message from asking for gigabytes of samples or hours of device time.
 Execution time is *modelled*, not timed: a state-vector simulation costs about
 ``2**qubits x operations`` amplitude updates per sweep point (per shot as well when a
 measurement is not terminal, since the simulator then reruns the circuit for every shot),
-plus the sampling. ``amplitude_op_seconds`` is measured for qsim on one thread on this
+plus the sampling. The decoder counts the operations with every ``CircuitOperation``'s
+repetitions expanded (``hcqw.codec.circuit.Shape``): a repeated sub-circuit is no cheaper. ``amplitude_op_seconds`` is measured for qsim on one thread on this
 project's VMs (about 1.2 ns, rounded up); a slower backend (``cirq``) should be given a
 larger one. The model decides too whether an item runs in the service loop's own process
 (short) or in the executor process (``hcqw.service.executor``), so the loop stays responsive.
@@ -19,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hcqw.codec.circuit import Shape
 from hcqw.service import protocol as P
 
 if TYPE_CHECKING:
@@ -57,25 +59,6 @@ class Cost:
         self.result_bytes += other.result_bytes
         self.seconds += other.seconds
         return self
-
-
-@dataclass(frozen=True)
-class Shape:
-    """What the cost model needs of a circuit; computed once per decoded circuit (cached with it)."""
-
-    qubits: int
-    operations: int
-    measured_bits: int
-    terminal: bool  # every measurement at the end: one simulation serves all shots
-
-    @classmethod
-    def of(cls, circuit: Any) -> "Shape":
-        import cirq
-
-        operations = list(circuit.all_operations())
-        return cls(qubits=len(circuit.all_qubits()), operations=max(1, len(operations)),
-                   measured_bits=sum(len(op.qubits) for op in operations if cirq.is_measurement(op)),
-                   terminal=circuit.are_all_measurements_terminal())
 
 
 def item_cost(shape: Shape, item: WorkItem, limits: WorkLimits) -> Cost:

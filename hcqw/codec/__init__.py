@@ -1,7 +1,9 @@
 """The wire format for circuits and results: Cirq JSON and raw numpy buffers, never pickles.
 
 Anything that crosses a process boundary to or from a device (QPU service, hetjob
-gateway) goes through here, so a peer can at worst send us a bad circuit, never code.
+gateway) goes through here, so a peer can at worst send us a bad circuit, never code:
+circuits are decoded against an allow-list with their cost bounded first
+(``hcqw.codec.circuit``), never with ``cirq.read_json``.
 
 Both ends use it: ``hcqw.service.client`` encodes work items and decodes results,
 ``hcqw.service.dispatcher`` the other way round.
@@ -13,13 +15,16 @@ Both ends use it: ``hcqw.service.client`` encodes work items and decodes results
 
 from __future__ import annotations
 
-import json
 from typing import Any, Sequence
 
 import numpy as np
 
+from hcqw.codec.circuit import DEFAULT_BOUNDS, CircuitBounds, Decoded, Shape, decode_circuit
 from hcqw.device.work import Samples, WorkItem
 from hcqw.errors import CircuitError
+
+__all__ = ["CircuitBounds", "Decoded", "Shape", "circuit_from_json", "circuit_to_json", "decode_circuit",
+           "samples_from_wire", "samples_to_wire", "work_item_fields", "work_item_from_wire", "work_item_to_wire"]
 
 # Only plain integer dtypes may come off the wire: never object arrays.
 _ALLOWED_DTYPES = {np.dtype(t).str for t in ("i1", "u1", "i2", "u2", "i4", "u4", "i8", "u8", "?")}
@@ -33,21 +38,10 @@ def circuit_to_json(circuit: Any) -> str:
     return cirq.to_json(circuit)
 
 
-def circuit_from_json(text: str) -> Any:
-    """Decode a Cirq JSON circuit; ``CircuitError`` naming the problem on anything else."""
-    import cirq
-
-    if not isinstance(text, str):
-        raise CircuitError(f"circuit must be a Cirq JSON string, got {type(text).__name__}")
-    try:
-        obj = cirq.read_json(json_text=text)
-    except json.JSONDecodeError as err:
-        raise CircuitError(f"circuit is not valid JSON: {err}") from None
-    except Exception as err:  # cirq raises ValueError/KeyError/TypeError for unknown or malformed types
-        raise CircuitError(f"circuit JSON is not a valid Cirq object: {type(err).__name__}: {err}") from None
-    if not isinstance(obj, cirq.AbstractCircuit):
-        raise CircuitError(f"Cirq JSON decodes to {type(obj).__name__}, not a circuit")
-    return obj
+def circuit_from_json(text: Any, bounds: CircuitBounds = DEFAULT_BOUNDS) -> Any:
+    """Decode a Cirq JSON circuit against the allow-list of ``hcqw.codec.circuit``; ``CircuitError``
+    naming the problem on anything else."""
+    return decode_circuit(text, bounds).circuit
 
 
 def work_item_to_wire(item: WorkItem) -> dict:
