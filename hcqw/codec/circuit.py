@@ -104,6 +104,9 @@ class _Decoder:
         self.nodes = 0
         self.shared: dict[Any, tuple[Any, tuple[int, int, bool]]] = {}  # VAL key -> (FrozenCircuit, counts)
         self.subcircuit_depth = 0
+        # qubits and gates of plain values already built, by _plain_key: circuits repeat them
+        self.qubits: dict[tuple, Any] = {}
+        self.gates: dict[tuple, Any] = {}
 
     # -- shape of the JSON -----------------------------------------------------------------
 
@@ -348,6 +351,16 @@ class _Decoder:
         return [self._qubit(q, f"{where}[{i}]") for i, q in enumerate(self._list(data, where, self.bounds.qubits))]
 
     def _qubit(self, data: Node, where: str) -> Any:
+        key = _plain_key(data)
+        if key is not None and key in self.qubits:
+            self.nodes += 1
+            return self.qubits[key]
+        qubit = self._new_qubit(data, where)
+        if key is not None:
+            self.qubits[key] = qubit
+        return qubit
+
+    def _new_qubit(self, data: Node, where: str) -> Any:
         kind, node = self._object(data, where, {"LineQubit": None, "GridQubit": None, "NamedQubit": None})
         limit = 2 ** 31
         if kind == "LineQubit":
@@ -369,6 +382,16 @@ class _Decoder:
     # -- gates -------------------------------------------------------------------------------
 
     def _gate(self, data: Node, where: str, controls: int) -> Any:
+        key = _plain_key(data)  # a gate of plain values (no expression) is built once per message
+        if key is not None and key in self.gates:
+            self.nodes += 1
+            return self.gates[key]
+        gate = self._new_gate(data, where, controls)
+        if key is not None:
+            self.gates[key] = gate
+        return gate
+
+    def _new_gate(self, data: Node, where: str, controls: int) -> Any:
         kind, node = self._object(data, where, ALLOWED_GATES)
         if kind == "ControlledGate":
             if controls >= self.bounds.control_depth:
@@ -482,6 +505,19 @@ class _Decoder:
             raise CircuitError(f"{where}: an integer of {value.bit_length()} bits exceeds the limit of "
                                f"{self.bounds.integer_bits}")
         return value
+
+
+def _plain_key(node: Node) -> tuple | None:
+    """A hashable key of a Cirq object whose fields are all scalars (a qubit, a gate without
+    expressions), or ``None``: equal keys decode to equal objects."""
+    if not isinstance(node, dict):
+        return None
+    key = []
+    for name, value in node.items():
+        if value is not None and not isinstance(value, (str, int, float)):
+            return None
+        key.append((name, type(value).__name__, value))  # 1 and 1.0 and True stay apart
+    return tuple(key)
 
 
 def _kind(value: Any) -> str:
