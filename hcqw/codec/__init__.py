@@ -19,12 +19,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from hcqw.codec.circuit import DEFAULT_BOUNDS, CircuitBounds, Decoded, Shape, decode_circuit
+from hcqw.codec.circuit import DEFAULT_BOUNDS, CircuitBounds, Decoded, Shape, decode_circuit, screen_circuit
 from hcqw.device.work import Samples, WorkItem
 from hcqw.errors import CircuitError
 
 __all__ = ["CircuitBounds", "Decoded", "Shape", "circuit_from_json", "circuit_to_json", "decode_circuit",
-           "samples_from_wire", "samples_to_wire", "work_item_fields", "work_item_from_wire", "work_item_to_wire"]
+           "samples_from_wire", "samples_to_wire", "screen_circuit", "work_item_fields", "work_item_from_wire", "work_item_to_wire"]
 
 # Only plain integer dtypes may come off the wire: never object arrays.
 _ALLOWED_DTYPES = {np.dtype(t).str for t in ("i1", "u1", "i2", "u2", "i4", "u4", "i8", "u8", "?")}

@@ -69,20 +69,107 @@ class Decoded:
 
 def decode_circuit(text: Any, bounds: CircuitBounds = DEFAULT_BOUNDS) -> Decoded:
     """Decode one circuit's Cirq JSON text (see the module docstring); ``CircuitError`` on anything else."""
+    tree = _parse(text, bounds)
+    try:
+        return _Decoder(bounds).top(tree)
+    except RecursionError:
+        raise CircuitError("circuit JSON is nested too deeply") from None
+
+
+def screen_circuit(text: Any, bounds: CircuitBounds = DEFAULT_BOUNDS) -> int:
+    """What a relay checks before it forwards a circuit, without building it (no cirq or sympy
+    import, so a gateway stays quick to start): the size; that every object's type is one the
+    decoder accepts somewhere; the bounds on JSON nodes, names, integers and powers; and the
+    operation count with sub-circuit repetitions expanded, which it returns. Whatever the decoder
+    accepts passes (the tests check it on the fuzzer's messages); the service decodes in full."""
+    tree = _parse(text, bounds)
+    nodes, stack = 0, [tree]
+    while stack:
+        node = stack.pop()
+        nodes += 1
+        if nodes > bounds.json_nodes:
+            raise CircuitError(f"the circuit has more than {bounds.json_nodes} JSON nodes")
+        if isinstance(node, dict):
+            kind = node.get("cirq_type")
+            if kind is not None and (not isinstance(kind, str) or kind not in ACCEPTED_TYPES):
+                shown = kind if isinstance(kind, str) and len(kind) <= 64 else _kind(kind)
+                raise CircuitError(f"type {shown!r} is not accepted in a circuit")
+            if kind == "sympy.Pow":
+                _screen_exponent(node.get("args"), bounds)
+            stack.extend(node)  # field names: a long one is no field the decoder knows
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str) and len(node) > bounds.name_chars:
+            raise CircuitError(f"a string of {len(node)} characters exceeds the limit of {bounds.name_chars}")
+        elif isinstance(node, int) and not isinstance(node, bool) and node.bit_length() > bounds.integer_bits:
+            raise CircuitError(f"an integer of {node.bit_length()} bits exceeds the limit of {bounds.integer_bits}")
+    try:
+        return _screen_operations(tree, bounds, {}, 0)
+    except RecursionError:
+        raise CircuitError("circuit JSON is nested too deeply") from None
+
+
+def _parse(text: Any, bounds: CircuitBounds) -> Any:
     if not isinstance(text, str):
         raise CircuitError(f"circuit must be a Cirq JSON string, got {type(text).__name__}")
     if len(text) > bounds.text_bytes:  # characters >= bytes / 4: checked before any work
         raise CircuitError(f"circuit JSON of {len(text)} characters exceeds the limit of {bounds.text_bytes}; "
                            "split the circuit or send fewer operations")
     try:
-        tree = json.loads(text, parse_constant=_no_constant)
+        return json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as err:
         raise CircuitError(f"circuit is not valid JSON: {err}") from None
     except RecursionError:
         raise CircuitError("circuit JSON is nested too deeply") from None
     except ValueError as err:  # a constant refused, or an integer literal of too many digits
         raise CircuitError(f"circuit JSON: {err}") from None
-    return _Decoder(bounds).top(tree)
+
+
+def _screen_exponent(args: Any, bounds: CircuitBounds) -> None:
+    if not isinstance(args, list) or len(args) != 2:
+        return  # the decoder names the malformed power
+    exponent = args[1]
+    if isinstance(exponent, dict) and isinstance(exponent.get("cirq_type"), str):
+        kind = exponent["cirq_type"]
+        exponent = {"sympy.Integer": exponent.get("i"), "sympy.Float": exponent.get("approx")}.get(kind, exponent)
+        if kind == "sympy.Rational" and isinstance(exponent.get("p"), int) and isinstance(exponent.get("q"), int) \
+                and exponent["q"]:
+            exponent = exponent["p"] / exponent["q"]
+    if isinstance(exponent, (int, float)) and not isinstance(exponent, bool) and abs(exponent) > bounds.exponent:
+        raise CircuitError(f"a power's exponent must be a number of magnitude at most {bounds.exponent:g}")
+
+
+def _screen_operations(node: Any, bounds: CircuitBounds, shared: dict, depth: int) -> int:
+    """The operations of a circuit's JSON, counted as the decoder counts them (``Shape.operations``)."""
+    if not isinstance(node, dict):
+        return 0
+    kind, key = node.get("cirq_type"), node.get("key")
+    if kind == "REF":
+        return shared.get(key, 0) if isinstance(key, (str, int, float)) else 0
+    if kind == "VAL":
+        count = _screen_operations(node.get("val"), bounds, shared, depth)
+        if isinstance(key, (str, int, float)):
+            shared.setdefault(key, count)
+        return count
+    total = 0
+    for moment in node.get("moments") if isinstance(node.get("moments"), list) else ():
+        operations = moment.get("operations") if isinstance(moment, dict) else None
+        for op in operations if isinstance(operations, list) else ():
+            while isinstance(op, dict) and op.get("cirq_type") == "TaggedOperation":
+                op = op.get("sub_operation")
+            if isinstance(op, dict) and op.get("cirq_type") == "CircuitOperation":
+                if depth >= bounds.subcircuit_depth:
+                    raise CircuitError(f"sub-circuits nested deeper than {bounds.subcircuit_depth}")
+                times = op.get("repetitions")
+                times = abs(times) if isinstance(times, int) and not isinstance(times, bool) else 1
+                total += times * _screen_operations(op.get("circuit"), bounds, shared, depth + 1)
+            else:
+                total += 1
+            if total > bounds.operations:
+                raise CircuitError(f"more than {bounds.operations} operations with sub-circuit repetitions "
+                                   "expanded; split the circuit")
+    return total
 
 
 def _no_constant(name: str) -> float:
@@ -152,7 +239,9 @@ class _Decoder:
     def _float(self, node: Node, where: str) -> float:
         if isinstance(node, bool) or not isinstance(node, (int, float)):
             raise CircuitError(f"{where}: expected a number, got {_kind(node)}")
-        value = float(node) if abs(node) < 2 ** 1000 else math.inf
+        if isinstance(node, int):
+            self._integer(node, where)
+        value = float(node)
         if not math.isfinite(value):
             raise CircuitError(f"{where}: {node!r} is not a finite number")
         return value
@@ -315,19 +404,26 @@ class _Decoder:
         kind, node = self._object(data, where, {"FrozenCircuit": None, "VAL": None, "REF": None})
         if kind == "REF":
             self._fields(node, where, ("key",))
-            key = node["key"]
-            if isinstance(key, (dict, list)) or key not in self.shared:
+            key = self._share_key(node["key"], f"{where}.key")
+            if key not in self.shared:
                 raise CircuitError(f"{where}: REF to a sub-circuit not defined before it")
             return self.shared[key]
         if kind == "VAL":
             self._fields(node, where, ("key", "val"))
-            key = node["key"]
-            if isinstance(key, (dict, list)) or key in self.shared:
-                raise CircuitError(f"{where}: VAL key must be a new number or string")
+            key = self._share_key(node["key"], f"{where}.key")
+            if key in self.shared:
+                raise CircuitError(f"{where}: VAL key {key!r} defined twice")
             found = self._shared_circuit(node["val"], f"{where}.val")
             self.shared[key] = found
             return found
         return self._circuit(node, where)
+
+    def _share_key(self, key: Node, where: str) -> str | int:
+        if isinstance(key, str):
+            return self._text(key, where)
+        if isinstance(key, int) and not isinstance(key, bool):
+            return self._integer(key, where)
+        raise CircuitError(f"{where}: a shared sub-circuit's key must be a number or a string, got {_kind(key)}")
 
     def _resolver(self, data: Node, where: str) -> Any:
         if data is None:
@@ -669,3 +765,7 @@ def _gates() -> dict[str, Any]:
 
 
 ALLOWED_GATES = _gates()
+#: Every type the decoder accepts in some place (what ``screen_circuit`` lets through).
+ACCEPTED_TYPES = frozenset({*ALLOWED_GATES, *_OPERATIONS, *_EXPRESSIONS, "Circuit", "FrozenCircuit", "Moment", "VAL",
+                            "REF", "LineQubit", "GridQubit", "NamedQubit", "ParamResolver", "ProductOfSums",
+                            "SumOfProducts", "MeasurementKey"})

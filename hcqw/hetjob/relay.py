@@ -13,7 +13,8 @@ position, reseed, run) with a string or integer ``id``; everything else -- servi
 (set_status, set_policy, drain, shutdown: the operator's, on the service node), unknown types,
 unreadable messages, and any request whose ``id`` is missing, null, a float, a list... -- is
 refused here with a named error and never reaches the service. A run's circuits are decoded
-here first (``hcqw.codec.circuit``): one the service's decoder would refuse never leaves the node.
+here first (``hcqw.codec.circuit.screen_circuit``): a type outside the decoder's allow-list, or a
+message beyond its bounds, never leaves the node.
 
 Identity: the relay serves its job's owner only. A node's ``open`` must carry a MUNGE
 credential of the relay's own uid (the job runs as its owner); the relay verifies it and
@@ -41,7 +42,7 @@ from typing import Any, Callable, Hashable
 import zmq  # the upstream link is ZeroMQ whatever the node's side is
 
 from hcqw import identity
-from hcqw.codec import decode_circuit, work_item_fields
+from hcqw.codec import screen_circuit, work_item_fields
 from hcqw.errors import AuthError, CircuitError, DeviceError
 from hcqw.metrics import MetricsLog
 from hcqw.service import protocol as P
@@ -149,18 +150,19 @@ class Relay:
         link.send(frames)
 
     def _circuit_problem(self, items: Any) -> str | None:
-        """Why a run's circuits may not go up, or ``None``: each is decoded here against the same
-        allow-list and bounds as at the service (``hcqw.codec.circuit``), so nothing the service
-        would refuse, and nothing built to stall a decoder, leaves this node. The service still
-        prices the work against its own limits. Circuits that passed are remembered by their text,
-        as the service caches them: a hybrid loop resends one circuit with new parameters."""
+        """Why a run's circuits may not go up, or ``None``: each is screened here against the
+        decoder's allow-list and bounds (``hcqw.codec.circuit.screen_circuit``: the types, sizes and
+        expanded operation count, without importing cirq, so the relay stays quick to start), so no
+        message built to run code or stall a decoder leaves this node. The service decodes in full and
+        prices the work against its own limits. Circuits that passed are remembered by their text:
+        a hybrid loop resends one circuit with new parameters."""
         if not isinstance(items, list):
             return "run: 'items' must be a list of work items"
         for index, data in enumerate(items):
             try:
                 text = work_item_fields(data, f"work item {index}")[0]
                 if text not in self._passed:
-                    decode_circuit(text)
+                    screen_circuit(text)
             except CircuitError as err:
                 return f"work item {index}: {err}" if not str(err).startswith("work item") else str(err)
             self._passed[text] = None

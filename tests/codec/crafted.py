@@ -4,7 +4,8 @@
                                                gateway with --gateway in place of ADDRESS) and send
                                                every message of CRAFTED again and again for SECONDS;
                                                print one JSON object: per message, the error code,
-                                               the error text and the slowest refusal in ms
+                                               the error text, how often it was sent, and the median
+                                               and slowest round trip of its refusal in ms
 
 Each code-running message writes MARKER if it runs: the test checks the file never appears.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 import time
 
@@ -54,6 +56,8 @@ def crafted(marker: str) -> dict[str, str]:
 
 def main(address: str, marker: str, seconds: float) -> dict:
     from hcqw.device.work import WorkItem
+    from hcqw.errors import CircuitError
+    from hcqw.service import protocol as P
     from hcqw.service.client import ServiceClient, ServiceError
 
     if address == "--gateway":
@@ -61,6 +65,7 @@ def main(address: str, marker: str, seconds: float) -> dict:
 
         address = GatewayDevice(os.environ["HCQW_GATEWAY_ADDRESS_FILE"]).wait_address()
     seen: dict[str, dict] = {}
+    times: dict[str, list[float]] = {}
     with ServiceClient(address, timeout=30) as client, client.session("crafted-wf", "crafted") as qpu:
         end = time.monotonic() + seconds
         while not seen or time.monotonic() < end:
@@ -69,9 +74,11 @@ def main(address: str, marker: str, seconds: float) -> dict:
                 try:
                     qpu.run_batch([WorkItem(text, 10)])
                     seen[name] = {"code": "ok"}
-                except ServiceError as err:
-                    slowest = max(seen.get(name, {}).get("ms", 0.0), (time.perf_counter() - start) * 1000)
-                    seen[name] = {"code": err.code, "message": str(err), "ms": slowest}
+                except (ServiceError, CircuitError) as err:  # the client raises CircuitError for its code
+                    times.setdefault(name, []).append((time.perf_counter() - start) * 1000)
+                    code = err.code if isinstance(err, ServiceError) else P.E_CIRCUIT
+                    seen[name] = {"code": code, "message": str(err), "sent": len(times[name]),
+                                  "median_ms": statistics.median(times[name]), "slowest_ms": max(times[name])}
         seen["own_run_after"] = {"code": "ok" if qpu.run_batch([WorkItem(_circuit(
             '{"cirq_type": "HPowGate", "exponent": 1.0, "global_shift": 0.0}'), 10)]) else "empty"}
     return seen

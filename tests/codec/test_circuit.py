@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import sympy
 
-from hcqw.codec import CircuitBounds, circuit_to_json, decode_circuit
+from hcqw.codec import CircuitBounds, circuit_to_json, decode_circuit, screen_circuit
 from hcqw.errors import CircuitError
 from tests.codec.crafted import crafted
 
@@ -78,6 +78,29 @@ def test_crafted_messages_are_refused_fast_by_name_and_run_nothing(tmp_path, mon
     assert named in str(refused.value)
     assert took < 0.05, f"{name} took {took * 1000:.1f} ms to refuse"
     assert not marker.exists() and os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", sorted(crafted("x")))
+def test_the_relays_screen_refuses_the_crafted_messages_without_cirq(name):
+    with pytest.raises(CircuitError) as refused:
+        screen_circuit(crafted("x")[name])
+    named = {"sympify_at_top": "'sympy.Not'", "sympify_in_exponent": "'sympy.Xor'", "indexed_symbol": "'sympy.Indexed'",
+             "huge_power": "exponent must be a number", "repeated_subcircuit": "operations with sub-circuit"}[name]
+    assert named in str(refused.value)
+
+
+def test_the_relays_screen_passes_every_accepted_type_and_counts_as_the_decoder():
+    text = circuit_to_json(every_accepted_type())
+    assert screen_circuit(text) == decode_circuit(text).shape.operations
+
+
+def test_the_relay_imports_neither_cirq_nor_sympy():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "import sys, hcqw.hetjob.relay; "
+                           "print(sorted({'cirq', 'sympy'} & set(sys.modules)))"], capture_output=True, text=True)
+    assert done.stdout.strip() == "[]", done.stderr
 
 
 def test_the_code_message_of_the_issue_runs_code_through_cirq_read_json(tmp_path, monkeypatch):

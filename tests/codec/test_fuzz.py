@@ -1,7 +1,9 @@
 """The decoder fuzzed through the service's own request handler: structured mutations of valid wire
 messages (types swapped for any Cirq or sympy type, fields dropped, added or replaced by hostile
 values, sub-trees copied into each other, text cut) never crash it, never take a second, and never
-write a file. Seeded: a failure names its message number and reproduces."""
+write a file. The relay's screen (``screen_circuit``) sees the same messages: it never crashes
+either, and lets through every circuit the decoder accepts. Seeded: a failure names its message
+number and reproduces."""
 
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ import pytest
 import sympy
 from cirq.json_resolver_cache import _class_resolver_dictionary
 
-from hcqw.codec import circuit_to_json
+from hcqw.codec import circuit_to_json, decode_circuit, screen_circuit
+from hcqw.errors import CircuitError
 from hcqw.device.backend import make_backend
 from hcqw.service import protocol as P
 from hcqw.service.dispatcher import Dispatcher
@@ -128,6 +131,18 @@ def test_ten_thousand_mutated_messages_neither_crash_nor_hang_nor_write(tmp_path
         kind = reply["type"] if reply["type"] != "error" else reply["code"]
         outcomes[kind] = outcomes.get(kind, 0) + 1
         assert kind != P.E_INTERNAL, f"message {number} crashed the handler: {reply}"
+        text = message.get("circuit")
+        if isinstance(text, str):
+            screened = decoded = True
+            try:
+                screen_circuit(text)
+            except CircuitError:
+                screened = False
+            try:
+                decode_circuit(text)
+            except CircuitError:
+                decoded = False
+            assert screened or not decoded, f"message {number}: the decoder accepts what the relay's screen refuses"
         if reply["type"] == "queued":  # valid after mutation: drop it unexecuted, with its session
             send("close", session=session)
             session = send("open", workflow="fuzz", node="n")["session"]
