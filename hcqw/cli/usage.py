@@ -22,6 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="period start: now, today, [-]<N>{s,m,h,d,w} back from now (e.g. 1d, --since=-90m) or an ISO date/time in local time "
                         "(default: the first record)")
     p.add_argument("--until", default=None, help="period end, same forms as --since (default: now)")
+    p.add_argument("--partition", default="qpu",
+                   help="the partition(s) of the qpu hosts, comma-separated, where sacct looks for gres/qpu "
+                        "allocations ('all': every partition; default: qpu)")
     p.add_argument("--by", default="user,account,workflow",
                    help="group rows by these, comma-separated (default: user,account,workflow)")
     output = p.add_mutually_exclusive_group()
@@ -40,6 +43,7 @@ def _usage(args: argparse.Namespace) -> int:
     period = Period(parse_when(args.since) if args.since else None, parse_when(args.until) if args.until else None)
     if args.charge == "hold" and not args.logs:
         raise UsageError("--charge hold needs metrics logs: give run directories or QPU service logs")
-    table = collect(args.logs, period, args.charge, by)
+    partitions = () if args.partition == "all" else tuple(p for p in args.partition.split(",") if p)
+    table = collect(args.logs, period, args.charge, by, partitions=partitions)
     print(to_json(table) if args.json else to_csv(table).rstrip("\n") if args.csv else format_table(table))
     return 0

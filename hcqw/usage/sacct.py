@@ -1,6 +1,7 @@
 """SLURM's charge: every job component that was allocated ``gres/qpu``, from ``sacct``.
 
-One ``sacct -a -X`` call over the period, parsed by :func:`hcqw.slurm.parsing.parse_sacct`
+One ``sacct -a -X`` call over the period and the qpu partitions (so a centre's accounting
+database is asked only for what the table needs), parsed by :func:`hcqw.slurm.parsing.parse_sacct`
 (the reader the status poller uses). ``AllocTRES`` holds ``gres/qpu=<count>`` only where
 slurm.conf says ``AccountingStorageTRES=gres/qpu``; without it SLURM keeps no record of who
 held the device, and :func:`slurm_charges` says so.
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 
 #: The GRES that stands for the quantum device (the lab's and the site guide's name).
 QPU_GRES = "qpu"
+#: The partition of the qpu hosts (the lab's and the site guide's name): only its jobs hold gres/qpu.
+QPU_PARTITIONS = ("qpu",)
 _EPOCH = "1970-01-01T00:00:00"
 DEFAULT_SLURM_CONF = "/etc/slurm/slurm.conf"  # where Debian's SLURM looks without $SLURM_CONF
 
@@ -48,15 +51,18 @@ def accounting_works(env: Mapping[str, str] | None = None) -> bool:
         return False
 
 
-def sacct_command(period: Period) -> list[str]:
-    """The one sacct call: every user's allocations (``-X``) in the period.
+def sacct_command(period: Period, partitions: Iterable[str] = QPU_PARTITIONS) -> list[str]:
+    """The one sacct call: every user's allocations (``-X``) in the period on ``partitions`` (all
+    partitions if empty).
 
     ``-D``: a requeued job keeps its id, and without it sacct lists only the job's last run, even
     for a period (measured on 22.05: a run requeued after 2 s then vanished from the period's list).
     """
     since = _sacct_time(period.since, math.floor) if period.since is not None else _EPOCH
     until = _sacct_time(period.until, math.ceil) if period.until is not None else "now"
-    return ["sacct", "-a", "-X", "-D", "-n", "--parsable2", "--format=" + ",".join(SACCT_FIELDS), "-S", since,
+    partitions = list(partitions)
+    where = ["-r", ",".join(partitions)] if partitions else []
+    return ["sacct", "-a", "-X", "-D", "-n", "--parsable2", "--format=" + ",".join(SACCT_FIELDS), *where, "-S", since,
             "-E", until]
 
 
@@ -79,12 +85,13 @@ def charges_from_records(records: Iterable[ComponentInfo], now: float) -> list[C
     return charges
 
 
-def slurm_charges(period: Period, env: Mapping[str, str] | None = None) -> list[Charge]:
-    """SLURM's charges in ``period`` (one sacct call)."""
+def slurm_charges(period: Period, env: Mapping[str, str] | None = None,
+                  partitions: Iterable[str] = QPU_PARTITIONS) -> list[Charge]:
+    """SLURM's charges in ``period`` on ``partitions`` (one sacct call)."""
     env = command_env(env)
     now = time.time()
     try:
-        proc = run_slurm(sacct_command(period), env=env)
+        proc = run_slurm(sacct_command(period, partitions), env=env)
     except SlurmError as err:
         raise UsageError(f"cannot read SLURM accounting: {err}; without slurmdbd use --charge hold "
                          "(the metrics logs' hold intervals)") from err

@@ -61,6 +61,14 @@ def test_sacct_query_covers_the_period_outwards():
     assert sacct_command(Period())[-4:] == ["-S", "1970-01-01T00:00:00", "-E", "now"]
 
 
+def test_sacct_query_reads_only_the_qpu_partitions():
+    cmd = sacct_command(Period(NOW, NOW + 60))
+    assert cmd[cmd.index("-r") + 1] == "qpu"  # the site guide's partition of the qpu hosts
+    cmd = sacct_command(Period(NOW, NOW + 60), ("qpu", "qpu-staged"))
+    assert cmd[cmd.index("-r") + 1] == "qpu,qpu-staged"
+    assert "-r" not in sacct_command(Period(), ())  # --partition all
+
+
 # -- records --------------------------------------------------------------------------------------
 
 
