@@ -21,6 +21,7 @@ decoding, and the operation count with every ``CircuitOperation``'s repetitions 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -211,15 +212,17 @@ class _Decoder:
 
     @staticmethod
     def _fields(node: dict, where: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
-        extra = set(node) - {"cirq_type", *required, *optional}
+        allowed = _field_names(required, optional)
+        if allowed.issuperset(node) and all(name in node for name in required):
+            return
+        extra = set(node) - allowed
         missing = [name for name in required if name not in node]
-        if extra or missing:
-            said = []
-            if missing:
-                said.append(f"lacks {', '.join(missing)}")
-            if extra:
-                said.append(f"has unknown field(s) {', '.join(sorted(str(k)[:32] for k in extra)[:5])}")
-            raise CircuitError(f"{where} ({node['cirq_type']}) {' and '.join(said)}")
+        said = []
+        if missing:
+            said.append(f"lacks {', '.join(missing)}")
+        if extra:
+            said.append(f"has unknown field(s) {', '.join(sorted(str(k)[:32] for k in extra)[:5])}")
+        raise CircuitError(f"{where} ({node['cirq_type']}) {' and '.join(said)}")
 
     def _list(self, node: Node, where: str, most: int | None = None) -> list:
         self.nodes += 1
@@ -603,17 +606,24 @@ class _Decoder:
         return value
 
 
+@functools.lru_cache(maxsize=None)
+def _field_names(required: tuple[str, ...], optional: tuple[str, ...]) -> frozenset[str]:
+    return frozenset({"cirq_type", *required, *optional})
+
+
 def _plain_key(node: Node) -> tuple | None:
     """A hashable key of a Cirq object whose fields are all scalars (a qubit, a gate without
     expressions), or ``None``: equal keys decode to equal objects."""
     if not isinstance(node, dict):
         return None
-    key = []
-    for name, value in node.items():
-        if value is not None and not isinstance(value, (str, int, float)):
-            return None
-        key.append((name, type(value).__name__, value))  # 1 and 1.0 and True stay apart
-    return tuple(key)
+    values = tuple(node.values())
+    types = tuple(map(type, values))  # 1, 1.0 and True stay apart
+    if not _SCALARS.issuperset(types):
+        return None
+    return tuple(node), values, types
+
+
+_SCALARS = frozenset({str, int, float, type(None)})
 
 
 def _kind(value: Any) -> str:
