@@ -1,0 +1,41 @@
+"""What the primitives and the backend share: one ``run()`` = one device lease, and sweep points from bindings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from hcqw.device.work import Samples, WorkItem
+
+Seed = int | np.random.Generator | None
+
+
+def lease_seed(seed: Seed) -> int | None:
+    """The device seed of one run: the int itself (every run then samples alike, as Qiskit's seeded
+    primitives do), a fresh draw from a Generator, or None (unseeded)."""
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(2**31))
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int, a numpy Generator or None, got {type(seed).__name__}")
+    return int(seed)
+
+
+def run_items(items: Sequence[WorkItem], seed: Seed) -> list[list[Samples]]:
+    """Run ``items`` in one quantum block: one lease of this process's device (``hcqw.qpu.open_qpu``),
+    closed when they are done, so inside a quantum node the qpu component is freed at once."""
+    if not items:
+        return []
+    from hcqw.qpu import open_qpu
+
+    with open_qpu(seed=lease_seed(seed)) as qpu:
+        return qpu.run_batch(list(items))
+
+
+def sweep_points(names: Sequence[str], values: np.ndarray) -> tuple[dict[str, float], ...]:
+    """``values`` (``(*shape, len(names))``) as one ``{name: value}`` per index of ``shape``, in C order."""
+    values = np.asarray(values, dtype=float)
+    count = int(np.prod(values.shape[:-1], dtype=int))
+    return tuple(dict(zip(names, map(float, row))) for row in values.reshape(count, len(names)))
