@@ -169,7 +169,11 @@ def to_cirq(circuit: QuantumCircuit) -> ConvertedCircuit:
             operations.append(cirq.ResetChannel().on(*targets))
         else:
             cls, build = GATES.get(name, (None, None))
-            if operation.base_class is not cls:  # transpile left it: a gate with no definition in the basis
+            if operation.base_class is not cls:
+                if cls is not None:  # the transpiler keeps whatever bears a basis gate's name
+                    raise UnsupportedCircuit(
+                        f"circuit {circuit.name!r}: gate {name!r} is a {type(operation).__name__}, not Qiskit's standard "
+                        f"{cls.__name__} of that name; give the custom gate another name")
                 raise UnsupportedCircuit(f"circuit {circuit.name!r}: gate {name!r} cannot be expressed in hcqw's basis {BASIS}")
             # Qiskit numbers qubits little-endian and Cirq big-endian: both name them by index, so multi-qubit
             # gates map argument for argument (control first) without reordering.
@@ -203,9 +207,7 @@ class _Symbols:
         if isinstance(value, ParameterExpression):
             if not value.parameters:
                 return float(value.numeric().real)
-            # Qiskit rebuilds the expression structurally (Symbol(name), never parsing a string); what it built
-            # is then held to the arithmetic the wire accepts.
-            expression = value.sympify()
+            expression = self._rebuild(value, gate)
             _check_expression(expression, gate, value)
             return expression
         try:
@@ -213,6 +215,42 @@ class _Symbols:
         except (TypeError, ValueError):
             raise UnsupportedCircuit(f"gate {gate!r} has a parameter of type {type(value).__name__} ({value!r}); "
                                      "expected a number or a qiskit Parameter(Expression)") from None
+
+
+    def _rebuild(self, expression: ParameterExpression, gate: str) -> sympy.Expr:
+        """The expression from Qiskit's own record of how it was built (``_qpy_replay``, what QPY and
+        ``ParameterExpression.sympify`` read), arithmetic only: a function is refused by name."""
+        stack: list = []
+        for step in expression._qpy_replay:
+            for operand in (step.lhs, step.rhs):
+                if operand is not None:
+                    stack.append(self._operand(operand, gate))
+            op = str(step.op).rsplit(".", 1)[-1]  # "OpCode.ADD"
+            if op not in _ARITHMETIC:
+                raise UnsupportedCircuit(
+                    f"gate {gate!r}: parameter expression {expression} applies {op.lower()}; hcqw sends only +, -, *, / "
+                    "and ** of parameters (no functions): compute the angle classically and bind it as a parameter")
+            rhs, lhs = stack.pop(), stack.pop()
+            stack.append(_ARITHMETIC[op](lhs, rhs))
+        if len(stack) != 1:
+            raise UnsupportedCircuit(f"gate {gate!r}: cannot read parameter expression {expression}")
+        return sympy.sympify(stack[0]) if not isinstance(stack[0], sympy.Basic) else stack[0]
+
+    def _operand(self, operand, gate: str):
+        if isinstance(operand, ParameterExpression):  # a Parameter is one too
+            return self.angle(operand, gate)
+        if isinstance(operand, complex):
+            if operand.imag:
+                raise UnsupportedCircuit(f"gate {gate!r}: parameter expression has a complex constant {operand}")
+            return sympy.Float(operand.real)
+        return sympy.Integer(operand) if isinstance(operand, int) else sympy.Float(float(operand))
+
+
+# Qiskit's replay operations (lhs, rhs): the reversed ones come with their operands swapped already.
+_ARITHMETIC: dict[str, Callable] = {
+    "ADD": lambda a, b: a + b, "SUB": lambda a, b: a - b, "MUL": lambda a, b: a * b, "DIV": lambda a, b: a / b,
+    "POW": lambda a, b: a**b, "RSUB": lambda a, b: b - a, "RDIV": lambda a, b: b / a, "RPOW": lambda a, b: b**a,
+}
 
 
 def _check_expression(expression: sympy.Basic, gate: str, original) -> None:
