@@ -24,6 +24,7 @@ from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.primitive_job import PrimitiveJob
 from qiskit.quantum_info import PauliList
 
+from hcqw.device.provider import DeviceLease
 from hcqw.device.work import WorkItem
 from hcqw.qiskit.convert import UnsupportedCircuit, to_cirq
 from hcqw.qiskit.lease import Seed, run_items, sweep_points
@@ -46,11 +47,15 @@ class _Plan:
 
 
 class Estimator(BaseEstimatorV2):
-    """EstimatorV2 on hcqw: ``Estimator(default_precision=0.015625, seed=None).run(pubs, precision=None)``."""
+    """EstimatorV2 on hcqw: ``Estimator(default_precision=0.015625, seed=None).run(pubs, precision=None)``.
 
-    def __init__(self, *, default_precision: float = DEFAULT_PRECISION, seed: Seed = None):
+    ``seed`` and ``lease`` as for ``hcqw.qiskit.Sampler``."""
+
+    def __init__(self, *, default_precision: float = DEFAULT_PRECISION, seed: Seed = None,
+                 lease: DeviceLease | None = None):
         self._default_precision = default_precision
         self._seed = seed
+        self._lease = lease
 
     @property
     def default_precision(self) -> float:
@@ -69,7 +74,7 @@ class Estimator(BaseEstimatorV2):
         return job
 
     def _run(self, plans: list[_Plan]) -> PrimitiveResult[PubResult]:
-        outcomes = run_items([plan.item for plan in plans], self._seed)
+        outcomes = run_items([plan.item for plan in plans], self._seed, self._lease)
         return PrimitiveResult([_result(plan, samples) for plan, samples in zip(plans, outcomes)],
                                metadata={"version": 2})
 

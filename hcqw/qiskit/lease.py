@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from hcqw.device.provider import DeviceLease
 from hcqw.device.work import Samples, WorkItem
 
 Seed = int | np.random.Generator | None
@@ -23,11 +24,16 @@ def lease_seed(seed: Seed) -> int | None:
     return int(seed)
 
 
-def run_items(items: Sequence[WorkItem], seed: Seed) -> list[list[Samples]]:
+def run_items(items: Sequence[WorkItem], seed: Seed, lease: DeviceLease | None = None) -> list[list[Samples]]:
     """Run ``items`` in one quantum block: one lease of this process's device (``hcqw.qpu.open_qpu``),
-    closed when they are done, so inside a quantum node the qpu component is freed at once."""
+    closed when they are done, so inside a quantum node the qpu component is freed at once.
+
+    With ``lease`` (a quantum step's open lease, e.g. a ``HybridLoop``'s ``qpu``) they run on it as one
+    batch, and it stays open: the caller's block, seeded by whoever opened it."""
     if not items:
         return []
+    if lease is not None:
+        return lease.run_batch(list(items))
     from hcqw.qpu import open_qpu
 
     with open_qpu(seed=lease_seed(seed)) as qpu:

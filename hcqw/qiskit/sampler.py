@@ -22,6 +22,7 @@ from qiskit.primitives.containers.bindings_array import BindingsArray
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qiskit.primitives.primitive_job import PrimitiveJob
 
+from hcqw.device.provider import DeviceLease
 from hcqw.device.work import WorkItem
 from hcqw.qiskit.convert import ConvertedCircuit, to_cirq
 from hcqw.qiskit.lease import Seed, run_items, sweep_points
@@ -42,11 +43,14 @@ class Sampler(BaseSamplerV2):
     """SamplerV2 on hcqw: ``Sampler(default_shots=1024, seed=None).run(pubs, shots=None)``.
 
     ``seed``: an int makes every run sample the same outcomes on every kind of device (local,
-    service, a quantum node's gateway); a numpy Generator seeds each run with a fresh draw."""
+    service, a quantum node's gateway); a numpy Generator seeds each run with a fresh draw.
+    ``lease``: run on this open device lease (a ``HybridLoop`` quantum step's ``qpu``) instead of
+    opening one per run; it stays open, and its own seed applies."""
 
-    def __init__(self, *, default_shots: int = 1024, seed: Seed = None):
+    def __init__(self, *, default_shots: int = 1024, seed: Seed = None, lease: DeviceLease | None = None):
         self._default_shots = default_shots
         self._seed = seed
+        self._lease = lease
 
     @property
     def default_shots(self) -> int:
@@ -69,7 +73,7 @@ class Sampler(BaseSamplerV2):
 
     def _run(self, prepared: list[_Prepared]) -> PrimitiveResult[SamplerPubResult]:
         to_run = [p for p in prepared if p.item is not None]
-        outcomes = iter(run_items([p.item for p in to_run], self._seed))
+        outcomes = iter(run_items([p.item for p in to_run], self._seed, self._lease))
         results = [_pub_result(p, next(outcomes) if p.item is not None else None) for p in prepared]
         return PrimitiveResult(results, metadata={"version": 2})
 
