@@ -80,10 +80,10 @@ class Sampler(BaseSamplerV2):
 
 def _check_pubs(pubs) -> list:
     # Qiskit's own message for a lone circuit or PUB passed without a list (its tests match it).
-    if not isinstance(pubs, Iterable) or isinstance(pubs, str) and not _is_qasm(pubs):
+    if isinstance(pubs, str) or not isinstance(pubs, Iterable):
         raise ValueError(f"An invalid Sampler pub-like was given ({type(pubs)}). If you want to run a single pub, "
                          "you need to wrap it with `[]` like `sampler.run([pub])` instead of `sampler.run(pub)`.")
-    return list(pubs) if not isinstance(pubs, str) else [pubs]
+    return list(pubs)
 
 
 def _prepare(pub, shots: int) -> _Prepared:
