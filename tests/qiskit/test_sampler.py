@@ -127,3 +127,8 @@ def test_qasm_text_pub():
     text = 'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[1] q;\nbit[1] c;\nx q[0];\nc[0] = measure q[0];\n'
     data = Sampler(seed=1).run([text], shots=20).result()[0].data
     assert [bits.get_int_counts() for bits in data.values()] == [{1: 20}]
+
+
+def test_a_lone_pub_is_refused_with_qiskits_message():
+    with pytest.raises(ValueError, match="wrap it with"):
+        Sampler().run("OPENQASM 3.0;\nqubit q;\n")
