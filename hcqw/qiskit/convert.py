@@ -144,9 +144,10 @@ def to_cirq(circuit: QuantumCircuit) -> ConvertedCircuit:
             raise UnsupportedCircuit(
                 f"circuit {circuit.name!r} has control flow ({instruction.operation.name}); hcqw runs circuits without "
                 "classical control: unroll loops and drop conditionals before running")
+    parameters = tuple(p.name for p in circuit.parameters)  # the caller's circuit's order, which its bindings follow
     if not all(_in_basis(instruction.operation) for instruction in circuit.data):
-        try:
-            circuit = transpile(circuit, basis_gates=[*GATES, "measure", "reset", "delay"], optimization_level=0)  # barriers stay anyway
+        try:  # barriers are no basis gate to the transpiler, but it keeps them
+            circuit = transpile(circuit, basis_gates=[*GATES, "measure", "reset", "delay"], optimization_level=0)
         except QiskitError as err:
             raise UnsupportedCircuit(f"circuit {circuit.name!r} cannot be translated to hcqw's basis {BASIS}: {err}") from None
     symbols = _Symbols()
@@ -181,12 +182,12 @@ def to_cirq(circuit: QuantumCircuit) -> ConvertedCircuit:
     return ConvertedCircuit(
         circuit=cirq.Circuit(operations),
         registers={reg.name: tuple(clbits[circuit.find_bit(bit).index] for bit in reg) for reg in circuit.cregs},
-        parameters=tuple(p.name for p in circuit.parameters),
+        parameters=parameters,
     )
 
 
 def _in_basis(operation) -> bool:
-    """In the basis as the very gate class (a custom gate that calls itself "rx" is translated, not trusted)."""
+    """In the basis as the very gate class, not merely by name (a custom gate called "rx" is not Qiskit's RXGate)."""
     if operation.name in ("measure", "reset", *_DROPPED):
         return True
     return operation.base_class is GATES.get(operation.name, (None,))[0]  # base_class: singletons' own class
