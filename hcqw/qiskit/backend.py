@@ -69,7 +69,8 @@ class Backend(BackendV2):
         unknown = set(options) - set(self.options.__dict__)
         if unknown:
             raise ValueError(f"{self.name} does not take options {sorted(unknown)}; it takes {sorted(self.options.__dict__)}")
-        settings = {**self.options.__dict__, **options}
+        # None means "the backend's setting" (BackendSamplerV2 passes seed_simulator=None unless told a seed)
+        settings = {**self.options.__dict__, **{name: value for name, value in options.items() if value is not None}}
         shots = int(settings["shots"])
         if shots <= 0:
             raise ValueError(f"shots must be positive, got {shots}")

@@ -60,8 +60,10 @@ def test_one_run_of_many_circuits_is_one_lease_and_backend_sampler_v2_works(tmp_
     result = BackendSamplerV2(backend=Backend(seed=2)).run([bell, bell], shots=1000).result()
     for pub in result:
         assert set(pub.data.meas.get_int_counts()) == {0, 3}
-    assert len(list(read_events(metrics, "hold"))) == 1
-    assert [e["items"] for e in read_events(metrics, "exec")] == [2]
+    again = BackendSamplerV2(backend=Backend(seed=2)).run([bell, bell], shots=1000).result()  # the backend's seed
+    assert [p.data.meas.get_bitstrings() for p in again] == [p.data.meas.get_bitstrings() for p in result]
+    assert len(list(read_events(metrics, "hold"))) == 2  # one per run
+    assert [e["items"] for e in read_events(metrics, "exec")] == [2, 2]
 
 
 def test_unbound_parameters_and_unknown_options_are_refused():
