@@ -128,3 +128,17 @@ def test_measurements_map_to_registers_the_last_write_winning_and_aliases_sharin
     result = cirq.Simulator().run(converted.circuit, repetitions=5)
     registers = converted.registers_from_samples(result.records and {k: v[:, -1, :] for k, v in result.records.items()}, 5)
     assert registers["a"].tolist() == [[1, 0]] * 5 and registers["b"].tolist() == [[0]] * 5
+
+
+def test_a_cirq_circuit_from_text_reads_each_measurement_key_as_a_register():
+    """What a QASM-text pub becomes (hcqw.qasm parses it to Cirq): key -> register, column j -> bit j."""
+    from hcqw.qiskit.convert import ConvertedCircuit
+
+    q = cirq.LineQubit.range(3)
+    circuit = cirq.Circuit(cirq.X(q[0]), cirq.ry(sympy.Symbol("θ")).on(q[2]),
+                           cirq.measure(q[0], q[1], key="c"), cirq.measure(q[2], key="d"))
+    converted = ConvertedCircuit.from_cirq(circuit)
+    assert converted.registers == {"c": (("c", 0), ("c", 1)), "d": (("d", 0),)} and converted.parameters == ("θ",)
+    result = cirq.Simulator().run(circuit, {"θ": np.pi}, repetitions=3)
+    registers = converted.registers_from_samples(result.measurements, 3)
+    assert registers["c"].tolist() == [[1, 0]] * 3 and registers["d"].tolist() == [[1]] * 3
