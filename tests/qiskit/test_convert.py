@@ -126,7 +126,7 @@ def test_measurements_map_to_registers_the_last_write_winning_and_aliases_sharin
     assert not any(isinstance(op.gate, cirq.IdentityGate) for op in converted.circuit.all_operations())
     assert [bit is None for bit in converted.registers["a"]] == [False, True]
     result = cirq.Simulator().run(converted.circuit, repetitions=5)
-    registers = converted.registers_from_samples(result.records and {k: v[:, -1, :] for k, v in result.records.items()}, 5)
+    registers = converted.registers_from_samples(result.measurements, 5)
     assert registers["a"].tolist() == [[1, 0]] * 5 and registers["b"].tolist() == [[0]] * 5
 
 
