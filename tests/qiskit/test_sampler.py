@@ -133,17 +133,3 @@ def test_a_lone_pub_is_refused_with_qiskits_message():
     with pytest.raises(ValueError, match="wrap it with"):
         Sampler().run("OPENQASM 3.0;\nqubit q;\n")
 
-
-def test_more_bindings_than_a_work_item_carries_go_as_several_items_of_one_batch(tmp_path, monkeypatch):
-    from hcqw.qiskit.lease import MAX_SWEEP_POINTS
-
-    monkeypatch.setenv("HCQW_METRICS", str(tmp_path / "qpu.jsonl"))
-    theta = Parameter("t")
-    qc = QuantumCircuit(1, 1)
-    qc.ry(theta, 0)
-    qc.measure(0, 0)
-    values = np.where(np.arange(MAX_SWEEP_POINTS + 3) % 2, np.pi, 0.0)  # 0, pi, 0, ...: outcome = index parity
-    meas = Sampler(seed=1).run([(qc, values[:, None])], shots=2).result()[0].data.c
-    assert meas.shape == (MAX_SWEEP_POINTS + 3,)
-    assert [meas.get_int_counts(i) for i in range(meas.shape[0])] == [{i % 2: 2} for i in range(meas.shape[0])]
-    assert [e["items"] for e in read_events(tmp_path / "qpu.jsonl", "exec")] == [2]
