@@ -231,3 +231,32 @@ def test_readme_architecture_table_has_every_core_package_and_module():
     parts = [f"hcqw/{p.name}/" for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()]
     parts += [f"hcqw/{p.name}" for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__")]
     assert sorted(set(parts) - set(rows)) == [], "README's architecture table lacks these parts of hcqw"
+
+
+
+# framework -> the one core part that may import it (the core and the engine adapters stay framework-free)
+FRAMEWORKS = {"qiskit": "hcqw.qiskit"}
+
+
+def framework_imports() -> list[tuple[str, str, bool]]:
+    """``(where, framework, allowed)`` for every import of a framework in hcqw and the adapters; allowed only
+    inside the framework's own part of hcqw."""
+    found = []
+    for top in (PACKAGE, *(ROOT / adapter for adapter in ADAPTERS)):
+        for path in sorted(top.rglob("*.py")):
+            module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            package = module.removesuffix(".__init__") if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+            for name, line in _imported(ast.parse(path.read_text(), str(path)), package):
+                framework = name.split(".")[0]
+                owner = FRAMEWORKS.get(framework)
+                if owner:
+                    allowed = module == owner or module.startswith(owner + ".")
+                    found.append((f"{path.relative_to(ROOT)}:{line}", framework, allowed))
+    return found
+
+
+def test_only_a_frameworks_own_part_imports_it():
+    found = framework_imports()
+    assert any(where.startswith("hcqw/qiskit/convert.py:") for where, _, _ in found), "the scan sees no qiskit import"
+    wrong = [f"{where}: {framework}" for where, framework, allowed in found if not allowed]
+    assert not wrong, "the core or an adapter imports a framework:\n" + "\n".join(wrong)
