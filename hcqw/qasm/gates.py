@@ -1,0 +1,152 @@
+"""The standard gates of qelib1.inc and stdgates.inc as exact Cirq gates, and the gate modifiers.
+
+A gate application expands to ``(operations, phase)``: Cirq operations whose product is the gate's
+matrix as the OpenQASM specification (and Qiskit) defines it, times ``exp(i*phase)``. Keeping the
+phase exact is what makes ``ctrl @`` right for every gate: under a control the phase becomes a phase
+gate on the control. At the top level it is a global phase and is dropped.
+
+Only the gate types the wire decoder accepts are emitted (Rx/Ry/Rz, X/Y/Z/H/CZ/CX/Swap/XX/ZZ powers,
+CCX, CSWAP, IdentityGate and ControlledGate of those). Angles become exponents through ``turns``,
+a float factor 1/π, so no ``sympy.pi`` power reaches the wire.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import cirq
+import sympy
+
+from hcqw.qasm.expr import Value
+
+Expansion = tuple[list[cirq.Operation], Value]
+# name -> (number of parameters, number of qubits, expansion of (parameters, qubits))
+Native = tuple[int, int, Callable[[Sequence[Value], Sequence[cirq.Qid]], Expansion]]
+
+_INVERSE_PI = 1 / math.pi
+
+
+def turns(angle: Value) -> Value:
+    """An angle in radians as a Cirq exponent (half-turns)."""
+    return angle * _INVERSE_PI if isinstance(angle, sympy.Basic) else angle / math.pi
+
+
+def is_zero(value: Value) -> bool:
+    return not isinstance(value, sympy.Basic) and value == 0
+
+
+def _fixed(gate: cirq.Gate) -> Callable:
+    return lambda params, qubits: ([gate.on(*qubits)], 0.0)
+
+
+def _rotation(make: Callable[[Value], cirq.Gate]) -> Callable:
+    return lambda params, qubits: ([make(params[0]).on(*qubits)], 0.0)
+
+
+def _u(params: Sequence[Value], qubits: Sequence[cirq.Qid]) -> Expansion:
+    """U(θ, φ, λ) = exp(i(φ+λ)/2) Rz(φ) Ry(θ) Rz(λ)."""
+    theta, phi, lam = params
+    ops = [cirq.rz(lam).on(*qubits), cirq.ry(theta).on(*qubits), cirq.rz(phi).on(*qubits)]
+    return [op for op, angle in zip(ops, (lam, theta, phi)) if not is_zero(angle)], (phi + lam) / 2
+
+
+def _u2(params: Sequence[Value], qubits: Sequence[cirq.Qid]) -> Expansion:
+    return _u((math.pi / 2, params[0], params[1]), qubits)
+
+
+def _identity(params: Sequence[Value], qubits: Sequence[cirq.Qid]) -> Expansion:
+    return [cirq.I.on(*qubits)], 0.0
+
+
+def _phase_gate(params: Sequence[Value], qubits: Sequence[cirq.Qid]) -> Expansion:
+    return [cirq.ZPowGate(exponent=turns(params[0])).on(*qubits)], 0.0
+
+
+def _cu3(params: Sequence[Value], qubits: Sequence[cirq.Qid]) -> Expansion:
+    ops, phase = _u(params, qubits[1:])
+    return control(ops, phase, qubits[:1], (1,)), 0.0
+
+
+def _cu(params: Sequence[Value], qubits: Sequence[cirq.Qid]) -> Expansion:
+    """cu(θ, φ, λ, γ): p(γ) on the control, then controlled U(θ, φ, λ) (Qiskit's CUGate)."""
+    ops, phase = _u(params[:3], qubits[1:])
+    return control(ops, phase + params[3], qubits[:1], (1,)), 0.0
+
+
+def _controlled(gate_of: Callable[[Sequence[Value]], cirq.Gate], controls: int) -> Callable:
+    return lambda params, qubits: ([gate_of(params).controlled(controls).on(*qubits)], 0.0)
+
+
+def _two_qubit_rotation(gate_type: type) -> Callable:
+    """rxx/rzz(θ) = exp(-iθ P⊗P/2)."""
+    return lambda params, qubits: ([gate_type(exponent=turns(params[0]), global_shift=-0.5).on(*qubits)], 0.0)
+
+
+NATIVE: dict[str, Native] = {
+    "U": (3, 1, _u), "u3": (3, 1, _u), "u": (3, 1, _u), "u2": (2, 1, _u2),
+    "u1": (1, 1, _phase_gate), "p": (1, 1, _phase_gate), "phase": (1, 1, _phase_gate),
+    "id": (0, 1, _identity), "u0": (1, 1, _identity),
+    "x": (0, 1, _fixed(cirq.X)), "y": (0, 1, _fixed(cirq.Y)), "z": (0, 1, _fixed(cirq.Z)), "h": (0, 1, _fixed(cirq.H)),
+    "s": (0, 1, _fixed(cirq.Z**0.5)), "sdg": (0, 1, _fixed(cirq.Z**-0.5)),
+    "t": (0, 1, _fixed(cirq.Z**0.25)), "tdg": (0, 1, _fixed(cirq.Z**-0.25)),
+    "sx": (0, 1, _fixed(cirq.X**0.5)), "sxdg": (0, 1, _fixed(cirq.X**-0.5)),
+    "rx": (1, 1, _rotation(cirq.rx)), "ry": (1, 1, _rotation(cirq.ry)), "rz": (1, 1, _rotation(cirq.rz)),
+    "cx": (0, 2, _fixed(cirq.CNOT)), "CX": (0, 2, _fixed(cirq.CNOT)), "cy": (0, 2, _fixed(cirq.Y.controlled(1))),
+    "cz": (0, 2, _fixed(cirq.CZ)), "ch": (0, 2, _fixed(cirq.H.controlled(1))), "csx": (0, 2, _fixed(cirq.CNOT**0.5)),
+    "swap": (0, 2, _fixed(cirq.SWAP)), "ccx": (0, 3, _fixed(cirq.CCX)), "cswap": (0, 3, _fixed(cirq.CSWAP)),
+    "crx": (1, 2, _controlled(lambda p: cirq.rx(p[0]), 1)), "cry": (1, 2, _controlled(lambda p: cirq.ry(p[0]), 1)),
+    "crz": (1, 2, _controlled(lambda p: cirq.rz(p[0]), 1)),
+    "cp": (1, 2, _rotation(lambda a: cirq.CZPowGate(exponent=turns(a)))),
+    "cu1": (1, 2, _rotation(lambda a: cirq.CZPowGate(exponent=turns(a)))),
+    "cphase": (1, 2, _rotation(lambda a: cirq.CZPowGate(exponent=turns(a)))),
+    "cu3": (3, 2, _cu3), "cu": (4, 2, _cu),
+    "rxx": (1, 2, _two_qubit_rotation(cirq.XXPowGate)), "rzz": (1, 2, _two_qubit_rotation(cirq.ZZPowGate)),
+    "c3x": (0, 4, _fixed(cirq.X.controlled(3))), "c3sqrtx": (0, 4, _fixed((cirq.X**0.5).controlled(3))),
+    "c4x": (0, 5, _fixed(cirq.X.controlled(4))),
+}
+
+# Qiskit's qelib1.inc, whose relative-phase Toffolis are defined by their bodies
+QELIB1 = frozenset({
+    "u3", "u2", "u1", "cx", "id", "u0", "u", "p", "x", "y", "z", "h", "s", "sdg", "t", "tdg", "rx", "ry", "rz",
+    "sx", "sxdg", "cz", "cy", "swap", "ch", "ccx", "cswap", "crx", "cry", "crz", "cu1", "cp", "cu3", "csx", "cu",
+    "rxx", "rzz", "c3x", "c3sqrtx", "c4x",
+})
+QELIB1_DEFINED = """
+gate rccx a,b,c { u2(0,pi) c; u1(pi/4) c; cx b, c; u1(-pi/4) c; cx a, c; u1(pi/4) c; cx b, c; u1(-pi/4) c; u2(0,pi) c; }
+gate rc3x a,b,c,d { u2(0,pi) d; u1(pi/4) d; cx c,d; u1(-pi/4) d; u2(0,pi) d; cx a,d; u1(pi/4) d; cx b,d;
+  u1(-pi/4) d; cx a,d; u1(pi/4) d; cx b,d; u1(-pi/4) d; u2(0,pi) d; u1(pi/4) d; cx c,d; u1(-pi/4) d; u2(0,pi) d; }
+"""
+STDGATES = frozenset({
+    "p", "x", "y", "z", "h", "s", "sdg", "t", "tdg", "sx", "rx", "ry", "rz", "cx", "cy", "cz", "cp", "crx", "cry",
+    "crz", "ch", "swap", "ccx", "cswap", "cu", "CX", "phase", "cphase", "id", "u1", "u2", "u3",
+})
+LIBRARIES = {"qelib1.inc": (QELIB1, QELIB1_DEFINED), "stdgates.inc": (STDGATES, "")}
+
+
+def control(ops: list[cirq.Operation], phase: Value, controls: Sequence[cirq.Qid],
+            values: Sequence[int]) -> list[cirq.Operation]:
+    """The operations, each under the controls; the phase becomes a phase gate on the controls."""
+    values = list(values)
+    out = [op.gate.controlled(len(controls), values).on(*controls, *op.qubits)
+           for op in ops if not isinstance(op.gate, cirq.IdentityGate)]
+    if not is_zero(phase):
+        *rest, last = controls
+        gate = cirq.ZPowGate(exponent=turns(phase))
+        on_last = (gate.controlled(len(rest), values[:-1]) if rest else gate).on(*rest, last)
+        out += [cirq.X(last), on_last, cirq.X(last)] if values[-1] == 0 else [on_last]
+    return out
+
+
+def inverse(ops: list[cirq.Operation], phase: Value) -> Expansion:
+    return [(op.gate**-1).on(*op.qubits) for op in reversed(ops)], -phase
+
+
+def fractional_power(ops: list[cirq.Operation], phase: Value, exponent: float) -> Expansion | None:
+    """``pow(k) @`` for a non-integer k, where the gate is one Cirq gate (its principal power); else None."""
+    if len(ops) > 1:
+        return None
+    if not ops:
+        return [], phase * exponent
+    powered = cirq.pow(ops[0].gate, exponent, None)
+    return None if powered is None else ([powered.on(*ops[0].qubits)], phase * exponent)
