@@ -25,6 +25,8 @@ Expansion = tuple[list[cirq.Operation], Value]
 Native = tuple[int, int, Callable[[Sequence[Value], Sequence[cirq.Qid]], Expansion]]
 
 _INVERSE_PI = 1 / math.pi
+# cirq.X/Y/Z are Pauli subclasses that encode as "_PauliX" pauli-string operations: the plain powers are on the wire's list
+X, Y, Z = cirq.XPowGate(), cirq.YPowGate(), cirq.ZPowGate()
 
 
 def turns(angle: Value) -> Value:
@@ -75,7 +77,7 @@ def _cu(params: Sequence[Value], qubits: Sequence[cirq.Qid]) -> Expansion:
 
 
 def _controlled(gate_of: Callable[[Sequence[Value]], cirq.Gate], controls: int) -> Callable:
-    return lambda params, qubits: ([gate_of(params).controlled(controls).on(*qubits)], 0.0)
+    return lambda params, qubits: ([controlled_gate(gate_of(params), controls, [1] * controls).on(*qubits)], 0.0)
 
 
 def _two_qubit_rotation(gate_type: type) -> Callable:
@@ -87,13 +89,13 @@ NATIVE: dict[str, Native] = {
     "U": (3, 1, _u), "u3": (3, 1, _u), "u": (3, 1, _u), "u2": (2, 1, _u2),
     "u1": (1, 1, _phase_gate), "p": (1, 1, _phase_gate), "phase": (1, 1, _phase_gate),
     "id": (0, 1, _identity), "u0": (1, 1, _identity),
-    "x": (0, 1, _fixed(cirq.X)), "y": (0, 1, _fixed(cirq.Y)), "z": (0, 1, _fixed(cirq.Z)), "h": (0, 1, _fixed(cirq.H)),
-    "s": (0, 1, _fixed(cirq.Z**0.5)), "sdg": (0, 1, _fixed(cirq.Z**-0.5)),
-    "t": (0, 1, _fixed(cirq.Z**0.25)), "tdg": (0, 1, _fixed(cirq.Z**-0.25)),
-    "sx": (0, 1, _fixed(cirq.X**0.5)), "sxdg": (0, 1, _fixed(cirq.X**-0.5)),
+    "x": (0, 1, _fixed(X)), "y": (0, 1, _fixed(Y)), "z": (0, 1, _fixed(Z)), "h": (0, 1, _fixed(cirq.H)),
+    "s": (0, 1, _fixed(Z**0.5)), "sdg": (0, 1, _fixed(Z**-0.5)),
+    "t": (0, 1, _fixed(Z**0.25)), "tdg": (0, 1, _fixed(Z**-0.25)),
+    "sx": (0, 1, _fixed(X**0.5)), "sxdg": (0, 1, _fixed(X**-0.5)),
     "rx": (1, 1, _rotation(cirq.rx)), "ry": (1, 1, _rotation(cirq.ry)), "rz": (1, 1, _rotation(cirq.rz)),
-    "cx": (0, 2, _fixed(cirq.CNOT)), "CX": (0, 2, _fixed(cirq.CNOT)), "cy": (0, 2, _fixed(cirq.Y.controlled(1))),
-    "cz": (0, 2, _fixed(cirq.CZ)), "ch": (0, 2, _fixed(cirq.H.controlled(1))), "csx": (0, 2, _fixed(cirq.CNOT**0.5)),
+    "cx": (0, 2, _fixed(cirq.CNOT)), "CX": (0, 2, _fixed(cirq.CNOT)), "cy": (0, 2, _fixed(cirq.ControlledGate(Y))),
+    "cz": (0, 2, _fixed(cirq.CZ)), "ch": (0, 2, _fixed(cirq.ControlledGate(cirq.H))), "csx": (0, 2, _fixed(cirq.CNOT**0.5)),
     "swap": (0, 2, _fixed(cirq.SWAP)), "ccx": (0, 3, _fixed(cirq.CCX)), "cswap": (0, 3, _fixed(cirq.CSWAP)),
     "crx": (1, 2, _controlled(lambda p: cirq.rx(p[0]), 1)), "cry": (1, 2, _controlled(lambda p: cirq.ry(p[0]), 1)),
     "crz": (1, 2, _controlled(lambda p: cirq.rz(p[0]), 1)),
@@ -102,8 +104,8 @@ NATIVE: dict[str, Native] = {
     "cphase": (1, 2, _rotation(lambda a: cirq.CZPowGate(exponent=turns(a)))),
     "cu3": (3, 2, _cu3), "cu": (4, 2, _cu),
     "rxx": (1, 2, _two_qubit_rotation(cirq.XXPowGate)), "rzz": (1, 2, _two_qubit_rotation(cirq.ZZPowGate)),
-    "c3x": (0, 4, _fixed(cirq.X.controlled(3))), "c3sqrtx": (0, 4, _fixed((cirq.X**0.5).controlled(3))),
-    "c4x": (0, 5, _fixed(cirq.X.controlled(4))),
+    "c3x": (0, 4, _fixed(cirq.ControlledGate(X, 3))), "c3sqrtx": (0, 4, _fixed(cirq.ControlledGate(X**0.5, 3))),
+    "c4x": (0, 5, _fixed(cirq.ControlledGate(X, 4))),
 }
 
 # Qiskit's qelib1.inc, whose relative-phase Toffolis are defined by their bodies
@@ -124,17 +126,26 @@ STDGATES = frozenset({
 LIBRARIES = {"qelib1.inc": (QELIB1, QELIB1_DEFINED), "stdgates.inc": (STDGATES, "")}
 
 
+# what Cirq's gate.controlled() may make of a gate that is on the wire's list (it also makes CYPowGate, which is not)
+_SPECIALISED = (cirq.CXPowGate, cirq.CZPowGate, cirq.CCXPowGate, cirq.CCZPowGate, cirq.ControlledGate)
+
+
+def controlled_gate(gate: cirq.Gate, count: int, values: list[int]) -> cirq.Gate:
+    made = gate.controlled(count, values)
+    return made if type(made) in _SPECIALISED else cirq.ControlledGate(gate, count, values)
+
+
 def control(ops: list[cirq.Operation], phase: Value, controls: Sequence[cirq.Qid],
             values: Sequence[int]) -> list[cirq.Operation]:
     """The operations, each under the controls; the phase becomes a phase gate on the controls."""
     values = list(values)
-    out = [op.gate.controlled(len(controls), values).on(*controls, *op.qubits)
+    out = [controlled_gate(op.gate, len(controls), values).on(*controls, *op.qubits)
            for op in ops if not isinstance(op.gate, cirq.IdentityGate)]
     if not is_zero(phase):
         *rest, last = controls
         gate = cirq.ZPowGate(exponent=turns(phase))
-        on_last = (gate.controlled(len(rest), values[:-1]) if rest else gate).on(*rest, last)
-        out += [cirq.X(last), on_last, cirq.X(last)] if values[-1] == 0 else [on_last]
+        on_last = (controlled_gate(gate, len(rest), values[:-1]) if rest else gate).on(*rest, last)
+        out += [X.on(last), on_last, X.on(last)] if values[-1] == 0 else [on_last]
     return out
 
 
