@@ -24,6 +24,7 @@ _TOKEN = re.compile(
     r"""
     (?P<skip>^[ \t]*(?:\#?pragma\b|@[^\W\d])[^\n]*   # pragmas and annotations, each to the end of its line
       | [ \t\r\f\v]+ | \n | //[^\n]* | /\*.*?\*/ )
+    | (?P<unclosed>/\*)
     | (?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
     | (?P<str>"[^"\n]*"|'[^'\n]*')
     | (?P<hw>\$\d+)
@@ -46,10 +47,10 @@ def tokenize(text: str) -> list[Token]:
     while pos < size:
         found = match(text, pos)
         if found is None:
-            if text.startswith("/*", pos):
-                raise Problem("a /* comment is never closed with */", pos)
             raise Problem(f"unexpected character {text[pos]!r}", pos)
         kind = found.lastgroup
+        if kind == "unclosed":
+            raise Problem("a /* comment is never closed with */", pos)
         if kind != "skip":
             append((kind, found.group(), pos))
         pos = found.end()

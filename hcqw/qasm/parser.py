@@ -8,6 +8,7 @@ its line.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import cirq
@@ -311,7 +312,7 @@ class Parser:
         operands = []
         while not self.accept(";"):
             if operands:
-                self.expect(",", "an operand")
+                self.expect(",", "an operand (or ';')")
             operands.append(operand())
         return Call(name, params, operands, modifiers, pos)
 
@@ -319,7 +320,7 @@ class Parser:
         found: list[list[cirq.Qid]] = []
         while not self.accept(";"):
             if found:
-                self.expect(",", "an operand")
+                self.expect(",", "an operand (or ';')")
             found.append(self.qubit_operand())
         return found
 
@@ -345,9 +346,9 @@ class Parser:
             return items
         pos = self.peek()[2]
         if self.accept("{"):
-            picked = [self.index(items, name)]
+            picked = [items[self.index(items, name)]]
             while self.accept(","):
-                picked.append(self.index(items, name))
+                picked.append(items[self.index(items, name)])
             self.expect("}", "the index set")
         else:
             bounds: list[int | None] = [None if self.peek()[1] in (":", "]") else self.index(items, name, wrap=False)]
@@ -419,6 +420,8 @@ class Parser:
     def atom(self) -> Node:
         kind, value, pos = self.next()
         if kind == "num":
+            if not math.isfinite(float(value)):
+                raise Problem(f"the number {value} is not finite", pos)
             return ("num", float(value))
         if kind == "id":
             if self.accept("("):

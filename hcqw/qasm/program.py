@@ -229,8 +229,9 @@ class Program:
         return ops, phase
 
     def unknown_gate(self, name: str, pos: int) -> Problem:
-        library = next((lib for lib, (names, defined) in gates.LIBRARIES.items() if name in names or f"gate {name} " in defined),
-                       None)
+        preferred = sorted(gates.LIBRARIES, key=lambda lib: lib != ("qelib1.inc" if self.version == 2 else "stdgates.inc"))
+        library = next((lib for lib in preferred if name in gates.LIBRARIES[lib][0]
+                        or f"gate {name} " in gates.LIBRARIES[lib][1]), None)
         hint = f'add include "{library}"' if library else "define it with a gate definition"
         return Problem(f"unknown gate '{name}': {hint}", pos)
 
