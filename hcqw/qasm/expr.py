@@ -78,8 +78,10 @@ def _binary(op: str, a: Value, b: Value, pos: int) -> Value:
                 raise Problem(f"a parameter to the power {b}: the wire carries integer exponents up to "
                               f"{MAX_POWER}", pos)
             result = a ** (int(b) if symbolic else b)
-    except (OverflowError, ZeroDivisionError) as err:
-        raise Problem(f"{op}: {err}", pos) from None
+    except OverflowError:
+        raise Problem(f"{op}: the value is not a finite number (too large for a float)", pos) from None
+    except ZeroDivisionError:
+        raise Problem("division by zero", pos) from None
     if symbolic:
         return check_symbolic(result, pos)
     if isinstance(result, complex):

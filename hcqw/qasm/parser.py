@@ -222,7 +222,7 @@ class Parser:
             if call.name not in self.program.gates:
                 raise self.program.unknown_gate(call.name, call.pos)
             body.append(call)
-        self.program.define(name, Definition(params, qubits, body), where)
+        self.program.define(name, Definition(params, qubits, body, self.program.cost(body)), where)
 
     def gate_argument(self, qubits: list[str]) -> str:
         name, pos = self.name("a qubit argument")

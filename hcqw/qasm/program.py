@@ -25,7 +25,7 @@ from hcqw.qasm.lexer import Problem
 
 MAX_QUBITS = 1_000
 MAX_BITS = 10_000
-MAX_WORK = 1_000_000  # gate applications, counted at every level of gate-definition expansion
+MAX_WORK = 250_000  # gate applications, counted at every level of gate-definition expansion
 MAX_NESTING = 64  # gate definitions calling gate definitions
 
 
@@ -45,6 +45,7 @@ class Definition:
     params: list[str]
     qubits: list[str]
     body: list[Call]
+    cost: int  # gate applications one call expands to, as far as known before the call (see Program.cost)
 
 
 OPAQUE = "opaque"
@@ -135,6 +136,21 @@ class Program:
         if self.work > MAX_WORK:
             raise Problem(f"the program expands to more than {MAX_WORK:,} gate applications", pos)
 
+    def cost(self, body: list[Call]) -> int:
+        """What a gate body expands to: its calls' costs, times their powers where those are constants."""
+        total = 0
+        for call in body:
+            gate = self.gates.get(call.name)
+            cost = gate.cost if isinstance(gate, Definition) else 1
+            for kind, node, pos in call.modifiers:
+                if kind == "pow":
+                    try:
+                        cost *= max(1, abs(int(evaluate(node, self.constants))))
+                    except (Problem, TypeError, ValueError):
+                        pass  # depends on the gate's parameters: counted when expanded
+            total += cost
+        return min(total, MAX_WORK + 1)
+
     def apply(self, call: Call, params: list[Value], qubits: list[cirq.Qid]) -> None:
         """A top-level gate call on one set of qubits; its global phase is dropped."""
         if len(set(qubits)) != len(qubits):
@@ -215,6 +231,8 @@ class Program:
             return ops, phase
         if depth >= MAX_NESTING:
             raise Problem(f"gate definitions nested more than {MAX_NESTING} deep", pos)
+        if self.work + gate.cost > MAX_WORK:  # refused before the work, not after
+            self.spend(gate.cost, pos)
         env = dict(self.constants)
         env.update(zip(gate.params, params))
         where = dict(zip(gate.qubits, qubits))
