@@ -30,9 +30,23 @@ FUNCTIONS = {
 # the wire decoder's bounds on a parameter expression
 MAX_POWER = 16
 MAX_EXPRESSION_NODES = 200
+# sympy arithmetic costs tens of microseconds a step: a program's share is bounded
+MAX_SYMBOLIC_STEPS = 50_000
 
 
-def evaluate(node: Node, env: dict[str, Any]) -> Value:
+class Tally:
+    """Symbolic steps (sympy arithmetic on parameters) a program has taken."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def step(self, pos: int) -> None:
+        self.steps += 1
+        if self.steps > MAX_SYMBOLIC_STEPS:
+            raise Problem(f"more than {MAX_SYMBOLIC_STEPS:,} steps of arithmetic on parameters", pos)
+
+
+def evaluate(node: Node, env: dict[str, Any], tally: Tally | None = None) -> Value:
     kind = node[0]
     if kind == "num":
         return node[1]
@@ -42,11 +56,17 @@ def evaluate(node: Node, env: dict[str, Any]) -> Value:
             raise Problem(f"'{node[1]}' is not a parameter or constant here", node[2])
         return value
     if kind == "neg":
-        return -evaluate(node[1], env)
+        value = evaluate(node[1], env, tally)
+        if tally is not None and isinstance(value, sympy.Basic):
+            tally.step(0)
+        return -value
     if kind == "bin":
-        return _binary(node[1], evaluate(node[2], env), evaluate(node[3], env), node[4])
+        left, right = evaluate(node[2], env, tally), evaluate(node[3], env, tally)
+        if tally is not None and (isinstance(left, sympy.Basic) or isinstance(right, sympy.Basic)):
+            tally.step(node[4])
+        return _binary(node[1], left, right, node[4])
     if kind == "call":
-        args = [evaluate(arg, env) for arg in node[2]]
+        args = [evaluate(arg, env, tally) for arg in node[2]]
         if any(isinstance(a, sympy.Basic) for a in args):
             raise Problem(f"{node[1]}() of a parameter: the wire carries only + - * / and small powers of "
                           "parameters; bind the parameter to a number first", node[3])
@@ -112,6 +132,8 @@ def check_symbolic(value: sympy.Expr, pos: int) -> Value:
 def integer(node: Node, env: dict[str, Any], pos: int, what: str) -> int:
     """An index, size or power that must be a whole number."""
     value = evaluate(node, env)
+    if isinstance(value, float) and abs(value) >= 2**62:
+        raise Problem(f"{what} {value:g} is out of range", pos)
     if isinstance(value, sympy.Basic) or value != int(value):
         raise Problem(f"{what} must be a whole number, got {value}", pos)
     return int(value)

@@ -279,7 +279,7 @@ class Parser:
 
     def gate_call(self) -> None:
         call = self.call(self.qubit_operand)
-        params = [evaluate(p, self.program.scope) for p in call.params]
+        params = [evaluate(p, self.program.scope, self.program.symbolic) for p in call.params]
         sizes = {len(q) for q in call.operands if len(q) != 1}
         if len(sizes) > 1:
             raise Problem(f"'{call.name}' on registers of different sizes {sorted(sizes)}", call.pos)

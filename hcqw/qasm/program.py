@@ -20,12 +20,12 @@ import cirq
 import sympy
 
 from hcqw.qasm import gates
-from hcqw.qasm.expr import Node, Value, check_symbolic, evaluate, integer
+from hcqw.qasm.expr import Node, Tally, Value, check_symbolic, evaluate, integer
 from hcqw.qasm.lexer import Problem
 
 MAX_QUBITS = 1_000
 MAX_BITS = 10_000
-MAX_WORK = 250_000  # gate applications, counted at every level of gate-definition expansion
+MAX_WORK = 100_000  # gate applications, counted at every level of gate-definition expansion
 MAX_NESTING = 64  # gate definitions calling gate definitions
 
 
@@ -72,6 +72,7 @@ class Program:
     physical: bool = False
     ops: list[Any] = field(default_factory=list)
     work: int = 0
+    symbolic: Tally = field(default_factory=Tally)
     _pending: dict[cirq.Qid, str] = field(default_factory=dict)  # qubit -> register of its last measurement
     _mid_circuit: set[str] = field(default_factory=set)
     _written: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -84,6 +85,10 @@ class Program:
             self.gates["gphase"] = GPHASE
 
     # declarations
+
+    @property
+    def has_inputs(self) -> bool:
+        return len(self.scope) > len(self.constants)
 
     def declare(self, name: str, pos: int) -> None:
         if name in self.quantum or name in self.classical or name in self.scope or name in self.gates:
@@ -180,6 +185,9 @@ class Program:
             raise Problem(f"'{call.name}' with {len(values)} controls needs more qubits", call.pos)
         ops, phase = self.gate(call.name, params, qubits[len(controls):], call.pos, depth)
         for kind, node, pos in reversed(powers):
+            if self.has_inputs:  # the operations may hold parameters, each a sympy step to invert or raise
+                for _ in ops:
+                    self.symbolic.step(pos)
             if kind == "inv":
                 ops, phase = gates.inverse(ops, phase)
             else:
@@ -187,6 +195,7 @@ class Program:
             self.spend(len(ops), pos)
         if controls:
             if isinstance(phase, sympy.Basic):
+                self.symbolic.step(call.pos)
                 check_symbolic(phase, call.pos)
             ops, phase = gates.control(ops, phase, controls, values), 0.0
             self.spend(len(ops), call.pos)
@@ -226,6 +235,8 @@ class Program:
         if gate == GPHASE:
             return [], params[0]
         if not isinstance(gate, Definition):
+            if any(isinstance(p, sympy.Basic) for p in params):
+                self.symbolic.step(pos)  # Cirq's own arithmetic on the parameter
             ops, phase = gate[2](params, qubits)
             self.spend(len(ops), pos)
             return ops, phase
@@ -238,10 +249,12 @@ class Program:
         where = dict(zip(gate.qubits, qubits))
         ops, phase = [], 0.0
         for call in gate.body:
-            sub_ops, sub_phase = self.expand(call, [evaluate(p, env) for p in call.params],
+            sub_ops, sub_phase = self.expand(call, [evaluate(p, env, self.symbolic) for p in call.params],
                                              [where[q] for q in call.operands], env, depth + 1)
             ops += sub_ops
             if not gates.is_zero(sub_phase):
+                if isinstance(sub_phase, sympy.Basic) or isinstance(phase, sympy.Basic):
+                    self.symbolic.step(call.pos)
                 phase = phase + sub_phase
         self.spend(len(ops), pos)
         return ops, phase
