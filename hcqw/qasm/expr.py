@@ -103,7 +103,7 @@ def _binary(op: str, a: Value, b: Value, pos: int) -> Value:
     except ZeroDivisionError:
         raise Problem("division by zero", pos) from None
     if symbolic:
-        return check_symbolic(result, pos)
+        return result
     if isinstance(result, complex):
         raise Problem(f"{a!r} {op} {b!r} is not a real number", pos)
     return _finite(float(result), pos)
@@ -116,7 +116,8 @@ def _finite(value: float, pos: int) -> float:
 
 
 def check_symbolic(value: sympy.Expr, pos: int) -> Value:
-    """A sympy value within the wire's bounds (sympy may fold ``θ*θ*...`` into a large power)."""
+    """A sympy value within the wire's bounds (sympy may fold ``θ*θ*...`` into a large power); checked where a
+    value reaches a gate, since evaluating it is bounded by the program's ``Tally``."""
     if value.is_number:  # parameters that cancelled out
         return _finite(float(value), pos)
     nodes = 0

@@ -3,7 +3,8 @@
 A gate application expands to ``(operations, phase)``: Cirq operations whose product is the gate's
 matrix as the OpenQASM specification (and Qiskit) defines it, times ``exp(i*phase)``. Keeping the
 phase exact is what makes ``ctrl @`` right for every gate: under a control the phase becomes a phase
-gate on the control. At the top level it is a global phase and is dropped.
+gate on the control. At the top level it is a global phase and is dropped, so it is computed only
+where a control needs it (``NATIVE``'s phase functions; sympy arithmetic is the slow part of a parse).
 
 Only the gate types the wire decoder accepts are emitted (Rx/Ry/Rz, X/Y/Z/H/CZ/CX/Swap/XX/ZZ powers,
 CCX, CSWAP, IdentityGate and ControlledGate of those). Angles become exponents through ``turns``,
@@ -21,8 +22,9 @@ import sympy
 from hcqw.qasm.expr import Value
 
 Expansion = tuple[list[cirq.Operation], Value]
-# name -> (number of parameters, number of qubits, expansion of (parameters, qubits))
-Native = tuple[int, int, Callable[[Sequence[Value], Sequence[cirq.Qid]], Expansion]]
+# name -> (number of parameters, number of qubits, operations of (parameters, qubits), phase of parameters or None)
+Native = tuple[int, int, Callable[[Sequence[Value], Sequence[cirq.Qid]], list[cirq.Operation]],
+               Callable[[Sequence[Value]], Value] | None]
 
 _INVERSE_PI = 1 / math.pi
 # cirq.X/Y/Z are Pauli subclasses that encode as "_PauliX" pauli-string operations: the plain powers are on the wire's list
@@ -39,54 +41,60 @@ def is_zero(value: Value) -> bool:
 
 
 def _fixed(gate: cirq.Gate) -> Callable:
-    return lambda params, qubits: ([gate.on(*qubits)], 0.0)
+    return lambda params, qubits: [gate.on(*qubits)]
 
 
 def _rotation(make: Callable[[Value], cirq.Gate]) -> Callable:
-    return lambda params, qubits: ([make(params[0]).on(*qubits)], 0.0)
+    return lambda params, qubits: [make(params[0]).on(*qubits)]
 
 
-def _u(params: Sequence[Value], qubits: Sequence[cirq.Qid]) -> Expansion:
-    """U(θ, φ, λ) = exp(i(φ+λ)/2) Rz(φ) Ry(θ) Rz(λ)."""
+def _u(params: Sequence[Value], qubits: Sequence[cirq.Qid]) -> list[cirq.Operation]:
+    """U(θ, φ, λ) = exp(i(φ+λ)/2) Rz(φ) Ry(θ) Rz(λ); the phase is ``_u_phase``."""
     theta, phi, lam = params
     ops = [cirq.rz(lam).on(*qubits), cirq.ry(theta).on(*qubits), cirq.rz(phi).on(*qubits)]
-    return [op for op, angle in zip(ops, (lam, theta, phi)) if not is_zero(angle)], (phi + lam) / 2
+    return [op for op, angle in zip(ops, (lam, theta, phi)) if not is_zero(angle)]
 
 
-def _u2(params: Sequence[Value], qubits: Sequence[cirq.Qid]) -> Expansion:
+def _u_phase(params: Sequence[Value]) -> Value:
+    return (params[1] + params[2]) / 2
+
+
+def _u2(params: Sequence[Value], qubits: Sequence[cirq.Qid]) -> list[cirq.Operation]:
     return _u((math.pi / 2, params[0], params[1]), qubits)
 
 
-def _identity(params: Sequence[Value], qubits: Sequence[cirq.Qid]) -> Expansion:
-    return [cirq.I.on(*qubits)], 0.0
+def _u2_phase(params: Sequence[Value]) -> Value:
+    return (params[0] + params[1]) / 2
 
 
-def _phase_gate(params: Sequence[Value], qubits: Sequence[cirq.Qid]) -> Expansion:
-    return [cirq.ZPowGate(exponent=turns(params[0])).on(*qubits)], 0.0
+def _identity(params: Sequence[Value], qubits: Sequence[cirq.Qid]) -> list[cirq.Operation]:
+    return [cirq.I.on(*qubits)]
 
 
-def _cu3(params: Sequence[Value], qubits: Sequence[cirq.Qid]) -> Expansion:
-    ops, phase = _u(params, qubits[1:])
-    return control(ops, phase, qubits[:1], (1,)), 0.0
+def _phase_gate(params: Sequence[Value], qubits: Sequence[cirq.Qid]) -> list[cirq.Operation]:
+    return [cirq.ZPowGate(exponent=turns(params[0])).on(*qubits)]
 
 
-def _cu(params: Sequence[Value], qubits: Sequence[cirq.Qid]) -> Expansion:
+def _cu3(params: Sequence[Value], qubits: Sequence[cirq.Qid]) -> list[cirq.Operation]:
+    return control(_u(params, qubits[1:]), _u_phase(params), qubits[:1], (1,))
+
+
+def _cu(params: Sequence[Value], qubits: Sequence[cirq.Qid]) -> list[cirq.Operation]:
     """cu(θ, φ, λ, γ): p(γ) on the control, then controlled U(θ, φ, λ) (Qiskit's CUGate)."""
-    ops, phase = _u(params[:3], qubits[1:])
-    return control(ops, phase + params[3], qubits[:1], (1,)), 0.0
+    return control(_u(params[:3], qubits[1:]), _u_phase(params) + params[3], qubits[:1], (1,))
 
 
 def _controlled(gate_of: Callable[[Sequence[Value]], cirq.Gate], controls: int) -> Callable:
-    return lambda params, qubits: ([controlled_gate(gate_of(params), controls, [1] * controls).on(*qubits)], 0.0)
+    return lambda params, qubits: [controlled_gate(gate_of(params), controls, [1] * controls).on(*qubits)]
 
 
 def _two_qubit_rotation(gate_type: type) -> Callable:
     """rxx/rzz(θ) = exp(-iθ P⊗P/2)."""
-    return lambda params, qubits: ([gate_type(exponent=turns(params[0]), global_shift=-0.5).on(*qubits)], 0.0)
+    return lambda params, qubits: [gate_type(exponent=turns(params[0]), global_shift=-0.5).on(*qubits)]
 
 
-NATIVE: dict[str, Native] = {
-    "U": (3, 1, _u), "u3": (3, 1, _u), "u": (3, 1, _u), "u2": (2, 1, _u2),
+_NATIVE = {
+    "U": (3, 1, _u, _u_phase), "u3": (3, 1, _u, _u_phase), "u": (3, 1, _u, _u_phase), "u2": (2, 1, _u2, _u2_phase),
     "u1": (1, 1, _phase_gate), "p": (1, 1, _phase_gate), "phase": (1, 1, _phase_gate),
     "id": (0, 1, _identity), "u0": (1, 1, _identity),
     "x": (0, 1, _fixed(X)), "y": (0, 1, _fixed(Y)), "z": (0, 1, _fixed(Z)), "h": (0, 1, _fixed(cirq.H)),
@@ -107,6 +115,7 @@ NATIVE: dict[str, Native] = {
     "c3x": (0, 4, _fixed(cirq.ControlledGate(X, 3))), "c3sqrtx": (0, 4, _fixed(cirq.ControlledGate(X**0.5, 3))),
     "c4x": (0, 5, _fixed(cirq.ControlledGate(X, 4))),
 }
+NATIVE: dict[str, Native] = {name: entry if len(entry) == 4 else (*entry, None) for name, entry in _NATIVE.items()}
 
 # Qiskit's qelib1.inc, whose relative-phase Toffolis are defined by their bodies
 QELIB1 = frozenset({

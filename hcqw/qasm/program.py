@@ -160,7 +160,7 @@ class Program:
         """A top-level gate call on one set of qubits; its global phase is dropped."""
         if len(set(qubits)) != len(qubits):
             raise Problem(f"'{call.name}' is given the same qubit twice", call.pos)
-        ops, _ = self.expand(call, params, qubits, self.scope, 0)
+        ops, _ = self.expand(call, params, qubits, self.scope, 0, False)
         pending = self._pending
         if pending:
             for op in ops:
@@ -170,7 +170,8 @@ class Program:
         self.ops += ops
 
     def expand(self, call: Call, params: list[Value], qubits: list[cirq.Qid], env: dict[str, Any],
-               depth: int) -> gates.Expansion:
+               depth: int, phase_needed: bool) -> gates.Expansion:
+        """The call's operations, and its phase where ``phase_needed`` (0 where not: the caller drops it)."""
         controls, values, powers = [], [], []
         for kind, node, pos in call.modifiers:
             if kind in ("ctrl", "negctrl"):
@@ -183,7 +184,8 @@ class Program:
                 powers.append((kind, node, pos))
         if len(controls) != len(values):
             raise Problem(f"'{call.name}' with {len(values)} controls needs more qubits", call.pos)
-        ops, phase = self.gate(call.name, params, qubits[len(controls):], call.pos, depth)
+        ops, phase = self.gate(call.name, params, qubits[len(controls):], call.pos, depth,
+                               phase_needed or bool(controls))
         for kind, node, pos in reversed(powers):
             if self.has_inputs:  # the operations may hold parameters, each a sympy step to invert or raise
                 for _ in ops:
@@ -196,7 +198,7 @@ class Program:
         if controls:
             if isinstance(phase, sympy.Basic):
                 self.symbolic.step(call.pos)
-                check_symbolic(phase, call.pos)
+                phase = check_symbolic(phase, call.pos)
             ops, phase = gates.control(ops, phase, controls, values), 0.0
             self.spend(len(ops), call.pos)
         return ops, phase
@@ -217,7 +219,8 @@ class Program:
                           f"Cirq gate (x, sx, s, t, rx, p, cx, ...), and {name} here is {len(ops)} gates", pos)
         return powered
 
-    def gate(self, name: str, params: list[Value], qubits: list[cirq.Qid], pos: int, depth: int) -> gates.Expansion:
+    def gate(self, name: str, params: list[Value], qubits: list[cirq.Qid], pos: int, depth: int,
+             phase_needed: bool) -> gates.Expansion:
         gate = self.gates.get(name)
         if gate is None:
             raise self.unknown_gate(name, pos)
@@ -233,13 +236,14 @@ class Program:
             raise Problem(f"gate '{name}' takes {n_params} parameters and {n_qubits} qubits, "
                           f"got {len(params)} and {len(qubits)}", pos)
         if gate == GPHASE:
-            return [], params[0]
+            return [], params[0] if phase_needed else 0.0
         if not isinstance(gate, Definition):
-            if any(isinstance(p, sympy.Basic) for p in params):
+            if any(isinstance(param, sympy.Basic) for param in params):
                 self.symbolic.step(pos)  # Cirq's own arithmetic on the parameter
-            ops, phase = gate[2](params, qubits)
+                params = [check_symbolic(p, pos) if isinstance(p, sympy.Basic) else p for p in params]
+            ops = gate[2](params, qubits)
             self.spend(len(ops), pos)
-            return ops, phase
+            return ops, gate[3](params) if phase_needed and gate[3] else 0.0
         if depth >= MAX_NESTING:
             raise Problem(f"gate definitions nested more than {MAX_NESTING} deep", pos)
         if self.work + gate.cost > MAX_WORK:  # refused before the work, not after
@@ -250,7 +254,7 @@ class Program:
         ops, phase = [], 0.0
         for call in gate.body:
             sub_ops, sub_phase = self.expand(call, [evaluate(p, env, self.symbolic) for p in call.params],
-                                             [where[q] for q in call.operands], env, depth + 1)
+                                             [where[q] for q in call.operands], env, depth + 1, phase_needed)
             ops += sub_ops
             if not gates.is_zero(sub_phase):
                 if isinstance(sub_phase, sympy.Basic) or isinstance(phase, sympy.Basic):
