@@ -88,7 +88,7 @@ def _binary(op: str, a: Value, b: Value, pos: int) -> Value:
         elif op == "*":
             result = a * b
         elif op == "/":
-            if not isinstance(b, sympy.Basic) and b == 0:
+            if b == 0:  # also a parameter times 0, which sympy makes an exact 0
                 raise Problem("division by zero", pos)
             result = a / b
         else:  # ** (and OpenQASM 2's ^)
@@ -118,16 +118,21 @@ def _finite(value: float, pos: int) -> float:
 def check_symbolic(value: sympy.Expr, pos: int) -> Value:
     """A sympy value within the wire's bounds (sympy may fold ``θ*θ*...`` into a large power); checked where a
     value reaches a gate, since evaluating it is bounded by the program's ``Tally``."""
-    if value.is_number:  # parameters that cancelled out
-        return _finite(float(value), pos)
     nodes = 0
     for sub in sympy.preorder_traversal(value):
         nodes += 1
         if nodes > MAX_EXPRESSION_NODES:
             raise Problem(f"a parameter expression larger than {MAX_EXPRESSION_NODES} terms", pos)
+        if not isinstance(sub, _WIRE_SYMPY) or (isinstance(sub, sympy.Float) and not sub.is_finite):
+            raise Problem(f"{value} is not a finite real value (a zero divisor or infinite power of a parameter?)", pos)
         if isinstance(sub, sympy.Pow) and not (sub.exp.is_Integer and abs(int(sub.exp)) <= MAX_POWER):
             raise Problem(f"{sub}: the wire carries integer exponents up to {MAX_POWER}", pos)
+    if value.is_number:  # parameters that cancelled out
+        return _finite(float(value), pos)
     return value
+
+
+_WIRE_SYMPY = (sympy.Symbol, sympy.Rational, sympy.Float, sympy.Add, sympy.Mul, sympy.Pow)
 
 
 def integer(node: Node, env: dict[str, Any], pos: int, what: str) -> int:

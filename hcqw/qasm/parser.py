@@ -354,6 +354,8 @@ class Parser:
             bounds: list[int | None] = [None if self.peek()[1] in (":", "]") else self.index(items, name, wrap=False)]
             while self.accept(":"):
                 bounds.append(None if self.peek()[1] in (":", "]") else self.index(items, name, wrap=False))
+            if bounds == [None]:
+                raise Problem(f"'{name}[]' names no index", pos)
             if len(bounds) == 1:
                 picked = [items[self.wrap(bounds[0], items, name, pos)]]
             elif len(bounds) > 3:

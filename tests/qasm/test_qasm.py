@@ -116,3 +116,60 @@ def test_arithmetic_on_parameters_is_bounded(monkeypatch):
     program = QASM3 + "\n".join(levels) + "\nqubit q;\n"
     assert isinstance(parse(program + "g8(0.5) q;\n"), cirq.Circuit)  # numbers: no sympy at all
     assert "more than 500 steps of arithmetic on parameters" in refused(program + "input float w;\ng8(w) q;\n")
+
+
+TEMPLATES = ["<g1> <q>;", "<g2> <q>, <q>;", "ccx <q>, <q>, <q>;", "rx(<e>) <q>;", "u3(<e>, <e>, <e>) <q>;",
+             "cu(<e>, <e>, <e>, <e>) <q>, <q>;", "<mod> @ <g1> <q>, <q>;", "<mod> @ <mod> @ rz(<e>) <q>, <q>, <q>;",
+             "inv @ <g2> <q>, <q>;", "pow(<k>) @ <g1> <q>;", "pow(<k>) @ cp(<e>) <q>, <q>;", "gphase(<e>);",
+             "c[<i>] = measure <q>;", "measure <q> -> c[<i>];", "c = measure q;", "reset <q>;", "barrier <q>;",
+             "g(<e>) <q>, <q>;", "ctrl @ g(<e>) <q>, <q>, <q>;", "inv @ g(<e>) <q>, <q>;"]
+OPERANDS = ["q[0]", "q[1]", "q[2]", "q[3]", "q[-1]", "q", "q[1:2]", "q[{0, 3}]", "a", "a[0]", "e", "q[4]"]
+ATOMS = ["0", "1", "0.5", "-2.5e-1", "pi", "π", "w", "v", "1e300", "0"]
+
+
+def program_of(seed: int) -> str:
+    """A random program from statement templates: mostly valid, some wrong in a way the parser must name."""
+    import random
+
+    rng = random.Random(seed)
+
+    def expression(depth: int = 0) -> str:
+        if depth > 2 or rng.random() < 0.4:
+            return rng.choice(ATOMS)
+        kind = rng.choice(["+", "-", "*", "/", "**", "neg", "call"])
+        if kind == "neg":
+            return f"-{expression(depth + 1)}"
+        if kind == "call":
+            return f"{rng.choice(['sin', 'cos', 'sqrt', 'exp'])}({expression(depth + 1)})"
+        right = str(rng.randint(-3, 3)) if kind == "**" else expression(depth + 1)
+        return f"({expression(depth + 1)} {kind} {right})"
+
+    fill = {"g1": lambda: rng.choice(["h", "x", "sx", "t", "sdg", "id", "y"]),
+            "g2": lambda: rng.choice(["cx", "cz", "swap", "ch", "cy", "crz(0.2)", "cp(w)"]),
+            "q": lambda: rng.choice(OPERANDS), "e": expression, "i": lambda: str(rng.randint(-1, 4)),
+            "k": lambda: rng.choice(["2", "-1", "0.5", "0", "w", "3"]),
+            "mod": lambda: rng.choice(["ctrl", "negctrl", "inv", "pow(2)", "ctrl(2)"])}
+    lines = [QASM3, "input float w;\ninput angle v;\nqubit[4] q;\nqubit[0] e;\nbit[4] c;\nlet a = q[1] ++ q[3];\n",
+             "gate g(x) s, t { rx(x) s; ctrl @ ry(x / 2) s, t; gphase(-x); }\n"]
+    for _ in range(rng.randint(1, 6)):
+        template = rng.choice(TEMPLATES)
+        while "<" in template:
+            start = template.index("<")
+            end = template.index(">", start)
+            template = template[:start] + fill[template[start + 1:end]]() + template[end + 1:]
+        lines.append(template + "\n")
+    return "".join(lines)
+
+
+@settings(max_examples=1500, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32))
+def test_random_programs_end_in_a_circuit_of_wire_types_or_a_qasm_error(seed):
+    from tests.support.wire_types import wire_type_faults
+
+    text = program_of(seed)
+    try:
+        circuit = parse(text)
+    except QasmError as err:
+        assert str(err).startswith("OpenQASM line")
+    else:
+        assert wire_type_faults(circuit) == []
