@@ -33,6 +33,9 @@ REFUSED = {
     **dict.fromkeys(("int", "uint", "float", "angle", "complex", "bool", "array", "creg_t"), "a classical variable"),
 }
 _MODIFIERS = ("ctrl", "negctrl", "inv", "pow")
+# statements with a keyword of their own, each read by the Parser method ``_<keyword>``
+_STATEMENTS = frozenset({"include", "qreg", "creg", "qubit", "bit", "input", "const", "let", "opaque", "gate",
+                         "measure", "reset", "barrier"})
 
 
 class Parser:
@@ -81,7 +84,7 @@ class Parser:
     # the program
 
     def header(self) -> Program:
-        kind, value, pos = self.next()
+        _, value, pos = self.next()
         if value != "OPENQASM":
             raise Problem("the text must start with 'OPENQASM 2.0;' or 'OPENQASM 3.0;'", pos)
         kind, value, pos = self.next()
@@ -441,7 +444,3 @@ class Parser:
             return node
         raise Problem(f"expected a number or a name, found {'the end of the text' if kind == 'end' else repr(value)}",
                       pos)
-
-
-_STATEMENTS = frozenset({"include", "qreg", "creg", "qubit", "bit", "input", "const", "let", "opaque", "gate",
-                         "measure", "reset", "barrier"})
