@@ -26,8 +26,9 @@ _LEADING = re.compile(r"(?:\s+|//[^\n]*|/\*.*?\*/)*", re.S)
 
 
 def is_openqasm(text: str) -> bool:
-    """Whether ``text`` starts, after whitespace and comments, with the ``OPENQASM`` header."""
-    return text.startswith("OPENQASM", _LEADING.match(text).end())
+    """Whether ``text`` starts, after whitespace and comments, with the ``OPENQASM`` header (looked for in
+    the first ``MAX_TEXT`` characters, the most ``parse`` reads)."""
+    return text.startswith("OPENQASM", _LEADING.match(text, 0, MAX_TEXT).end())
 
 
 def parse(text: str) -> Any:

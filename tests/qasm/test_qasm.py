@@ -24,6 +24,10 @@ def test_is_openqasm_looks_past_whitespace_and_comments_only(text, expected):
     assert is_openqasm(text) is expected
 
 
+def test_is_openqasm_looks_only_as_far_as_parse_reads():
+    assert not is_openqasm("/* */" * (MAX_TEXT // 5 + 1) + "OPENQASM 3;")
+
+
 def refused(text: str) -> str:
     with pytest.raises(QasmError) as caught:
         parse(text)
