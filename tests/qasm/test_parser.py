@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import cirq
-import numpy as np
 import pytest
 
 from hcqw.errors import CircuitError, QasmError
@@ -63,21 +62,6 @@ def test_comments_pragmas_annotations_and_barriers_are_dropped():
                     "@annotation with words\nh q[0];\nbarrier;\nbarrier q;\nbarrier q[0], q[1];\n"
                     "gate g a, b { barrier a, b; x a; }\ng q[0], q[1];\n")
     assert gate_ops(circuit) == [("H", (Q(0),)), ("X", (Q(0),))]
-
-
-@pytest.mark.parametrize("expression,value", [
-    ("pi/2", np.pi / 2), ("π/2", np.pi / 2), ("-tau + 2*pi + 0.5", 0.5), ("1.5e-1*2", 0.3), (".5E1", 5.0),
-    ("2**3 - 8", 0.0), ("sqrt(4) + cos(0) - ln(exp(1))", 2.0), ("-(-(1))", 1.0), ("6/4", 1.5), ("c0 * 2", 1.0),
-])
-def test_arithmetic_in_parameters(expression, value):
-    circuit = parse(QASM3 + f"const float c0 = 0.5;\nqubit q;\nrx({expression}) q;\n")
-    (op,) = circuit.all_operations()
-    assert op.gate._rads == pytest.approx(value)
-
-
-def test_qasm2_power_is_caret():
-    (op,) = parse(QASM2 + "qreg q[1];\nrx(2^3) q[0];\n").all_operations()
-    assert op.gate._rads == 8.0
 
 
 def test_user_gates_may_use_names_the_include_does_not_define():
