@@ -222,6 +222,8 @@ class Parser:
             if kind != "id" or word in REFUSED or word in _STATEMENTS:
                 raise Problem(f"{word!r} in the body of gate '{name}': a gate body holds only gate calls", at)
             call = self.call(lambda: self.gate_argument(qubits))
+            if len(set(call.operands)) != len(call.operands):
+                raise Problem(f"'{call.name}' is given the same qubit twice", call.pos)
             if call.name not in self.program.gates:
                 raise self.program.unknown_gate(call.name, call.pos)
             body.append(call)

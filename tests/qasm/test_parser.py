@@ -133,6 +133,7 @@ def test_a_control_flow_statement_inside_a_gate_body_is_refused():
     ("qubit q;\ngate g a { h a[0]; }", "indexing a qubit argument"),
     ("qubit q;\ngate g a { h b; }", "'b' is not a qubit argument"),
     ("qubit q;\ngate g a { nope a; }", "unknown gate 'nope'"),
+    ("qubit q;\ngate g a, b { ctrl @ x a, a; }", "same qubit twice"),
 ])
 def test_mistakes_are_named(text, words):
     assert words in str(error(QASM3 + text + "\n"))
