@@ -188,14 +188,24 @@ class Parser:
     def _let(self, pos: int) -> None:
         name, where = self.name("an alias name")
         self.expect("=", "the alias name")
-        qubits = self.qubit_operand()
+        qubits = self.alias_part()
         while self.accept("++"):
-            qubits = qubits + self.qubit_operand()
+            qubits = qubits + self.alias_part()
         self.expect(";", "the alias")
         if len(set(qubits)) != len(qubits):
             raise Problem(f"alias '{name}' names a qubit twice", where)
         self.program.declare(name, where)
         self.program.quantum[name] = qubits
+
+    def alias_part(self) -> list[cirq.Qid]:
+        """An operand, or ``{a, b[1], ...}``: the list Qiskit writes for a register of loose qubits."""
+        if not self.accept("{"):
+            return self.qubit_operand()
+        qubits = self.qubit_operand()
+        while self.accept(","):
+            qubits = qubits + self.qubit_operand()
+        self.expect("}", "the qubits of an alias")
+        return qubits
 
     def _opaque(self, pos: int) -> None:
         name, where = self.name("a gate name")

@@ -80,6 +80,29 @@ def test_measurements_of_a_random_circuit_are_one_key_per_register_in_bit_order(
         assert measure.gate.key == "c" and list(measure.qubits) == expected
 
 
+def test_loose_bits_and_overlapping_registers():
+    """Qiskit declares loose qubits one by one and registers over them as aliases ``let q = {_qubit0, ...};``."""
+    from qiskit.circuit import Clbit, Qubit
+
+    qubits = QuantumRegister(3, "q")
+    loose = [Qubit(), Clbit(), Clbit()]
+    alias = QuantumRegister(bits=[qubits[0], qubits[2]], name="al")
+    bits = ClassicalRegister(2, "cr")
+    circuit = QuantumCircuit(qubits, alias, [loose[0]], bits, loose[1:])
+    circuit.h(alias[0])
+    circuit.cx(alias[0], alias[1])
+    circuit.ry(0.3, loose[0])
+    circuit.measure(alias, bits)
+    circuit.measure(loose[0], loose[1])
+    circuit.measure(qubits[1], loose[2])
+    text = qasm3.dumps(circuit, allow_aliasing=True)
+    assert "let q = {" in text
+    assert_same_unitary(text, circuit.remove_final_measurements(inplace=False))
+    keys = {op.gate.key: op.qubits for op in parse(text).all_operations() if cirq.is_measurement(op)}
+    assert keys == {"cr": (cirq.LineQubit(0), cirq.LineQubit(2)), "_bit2": (cirq.LineQubit(3),),
+                    "_bit3": (cirq.LineQubit(1),)}
+
+
 def test_qiskit_control_flow_is_refused_by_name():
     circuit = QuantumCircuit(2, 2)
     circuit.h(0)
