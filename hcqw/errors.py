@@ -13,6 +13,15 @@ class CircuitError(HcqwError, ValueError):
     """A circuit or work item the device cannot run (malformed, too wide, bad repetitions)."""
 
 
+class QasmError(CircuitError):
+    """OpenQASM text hcqw cannot run: malformed, a construct it refuses (control flow, classical code),
+    or beyond its size bounds. ``line`` is the 1-based line of the offending text, None for the whole."""
+
+    def __init__(self, message: str, line: int | None = None):
+        self.line = line
+        super().__init__(f"OpenQASM line {line}: {message}" if line else f"OpenQASM: {message}")
+
+
 class DeviceError(HcqwError):
     """The quantum device cannot serve the request."""
 

@@ -29,7 +29,15 @@ class WorkItem:
 
     @classmethod
     def build(cls, circuit: Any, repetitions: int, params: Any = None) -> "WorkItem":
-        """Make a work item from a circuit and any Cirq sweepable (``None``, dict, Sweep, list)."""
+        """Make a work item from a circuit and any Cirq sweepable (``None``, dict, Sweep, list).
+
+        A string that starts with ``OPENQASM`` is OpenQASM 2/3 text, parsed here on the client
+        (``hcqw.qasm``); any other string is Cirq JSON text, sent as it is."""
+        if isinstance(circuit, str):
+            from hcqw.qasm import is_openqasm, parse  # imported on use: a client sending Cirq JSON loads no parser
+
+            if is_openqasm(circuit):
+                circuit = parse(circuit)
         return cls(circuit=circuit, repetitions=repetitions, params=resolve_sweep(params))
 
 

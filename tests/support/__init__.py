@@ -9,6 +9,7 @@
   resident QPU service fixture.
 - ``snakemake_runs``, ``parsl_runs``: the real ``snakemake`` command line and Parsl scripts.
 - ``rest_recorder``: a recording stand-in for slurmrestd, for the REST clients' unit tests.
+- ``wire_types``: what the wire decoder accepts (the front door's allow-list), checked on a circuit's Cirq JSON.
 """
 
 from pathlib import Path
