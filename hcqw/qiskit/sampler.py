@@ -124,9 +124,7 @@ def _prepare_qasm(pub: tuple, shots: int) -> _Prepared:
     if len(pub) > 3:
         raise ValueError(f"a QASM pub is (text, parameter values, shots), got {len(pub)} items")
     text, values, pub_shots = (*pub, None, None)[:3]
-    # MERGE NOTE: the one call site of hcqw.qasm (OpenQASM 2/3 text -> cirq.Circuit, parsed on the client), which
-    # another branch provides; imported here, lazily, so the rest of hcqw.qiskit works without it.
-    from hcqw.qasm import parse
+    from hcqw.qasm import parse  # OpenQASM 2/3 text -> cirq.Circuit, parsed here on the client
 
     converted = ConvertedCircuit.from_cirq(parse(text))
     bindings = BindingsArray.coerce(values or {})

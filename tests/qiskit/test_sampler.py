@@ -123,7 +123,6 @@ def test_a_function_of_a_parameter_is_refused_before_the_device(tmp_path, monkey
 
 
 def test_qasm_text_pub():
-    pytest.importorskip("hcqw.qasm", reason="hcqw.qasm comes from the qasm branch")
     text = 'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[1] q;\nbit[1] c;\nx q[0];\nc[0] = measure q[0];\n'
     data = Sampler(seed=1).run([text], shots=20).result()[0].data
     assert [bits.get_int_counts() for bits in data.values()] == [{1: 20}]
