@@ -22,11 +22,12 @@ from hcqw.errors import CircuitError
 
 MEASUREMENT_KEY = "m"
 
-# Gates without parameters.
+# Gates without parameters. The Paulis are plain XPowGate etc.: cirq.X would make a Pauli-string operation,
+# a type the decoder does not take; controlled gates (CY, CRX, ...) are left to PennyLane's decompositions.
 FIXED_GATES: dict[str, cirq.Gate] = {
-    "PauliX": cirq.X, "PauliY": cirq.Y, "PauliZ": cirq.Z, "Hadamard": cirq.H,
+    "PauliX": cirq.XPowGate(), "PauliY": cirq.YPowGate(), "PauliZ": cirq.ZPowGate(), "Hadamard": cirq.H,
     "S": cirq.S, "T": cirq.T, "SX": cirq.XPowGate(exponent=0.5),
-    "CNOT": cirq.CNOT, "CZ": cirq.CZ, "CY": cirq.ControlledGate(cirq.Y), "SWAP": cirq.SWAP,
+    "CNOT": cirq.CNOT, "CZ": cirq.CZ, "SWAP": cirq.SWAP,
     "ISWAP": cirq.ISWAP, "SISWAP": cirq.ISwapPowGate(exponent=0.5),
     "CSWAP": cirq.CSWAP, "Toffoli": cirq.CCX, "CCZ": cirq.CCZ,
 }
@@ -40,9 +41,6 @@ ANGLE_GATES: dict[str, tuple[Callable[[sympy.Symbol], cirq.Gate], float]] = {
     "RZ": (cirq.rz, 1.0),
     "PhaseShift": (lambda s: cirq.ZPowGate(exponent=s), _PER_PI),
     "ControlledPhaseShift": (lambda s: cirq.CZPowGate(exponent=s), _PER_PI),
-    "CRX": (lambda s: cirq.ControlledGate(cirq.rx(s)), 1.0),
-    "CRY": (lambda s: cirq.ControlledGate(cirq.ry(s)), 1.0),
-    "CRZ": (lambda s: cirq.ControlledGate(cirq.rz(s)), 1.0),
     # exp(-i phi P P / 2): the global shift -1/2 makes Cirq's (P P)**t exactly that for t = phi / pi
     "IsingXX": (lambda s: cirq.XXPowGate(exponent=s, global_shift=-0.5), _PER_PI),
     "IsingYY": (lambda s: cirq.YYPowGate(exponent=s, global_shift=-0.5), _PER_PI),

@@ -156,7 +156,7 @@ class HcqwDevice(Device):
                 groups.setdefault((conv.circuit, tape.shots.total_shots), []).append(index)
         samples: dict[int, np.ndarray] = {}
         if groups:
-            items = [WorkItem.build(circuit, shots, [converted[i].values for i in members])
+            items = [WorkItem.build(circuit.unfreeze(), shots, [converted[i].values for i in members])
                      for (circuit, shots), members in groups.items()]
             for members, points in zip(groups.values(), self._run_items(items)):
                 for index, point in zip(members, points):
