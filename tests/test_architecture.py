@@ -231,3 +231,41 @@ def test_readme_architecture_table_has_every_core_package_and_module():
     parts = [f"hcqw/{p.name}/" for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()]
     parts += [f"hcqw/{p.name}" for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__")]
     assert sorted(set(parts) - set(rows)) == [], "README's architecture table lacks these parts of hcqw"
+
+
+FRAMEWORK_PARTS = {"pennylane": "hcqw.pennylane"}  # framework -> the one part of hcqw that may import it
+
+
+def framework_imports(framework: str) -> list[str]:
+    """``file:line`` of every import of ``framework`` outside its own part of hcqw: in the core and the adapters."""
+    own = ROOT / FRAMEWORK_PARTS[framework].replace(".", "/")
+    found = []
+    for path in sorted([*PACKAGE.rglob("*.py"), *(p for adapter in ADAPTERS for p in (ROOT / adapter).rglob("*.py"))]):
+        if own in path.parents:
+            continue
+        package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+        found += [f"{path.relative_to(ROOT)}:{line}" for name, line in _imported(ast.parse(path.read_text()), package)
+                  if name.split(".")[0] == framework]
+    return found
+
+
+def test_the_framework_scan_sees_the_frameworks_own_part():
+    own = [f"{p.relative_to(ROOT)}:{line}" for p in (PACKAGE / "pennylane").rglob("*.py")
+           for name, line in _imported(ast.parse(p.read_text()), "hcqw.pennylane") if name.split(".")[0] == "pennylane"]
+    assert own, "the scan found no pennylane import in hcqw/pennylane"
+
+
+@pytest.mark.parametrize("framework", sorted(FRAMEWORK_PARTS))
+def test_only_the_frameworks_own_part_imports_it(framework):
+    """The core and the engine adapters work without the framework installed (it is an extra)."""
+    assert framework_imports(framework) == [], f"{framework} imported outside {FRAMEWORK_PARTS[framework]}"
+
+
+def test_the_core_and_adapters_import_without_pennylane_in_a_fresh_interpreter():
+    """Importing every core part and adapter loads no pennylane module (the static scan's runtime twin)."""
+    modules = [*core_parts(), *ADAPTERS]
+    modules.remove("hcqw.pennylane")
+    code = (f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n"
+            "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'pennylane')\nprint(loaded); assert not loaded")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
