@@ -165,3 +165,37 @@ def test_shot_vectors_and_broadcasting():
 def test_a_bad_seed_is_refused():
     with pytest.raises(qml.exceptions.DeviceError, match="seed must be an int"):
         qml.device("hcqw.qpu", wires=1, seed="global")
+
+
+def test_a_mid_circuit_measurement_is_deferred():
+    @qml.set_shots(shots=2000)
+    @qml.qnode(qml.device("hcqw.qpu", wires=3, seed=8))
+    def circuit():
+        qml.Hadamard(0)
+        m = qml.measure(0)
+        qml.cond(m, qml.X)(1)
+        return qml.expval(qml.Z(0) @ qml.Z(1)), qml.probs(wires=[1])
+
+    correlation, probs = circuit()
+    assert correlation == 1.0 and probs == pytest.approx([0.5, 0.5], abs=0.05)
+
+
+def test_a_device_without_wires_runs_each_circuit_on_its_own_wires():
+    @qml.set_shots(shots=100)
+    @qml.qnode(qml.device("hcqw.qpu", seed=1))
+    def circuit():
+        qml.X("a")
+        qml.CNOT(["a", "b"])
+        return qml.probs()
+
+    assert circuit() == pytest.approx([0, 0, 0, 1])
+
+
+def test_the_state_is_refused_since_the_device_only_samples():
+    @qml.set_shots(shots=100)
+    @qml.qnode(qml.device("hcqw.qpu", wires=1))
+    def circuit():
+        return qml.state()
+
+    with pytest.raises(qml.exceptions.DeviceError, match="not accepted with finite shots"):
+        circuit()
