@@ -35,19 +35,22 @@ from pennylane.transforms import broadcast_expand, defer_measurements, split_non
 from pennylane.transforms.core import CompilePipeline
 
 from hcqw.device.work import WorkItem
-from hcqw.pennylane.convert import FIXED_GATES, ANGLE_GATES, MEASUREMENT_KEY, NO_EFFECT, supports, tape_to_circuit
+from hcqw.pennylane.convert import ANGLE_GATES, FIXED_GATES, MEASUREMENT_KEY, NO_EFFECT, supports, tape_to_circuit
 from hcqw.qpu import open_qpu
 
 _SEED_BOUND = 2**31  # lease seeds travel as JSON ints >= 0 (hcqw.service.protocol)
+
+
+def _analytic_refused(name: str) -> DeviceError:
+    return DeviceError(f"analytic mode (shots=None) is not supported by {name}: it samples a quantum device. Give "
+                       f"shots, e.g. qml.device('{name}', wires=2, shots=1000) or qml.set_shots(qnode, shots=1000)")
 
 
 @qml.transform
 def require_shots(tape, name: str = "hcqw.qpu"):
     """Refuse a tape that measures without finite shots: the device samples, it has no exact mode."""
     if tape.measurements and not tape.shots:
-        raise DeviceError(
-            f"analytic mode (shots=None) is not supported by {name}: it samples a quantum device. Give shots, "
-            f"e.g. qml.device('{name}', wires=2, shots=1000) or qml.set_shots(qnode, shots=1000)")
+        raise _analytic_refused(name)
     return (tape,), lambda results: results[0]
 
 
@@ -146,15 +149,15 @@ class HcqwDevice(Device):
 
     def _run(self, tapes) -> tuple:
         """Convert, group equal circuits into one work item each, run them in one lease, then measure."""
-        for tape in tapes:
-            if tape.measurements and not tape.shots:
-                require_shots(tape, name=self.name)
+        if any(tape.measurements and not tape.shots for tape in tapes):
+            raise _analytic_refused(self.name)
         converted = [tape_to_circuit(tape, self.wires or tape.wires) for tape in tapes]
         groups: dict[tuple, list[int]] = {}
         for index, (tape, conv) in enumerate(zip(tapes, converted)):
             if conv.measured_wires:
                 groups.setdefault((conv.circuit, tape.shots.total_shots), []).append(index)
-        samples: dict[int, np.ndarray] = {}
+        # a tape measuring no wire (an expval of the identity) still has one empty sample per shot
+        samples = {i: np.zeros((tape.shots.total_shots, 0), dtype=np.int8) for i, tape in enumerate(tapes) if tape.shots}
         if groups:
             items = [WorkItem.build(circuit.unfreeze(), shots, [converted[i].values for i in members])
                      for (circuit, shots), members in groups.items()]
