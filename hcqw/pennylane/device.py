@@ -16,6 +16,8 @@ device, a QPU service, or, inside a quantum node on SLURM, the job's gateway -- 
 frees the qpu component). A parameter-shift gradient is one batch. Tapes that differ only in their
 angles are one work item, run over a sweep. Code that already holds a lease (a ``HybridLoop``'s
 quantum step) passes it as ``lease=``: the device then runs every batch on it and never closes it.
+A script run as a quantum node must do that for more than one batch (``with open_qpu() as qpu:``),
+since there the node's qpu component ends with its first lease.
 """
 
 from __future__ import annotations
