@@ -51,15 +51,15 @@ MATRIX_GATE_MAX_QUBITS = 4  # the wire decoder's bound on cirq.MatrixGate
 # Operations that change no sample: left out of the circuit.
 NO_EFFECT = frozenset({"Identity", "GlobalPhase", "Barrier"})
 
-SUPPORTED = frozenset(FIXED_GATES) | frozenset(ANGLE_GATES) | NO_EFFECT | {"QubitUnitary"}
+SUPPORTED = frozenset(FIXED_GATES) | frozenset(ANGLE_GATES) | NO_EFFECT
 
 
 def supports(op: Any) -> bool:
     """Whether ``tape_to_circuit`` converts this operation as it is (else the device decomposes it).
 
     Besides the gates named above: ``QubitUnitary``, and an operation with a matrix but no
-    decomposition (``BlockEncode``, ``PCPhase``), on at most four wires, as a numeric ``cirq.MatrixGate``."""
-    if op.name in SUPPORTED and op.name != "QubitUnitary":
+    decomposition (``BlockEncode``), on at most four wires, as a numeric ``cirq.MatrixGate``."""
+    if op.name in SUPPORTED:
         return True
     small = len(op.wires) <= MATRIX_GATE_MAX_QUBITS and not op.batch_size and op.has_matrix
     return small and (op.name == "QubitUnitary" or not op.has_decomposition)

@@ -37,7 +37,7 @@ from pennylane.transforms import broadcast_expand, defer_measurements, split_non
 from pennylane.transforms.core import CompilePipeline
 
 from hcqw.device.work import WorkItem
-from hcqw.pennylane.convert import ANGLE_GATES, FIXED_GATES, MEASUREMENT_KEY, NO_EFFECT, supports, tape_to_circuit
+from hcqw.pennylane.convert import MEASUREMENT_KEY, SUPPORTED, supports, tape_to_circuit
 from hcqw.qpu import open_qpu
 
 _SEED_BOUND = 2**31  # lease seeds travel as JSON ints >= 0 (hcqw.service.protocol)
@@ -180,7 +180,7 @@ class HcqwDevice(Device):
 
 
 # What `decompose` aims for (the graph decomposition system needs names; `supports` is the final word).
-_TARGET_GATES = frozenset(FIXED_GATES) | frozenset(ANGLE_GATES) | NO_EFFECT | {"QubitUnitary"}
+_TARGET_GATES = SUPPORTED | {"QubitUnitary"}
 
 
 def _measure(tape, samples: np.ndarray | None, wires: tuple):
