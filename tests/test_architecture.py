@@ -233,30 +233,44 @@ def test_readme_architecture_table_has_every_core_package_and_module():
     assert sorted(set(parts) - set(rows)) == [], "README's architecture table lacks these parts of hcqw"
 
 
-
-# framework -> the one core part that may import it (the core and the engine adapters stay framework-free)
-FRAMEWORKS = {"qiskit": "hcqw.qiskit"}
+FRAMEWORK_PARTS = {"pennylane": "hcqw.pennylane", "qiskit": "hcqw.qiskit"}  # framework -> the one part that imports it
 
 
-def framework_imports() -> list[tuple[str, str, bool]]:
-    """``(where, framework, allowed)`` for every import of a framework in hcqw and the adapters; allowed only
-    inside the framework's own part of hcqw."""
+def framework_imports(framework: str) -> list[str]:
+    """``file:line`` of every import of ``framework`` outside its own part of hcqw: in the core and the adapters."""
+    own = ROOT / FRAMEWORK_PARTS[framework].replace(".", "/")
     found = []
-    for top in (PACKAGE, *(ROOT / adapter for adapter in ADAPTERS)):
-        for path in sorted(top.rglob("*.py")):
-            module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
-            package = module.removesuffix(".__init__") if path.name == "__init__.py" else module.rsplit(".", 1)[0]
-            for name, line in _imported(ast.parse(path.read_text(), str(path)), package):
-                framework = name.split(".")[0]
-                owner = FRAMEWORKS.get(framework)
-                if owner:
-                    allowed = module == owner or module.startswith(owner + ".")
-                    found.append((f"{path.relative_to(ROOT)}:{line}", framework, allowed))
+    for path in sorted([*PACKAGE.rglob("*.py"), *(p for adapter in ADAPTERS for p in (ROOT / adapter).rglob("*.py"))]):
+        if own in path.parents:
+            continue
+        package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+        found += [f"{path.relative_to(ROOT)}:{line}" for name, line in _imported(ast.parse(path.read_text()), package)
+                  if name.split(".")[0] == framework]
     return found
 
 
-def test_only_a_frameworks_own_part_imports_it():
-    found = framework_imports()
-    assert any(where.startswith("hcqw/qiskit/convert.py:") for where, _, _ in found), "the scan sees no qiskit import"
-    wrong = [f"{where}: {framework}" for where, framework, allowed in found if not allowed]
-    assert not wrong, "the core or an adapter imports a framework:\n" + "\n".join(wrong)
+@pytest.mark.parametrize("framework", sorted(FRAMEWORK_PARTS))
+def test_the_framework_scan_sees_the_frameworks_own_part(framework):
+    part = FRAMEWORK_PARTS[framework]
+    own = [f"{p.relative_to(ROOT)}:{line}" for p in (ROOT / part.replace(".", "/")).rglob("*.py")
+           for name, line in _imported(ast.parse(p.read_text()), part) if name.split(".")[0] == framework]
+    assert own, f"the scan found no {framework} import in {part}"
+
+
+@pytest.mark.parametrize("framework", sorted(FRAMEWORK_PARTS))
+def test_only_the_frameworks_own_part_imports_it(framework):
+    """The core and the engine adapters work without the framework installed (it is an extra)."""
+    assert framework_imports(framework) == [], f"{framework} imported outside {FRAMEWORK_PARTS[framework]}"
+
+
+def test_the_core_and_adapters_import_no_framework_in_a_fresh_interpreter():
+    """Importing every core part and adapter loads no framework module (the static scan's runtime twin)."""
+    modules = [m for m in [*core_parts(), *ADAPTERS] if m not in FRAMEWORK_PARTS.values()]
+    code = (f"import importlib, sys
+for m in {modules!r}: importlib.import_module(m)
+"
+            f"loaded = sorted(m for m in sys.modules if m.split('.')[0] in {sorted(FRAMEWORK_PARTS)!r})
+"
+            "print(loaded); assert not loaded")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr

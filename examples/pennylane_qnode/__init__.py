@@ -1,0 +1,1 @@
+"""VQE for H2 as a PennyLane QNode on ``hcqw.qpu``: Adam steps on parameter-shift gradients."""
