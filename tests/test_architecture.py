@@ -11,7 +11,6 @@ import ast
 import subprocess
 import sys
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
@@ -266,11 +265,8 @@ def test_only_the_frameworks_own_part_imports_it(framework):
 def test_the_core_and_adapters_import_no_framework_in_a_fresh_interpreter():
     """Importing every core part and adapter loads no framework module (the static scan's runtime twin)."""
     modules = [m for m in [*core_parts(), *ADAPTERS] if m not in FRAMEWORK_PARTS.values()]
-    code = (f"import importlib, sys
-for m in {modules!r}: importlib.import_module(m)
-"
-            f"loaded = sorted(m for m in sys.modules if m.split('.')[0] in {sorted(FRAMEWORK_PARTS)!r})
-"
+    code = (f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n"
+            f"loaded = sorted(m for m in sys.modules if m.split('.')[0] in {sorted(FRAMEWORK_PARTS)!r})\n"
             "print(loaded); assert not loaded")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
