@@ -127,18 +127,16 @@ def _svg(panel: Panel, horizon: float) -> str:
     out += labels  # over the execs
     axis_y = LANE_H * len(panel.lanes) + 14
     step = _tick_step(horizon)
-    t = 0.0
-    while t <= horizon + 1e-9:
-        x = LABEL_W + t * scale
-        out.append(f'<text x="{x:.1f}" y="{axis_y}" text-anchor="middle">{t:g}</text>')
-        t += step
+    for i in range(int(horizon / step + 1e-9) + 1):  # counted, not summed: no drift in the labels
+        t = round(i * step, 6)
+        out.append(f'<text x="{LABEL_W + t * scale:.1f}" y="{axis_y}" text-anchor="middle">{t:g}</text>')
     out.append(f'<text x="{LABEL_W + WIDTH}" y="{axis_y}" text-anchor="end"> s</text>')
     out.append("</svg>")
     return "\n".join(out)
 
 
 def _tick_step(horizon: float) -> float:
-    for step in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 3600):
+    for step in (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 3600):
         if horizon / step <= 12:
             return step
     return horizon / 10
