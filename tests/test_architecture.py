@@ -121,7 +121,9 @@ def test_each_core_package_imports_in_a_fresh_interpreter(part):
     assert done.returncode == 0, done.stderr
 
 
-ADAPTERS = ("parsl_hcqw", "snakemake_executor_plugin_hcqw")
+#: Each adapter package and where it lives (the Snakemake plugin is its own distribution, plugins/snakemake).
+ADAPTERS = {"parsl_hcqw": ROOT / "parsl_hcqw",
+            "snakemake_executor_plugin_hcqw": ROOT / "plugins" / "snakemake" / "snakemake_executor_plugin_hcqw"}
 
 
 def exports(module: str) -> set[str] | None:
@@ -156,8 +158,8 @@ def _declares_all(package: str) -> bool:
 def adapter_imports() -> list[tuple[str, str, str]]:
     """``(where, module, name)`` for every ``from hcqw... import name`` in the adapters."""
     found = []
-    for adapter in ADAPTERS:
-        for path in sorted((ROOT / adapter).rglob("*.py")):
+    for directory in ADAPTERS.values():
+        for path in sorted(directory.rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text())):
                 if isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] == "hcqw":
                     found += [(f"{path.relative_to(ROOT)}:{node.lineno}", node.module, alias.name)

@@ -34,6 +34,8 @@ class Bar:
     colour: str
     tooltip: str
     label: str = ""  # written on the bar where it fits: the device of a workflow's block when there are several
+    node: str = ""  # "workflow/node" of the event it shows ("" for the device's idle stretches)
+    user: str = ""  # who ran the node, as the metrics log recorded it
 
 
 @dataclass(frozen=True)
@@ -80,17 +82,20 @@ def layout(label: str, events: list[Event]) -> Panel:
         c = CPU_COLOUR if e.kind == "cpu" else colour.get(e.workflow, CPU_COLOUR)
         on = f" on {e.device}" if several and e.kind in ("hold", "exec") else ""
         tip = f"{e.workflow}/{e.node} {e.kind}{on} {rel(e.start):.3f}-{rel(e.end):.3f} s ({e.duration:.3f} s)"
+        who = {"node": f"{e.workflow}/{e.node}", "user": str(e.extra.get("user", ""))}
         if e.kind in ("hold", "exec"):
-            bars.append(Bar(device_lane[e.device], rel(e.start), rel(e.end), e.kind, c, tip))
+            bars.append(Bar(device_lane[e.device], rel(e.start), rel(e.end), e.kind, c, tip, **who))
         # Which device a block used, on the workflow's lane: on its hold (a session node's: on each exec).
         names = several and (e.kind == "hold" or (e.kind == "exec" and (e.workflow, e.node) not in held))
-        bars.append(Bar(lane_of[e.workflow], rel(e.start), rel(e.end), e.kind, c, tip, e.device if names else ""))
+        bars.append(Bar(lane_of[e.workflow], rel(e.start), rel(e.end), e.kind, c, tip, e.device if names else "", **who))
     nodes = quantum_nodes(events)
+    users = {(e.workflow, e.node): str(e.extra["user"]) for e in events if e.extra.get("user")}
     for node in nodes:
         if node.wait:
             on = f" {node.device}" if several else ""
             bars.append(Bar(lane_of[node.workflow], rel(node.ready), rel(node.start), "wait", colour[node.workflow],
-                            f"{node.workflow}/{node.node} waited {node.wait:.3f} s for the QPU{on}"))
+                            f"{node.workflow}/{node.node} waited {node.wait:.3f} s for the QPU{on}",
+                            node=f"{node.workflow}/{node.node}", user=users.get((node.workflow, node.node), "")))
     for name in devices:
         mine = [n for n in nodes if n.device == name]
         which = f" {name}" if several else ""

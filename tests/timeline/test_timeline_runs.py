@@ -112,7 +112,8 @@ def test_timeline_renders_png_svg_and_self_contained_html(small_runs, tmp_path, 
     assert "<svg" in svg.read_text()
     html = page.read_text()
     assert html.count("<svg") >= 3  # one per run plus the legend, inline
-    assert "<script" not in html and "src=" not in html and "href=" not in html  # nothing external
+    assert html.count("<script") == html.count("<script>") == 1  # the tooltip's, inline
+    assert "src=" not in html and "href=" not in html and "url(http" not in html  # nothing external
     assert "w0/q0002 exec" in html and "QPU free" in html  # tooltips per bar, idle gaps marked
     split_summary = summarize(load_run(split))
     assert f"{split_summary.makespan:.2f} s" in html
