@@ -1,0 +1,160 @@
+"""Per-call holding (``hcqw.hetjob.percall``): the provider's choice, its jobs, and unsplit drivers on the lab.
+
+The lab test runs ``tests/hetjob/percall_driver.py`` -- quantum calls separated by classical sleeps,
+nothing in it about SLURM -- as hcqw-alice and hcqw-bob at once through ``hcqw slurm submit``, and
+checks SLURM's own job records: a qpu job per call, none between a driver's calls, and the two
+users' calls taking turns on one qpu host.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import threading
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from hcqw import environment
+from hcqw.errors import DeviceError
+from hcqw.hetjob.percall import PerCallDevice, PerCallSettings, call_request, driver_request
+from hcqw.lab.users import USERS
+from hcqw.qpu import current_device, local_simulator
+from hcqw.slurm import ComponentSpec, SlurmSettingsError
+from tests.support.lab_jobs import run
+
+ALICE, BOB = USERS
+CALLS = 3
+PAUSE_S = 3.0  # classical work between calls: longer than SLURM's 1 s time resolution plus a release
+
+
+# -- the provider's choice and its jobs (pure logic) ----------------------------------------------------------------
+
+def test_per_call_mode_chooses_the_per_call_provider_with_its_settings(tmp_path):
+    env = {environment.DEVICE: environment.PER_CALL, environment.PER_CALL_PARTITION: "quantum",
+           environment.PER_CALL_GRES: "qpu:2", environment.PER_CALL_OPTIONS: "--nodelist=q1 --account=lab",
+           environment.PER_CALL_SERVICE: "ipc:///run/hcqw/%n/qpu.ipc", environment.PER_CALL_DIR: str(tmp_path)}
+    device = current_device(env)
+    assert isinstance(device, PerCallDevice)
+    assert device.settings == PerCallSettings(partition="quantum", gres="qpu:2", options=("--nodelist=q1", "--account=lab"),
+                                              service="ipc:///run/hcqw/%n/qpu.ipc", call_dir=tmp_path)
+    assert local_simulator(env) is None  # no engine holds a local device for it
+    defaults = current_device({environment.DEVICE: environment.PER_CALL}).settings
+    assert (defaults.partition, defaults.gres, defaults.options, defaults.service) == ("qpu", "qpu:1", (), None)
+
+
+def test_a_quantum_jobs_own_gateway_comes_before_per_call():
+    from hcqw.hetjob.device import GatewayDevice
+
+    env = {environment.DEVICE: environment.PER_CALL, environment.GATEWAY_ADDRESS_FILE: "/x/gateway.address"}
+    assert isinstance(current_device(env), GatewayDevice)
+
+
+def test_an_unknown_device_mode_is_refused_by_name():
+    with pytest.raises(DeviceError, match=r"HCQW_DEVICE is 'percall': use 'per-call'"):
+        current_device({environment.DEVICE: "percall"})
+
+
+def test_a_calls_job_is_the_gateway_relaying_and_releasing_its_own_job(tmp_path):
+    settings = PerCallSettings(service="ipc:///h/%n/qpu.ipc", options=("--nodelist=q1",), python="/site/python")
+    request = call_request(settings, "wf", "driver", tmp_path, tmp_path / "gateway.jsonl")
+    assert request.job_name == "hcqw:wf:driver.call" and not request.is_hetjob
+    assert request.components[0].wants_qpu and request.components[0].extra == ("--nodelist=q1",)
+    assert "exec /site/python -m hcqw.hetjob.gateway" in request.body
+    assert '--release-job "$SLURM_JOB_ID"' in request.body and "--upstream ipc:///h/%n/qpu.ipc " in request.body
+    assert f"--address-file {tmp_path}/gateway.address" in request.body
+
+
+def test_options_hcqw_sets_itself_are_refused_in_a_calls_options(tmp_path):
+    with pytest.raises(SlurmSettingsError, match="--gres is not allowed"):
+        call_request(PerCallSettings(options=("--gres=qpu:2",)), "wf", "driver", tmp_path)
+
+
+def test_the_driver_job_selects_per_call_holding(tmp_path):
+    settings = PerCallSettings(call_dir=tmp_path / "jobs", service="ipc:///h/%n/qpu.ipc")
+    request = driver_request(["/site/python", "/home/a/vqe.py", "--x", "1"], workflow="wf", run_dir=tmp_path,
+                             cwd=Path("/home/a"), cpu=ComponentSpec("cpu"), settings=settings)
+    env = request.environment
+    assert env[environment.DEVICE] == environment.PER_CALL and env[environment.PER_CALL_DIR] == str(tmp_path / "jobs")
+    assert env[environment.PER_CALL_SERVICE] == "ipc:///h/%n/qpu.ipc" and env[environment.WORKFLOW] == "wf"
+    assert current_device(env).settings == settings  # what the driver's open_qpu will read
+    assert not any(c.wants_qpu for c in request.components)  # the driver itself holds no qpu
+    assert "/site/python /home/a/vqe.py --x 1 &" in request.body
+    assert "--name=hcqw:wf:driver.call" in request.body  # left-over calls are cancelled when it ends
+
+
+# -- on the lab ---------------------------------------------------------------------------------------------------------
+
+def _time(value: str) -> float:
+    return datetime.fromisoformat(value).timestamp()
+
+
+def _call_jobs(workflow: str) -> list[dict[str, str]]:
+    """SLURM's records of a driver's call jobs (``scontrol -o show job``; finished jobs stay for MinJobAge)."""
+    records = [dict(f.split("=", 1) for f in line.split() if "=" in f)
+               for line in run(["scontrol", "-o", "show", "job"]).splitlines()]
+    return sorted((r for r in records if r.get("JobName") == f"hcqw:{workflow}:driver.call"),
+                  key=lambda r: (_time(r["StartTime"]), int(r["JobId"])))
+
+
+@pytest.mark.slurm
+def test_two_users_unsplit_drivers_hold_the_qpu_per_call_and_take_turns(slurm_lab, lab_user_dir):
+    lab = slurm_lab
+    qpu_host = lab.layout.qpu_node_names[0]
+    driver = str(lab.site.src / "tests" / "hetjob" / "percall_driver.py")
+    runs: dict[str, dict] = {}
+
+    def submit(user: str) -> None:
+        home = lab_user_dir(user)
+        workflow = f"percall-{user}"
+        done = lab.exec(user, [str(lab.site.bin / "hcqw"), "slurm", "submit", "--runs-dir", str(home / "runs"),
+                               "--workflow-id", workflow, "--device-service", lab.layout.qpu_service_address_pattern,
+                               f"--call-option=--nodelist={qpu_host}", "--wait",
+                               driver, str(home / "calls.jsonl"), str(CALLS), str(PAUSE_S)],
+                        cwd=home, capture_output=True, text=True, timeout=600)
+        runs[user] = {"home": home, "workflow": workflow, "done": done}
+
+    threads = [threading.Thread(target=submit, args=(user,)) for user in (ALICE, BOB)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    for user, r in runs.items():
+        output = "\n".join(p.read_text() for p in (r["home"] / "runs" / r["workflow"] / "slurm").glob("*.out"))
+        assert r["done"].returncode == 0, f"{user}: {r['done'].stdout}{r['done'].stderr}\n{output[-3000:]}"
+        r["calls"] = [json.loads(line) for line in (r["home"] / "calls.jsonl").read_text().splitlines()]
+        r["jobs"] = _call_jobs(r["workflow"])
+        assert len(r["calls"]) == CALLS
+
+    # Each call got a qpu job of its own, on the one qpu host, given back as the call returned.
+    for user, r in runs.items():
+        jobs, calls = r["jobs"], r["calls"]
+        assert len(jobs) == CALLS, (user, jobs)
+        assert {j["NodeList"] for j in jobs} == {qpu_host}
+        assert all(j["Partition"] == "qpu" and j["UserId"].startswith(user) for j in jobs), jobs
+        assert all(j["JobState"] in ("COMPLETED", "CANCELLED") for j in jobs), [j["JobState"] for j in jobs]
+        for job, call in zip(jobs, calls):
+            # SLURM's times are whole seconds (truncated): the true end is before End + 1.
+            assert call["begin"] - 1 < _time(job["StartTime"]) and _time(job["EndTime"]) + 1 <= call["closed"] + PAUSE_S
+        for job, next_call in zip(jobs, calls[1:]):
+            # Nothing is allocated between calls: the call's job ended before the next call asked for the qpu.
+            assert _time(job["EndTime"]) + 1 <= next_call["begin"], (job, next_call)
+
+    # The same seeded calls give the same samples whoever runs them.
+    assert [c["samples"] for c in runs[ALICE]["calls"]] == [c["samples"] for c in runs[BOB]["calls"]]
+
+    # One qpu host, the two users' calls in turn: one job at a time, and each user's calls with the other's between.
+    on_host = sorted(runs[ALICE]["jobs"] + runs[BOB]["jobs"], key=lambda j: (_time(j["StartTime"]), int(j["JobId"])))
+    for job, following in zip(on_host, on_host[1:]):
+        assert _time(job["EndTime"]) <= _time(following["StartTime"]), (job, following)
+    owners = [j["UserId"].split("(")[0] for j in on_host]
+    for user in (ALICE, BOB):
+        first, last = owners.index(user), len(owners) - 1 - owners[::-1].index(user)
+        assert set(owners[first:last + 1]) == {ALICE, BOB}, owners
+
+    # What acquiring costs: call start (lease asked for) -> first result, per call, as the driver saw it.
+    costs = sorted(c["result"] - c["begin"] for r in runs.values() for c in r["calls"])
+    print(f"per-call submit-to-first-result over {len(costs)} calls: median {statistics.median(costs):.2f} s, "
+          f"min {costs[0]:.2f} s, max {costs[-1]:.2f} s")
