@@ -9,8 +9,10 @@ users' calls taking turns on one qpu host.
 from __future__ import annotations
 
 import json
+import shlex
 import statistics
 import threading
+import uuid
 from datetime import datetime
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from hcqw.hetjob.percall import PerCallDevice, PerCallSettings, call_request, dr
 from hcqw.lab.users import USERS
 from hcqw.qpu import current_device, local_simulator
 from hcqw.slurm import ComponentSpec, SlurmSettingsError
-from tests.support.lab_jobs import run
+from tests.support.lab_jobs import run, wait_done
 
 ALICE, BOB = USERS
 CALLS = 3
@@ -94,8 +96,23 @@ def _call_jobs(workflow: str) -> list[dict[str, str]]:
     """SLURM's records of a driver's call jobs (``scontrol -o show job``; finished jobs stay for MinJobAge)."""
     records = [dict(f.split("=", 1) for f in line.split() if "=" in f)
                for line in run(["scontrol", "-o", "show", "job"]).splitlines()]
-    return sorted((r for r in records if r.get("JobName") == f"hcqw:{workflow}:driver.call"),
+    return sorted((r for r in records if r.get("JobName", "").startswith(f"hcqw:{workflow}:")
+                   and r["JobName"].endswith(".call")),
                   key=lambda r: (_time(r["StartTime"]), int(r["JobId"])))
+
+
+def assert_held_per_call(user: str, jobs: list[dict], calls: list[dict], qpu_host: str) -> None:
+    """Each call got a qpu job of its own, on ``qpu_host``, given back as the call returned: none between calls."""
+    assert len(jobs) == len(calls), (user, jobs)
+    assert {j["NodeList"] for j in jobs} == {qpu_host}
+    assert all(j["Partition"] == "qpu" and j["UserId"].startswith(user) for j in jobs), jobs
+    assert all(j["JobState"] in ("COMPLETED", "CANCELLED") for j in jobs), [j["JobState"] for j in jobs]
+    for job, call in zip(jobs, calls):
+        # SLURM's times are whole seconds (truncated): the true end is before End + 1.
+        assert call["begin"] - 1 < _time(job["StartTime"]) and _time(job["EndTime"]) + 1 <= call["closed"] + PAUSE_S
+    for job, next_call in zip(jobs, calls[1:]):
+        # Nothing is allocated between calls: the call's job ended before the next call asked for the qpu.
+        assert _time(job["EndTime"]) + 1 <= next_call["begin"], (job, next_call)
 
 
 @pytest.mark.slurm
@@ -107,7 +124,7 @@ def test_two_users_unsplit_drivers_hold_the_qpu_per_call_and_take_turns(slurm_la
 
     def submit(user: str) -> None:
         home = lab_user_dir(user)
-        workflow = f"percall-{user}"
+        workflow = f"percall-{user}-{uuid.uuid4().hex[:6]}"  # records stay for MinJobAge: one run's own
         done = lab.exec(user, [str(lab.site.bin / "hcqw"), "slurm", "submit", "--runs-dir", str(home / "runs"),
                                "--workflow-id", workflow, "--device-service", lab.layout.qpu_service_address_pattern,
                                f"--call-option=--nodelist={qpu_host}", "--wait",
@@ -128,19 +145,8 @@ def test_two_users_unsplit_drivers_hold_the_qpu_per_call_and_take_turns(slurm_la
         r["jobs"] = _call_jobs(r["workflow"])
         assert len(r["calls"]) == CALLS
 
-    # Each call got a qpu job of its own, on the one qpu host, given back as the call returned.
     for user, r in runs.items():
-        jobs, calls = r["jobs"], r["calls"]
-        assert len(jobs) == CALLS, (user, jobs)
-        assert {j["NodeList"] for j in jobs} == {qpu_host}
-        assert all(j["Partition"] == "qpu" and j["UserId"].startswith(user) for j in jobs), jobs
-        assert all(j["JobState"] in ("COMPLETED", "CANCELLED") for j in jobs), [j["JobState"] for j in jobs]
-        for job, call in zip(jobs, calls):
-            # SLURM's times are whole seconds (truncated): the true end is before End + 1.
-            assert call["begin"] - 1 < _time(job["StartTime"]) and _time(job["EndTime"]) + 1 <= call["closed"] + PAUSE_S
-        for job, next_call in zip(jobs, calls[1:]):
-            # Nothing is allocated between calls: the call's job ended before the next call asked for the qpu.
-            assert _time(job["EndTime"]) + 1 <= next_call["begin"], (job, next_call)
+        assert_held_per_call(user, r["jobs"], r["calls"], qpu_host)
 
     # The same seeded calls give the same samples whoever runs them.
     assert [c["samples"] for c in runs[ALICE]["calls"]] == [c["samples"] for c in runs[BOB]["calls"]]
@@ -158,3 +164,29 @@ def test_two_users_unsplit_drivers_hold_the_qpu_per_call_and_take_turns(slurm_la
     costs = sorted(c["result"] - c["begin"] for r in runs.values() for c in r["calls"])
     print(f"per-call submit-to-first-result over {len(costs)} calls: median {statistics.median(costs):.2f} s, "
           f"min {costs[0]:.2f} s, max {costs[-1]:.2f} s")
+
+
+@pytest.mark.slurm
+def test_the_same_driver_on_the_submit_host_and_in_a_plain_sbatch_job_holds_per_call(slurm_lab, lab_user_dir):
+    """The documented launch without ``hcqw slurm submit``: the variables set by hand (README, "Per-call")."""
+    lab = slurm_lab
+    qpu_host = lab.layout.qpu_node_names[0]
+    python, driver = lab.site.bin / "python", lab.site.src / "tests" / "hetjob" / "percall_driver.py"
+    per_call = {environment.DEVICE: environment.PER_CALL,
+                environment.PER_CALL_SERVICE: lab.layout.qpu_service_address_pattern,
+                environment.PER_CALL_OPTIONS: f"--nodelist={qpu_host}"}
+    alice, bob = lab_user_dir(ALICE), lab_user_dir(BOB)
+    in_sbatch, on_host_wf = (f"{where}-{uuid.uuid4().hex[:6]}" for where in ("in-sbatch", "on-host"))
+    exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in {**per_call, environment.WORKFLOW: in_sbatch}.items())
+    script = f"#!/bin/bash\n#SBATCH -p cpu -t 10 -o {bob}/job.out\n{exports}{python} {driver} {bob}/calls.jsonl 2 {PAUSE_S}\n"
+    submitted = lab.exec(BOB, ["sbatch", "--parsable"], cwd=bob, input=script, capture_output=True, text=True)
+    assert submitted.returncode == 0, submitted.stderr
+    on_host = lab.exec(ALICE, [str(python), str(driver), str(alice / "calls.jsonl"), "2", str(PAUSE_S)], cwd=alice,
+                       env={**per_call, environment.WORKFLOW: on_host_wf}, capture_output=True, text=True, timeout=300)
+    assert on_host.returncode == 0, on_host.stderr[-3000:]
+    job = submitted.stdout.strip()
+    assert wait_done(job, timeout=300)[job] == "COMPLETED", (bob / "job.out").read_text()[-3000:]
+    for user, workflow, home in ((ALICE, on_host_wf, alice), (BOB, in_sbatch, bob)):
+        calls = [json.loads(line) for line in (home / "calls.jsonl").read_text().splitlines()]
+        assert len(calls) == 2
+        assert_held_per_call(user, _call_jobs(workflow), calls, qpu_host)
