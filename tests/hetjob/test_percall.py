@@ -12,6 +12,7 @@ import json
 import shlex
 import statistics
 import threading
+import time
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +25,8 @@ from hcqw.hetjob.percall import PerCallDevice, PerCallSettings, call_request, dr
 from hcqw.lab.users import USERS
 from hcqw.qpu import current_device, local_simulator
 from hcqw.slurm import ComponentSpec, SlurmSettingsError
-from tests.support.lab_jobs import run, wait_done
+from hcqw.lab.pytest_plugin import wait_for
+from tests.support.lab_jobs import DONE, run, wait_done
 
 ALICE, BOB = USERS
 CALLS = 3
@@ -190,3 +192,26 @@ def test_the_same_driver_on_the_submit_host_and_in_a_plain_sbatch_job_holds_per_
         calls = [json.loads(line) for line in (home / "calls.jsonl").read_text().splitlines()]
         assert len(calls) == 2
         assert_held_per_call(user, _call_jobs(workflow), calls, qpu_host)
+
+
+@pytest.mark.slurm
+def test_cancelling_the_driver_mid_call_releases_the_calls_qpu_job(slurm_lab, lab_user_dir):
+    """The QPU is never left held: ``scancel`` of the driver's job while a call holds the device ends that call's job."""
+    lab = slurm_lab
+    home = lab_user_dir(ALICE)
+    workflow = f"percall-cancel-{uuid.uuid4().hex[:6]}"
+    driver = str(lab.site.src / "tests" / "hetjob" / "percall_driver.py")
+    submitted = lab.exec(ALICE, [str(lab.site.bin / "hcqw"), "slurm", "submit", "--runs-dir", str(home / "runs"),
+                                 "--workflow-id", workflow, "--device-service", lab.layout.qpu_service_address_pattern,
+                                 driver, str(home / "calls.jsonl"), "1", "0", "300"],
+                         cwd=home, capture_output=True, text=True, timeout=120)
+    assert submitted.returncode == 0, submitted.stderr
+    job = submitted.stdout.split("driver job ")[1].split(",")[0]
+    output = home / "runs" / workflow / "slurm" / f"driver-{job}.out"
+    wait_for(lambda: output.exists() and "in call" in output.read_text(), 120, "the driver's call to hold the qpu")
+    (held,) = _call_jobs(workflow)
+    assert held["JobState"] == "RUNNING"
+    run(["scancel", job])
+    cancelled_at = time.time()
+    wait_for(lambda: all(j["JobState"] in DONE for j in _call_jobs(workflow)), 30, "the call's qpu job to end")
+    print(f"call job ended {time.time() - cancelled_at:.2f} s after scancel of the driver")
