@@ -39,6 +39,7 @@ PER_CALL_PARTITION = "HCQW_PER_CALL_PARTITION"  # default qpu
 PER_CALL_GRES = "HCQW_PER_CALL_GRES"  # default qpu:1
 PER_CALL_OPTIONS = "HCQW_PER_CALL_OPTIONS"  # further sbatch options of each call's job (shell words)
 PER_CALL_TIME_LIMIT = "HCQW_PER_CALL_TIME_LIMIT"  # each call's job, minutes or a SLURM time; default 10
+PER_CALL_RECORDS = "HCQW_PER_CALL_RECORDS"  # signed records of finished calls, replayed by a re-run (hcqw.hetjob.replay)
 PER_CALL_DIR = "HCQW_PER_CALL_DIR"  # the calls' private job directories; default <state dir>/per-call
 
 # -- set by users and sites --------------------------------------------------------------------

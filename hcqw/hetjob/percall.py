@@ -29,6 +29,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 from hcqw import environment
@@ -48,6 +49,7 @@ ADDRESS_POLL_S = 0.02
 #: Seconds between asking SLURM whether a call's job is still alive while it pends (one squeue each).
 STATE_POLL_S = 1.0
 NODE_FILE = "node"
+CALL_RECORDS_DIR = "calls"  # in a driver's run directory
 
 
 @dataclass(frozen=True)
@@ -103,14 +105,35 @@ class PerCallDevice:
 
     ``backend``: where the calls' jobs go (default: sbatch on this cluster, ``SLURM_CONF``)."""
 
-    def __init__(self, settings: PerCallSettings, backend=None):
+    def __init__(self, settings: PerCallSettings, backend=None, records_dir: Path | None = None):
         from hcqw.slurm.sbatch import SbatchBackend
 
         self.settings = settings
         self.backend = backend if backend is not None else SbatchBackend(poll_interval=STATE_POLL_S)
+        self.records_dir = records_dir
 
     def acquire(self, workflow: str, node: str, timeout: float | None = None, metrics: MetricsLog | None = None,
-                seed: int | None = None) -> GatewayLease:
+                seed: int | None = None) -> Any:
+        """The call's lease: with records (``records_dir``), a finished call replayed (``hcqw.hetjob.replay``) or a
+        live one recorded; without, a live one."""
+        if self.records_dir is None:
+            return self._acquire_live(workflow, node, timeout, metrics, seed)
+        from hcqw.checkpoint import Place
+        from hcqw.hetjob.replay import CallRecords, RecordingLease, ReplayLease, check_seed, command_fingerprint
+
+        records = CallRecords(self.records_dir, Place(workflow, command_fingerprint()))
+        call = records.next_call()
+        record = records.load(call)
+        if record is not None:
+            check_seed(record, seed, records.path(call))
+            if metrics:
+                metrics.record("replay", workflow=workflow, node=node, call=call, start=time.time(), end=time.time())
+            log.info("%s/%s: call %d replayed from %s", workflow, node, call, records.path(call))
+            return ReplayLease(record, records.path(call), workflow, node)
+        return RecordingLease(self._acquire_live(workflow, node, timeout, metrics, seed), records, call, seed)
+
+    def _acquire_live(self, workflow: str, node: str, timeout: float | None, metrics: MetricsLog | None,
+                      seed: int | None) -> GatewayLease:
         """Submit this call's qpu job, wait (at most ``timeout`` s in all, else as long as SLURM queues it) for its
         gateway, and open a session there; the job is cancelled on any failure."""
         self.settings.call_dir.mkdir(parents=True, exist_ok=True)
@@ -167,13 +190,16 @@ class _CallGateway(GatewayDevice):
 def per_call_device(env: Mapping[str, str] | None = None) -> PerCallDevice:
     """The per-call provider as the environment describes it (``HCQW_PER_CALL_*``)."""
     env = os.environ if env is None else env
-    return PerCallDevice(PerCallSettings.from_environment(env))
+    records = env.get(environment.PER_CALL_RECORDS)
+    return PerCallDevice(PerCallSettings.from_environment(env), records_dir=Path(records) if records else None)
 
 
 def driver_environment(settings: PerCallSettings, workflow: str, node: str, run_dir: Path) -> dict[str, str]:
-    """What a driver needs for per-call holding: the mode, its calls' settings, and the step's names and metrics."""
+    """What a driver needs for per-call holding: the mode, its calls' settings and records (``run_dir/calls``: a
+    re-run under the same workflow id replays the finished calls), and the step's names and metrics."""
     env = step_environment(workflow, node, run_metrics(run_dir), quantum=True)
     env.update({
+        environment.PER_CALL_RECORDS: str(Path(run_dir) / CALL_RECORDS_DIR),
         environment.DEVICE: environment.PER_CALL,
         environment.PER_CALL_PARTITION: settings.partition,
         environment.PER_CALL_GRES: settings.gres,

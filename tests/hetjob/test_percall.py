@@ -215,3 +215,37 @@ def test_cancelling_the_driver_mid_call_releases_the_calls_qpu_job(slurm_lab, la
     cancelled_at = time.time()
     wait_for(lambda: all(j["JobState"] in DONE for j in _call_jobs(workflow)), 30, "the call's qpu job to end")
     print(f"call job ended {time.time() - cancelled_at:.2f} s after scancel of the driver")
+
+
+@pytest.mark.slurm
+def test_a_killed_driver_rerun_replays_its_finished_calls_and_refuses_another_command_line(slurm_lab, lab_user_dir):
+    """Resume by replay: the re-run (same workflow id) gets the finished calls' results without a qpu job."""
+    lab = slurm_lab
+    home = lab_user_dir(BOB)
+    workflow = f"percall-replay-{uuid.uuid4().hex[:6]}"
+    driver = str(lab.site.src / "tests" / "hetjob" / "percall_driver.py")
+
+    def submit(*args: str, env: dict[str, str] | None = None):
+        return lab.exec(BOB, [str(lab.site.bin / "hcqw"), "slurm", "submit", "--wait", "--runs-dir", str(home / "runs"),
+                              "--workflow-id", workflow, "--device-service", lab.layout.qpu_service_address_pattern,
+                              driver, str(home / "calls.jsonl"), *args], cwd=home, env=env, capture_output=True,
+                        text=True, timeout=300)
+
+    killed = submit("3", "1", env={"PERCALL_DRIVER_DIE_AFTER": "2"})  # SIGKILL right after call 2 closed
+    assert killed.returncode == 1 and "failed" in killed.stdout, killed.stdout + killed.stderr
+    first = [json.loads(line) for line in (home / "calls.jsonl").read_text().splitlines()]
+    assert len(first) == 2 and len(_call_jobs(workflow)) == 2
+
+    resumed = submit("3", "1")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    second = [json.loads(line) for line in (home / "calls.jsonl").read_text().splitlines()][2:]
+    assert [c["samples"] for c in second[:2]] == [c["samples"] for c in first]  # replayed, bit for bit
+    assert len(second) == 3 and len(_call_jobs(workflow)) == 3  # only the call not yet done reached the device
+    events = [json.loads(line) for line in (home / "runs" / workflow / "metrics" / "qpu.jsonl").read_text().splitlines()]
+    assert [e["call"] for e in events if e["kind"] == "replay"] == [1, 2]
+
+    other = submit("3", "2")  # another command line under the same workflow id
+    assert other.returncode == 1
+    out = max((home / "runs" / workflow / "slurm").glob("driver-*.out"), key=lambda path: path.stat().st_mtime)
+    assert "CheckpointMismatch" in out.read_text() and "other parameters" in out.read_text()
+    assert len(_call_jobs(workflow)) == 3  # refused before any qpu job
