@@ -34,10 +34,10 @@ from pathlib import Path
 
 from hcqw import environment
 from hcqw.errors import DeviceError
-from hcqw.hetjob.device import DEVICE_WAIT_S, PEER_TIMEOUT_S, GatewayDevice, GatewayLease, _log_tail
+from hcqw.hetjob.device import DEVICE_WAIT_S, PEER_TIMEOUT_S, GatewayDevice, GatewayLease
 from hcqw.metrics import MetricsLog
 from hcqw.environment import step_environment
-from hcqw.paths import GATEWAY_ADDRESS, run_metrics, slurm_output, state_dir
+from hcqw.paths import GATEWAY_ADDRESS, GATEWAY_METRICS, run_metrics, slurm_output, state_dir
 from hcqw.slurm import ComponentSpec, JobRequest
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ class PerCallDevice:
         gateway, and open a session there; the job is cancelled on any failure."""
         self.settings.call_dir.mkdir(parents=True, exist_ok=True)
         call_dir = Path(tempfile.mkdtemp(prefix=f"{node}.", dir=self.settings.call_dir))  # 0700: the address is ours
-        gateway_metrics = metrics.path.with_name("gateway.jsonl") if metrics else None
+        gateway_metrics = metrics.path.with_name(GATEWAY_METRICS) if metrics else None  # beside the run's own
         submitted = time.time()
         job = self.backend.submit(call_request(self.settings, workflow, node, call_dir, gateway_metrics))
         release = lambda: self.backend.cancel(job)  # noqa: E731 - the gateway cancels it too; either suffices
@@ -175,8 +175,21 @@ class PerCallDevice:
                 state = self.backend.status([job])[job]
                 if state.phase.terminal:
                     raise DeviceError(f"the qpu job {job} of this call ended ({state.phase.value}) before its gateway "
-                                      f"was ready; output in {call_dir}{_log_tail(str(call_dir / 'gateway.log'))}")
+                                      f"was ready; output in {call_dir}{_gateway_says(call_dir / 'gateway.log')}")
             time.sleep(ADDRESS_POLL_S)
+
+
+def _gateway_says(log_path: Path) -> str:
+    """Why a call's gateway stopped, from its log: its error and stop lines, and the exception's own message."""
+    from hcqw.slurm.backend import tail
+
+    lines = tail(log_path, 40).splitlines() if log_path.exists() else []
+    why = [line for line in lines if "gateway stopping:" in line or " gateway ERROR" in line][-2:]
+    # A traceback's last unindented line that is not a log record is the exception with its message.
+    raised = [line for line in lines if line.strip() and not line[:1].isspace() and not line[:4].isdigit()
+              and not line.startswith("Traceback")][-1:]
+    text = "\n".join(why + raised).strip()
+    return f"; its log says:\n{text}" if text else ""
 
 
 class _CallGateway(GatewayDevice):

@@ -249,3 +249,19 @@ def test_a_killed_driver_rerun_replays_its_finished_calls_and_refuses_another_co
     out = max((home / "runs" / workflow / "slurm").glob("driver-*.out"), key=lambda path: path.stat().st_mtime)
     assert "CheckpointMismatch" in out.read_text() and "other parameters" in out.read_text()
     assert len(_call_jobs(workflow)) == 3  # refused before any qpu job
+
+
+@pytest.mark.slurm
+def test_a_call_whose_gateway_cannot_start_fails_with_its_log_and_holds_nothing(slurm_lab, lab_user_dir):
+    lab = slurm_lab
+    home = lab_user_dir(ALICE)
+    workflow = f"percall-broken-{uuid.uuid4().hex[:6]}"
+    done = lab.exec(ALICE, [str(lab.site.bin / "python"), str(lab.site.src / "tests/hetjob/percall_driver.py"),
+                            str(home / "calls.jsonl"), "1", "0"], cwd=home, capture_output=True, text=True, timeout=120,
+                    env={environment.DEVICE: environment.PER_CALL, environment.WORKFLOW: workflow,
+                         environment.PER_CALL_SERVICE: f"ipc:///tmp/no-such-service-{workflow}-%n.ipc"})
+    assert done.returncode != 0
+    assert "DeviceError: the qpu job" in done.stderr and "before its gateway was ready" in done.stderr, done.stderr
+    assert "no-such-service" in done.stderr  # the gateway's own words, from its log
+    (job,) = _call_jobs(workflow)
+    assert job["JobState"] in DONE
