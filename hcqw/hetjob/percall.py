@@ -38,7 +38,7 @@ from hcqw.hetjob.device import DEVICE_WAIT_S, PEER_TIMEOUT_S, GatewayDevice, Gat
 from hcqw.metrics import MetricsLog
 from hcqw.environment import step_environment
 from hcqw.paths import GATEWAY_ADDRESS, GATEWAY_METRICS, run_metrics, slurm_output, state_dir
-from hcqw.slurm import ComponentSpec, JobRequest
+from hcqw.slurm import ComponentSpec, JobRequest, SlurmSettingsError
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,14 @@ class PerCallSettings:
             "call_dir": Path(env[environment.PER_CALL_DIR]) if env.get(environment.PER_CALL_DIR) else None,
             "options": tuple(shlex.split(env.get(environment.PER_CALL_OPTIONS, ""))) or None,
         }
-        return cls(**{name: value for name, value in given.items() if value})
+        settings = cls(**{name: value for name, value in given.items() if value})
+        try:
+            settings.component()
+        except SlurmSettingsError as err:  # named by the variables a user sets, not by hcqw's fields
+            raise DeviceError(f"per-call settings ${environment.PER_CALL_PARTITION}, ${environment.PER_CALL_GRES}, "
+                              f"${environment.PER_CALL_TIME_LIMIT}, ${environment.PER_CALL_OPTIONS}: {err} (the partition, "
+                              "gres and time limit have variables of their own)") from None
+        return settings
 
     def component(self) -> ComponentSpec:
         """The call's one component: refuses options hcqw sets itself (partition, gres...) by name."""

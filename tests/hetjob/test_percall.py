@@ -37,11 +37,11 @@ PAUSE_S = 3.0  # classical work between calls: longer than SLURM's 1 s time reso
 
 def test_per_call_mode_chooses_the_per_call_provider_with_its_settings(tmp_path):
     env = {environment.DEVICE: environment.PER_CALL, environment.PER_CALL_PARTITION: "quantum",
-           environment.PER_CALL_GRES: "qpu:2", environment.PER_CALL_OPTIONS: "--nodelist=q1 --account=lab",
+           environment.PER_CALL_GRES: "qpu:2", environment.PER_CALL_OPTIONS: "--nodelist=q1 --exclusive",
            environment.PER_CALL_SERVICE: "ipc:///run/hcqw/%n/qpu.ipc", environment.PER_CALL_DIR: str(tmp_path)}
     device = current_device(env)
     assert isinstance(device, PerCallDevice)
-    assert device.settings == PerCallSettings(partition="quantum", gres="qpu:2", options=("--nodelist=q1", "--account=lab"),
+    assert device.settings == PerCallSettings(partition="quantum", gres="qpu:2", options=("--nodelist=q1", "--exclusive"),
                                               service="ipc:///run/hcqw/%n/qpu.ipc", call_dir=tmp_path)
     assert local_simulator(env) is None  # no engine holds a local device for it
     defaults = current_device({environment.DEVICE: environment.PER_CALL}).settings
@@ -73,6 +73,8 @@ def test_a_calls_job_is_the_gateway_relaying_and_releasing_its_own_job(tmp_path)
 def test_options_hcqw_sets_itself_are_refused_in_a_calls_options(tmp_path):
     with pytest.raises(SlurmSettingsError, match="--gres is not allowed"):
         call_request(PerCallSettings(options=("--gres=qpu:2",)), "wf", "driver", tmp_path)
+    with pytest.raises(DeviceError, match=r"HCQW_PER_CALL_OPTIONS: --gres is not allowed.*variables of their own"):
+        current_device({environment.DEVICE: environment.PER_CALL, environment.PER_CALL_OPTIONS: "--gres=qpu:2"})
 
 
 def test_the_driver_job_selects_per_call_holding(tmp_path):
