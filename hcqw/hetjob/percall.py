@@ -39,6 +39,7 @@ from hcqw.metrics import MetricsLog
 from hcqw.environment import step_environment
 from hcqw.paths import GATEWAY_ADDRESS, GATEWAY_METRICS, run_metrics, slurm_output, state_dir
 from hcqw.slurm import ComponentSpec, JobRequest, SlurmSettingsError
+from hcqw.slurm.settings import TAG_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,12 @@ class PerCallSettings:
         return ComponentSpec(self.partition, gres=self.gres, time_limit=self.time_limit, extra=self.options)
 
 
+def call_job_name(workflow: str, node: str) -> str:
+    """The SLURM job name of every call of a lease node: its tag (``JobRequest.tag``), which sacct keeps (a comment
+    it keeps only with ``AccountingStoreFlags=job_comment``). The driver's own job is named apart (``.driver``)."""
+    return f"{TAG_PREFIX}{workflow}:{node}"
+
+
 def call_request(settings: PerCallSettings, workflow: str, node: str, call_dir: Path,
                  metrics: Path | None = None) -> JobRequest:
     """The qpu-only job of one call: the gateway, its address and log in ``call_dir`` (the caller's, 0700)."""
@@ -103,7 +110,9 @@ def call_request(settings: PerCallSettings, workflow: str, node: str, call_dir: 
         gateway += f" --upstream {q(settings.service)}"
     body = (f'echo "$SLURMD_NODENAME" > {q(str(call_dir / NODE_FILE))}\n'
             f"exec {gateway} </dev/null >>{q(str(call_dir / 'gateway.log'))} 2>&1\n")
-    return JobRequest(workflow_id=workflow, node=f"{node}.call", body=body, components=(settings.component(),),
+    # Tagged with the lease's workflow and node, as its device execs name them (`hcqw usage` matches them by it).
+    return JobRequest(workflow_id=workflow, node=node, name=call_job_name(workflow, node), body=body,
+                      components=(settings.component(),),
                       workdir=call_dir, output="slurm-%j.out", environment={"PYTHONUNBUFFERED": "1"})
 
 
@@ -238,7 +247,7 @@ def driver_request(argv: list[str], *, workflow: str, run_dir: Path, cwd: Path, 
     """A driver (``argv``: the command, e.g. python and the script with its arguments) as a cpu job with per-call
     holding; ``settings.call_dir`` should be ``<run_dir>/jobs``. Its output goes to ``run_dir/slurm``."""
     q = shlex.quote
-    call_jobs = f"hcqw:{workflow}:{node}.call"  # call_request's job name
+    call_jobs = call_job_name(workflow, node)
     body = f"""cd {q(str(cwd))}
 {shlex.join(argv)} &
 driver=$!
@@ -252,5 +261,5 @@ release_calls
 exit $rc
 """
     env = {"PYTHONUNBUFFERED": "1", **driver_environment(settings, workflow, node, run_dir)}
-    return JobRequest(workflow_id=workflow, node=node, body=body, components=(cpu,), workdir=slurm_output(run_dir),
-                      output=f"{node}-%j.out", environment=env)
+    return JobRequest(workflow_id=workflow, node=node, name=f"{call_job_name(workflow, node)}.driver", body=body,
+                      components=(cpu,), workdir=slurm_output(run_dir), output=f"{node}-%j.out", environment=env)

@@ -63,7 +63,7 @@ def test_an_unknown_device_mode_is_refused_by_name():
 def test_a_calls_job_is_the_gateway_relaying_and_releasing_its_own_job(tmp_path):
     settings = PerCallSettings(service="ipc:///h/%n/qpu.ipc", options=("--nodelist=q1",), python="/site/python")
     request = call_request(settings, "wf", "driver", tmp_path, tmp_path / "gateway.jsonl")
-    assert request.job_name == "hcqw:wf:driver.call" and not request.is_hetjob
+    assert request.job_name == "hcqw:wf:driver" and not request.is_hetjob  # the lease's names: `hcqw usage` matches
     assert request.components[0].wants_qpu and request.components[0].extra == ("--nodelist=q1",)
     assert "exec /site/python -m hcqw.hetjob.gateway" in request.body
     assert '--release-job "$SLURM_JOB_ID"' in request.body and "--upstream ipc:///h/%n/qpu.ipc " in request.body
@@ -87,7 +87,8 @@ def test_the_driver_job_selects_per_call_holding(tmp_path):
     assert current_device(env).settings == settings  # what the driver's open_qpu will read
     assert not any(c.wants_qpu for c in request.components)  # the driver itself holds no qpu
     assert "/site/python /home/a/vqe.py --x 1 &" in request.body
-    assert "--name=hcqw:wf:driver.call" in request.body  # left-over calls are cancelled when it ends
+    assert "--name=hcqw:wf:driver " in request.body  # left-over calls are cancelled when it ends
+    assert request.job_name == "hcqw:wf:driver.driver"  # ... and the driver's own job is named apart
 
 
 # -- on the lab ---------------------------------------------------------------------------------------------------------
@@ -101,7 +102,7 @@ def _call_jobs(workflow: str) -> list[dict[str, str]]:
     records = [dict(f.split("=", 1) for f in line.split() if "=" in f)
                for line in run(["scontrol", "-o", "show", "job"]).splitlines()]
     return sorted((r for r in records if r.get("JobName", "").startswith(f"hcqw:{workflow}:")
-                   and r["JobName"].endswith(".call")),
+                   and r["Partition"] == "qpu"),
                   key=lambda r: (_time(r["StartTime"]), int(r["JobId"])))
 
 
