@@ -8,6 +8,7 @@ Set per step by the engines (``step_environment``) and read by ``hcqw.qpu.open_q
 Set by a quantum node's batch script (``hcqw.hetjob.jobs``) for ``hcqw.hetjob.device``:
 ``GATEWAY_ADDRESS_FILE``, ``GATEWAY_PID``, ``GATEWAY_LOG``, ``PEER_TIMEOUT``, ``DEVICE_WAIT``.
 Set by an engine that holds the local device for a qpu-marked step (``hcqw.device.hold``): ``DEVICE_HOLD``.
+Set for a per-call driver (``hcqw slurm submit``, or by hand in a plain job): ``DEVICE=per-call`` and ``PER_CALL_*``.
 Set by users and sites: the rest.
 """
 
@@ -19,8 +20,10 @@ from pathlib import Path
 WORKFLOW = "HCQW_WORKFLOW"  # the lease's default workflow name
 NODE = "HCQW_NODE"  # the lease's default node name
 METRICS = "HCQW_METRICS"  # the run's QPU timeline (hcqw.metrics)
-DEVICE = "HCQW_DEVICE"  # NO_DEVICE in jobs without a qpu component
+DEVICE = "HCQW_DEVICE"  # NO_DEVICE in jobs without a qpu component, PER_CALL in a per-call driver
 NO_DEVICE = "none"
+# The one word of the per-call mode (hcqw.hetjob.percall): each quantum call gets the qpu from SLURM for itself.
+PER_CALL = "per-call"
 DEVICE_HOLD = "HCQW_DEVICE_HOLD"  # the hold of the local device a qpu-marked step runs under
 
 # -- in component 0 of a quantum node's hetjob, set by its batch script ------------------------
@@ -29,6 +32,15 @@ GATEWAY_PID = "HCQW_GATEWAY_PID"
 GATEWAY_LOG = "HCQW_GATEWAY_LOG"
 PEER_TIMEOUT = "HCQW_PEER_TIMEOUT"  # s the link to the gateway may be down before the node gives up
 DEVICE_WAIT = "HCQW_DEVICE_WAIT"  # s a run in a quantum job may wait for an offline/calibrating device
+
+# -- a per-call driver's calls (HCQW_DEVICE=per-call), set by `hcqw slurm submit` or the user ----------
+PER_CALL_SERVICE = "HCQW_PER_CALL_SERVICE"  # the qpu hosts' resident QPU service (%n: the host); unset: simulate per call
+PER_CALL_PARTITION = "HCQW_PER_CALL_PARTITION"  # default qpu
+PER_CALL_GRES = "HCQW_PER_CALL_GRES"  # default qpu:1
+PER_CALL_OPTIONS = "HCQW_PER_CALL_OPTIONS"  # further sbatch options of each call's job (shell words)
+PER_CALL_TIME_LIMIT = "HCQW_PER_CALL_TIME_LIMIT"  # each call's job, minutes or a SLURM time; default 10
+PER_CALL_RECORDS = "HCQW_PER_CALL_RECORDS"  # signed records of finished calls, replayed by a re-run (hcqw.hetjob.replay)
+PER_CALL_DIR = "HCQW_PER_CALL_DIR"  # the calls' private job directories; default <state dir>/per-call
 
 # -- set by users and sites --------------------------------------------------------------------
 DEVICE_ADDRESS = "HCQW_DEVICE_ADDRESS"  # a running QPU service open_qpu uses

@@ -12,9 +12,12 @@ a laptop and on a cluster:
 1. inside a quantum node's hetjob made by hcqw (``HCQW_GATEWAY_ADDRESS_FILE`` set by the job
    script): the job's own gateway on the qpu node; closing the lease frees the qpu component
    at once, while the rest of the job goes on;
-2. with ``HCQW_DEVICE_ADDRESS`` set: a running QPU service (``hcqw device serve``), shared
+2. with ``HCQW_DEVICE=per-call`` (a driver launched by ``hcqw slurm submit``, or a script given the
+   ``HCQW_PER_CALL_*`` settings): each lease is a qpu job of its own, submitted when the lease is
+   opened and cancelled when it closes (``hcqw.hetjob.percall``); between leases nothing is held;
+3. with ``HCQW_DEVICE_ADDRESS`` set: a running QPU service (``hcqw device serve``), shared
    through its queue;
-3. otherwise the machine-local device, one holder at a time machine-wide (the embedded default;
+4. otherwise the machine-local device, one holder at a time machine-wide (the embedded default;
    simulator ``$HCQW_SIMULATOR``, default qsim) -- except in a classical job, which hcqw
    marks with ``HCQW_DEVICE=none``: there opening the device is an error, not a simulation
    on a compute node. A qpu-marked step that an engine runs on this machine holds that device
@@ -22,6 +25,7 @@ a laptop and on a cluster:
    hold, and closing it frees the device while the step goes on.
 
 This module only chooses: the providers are ``hcqw.hetjob.device.GatewayDevice``,
+``hcqw.hetjob.percall.PerCallDevice``,
 ``hcqw.service.device.ServiceDevice`` and ``hcqw.device.local.LocalDevice`` /
 ``hcqw.device.hold.HeldDevice``, each behind the contract in ``hcqw.device.provider``.
 
@@ -50,6 +54,14 @@ def current_device(env: Mapping[str, str] | None = None) -> DeviceProvider:
         from hcqw.hetjob.device import gateway_device
 
         return gateway_device(env)
+    mode = env.get(environment.DEVICE)
+    if mode and mode not in (environment.PER_CALL, environment.NO_DEVICE):
+        raise DeviceError(f"${environment.DEVICE} is {mode!r}: use {environment.PER_CALL!r} (each quantum call gets "
+                          f"the qpu from SLURM for itself) or leave it unset")
+    if mode == environment.PER_CALL:
+        from hcqw.hetjob.percall import per_call_device
+
+        return per_call_device(env)
     if env.get(environment.DEVICE_ADDRESS):
         from hcqw.service.device import ServiceDevice
 
@@ -68,7 +80,8 @@ def local_simulator(env: Mapping[str, str] | None = None) -> str | None:
     """The simulator of the machine-local device code in ``env`` opens; None where it opens a hetjob's
     gateway or a QPU service, which hold per lease (engines hold the local one per step: ``hcqw.device.hold``)."""
     env = os.environ if env is None else env
-    if env.get(environment.GATEWAY_ADDRESS_FILE) or env.get(environment.DEVICE_ADDRESS):
+    if env.get(environment.GATEWAY_ADDRESS_FILE) or env.get(environment.DEVICE_ADDRESS) \
+            or env.get(environment.DEVICE) == environment.PER_CALL:
         return None
     return env.get(environment.SIMULATOR) or "qsim"
 

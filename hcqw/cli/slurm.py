@@ -1,4 +1,6 @@
-"""``hcqw slurm run LOOP``: a hybrid loop as a chain of SLURM jobs (quantum nodes as hetjobs).
+"""``hcqw slurm run LOOP``: a hybrid loop as a chain of SLURM jobs (quantum nodes as hetjobs);
+``hcqw slurm submit script.py [args]``: an unsplit driver as one cpu job whose quantum calls each get
+the QPU for themselves (per-call holding, ``hcqw.hetjob.percall``).
 
 Light at import time; the work is imported inside the handler. The REST token is read
 from ``--token-file`` or $HCQW_SLURM_JWT/$SLURM_JWT by the REST backend, never from the
@@ -45,6 +47,27 @@ def register(subparsers) -> None:
     p.add_argument("--no-wait", action="store_true", help="submit and print the job ids, do not follow")
     p.set_defaults(handler=_run)
 
+    p = commands.add_parser("submit", help="submit a driver script as a cpu job whose quantum calls each hold the qpu "
+                                           "for that call only (per-call)")
+    p.add_argument("script", help="the driver: a Python script that opens the device with hcqw.qpu.open_qpu "
+                                  "(directly or through hcqw's Qiskit/PennyLane front doors)")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="the script's own arguments")
+    p.add_argument("--runs-dir", default="runs", help="where run directories go (shared with the compute nodes)")
+    p.add_argument("--workflow-id", help="name of this run (default: <script name>-<random>)")
+    p.add_argument("--partition", default="cpu", help="the driver job's partition (default cpu)")
+    p.add_argument("--time-limit", default="60", help="the driver job's time limit (minutes or SLURM time)")
+    p.add_argument("--device-service", default=None, metavar="ADDRESS",
+                   help="node-local address of the resident QPU service on the qpu hosts (%%n: the host's name); "
+                        "each call's job relays to it. Default $HCQW_PER_CALL_SERVICE; without either each call's "
+                        "job loads a simulator of its own")
+    p.add_argument("--qpu-partition", default=None, help="partition of each call's job (default qpu)")
+    p.add_argument("--qpu-gres", default=None, help="gres of each call's job (default qpu:1)")
+    p.add_argument("--call-option", action="append", default=[], metavar="OPTION",
+                   help="a further sbatch option of each call's job, e.g. --call-option=--nodelist=q1; repeatable")
+    p.add_argument("--call-time-limit", default=None, help="time limit of each call's job (default 10 minutes)")
+    p.add_argument("--wait", action="store_true", help="wait for the driver job to end; exit 1 if it failed")
+    p.set_defaults(handler=_submit)
+
 
 def _rest_options(args: argparse.Namespace) -> dict:
     """open_backend's options from the command line, checked by hcqw.slurm.check_backend under their flags' names."""
@@ -82,3 +105,42 @@ def _run(args: argparse.Namespace) -> int:
     state = final_state(chain)
     print(chain.loop.describe(state) if chain.loop.describe else f"final state: {state!r}")
     return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    import os
+    import sys
+    import uuid
+    from dataclasses import replace
+    from pathlib import Path
+
+    from hcqw import environment
+    from hcqw.hetjob.percall import PerCallSettings, driver_request
+    from hcqw.paths import JOBS_DIR
+    from hcqw.slurm import ComponentSpec, open_backend
+    from hcqw.slurm.states import Phase
+
+    script = Path(args.script).absolute()
+    if not script.is_file():
+        print(f"hcqw slurm submit: no such script {args.script!r}", file=sys.stderr)
+        return 2
+    workflow = args.workflow_id or f"{script.stem}-{uuid.uuid4().hex[:8]}"
+    run_dir = Path(args.runs_dir).absolute() / workflow
+    (run_dir / "slurm").mkdir(parents=True, exist_ok=True)
+    (run_dir / JOBS_DIR).mkdir(mode=0o700, exist_ok=True)
+    given = {"partition": args.qpu_partition, "gres": args.qpu_gres, "time_limit": args.call_time_limit,
+             "service": args.device_service or os.environ.get(environment.PER_CALL_SERVICE),
+             "options": tuple(args.call_option) or None}
+    settings = replace(PerCallSettings(call_dir=run_dir / JOBS_DIR),
+                       **{name: value for name, value in given.items() if value})
+    request = driver_request([sys.executable, str(script), *args.args], workflow=workflow, run_dir=run_dir,
+                             cwd=Path.cwd(), cpu=ComponentSpec(args.partition, time_limit=args.time_limit),
+                             settings=settings)
+    backend = open_backend("slurm")
+    job = backend.submit(request)
+    print(f"workflow {workflow}: driver job {job}, output {run_dir / 'slurm' / f'driver-{job}.out'}")
+    if not args.wait:
+        return 0
+    state = backend.wait(job)
+    print(f"driver job {job}: {state.phase.value}")
+    return 0 if state.phase is Phase.COMPLETED else 1

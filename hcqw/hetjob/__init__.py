@@ -16,7 +16,11 @@
   good checkpoint; ``ChainFailed``.
 - ``federation``: a quantum node on the QPU-side cluster through its slurmrestd, with its
   checkpoints staged in and out.
+- ``percall``: per-call holding for an unsplit driver (``HCQW_DEVICE=per-call``): each ``open_qpu`` lease a
+  qpu-only job running the relay gateway, cancelled when the lease closes; ``driver_request``, the driver as a
+  cpu job (``hcqw slurm submit``).
+- ``replay``: a per-call driver's finished calls as signed records, replayed by a re-run of the same workflow.
 - ``records``: hold intervals from the metrics log next to SLURM's own component records.
 
-Its command, ``hcqw slurm run``, is ``hcqw.cli.slurm``.
+Its commands, ``hcqw slurm run`` and ``hcqw slurm submit``, are ``hcqw.cli.slurm``.
 """

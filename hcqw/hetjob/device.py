@@ -86,8 +86,12 @@ class GatewayDevice:
 
     def __init__(self, address_file: Path | str, connect_timeout: float = 120.0, gateway_pid: int | None = None,
                  release: Callable[[], None] | None = None, gateway_log: str | None = None,
-                 peer_timeout: float = PEER_TIMEOUT_S, device_wait: float = DEVICE_WAIT_S):
+                 peer_timeout: float = PEER_TIMEOUT_S, device_wait: float = DEVICE_WAIT_S,
+                 device_name: str | None = None, job: str | None = None):
         self.address_file = Path(address_file)
+        # What the metrics name: the qpu node and the job released (default: the hetjob's component 1).
+        self.device_name = device_name
+        self.job = job
         self.connect_timeout = connect_timeout
         self.gateway_pid = gateway_pid
         self.gateway_log = gateway_log
@@ -139,7 +143,7 @@ class GatewayDevice:
         except BaseException:
             self._release()  # no lease to close: free the qpu component here
             raise
-        return GatewayLease(client, session, metrics, self._release)
+        return GatewayLease(client, session, metrics, self._release, device=self.device_name, job=self.job)
 
     def _gateway_gone(self) -> str | None:
         """Why the gateway is known dead (its srun step ended), with the end of its log; else ``None``."""
@@ -175,10 +179,13 @@ class GatewayLease(SessionLease):
         with _offline_says_how_to_resume():
             return super().run_batch(items)
 
-    def __init__(self, client: Any, session: Any, metrics: MetricsLog | None, release: Callable[[], None]):
+    def __init__(self, client: Any, session: Any, metrics: MetricsLog | None, release: Callable[[], None],
+                 device: str | None = None, job: str | None = None):
         super().__init__(client, session)
         self._metrics = metrics
         self._release = release
+        self._device_name = device
+        self._job = job
         self.block_end: float | None = None
         self.released_at: float | None = None
 
@@ -194,7 +201,7 @@ class GatewayLease(SessionLease):
             self._session.close()
             self._client.close()
         finally:
-            device = self._device()
+            device = self._device_name or self._device()
             if self._metrics:
                 self._metrics.record("hold", workflow=self.workflow, node=self.node, device=device,
                                      start=self.acquired_at, end=self.block_end)
@@ -219,7 +226,7 @@ class GatewayLease(SessionLease):
         if self._metrics:
             self._metrics.record("release", workflow=self.workflow, node=self.node, device=device,
                                  start=self.block_end, end=self.released_at,
-                                 job=os.environ.get("SLURM_JOB_ID_HET_GROUP_1"))
+                                 job=self._job or os.environ.get("SLURM_JOB_ID_HET_GROUP_1"))
 
     @staticmethod
     def _device() -> str:
