@@ -54,6 +54,20 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class HybridLoop:
+    """A hybrid loop: alternate a quantum step (holds the device) and a classical step (does not).
+
+    Attributes:
+        name: the loop's name (a run's default workflow id).
+        initial_state: makes the state before the first iteration.
+        quantum_step: ``(state, qpu) -> measured``; ``qpu`` is the device lease, held only during this step.
+        classical_step: ``(state, measured) -> state``: the next iteration's state.
+        iterations: how many iterations at most (a positive int).
+        converged: ``state -> bool``; True ends the loop early.
+        seed: makes device sampling reproducible on every engine.
+        describe: ``state -> str``: one progress line per iteration.
+        fingerprint: binds the run's checkpoints to this loop definition (set by ``load_loop``).
+    """
+
     name: str
     initial_state: Callable[[], Any]
     quantum_step: Callable[[Any, DeviceLease], Any]

@@ -103,7 +103,8 @@ class HcqwDevice(Device):
             next seed drawn from ``numpy.random.default_rng(seed)``. ``None``: unseeded.
         lease: an open ``hcqw.device.DeviceLease`` to run every batch on (e.g. the ``qpu`` a
             ``HybridLoop`` quantum step gets); the device does not close it, and its own seed applies.
-        workflow, node: names of the leases this device opens (default ``$HCQW_WORKFLOW``/``$HCQW_NODE``).
+        workflow: workflow name of the leases this device opens (default ``$HCQW_WORKFLOW``).
+        node: node name of the leases this device opens (default ``$HCQW_NODE``).
         timeout: seconds to wait for the device per batch (``hcqw.qpu.open_qpu``).
     """
 
