@@ -40,6 +40,7 @@ from parsl.utils import RepresentationMixin
 
 from hcqw.errors import HcqwError
 from hcqw.slurm import tail
+from hcqw.trust import PRIVATE_DIR_FIX, make_private_dir
 from parsl_hcqw import tasks as taskfiles
 from parsl_hcqw.provider import HetjobSlurmProvider
 
@@ -108,7 +109,8 @@ class QpuJobExecutor(ParslExecutor, RepresentationMixin):
         return self._base
 
     def start(self) -> None:
-        self._base = Path(self.workdir or Path(self.run_dir) / "hcqw-qpu").absolute()
+        self._base = make_private_dir(Path(self.workdir or Path(self.run_dir) / "hcqw-qpu").absolute(),
+                                      "Parsl hcqw work directory", PRIVATE_DIR_FIX)
         for sub in ("tasks", taskfiles.QUEUE, taskfiles.CLAIMED, taskfiles.SESSIONS):
             (self._base / sub).mkdir(parents=True, exist_ok=True)
         if not self.provider.workdir and not self.provider.script_dir:

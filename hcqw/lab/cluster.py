@@ -180,6 +180,10 @@ class LabCluster:
         return subprocess.run(users.as_user(user, list(argv)), env=full_env, cwd=cwd or self.home(user),
                               umask=users.USER_UMASK, **run_options)  # type: ignore[call-overload]
 
+    def secure_root(self) -> None:
+        """Create the lab directory if missing; ``LabError`` unless it is root's alone (see ``host.secure_root``)."""
+        host.secure_root(self.root)
+
     def status(self) -> dict[str, object]:
         """Hosts, users, daemons (with PIDs) and where the cluster's configuration and API are."""
         daemons = self._daemons()
@@ -217,6 +221,7 @@ class LabCluster:
         if os.geteuid() != 0:
             raise LabError("the lab cluster runs slurmctld/slurmd as root: run `hcqw lab up` (or the tests) as root, "
                            "e.g. in a CI container or with sudo")
+        self.secure_root()  # first: refuse a directory another user prepared before root writes anything
         packages.ensure_packages(packages.BASE_PACKAGES + (packages.ACCOUNTING_PACKAGES if self.accounting else ()))
         host.ensure_user(SLURM_USER)
         self.site = software.ensure_site_venv(self.site.root)
@@ -517,8 +522,9 @@ class LabCluster:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        """Serialise up()/down() on one root across processes (e.g. pytest-xdist workers)."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Serialise up()/down() on one root across processes (e.g. pytest-xdist workers), once the root is
+        known to be root's alone (``host.secure_root``)."""
+        self.secure_root()
         with host.locked(self.layout.lock_file):
             yield
 
@@ -538,19 +544,18 @@ class LabCluster:
         keep the old one and the cluster would be inconsistent.
         """
         lay = self.layout
+        # The root was checked by _locked (root's, below root's directories): nothing below is followed.
         for directory, mode in ((lay.root, 0o755), (lay.etc, 0o755), (lay.secrets, 0o700), (lay.munge_dir, 0o755),
                                 (lay.state, 0o700), (lay.spool, 0o755), (lay.log, 0o755), (lay.run, 0o755),
                                 (lay.native_run, 0o755)):
-            directory.mkdir(parents=True, exist_ok=True)
-            directory.chmod(mode)
+            host.ensure_dir(directory, mode)
         # slurmd fails launches if its spool directory (SlurmdSpoolDir=.../%n) is missing.
         for node in lay.node_names:
-            (lay.spool / node).mkdir(exist_ok=True)
+            host.ensure_dir(lay.spool / node, 0o755)
         users.ensure_homes(lay.home)
         for node in lay.qpu_node_names:
-            lay.host_dir(node).mkdir(parents=True, exist_ok=True)
-            lay.host_dir(node).parent.chmod(0o755)
-            lay.host_dir(node).chmod(0o755)
+            host.ensure_dir(lay.host_dir(node).parent, 0o755)
+            host.ensure_dir(lay.host_dir(node), 0o755)
             # The service account owns its directory; users may enter it to reach the socket.
             users.ensure_owned_dir(lay.qpu_service_dir(node), users.SERVICE_ACCOUNT, 0o755)
         # munged insists on a key readable only by its own user; JWT wants >= 32 bytes.
@@ -574,12 +579,11 @@ class LabCluster:
                            f"Stop it first: `hcqw lab down --dir {lay.root}`")
         for path, text in files.items():
             if path in changed:
-                path.write_text(text)
-                path.chmod(0o600 if path == lay.slurmdbd_conf else 0o644)
+                host.write_file(path, text, 0o600 if path == lay.slurmdbd_conf else 0o644)
         # slurmrestd (user slurm) and the lab's users read the configuration.
         host.check_reachable_by(SLURM_USER, lay.slurm_conf)
         # Remember the parameters so `hcqw lab status/down --dir X` need not repeat them.
-        lay.params_file.write_text(json.dumps(self.params, indent=2) + "\n")
+        host.write_file(lay.params_file, json.dumps(self.params, indent=2) + "\n", 0o644)
 
 
 def _stop_order(daemon_name: str) -> int:

@@ -17,6 +17,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
+from hcqw.lab import host
 from hcqw.lab.errors import LabError
 
 log = logging.getLogger(__name__)
@@ -59,23 +60,17 @@ def _create(user: str, options: list[str]) -> None:
 
 
 def ensure_homes(home: Path) -> None:
-    """``home`` (0755) with one directory per user, owned by them, mode 0700."""
-    home.mkdir(parents=True, exist_ok=True)
-    home.chmod(0o755)
+    """``home`` (0755, root's) with one directory per user, owned by them, mode 0700 (no link followed)."""
+    host.ensure_dir(home, 0o755)
     for user in USERS:
         entry = pwd.getpwnam(user)
-        path = home / user
-        path.mkdir(exist_ok=True)
-        os.chown(path, entry.pw_uid, entry.pw_gid)
-        path.chmod(0o700)
+        host.ensure_dir(home / user, 0o700, entry.pw_uid, entry.pw_gid)
 
 
 def ensure_owned_dir(path: Path, user: str, mode: int) -> None:
-    """``path`` exists, belongs to ``user`` and has ``mode`` (its parents are left as they are)."""
+    """``path`` exists, belongs to ``user`` and has ``mode`` (its parent must exist; no link followed)."""
     entry = pwd.getpwnam(user)
-    path.mkdir(parents=True, exist_ok=True)
-    os.chown(path, entry.pw_uid, entry.pw_gid)
-    path.chmod(mode)
+    host.ensure_dir(path, mode, entry.pw_uid, entry.pw_gid)
 
 
 def ids(user: str) -> tuple[int, int]:

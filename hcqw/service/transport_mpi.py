@@ -303,7 +303,7 @@ class MpiServerTransport(ServerTransport):
         # Our own launch's PMI variables would make the helper's mpiexec think it runs inside ours.
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "PMIX_", "HYDRA_", "MPIR_"))}
         try:
-            subprocess.run([str(mpiexec), "-launcher", "fork", "-n", "1", sys.executable, "-c", _WAKE, self._port],
+            subprocess.run([str(mpiexec), "-launcher", "fork", "-n", "1", sys.executable, "-P", "-c", _WAKE, self._port],
                            env=env, capture_output=True, timeout=60, check=True)
         except (OSError, subprocess.SubprocessError) as err:
             log.warning("could not wake the MPI accept thread: %s", err)
