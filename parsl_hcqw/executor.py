@@ -74,6 +74,7 @@ class _Task:
     directory: Path
     future: Future
     job_id: str | None = None  # per-app mode: the app's own job
+    identity: str = ""  # what its call and result checkpoints are bound to (taskfiles.task_identity)
 
 
 class QpuJobExecutor(ParslExecutor, RepresentationMixin):
@@ -125,7 +126,7 @@ class QpuJobExecutor(ParslExecutor, RepresentationMixin):
         number = next(self._numbers)
         task = _Task(number, self.base / "tasks" / str(number), Future())
         task.future.parsl_executor_task_id = number  # type: ignore[attr-defined]
-        taskfiles.write_call(task.directory, self.provider.workflow, func, args, kwargs)
+        task.identity = taskfiles.write_call(task.directory, self.provider.workflow, func, args, kwargs)
         with self._lock:
             self._tasks[number] = task
             if self.session:
@@ -172,7 +173,7 @@ class QpuJobExecutor(ParslExecutor, RepresentationMixin):
         for task in tasks:
             if (task.directory / taskfiles.RESULT).exists():
                 try:
-                    ok, payload = taskfiles.read_result(task.directory, self.provider.workflow)
+                    ok, payload = taskfiles.read_result(task.directory, self.provider.workflow, task.identity)
                 except HcqwError as err:
                     ok, payload = False, err
                 self._finish(task, ok, payload)

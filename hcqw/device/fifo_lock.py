@@ -29,6 +29,7 @@ from pathlib import Path
 
 from hcqw.errors import DeviceError
 from hcqw.identity import user_name
+from hcqw.trust import untrusted_reason
 
 _POLL_START = 0.001  # s; first sleep when waiting with a timeout
 _POLL_MAX = 0.02  # s; polling cap, bounds the extra wake-up latency under a timeout
@@ -57,6 +58,12 @@ def check_private(directory: Path) -> None:
             f"device queue {directory} is writable by other users (mode {mode:04o}), who could reorder or block "
             f"the queue; run: chmod 700 {directory}. A local device queue serves one user; {share}"
         )
+    # The directories above it too: whoever may write one of them can swap the queue for their own.
+    reason = untrusted_reason(directory)
+    if reason:
+        raise DeviceError(f"device queue {directory} is not private to you: {reason}, so another user could "
+                          f"replace it. Use a queue directory on a path only you and root control (unset "
+                          f"HCQW_DEVICE_DIR for the default under your home); or, {share}")
 
 
 class FifoLock:

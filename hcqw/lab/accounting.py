@@ -12,7 +12,6 @@ munged. Each lab user gets an account of their own under one parent account
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import shlex
 import subprocess

@@ -170,15 +170,17 @@ class LabCluster:
         """Run ``argv`` as lab user ``user`` on the submit host, like a user logged in there.
 
         A clean environment (:meth:`user_env` plus ``env``), working directory
-        ``cwd`` (default: the user's home), umask 077. ``run_options`` go to
-        :func:`subprocess.run` (``capture_output``, ``text``, ``timeout``,
+        ``cwd`` (default: the user's home), umask 077, in a session of its own: the user's
+        process has no controlling terminal, so it cannot push input into root's (TIOCSTI).
+        ``run_options`` go to :func:`subprocess.run` (``capture_output``, ``text``, ``timeout``,
         ``check``, ``input``...); the command's exit code is returned as is.
         """
         if user not in users.USERS:
             raise LabError(f"{user!r} is not a lab user; the lab's users are {', '.join(users.USERS)}")
         full_env = {**self.user_env(user), **(env or {})}
         return subprocess.run(users.as_user(user, list(argv)), env=full_env, cwd=cwd or self.home(user),
-                              umask=users.USER_UMASK, **run_options)  # type: ignore[call-overload]
+                              umask=users.USER_UMASK, start_new_session=True,
+                              **run_options)  # type: ignore[call-overload]
 
     def secure_root(self) -> None:
         """Create the lab directory if missing; ``LabError`` unless it is root's alone (see ``host.secure_root``)."""
@@ -558,6 +560,8 @@ class LabCluster:
             host.ensure_dir(lay.host_dir(node), 0o755)
             # The service account owns its directory; users may enter it to reach the socket.
             users.ensure_owned_dir(lay.qpu_service_dir(node), users.SERVICE_ACCOUNT, 0o755)
+            # Its log names every user's workflows and sessions: root's and the admins' only.
+            host.ensure_file(lay.log_file(resident.daemon_name(node)), 0o640, 0, users.admin_gid())
         # munged insists on a key readable only by its own user; JWT wants >= 32 bytes.
         host.write_secret(lay.munge_key, 1024)
         host.write_secret(lay.jwt_key, 32)

@@ -71,6 +71,16 @@ def write_file(path: Path, text: str | bytes, mode: int) -> None:
         os.close(fd)
 
 
+def ensure_file(path: Path, mode: int, uid: int = 0, gid: int = 0) -> None:
+    """``path`` exists (created empty if missing, never through a link), owned by uid:gid with ``mode``."""
+    fd = _open_file(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, mode)
+    try:
+        os.fchown(fd, uid, gid)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
 def _open_file(path: Path, flags: int, mode: int = 0o600) -> int:
     try:
         return open_nofollow(path, flags, mode)

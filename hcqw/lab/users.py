@@ -9,8 +9,8 @@ home of the lab that last found it missing, so ``~user`` resolves too.
 
 from __future__ import annotations
 
+import grp
 import logging
-import os
 import pwd
 import shutil
 import subprocess
@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 USERS: tuple[str, ...] = ("hcqw-alice", "hcqw-bob")
 #: Runs the resident QPU services: not root, not a user who submits jobs.
 SERVICE_ACCOUNT = "hcqw-qpu"
+#: Reads the resident services' logs (0640), which name every user's workflows and sessions; the
+#: service account is a member, so it can give its log to the group (``--log-group``).
+ADMIN_GROUP = "hcqw-admin"
 #: New files of lab users are private unless they say otherwise (homes are 0700 as well).
 USER_UMASK = 0o077
 LANG = "C.UTF-8"
@@ -46,6 +49,21 @@ def ensure_accounts(home: Path) -> None:
     except KeyError:
         _create(SERVICE_ACCOUNT, ["--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
                                   "--shell", "/usr/sbin/nologin"])
+    try:
+        members = grp.getgrnam(ADMIN_GROUP).gr_mem
+    except KeyError:
+        log.warning("creating group %s", ADMIN_GROUP)
+        result = subprocess.run(["groupadd", "--system", ADMIN_GROUP], capture_output=True, text=True, check=False)
+        if result.returncode != 0 and "already exists" not in result.stderr:
+            raise LabError(f"could not create group {ADMIN_GROUP}: {result.stderr.strip()}")
+        members = []
+    if SERVICE_ACCOUNT not in members:
+        _run(["usermod", "--append", "--groups", ADMIN_GROUP, SERVICE_ACCOUNT], f"add {SERVICE_ACCOUNT} to {ADMIN_GROUP}")
+
+
+def admin_gid() -> int:
+    """The gid of ``ADMIN_GROUP`` (made by ``ensure_accounts``)."""
+    return grp.getgrnam(ADMIN_GROUP).gr_gid
 
 
 def _create(user: str, options: list[str]) -> None:
