@@ -558,9 +558,12 @@ class LabCluster:
         for node in lay.qpu_node_names:
             host.ensure_dir(lay.host_dir(node).parent, 0o755)
             host.ensure_dir(lay.host_dir(node), 0o755)
-            # The service account owns its directory; users may enter it to reach the socket.
-            users.ensure_owned_dir(lay.qpu_service_dir(node), users.SERVICE_ACCOUNT, 0o755)
-            # Its log names every user's workflows and sessions: root's and the admins' only.
+            # The service account owns its directory; users may enter it to reach the socket. Set-group-id
+            # to the admins' group: the service's log is created in it (0640) readable by them.
+            host.ensure_dir(lay.qpu_service_dir(node), 0o2755, users.ids(users.SERVICE_ACCOUNT)[0], users.admin_gid())
+            # Its logs name every user's workflows and sessions: the service's, root's and the admins' only.
+            host.ensure_file(resident.metrics_log(lay, node), 0o640, users.ids(users.SERVICE_ACCOUNT)[0],
+                             users.admin_gid())
             host.ensure_file(lay.log_file(resident.daemon_name(node)), 0o640, 0, users.admin_gid())
         # munged insists on a key readable only by its own user; JWT wants >= 32 bytes.
         host.write_secret(lay.munge_key, 1024)

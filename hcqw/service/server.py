@@ -183,10 +183,13 @@ def private_log(path: Path, group: str | None) -> None:
         if os.fstat(fd).st_uid == os.geteuid():
             if group is not None:
                 try:
-                    os.fchown(fd, -1, grp.getgrnam(group).gr_gid)
+                    gid = grp.getgrnam(group).gr_gid
+                    if os.fstat(fd).st_gid != gid:  # e.g. not inherited from a set-group-id directory
+                        os.fchown(fd, -1, gid)
                 except (KeyError, PermissionError):
                     raise DeviceError(f"cannot give the log {path} to group {group!r}: create the group and make "
-                                      f"the service's account a member (SupplementaryGroups= in its unit)") from None
+                                      f"the service's account a member (SupplementaryGroups= in its unit), or "
+                                      f"give the log's directory to the group, set-group-id (chmod 2750)") from None
             os.fchmod(fd, 0o640)
     finally:
         os.close(fd)
