@@ -137,7 +137,7 @@ class QpuJobExecutor(ParslExecutor, RepresentationMixin):
 
     def _command(self, target: str) -> str:
         q = shlex.quote
-        command = f"{q(self.provider.settings.python)} -m parsl_hcqw.runner --workflow {q(self.provider.workflow)}"
+        command = f"{q(self.provider.settings.python)} -P -m parsl_hcqw.runner --workflow {q(self.provider.workflow)}"
         if self.session:
             s = self.session
             return (f"{command} --session {q(target)} --max-apps {s.max_apps} --max-seconds {s.max_seconds:g} "
