@@ -68,11 +68,24 @@ def require_private(path: Path | str, what: str, fix: str, uid: int | None = Non
                             f"{reason}, so another user could replace what hcqw reads or writes there. {fix}")
 
 
+def nearest_existing(path: Path | str) -> Path:
+    """``path``, or the nearest directory above it that exists (what a check can see before it is made)."""
+    path = Path(os.path.abspath(path))
+    return next(p for p in (path, *path.parents) if os.path.lexists(p))
+
+
+def submitter(path: Path | str) -> int:
+    """Whose private ``path`` must be for work submitted from here: this process's user; for root (a
+    tool or test preparing a user's jobs), the path's owner, so another user's directory is still refused."""
+    return os.geteuid() or os.lstat(path).st_uid
+
+
 def make_private_dir(path: Path | str, what: str, fix: str, mode: int = 0o700) -> Path:
-    """Create ``path`` (and missing parents, ``mode``) if needed, then ``require_private`` it."""
+    """Create ``path`` (and missing parents, ``mode``) if needed, then ``require_private`` it (to its
+    ``submitter``)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True, mode=mode)
-    require_private(path, what, fix)
+    require_private(path, what, fix, uid=submitter(path))
     return path
 
 

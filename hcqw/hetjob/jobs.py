@@ -25,7 +25,7 @@ from hcqw.environment import step_environment
 from hcqw.hetjob.device import DEVICE_WAIT_S, PEER_TIMEOUT_S
 from hcqw.paths import GATEWAY_ADDRESS, gateway_metrics, job_prefix, run_metrics, slurm_output
 from hcqw.slurm import ComponentSpec, JobRequest
-from hcqw.trust import PRIVATE_DIR_FIX, require_private
+from hcqw.trust import PRIVATE_DIR_FIX, nearest_existing, require_private, submitter
 from hcqw.slurm.commands import STEP_PENDING_MARKERS, UNREACHABLE_MARKERS
 from hcqw.workflow import Node
 
@@ -122,7 +122,8 @@ def command_request(command: str, *, workflow: str, name: str, workdir: Path, se
     QPU metrics (``$HCQW_METRICS``) to ``workdir/metrics/qpu.jsonl``.
     """
     workdir = Path(workdir).absolute()
-    require_private(workdir, "run directory", PRIVATE_DIR_FIX)
+    existing = nearest_existing(workdir)  # the job trusts what it finds there: only its user may write it
+    require_private(existing, "run directory", PRIVATE_DIR_FIX, uid=submitter(existing))
     env = job_environment(settings, env_base)
     for key, value in step_environment(workflow, name, run_metrics(workdir), quantum=quantum).items():
         # The given environment may name the step otherwise; a classical job never gets a device.
