@@ -22,6 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="period start: now, today, [-]<N>{s,m,h,d,w} back from now (e.g. 1d, --since=-90m) or an ISO date/time in local time "
                         "(default: the first record)")
     p.add_argument("--until", default=None, help="period end, same forms as --since (default: now)")
+    p.add_argument("--service-account", action="append", default=None, metavar="USER",
+                   help="an account whose logs are believed about who each event's user was (the resident QPU "
+                        "service's; default hcqw-qpu); events in any other user's log are charged to that log's "
+                        "owner; repeatable")
     p.add_argument("--by", default="user,account,workflow",
                    help="group rows by these, comma-separated (default: user,account,workflow)")
     output = p.add_mutually_exclusive_group()
@@ -40,6 +44,8 @@ def _usage(args: argparse.Namespace) -> int:
     period = Period(parse_when(args.since) if args.since else None, parse_when(args.until) if args.until else None)
     if args.charge == "hold" and not args.logs:
         raise UsageError("--charge hold needs metrics logs: give run directories or QPU service logs")
-    table = collect(args.logs, period, args.charge, by)
+    from hcqw.usage.logs import SERVICE_ACCOUNTS
+
+    table = collect(args.logs, period, args.charge, by, service_accounts=args.service_account or SERVICE_ACCOUNTS)
     print(to_json(table) if args.json else to_csv(table).rstrip("\n") if args.csv else format_table(table))
     return 0

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import time
 
 import pytest
@@ -43,6 +45,19 @@ def test_an_event_naming_another_user_is_charged_to_the_files_owner(slurm_lab, l
     assert charged == {ALICE: (pytest.approx(10), 0), BOB: (pytest.approx(3600), pytest.approx(60))}
     assert f"{bob_dir}/metrics/qpu.jsonl: 2 event(s) name a user other than the file's owner; charged to its " \
            f"owner {BOB}" in caplog.text
+
+
+def test_the_cli_reports_it_and_believes_only_the_service_accounts_named(slurm_lab, lab_user_dir):
+    bob_dir = lab_user_dir(BOB)
+    write_log(slurm_lab, BOB, bob_dir, [
+        {"kind": "hold", "workflow": "hers", "node": "q9", "user": ALICE, "start": 100.0, "end": 3700.0}])
+    argv = [sys.executable, "-m", "hcqw", "usage", "--charge", "hold", "--by", "user", "--json", str(bob_dir)]
+    default = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert default.returncode == 0, default.stderr
+    assert [(r["user"], r["charged_s"]) for r in json.loads(default.stdout)["rows"]] == [(BOB, 3600.0)]
+    assert "name a user other than the file's owner; charged to its owner hcqw-bob" in default.stderr
+    believed = subprocess.run([*argv, "--service-account", BOB], capture_output=True, text=True, timeout=120)
+    assert [(r["user"], r["charged_s"]) for r in json.loads(believed.stdout)["rows"]] == [(ALICE, 3600.0)]
 
 
 def test_a_metrics_log_that_is_a_link_is_refused(slurm_lab, lab_user_dir):
