@@ -142,7 +142,11 @@ class MpiServerTransport(ServerTransport):
             self._knocks = knock_dir(path)
             shutil.rmtree(self._knocks, ignore_errors=True)  # a dead service's knocks are not clients
             self._knocks.mkdir(mode=0o700)
-            os.chown(self._knocks, -1, group)
+            try:
+                os.chown(self._knocks, -1, group)
+            except PermissionError:
+                raise DeviceError(f"cannot give the MPI service's knock directory to group {group}: the service's "
+                                  "account must be a member of --mpi-clients-group") from None
             self._knocks.chmod(0o1730)  # sticky, the clients' group may knock, only the service lists
             turn = connect_turn(path)
             turn.unlink(missing_ok=True)  # a fresh file: nobody holds an old one's lock open
