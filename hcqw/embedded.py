@@ -22,6 +22,7 @@ from hcqw.device.provider import DeviceProvider
 from hcqw.errors import WorkflowError
 from hcqw.metrics import MetricsLog
 from hcqw.paths import state_file
+from hcqw.trust import PRIVATE_DIR_FIX, make_private_dir
 from hcqw.workflow import HybridLoop, Node, RunContext, dag_to_resume, node_done, node_seed, run_node
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,8 @@ class Workflow:
     @classmethod
     def create(cls, loop: HybridLoop, runs_dir: Path | str = "runs", workflow_id: str | None = None) -> "Workflow":
         workflow_id = workflow_id or f"{loop.name}-{uuid.uuid4().hex[:8]}"
-        return cls(loop, RunContext(workflow_id, Path(runs_dir) / workflow_id))
+        run_dir = make_private_dir(Path(runs_dir) / workflow_id, "run directory", PRIVATE_DIR_FIX)
+        return cls(loop, RunContext(workflow_id, run_dir))
 
     def final_state(self) -> Any:
         """The state after the last iteration (loads the last checkpoint, which must be this run's)."""

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from hcqw.identity import current_user
+from hcqw.trust import open_nofollow
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,9 @@ class MetricsLog:
     item (an open/close each would dominate a microsecond-scale dispatch); a failed append is then
     logged, not raised, so a full disk never stops the service. ``close()`` ends it."""
 
-    def __init__(self, path: Path | str, keep_open: bool = False):
+    def __init__(self, path: Path | str, keep_open: bool = False, mode: int = 0o644):
         self.path = Path(path)
+        self.mode = mode  # of a new log; a service's own log is 0640 (hcqw.service.server)
         self._keep_open = keep_open
         self._fd: int | None = self._open() if keep_open else None  # a bad path fails at start-up
 
@@ -62,19 +64,27 @@ class MetricsLog:
 
     def _open(self) -> int:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        # Never through a link: a planted metrics/qpu.jsonl -> victim's file would be appended to.
+        return open_nofollow(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, self.mode)
 
     def events(self, kind: str | None = None) -> list[dict]:
         return list(read_events(self.path, kind))
 
 
 def read_events(path: Path | str, kind: str | None = None) -> Iterator[dict]:
-    path = Path(path)
-    if not path.exists():
+    """The events of ``path`` (none if it is missing), read without following a link."""
+    try:
+        _, events = read_owned_events(path)
+    except FileNotFoundError:
         return
-    with path.open() as lines:
-        for line in lines:
-            if line.strip():
-                event = json.loads(line)
-                if kind is None or event.get("kind") == kind:
-                    yield event
+    for event in events:
+        if kind is None or event.get("kind") == kind:
+            yield event
+
+
+def read_owned_events(path: Path | str) -> tuple[int, list[dict]]:
+    """(uid owning the file, its events), opened without following a link: who wrote a log is who owns it."""
+    fd = open_nofollow(path, os.O_RDONLY)
+    with os.fdopen(fd, encoding="utf-8") as lines:
+        owner = os.fstat(fd).st_uid
+        return owner, [json.loads(line) for line in lines if line.strip()]

@@ -37,6 +37,7 @@ import hashlib
 import importlib
 import json
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from hcqw.checkpoint import Place, load_checkpoint, read_header, save_checkpoint
 from hcqw.errors import WorkflowError
 from hcqw.paths import quantum_file, run_checkpoints, run_metrics, state_file
+from hcqw.trust import require_private, untrusted_reason
 
 if TYPE_CHECKING:  # the device contract only types the steps; job scripts need not import numpy for it
     from hcqw.device.provider import DeviceLease, DeviceProvider
@@ -276,6 +278,25 @@ def run_fingerprint(reference: str, params: dict | None) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def use_module_dir(directory: Path | str | None = None) -> Path | None:
+    """Put the directory of the user's loop module first on ``sys.path``, as ``python -m`` would there:
+    ``directory`` (``--path``; ``UntrustedPath`` unless private to the user, root's parents allowed) or,
+    by default, the working directory if it is private. A shared working directory is not used (a
+    planted ``hcqw/`` there would run as the user); ``load_loop`` then says what to set if the module
+    is only there. Returns the directory used, to pass on to jobs (``NodeJobSettings.module_path``)."""
+    if directory is not None:
+        path = Path(directory).absolute()
+        require_private(path, "module directory", "Keep your pipeline in a directory only you may write (e.g. "
+                        "your home) and give that (--path DIR or PYTHONPATH)", owner_only=False)
+    else:
+        path = Path.cwd()
+        if untrusted_reason(path, owner_only=False):
+            return None
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+    return path
+
+
 def load_loop(reference: str, params: dict | None = None) -> HybridLoop:
     """Import a loop from ``"package.module:attr"``; ``attr`` is a HybridLoop or a factory taking ``params``.
 
@@ -288,7 +309,7 @@ def load_loop(reference: str, params: dict | None = None) -> HybridLoop:
     try:
         target = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as err:
-        raise WorkflowError(f"cannot import loop {reference!r}: {err}") from None
+        raise WorkflowError(f"cannot import loop {reference!r}: {err}{_not_imported_from_cwd(module_name)}") from None
     if isinstance(target, HybridLoop):
         if params:
             raise WorkflowError(f"{reference!r} is a HybridLoop, not a factory; it takes no parameters")
@@ -297,6 +318,20 @@ def load_loop(reference: str, params: dict | None = None) -> HybridLoop:
     if not isinstance(loop, HybridLoop):
         raise WorkflowError(f"{reference!r} gave {type(loop).__name__}, not a HybridLoop")
     return dataclasses.replace(loop, fingerprint=run_fingerprint(reference, params))
+
+
+def _not_imported_from_cwd(module_name: str) -> str:
+    """Why the module in the working directory was not imported (it is not private), if it is there."""
+    cwd, top = Path.cwd(), module_name.split(".")[0]
+    if str(cwd) in sys.path or not ((cwd / f"{top}.py").is_file() or (cwd / top).is_dir()):
+        return ""
+    reason = untrusted_reason(cwd, owner_only=False)
+    if not reason:
+        return (f". {top} is in the working directory {cwd}; give it with --path {cwd} or "
+                f"PYTHONPATH={cwd}")
+    return (f". {top} is in the working directory {cwd}, which hcqw does not import from: {reason}, so another "
+            f"user could plant modules there. Move your pipeline to a directory only you may write (e.g. your "
+            f"home) and run from there, or give such a directory with --path DIR or PYTHONPATH")
 
 
 def node_named(loop: HybridLoop, name: str) -> Node:

@@ -43,6 +43,9 @@ def _htex(label: str, workers: int, provider: object, address: str,
     return kind(
         label=label, address=address, loopback_address="127.0.0.1", max_workers_per_node=workers,
         interchange_launch_cmd=[str(bin_dir / "interchange.py")], provider=provider,
+        # CurveZMQ between interchange and workers, said explicitly: tasks are pickles, and the workers
+        # (on other hosts) must not take them from, or hand results to, anyone on the network.
+        encrypted=True,
     )
 
 

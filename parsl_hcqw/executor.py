@@ -40,6 +40,7 @@ from parsl.utils import RepresentationMixin
 
 from hcqw.errors import HcqwError
 from hcqw.slurm import tail
+from hcqw.trust import PRIVATE_DIR_FIX, make_private_dir
 from parsl_hcqw import tasks as taskfiles
 from parsl_hcqw.provider import HetjobSlurmProvider
 
@@ -73,6 +74,7 @@ class _Task:
     directory: Path
     future: Future
     job_id: str | None = None  # per-app mode: the app's own job
+    identity: str = ""  # what its call and result checkpoints are bound to (taskfiles.task_identity)
 
 
 class QpuJobExecutor(ParslExecutor, RepresentationMixin):
@@ -108,7 +110,8 @@ class QpuJobExecutor(ParslExecutor, RepresentationMixin):
         return self._base
 
     def start(self) -> None:
-        self._base = Path(self.workdir or Path(self.run_dir) / "hcqw-qpu").absolute()
+        self._base = make_private_dir(Path(self.workdir or Path(self.run_dir) / "hcqw-qpu").absolute(),
+                                      "Parsl hcqw work directory", PRIVATE_DIR_FIX)
         for sub in ("tasks", taskfiles.QUEUE, taskfiles.CLAIMED, taskfiles.SESSIONS):
             (self._base / sub).mkdir(parents=True, exist_ok=True)
         if not self.provider.workdir and not self.provider.script_dir:
@@ -123,7 +126,7 @@ class QpuJobExecutor(ParslExecutor, RepresentationMixin):
         number = next(self._numbers)
         task = _Task(number, self.base / "tasks" / str(number), Future())
         task.future.parsl_executor_task_id = number  # type: ignore[attr-defined]
-        taskfiles.write_call(task.directory, self.provider.workflow, func, args, kwargs)
+        task.identity = taskfiles.write_call(task.directory, self.provider.workflow, func, args, kwargs)
         with self._lock:
             self._tasks[number] = task
             if self.session:
@@ -134,7 +137,7 @@ class QpuJobExecutor(ParslExecutor, RepresentationMixin):
 
     def _command(self, target: str) -> str:
         q = shlex.quote
-        command = f"{q(self.provider.settings.python)} -m parsl_hcqw.runner --workflow {q(self.provider.workflow)}"
+        command = f"{q(self.provider.settings.python)} -P -m parsl_hcqw.runner --workflow {q(self.provider.workflow)}"
         if self.session:
             s = self.session
             return (f"{command} --session {q(target)} --max-apps {s.max_apps} --max-seconds {s.max_seconds:g} "
@@ -170,7 +173,7 @@ class QpuJobExecutor(ParslExecutor, RepresentationMixin):
         for task in tasks:
             if (task.directory / taskfiles.RESULT).exists():
                 try:
-                    ok, payload = taskfiles.read_result(task.directory, self.provider.workflow)
+                    ok, payload = taskfiles.read_result(task.directory, self.provider.workflow, task.identity)
                 except HcqwError as err:
                     ok, payload = False, err
                 self._finish(task, ok, payload)

@@ -62,6 +62,13 @@ def register(subparsers) -> None:
                            default=default, help=f"{help_} (default {default})")
     serve.add_argument("--mpi-max-clients", type=int, default=None,
                        help="stop accepting MPI connections after this many (frees the busy accept thread)")
+    serve.add_argument("--log-group", default=None, metavar="GROUP",
+                       help="the metrics log is 0640: readable by the service's account and this group (admins)")
+    serve.add_argument("--priority-grant", action="append", default=[], metavar="USER=N",
+                       help="let USER's sessions have priority up to N (policy priority; others are capped at 0, "
+                            "so users can lower their priority but not raise it); repeatable")
+    serve.add_argument("--mpi-clients-group", default=None, metavar="GROUP",
+                       help="only members of this group may connect over MPI (default: the service's own group)")
     serve.set_defaults(handler=_serve)
 
     def client_parser(name: str, help_: str):
@@ -88,6 +95,13 @@ def register(subparsers) -> None:
     stats.set_defaults(handler=_stats)
 
 
+def _grant(text: str) -> tuple[str, int]:
+    user, sep, cap = text.partition("=")
+    if not sep or not user or not cap.lstrip("-").isdigit():
+        raise SystemExit(f"--priority-grant {text!r}: expected USER=N, e.g. --priority-grant alice=10")
+    return user, int(cap)
+
+
 def _serve(args: argparse.Namespace) -> int:
     from hcqw.paths import state_dir
     from hcqw.service import protocol as P
@@ -100,7 +114,9 @@ def _serve(args: argparse.Namespace) -> int:
     serve(ServiceConfig(address=address, simulator=args.simulator, threads=args.threads, seed=args.seed,
                         policy=args.policy, metrics=args.log, session_timeout=args.session_timeout,
                         max_message=args.max_message or P.MAX_MESSAGE_BYTES, address_file=args.address_file,
-                        mpi_max_clients=args.mpi_max_clients, auth=args.auth, owner_only=args.owner_only,
+                        mpi_max_clients=args.mpi_max_clients, mpi_clients_group=args.mpi_clients_group,
+                        priority_grants=tuple(_grant(g) for g in args.priority_grant), log_group=args.log_group,
+                        auth=args.auth, owner_only=args.owner_only,
                         exclusive_sessions=args.exclusive_sessions,
                         operators=tuple(n.strip() for n in args.operators.split(",") if n.strip()),
                         limits=WorkLimits(**{k[len("limit_"):]: v for k, v in vars(args).items()

@@ -11,6 +11,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("loop", help="the loop as 'package.module:attribute' (a HybridLoop or a factory)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=JSON",
                    help="a factory parameter, value as JSON (e.g. --param iterations=10); repeatable")
+    p.add_argument("--path", default=None, metavar="DIR",
+                   help="directory holding the loop's module (default: the working directory, if only you may "
+                        "write it; a directory others may write is refused)")
     p.add_argument("--runs-dir", default="runs", help="where run directories go (default: ./runs)")
     p.add_argument("--workflow-id", help="name of this run (default: <loop name>-<random>); reuse it to resume")
     form = p.add_mutually_exclusive_group()
@@ -41,8 +44,9 @@ def parse_params(pairs: list[str]) -> dict:
 
 def _run(args: argparse.Namespace) -> int:
     from hcqw.embedded import Workflow, run_workflow
-    from hcqw.workflow import load_loop
+    from hcqw.workflow import load_loop, use_module_dir
 
+    use_module_dir(args.path)
     loop = load_loop(args.loop, parse_params(args.param))
     workflow = Workflow.create(loop, args.runs_dir, args.workflow_id)
     print(f"workflow {workflow.ctx.workflow}: run directory {workflow.ctx.run_dir}")

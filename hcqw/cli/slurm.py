@@ -24,6 +24,9 @@ def register(subparsers) -> None:
     p = commands.add_parser("run", help="submit (or resume) a loop as afterok-chained jobs and follow it")
     p.add_argument("loop", help="the loop as 'package.module:attribute' (a HybridLoop or a factory)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=JSON", help="factory parameter; repeatable")
+    p.add_argument("--path", default=None, metavar="DIR",
+                   help="directory holding the loop's module, on a file system the compute nodes share (default: "
+                        "the working directory, if only you may write it); the jobs import from it too")
     p.add_argument("--runs-dir", default="runs", help="where run directories go (shared with the compute nodes)")
     p.add_argument("--workflow-id", help="name of this run (default: <loop name>-<random>); reuse it to resume")
     p.add_argument("--backend", choices=BACKENDS, default="slurm",
@@ -86,12 +89,15 @@ def _run(args: argparse.Namespace) -> int:
     from hcqw.hetjob.jobs import NodeJobSettings
     from hcqw.cli.run import parse_params
     from hcqw.slurm import ComponentSpec, open_backend
+    from hcqw.workflow import use_module_dir
 
+    module_dir = use_module_dir(args.path)
     backend = open_backend(args.backend, **_rest_options(args))
     params = parse_params(args.param)
     settings = NodeJobSettings(cpu=ComponentSpec("cpu", time_limit=args.time_limit),
                                qpu=ComponentSpec("qpu", gres="qpu:1", time_limit=args.time_limit),
-                               transport=args.transport, device_service=args.device_service)
+                               transport=args.transport, device_service=args.device_service,
+                               module_path=str(module_dir) if module_dir else None)
     workflow = args.workflow_id or f"{args.loop.rsplit(':', 1)[-1]}-{uuid.uuid4().hex[:8]}"
     chain = submit_chain(backend, args.loop, params, workflow, Path(args.runs_dir), settings, fused=args.fused)
     print(f"workflow {workflow}: run directory {chain.run_dir}")

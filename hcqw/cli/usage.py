@@ -25,6 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--partition", default="qpu",
                    help="the partition(s) of the qpu hosts, comma-separated, where sacct looks for gres/qpu "
                         "allocations ('all': every partition; default: qpu)")
+    p.add_argument("--service-account", action="append", default=None, metavar="USER",
+                   help="an account whose logs are believed about who each event's user was (the resident QPU "
+                        "service's; default hcqw-qpu); events in any other user's log are charged to that log's "
+                        "owner; repeatable")
     p.add_argument("--by", default="user,account,workflow",
                    help="group rows by these, comma-separated (default: user,account,workflow)")
     output = p.add_mutually_exclusive_group()
@@ -44,6 +48,9 @@ def _usage(args: argparse.Namespace) -> int:
     if args.charge == "hold" and not args.logs:
         raise UsageError("--charge hold needs metrics logs: give run directories or QPU service logs")
     partitions = () if args.partition == "all" else tuple(p for p in args.partition.split(",") if p)
-    table = collect(args.logs, period, args.charge, by, partitions=partitions)
+    from hcqw.usage.logs import SERVICE_ACCOUNTS
+
+    table = collect(args.logs, period, args.charge, by, partitions=partitions,
+                    service_accounts=args.service_account or SERVICE_ACCOUNTS)
     print(to_json(table) if args.json else to_csv(table).rstrip("\n") if args.csv else format_table(table))
     return 0

@@ -29,9 +29,11 @@ from pathlib import Path
 
 from hcqw.errors import DeviceError
 from hcqw.identity import user_name
+from hcqw.trust import untrusted_reason
 
 _POLL_START = 0.001  # s; first sleep when waiting with a timeout
 _POLL_MAX = 0.02  # s; polling cap, bounds the extra wake-up latency under a timeout
+_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC  # queue files are never reached through a link
 
 
 @dataclass
@@ -57,6 +59,12 @@ def check_private(directory: Path) -> None:
             f"device queue {directory} is writable by other users (mode {mode:04o}), who could reorder or block "
             f"the queue; run: chmod 700 {directory}. A local device queue serves one user; {share}"
         )
+    # The directories above it too: whoever may write one of them can swap the queue for their own.
+    reason = untrusted_reason(directory)
+    if reason:
+        raise DeviceError(f"device queue {directory} is not private to you: {reason}, so another user could "
+                          f"replace it. Use a queue directory on a path only you and root control (unset "
+                          f"HCQW_DEVICE_DIR for the default under your home); or, {share}")
 
 
 class FifoLock:
@@ -99,7 +107,7 @@ class FifoLock:
         return out
 
     def _take_ticket(self, owner: dict) -> Ticket:
-        counter_fd = os.open(self._counter, os.O_RDWR | os.O_CREAT, 0o600)
+        counter_fd = os.open(self._counter, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o600)
         try:
             fcntl.flock(counter_fd, fcntl.LOCK_EX)
             number = int(os.pread(counter_fd, 32, 0).decode() or "0") + 1
@@ -107,7 +115,7 @@ class FifoLock:
             # Lock the ticket under a temporary name and rename it into place, so no
             # scanner can ever see the ticket unlocked and take it for a dead one.
             temp = self.tickets / f".new-{os.getpid()}-{number}"
-            fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+            fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time(), **owner}
             os.write(fd, json.dumps(info).encode())
@@ -126,7 +134,7 @@ class FifoLock:
 
     def _wait_for(self, path: Path, deadline: float | None) -> None:
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
         except FileNotFoundError:
             return  # released between listing and opening
         try:

@@ -174,7 +174,8 @@ def run_held(device: LocalDevice, workflow: str, node: str, metrics: MetricsLog 
 
 def hold_command(simulator: str, workflow: str, node: str, metrics: Path | str | None = None) -> list[str]:
     """The argv prefix that runs a command as a step holding the local device of ``simulator`` (``main``)."""
-    argv = [sys.executable, "-m", "hcqw.device.hold", "--simulator", simulator, "--workflow", workflow, "--node", node]
+    # -P: the step's working directory (anyone's, e.g. a shared project dir) never shadows hcqw's modules.
+    argv = [sys.executable, "-P", "-m", "hcqw.device.hold", "--simulator", simulator, "--workflow", workflow, "--node", node]
     if metrics is not None:
         argv += ["--metrics", str(metrics)]
     return argv + ["--"]

@@ -39,6 +39,7 @@ from hcqw.slurm import Phase, SlurmBackend, SlurmError
 from hcqw.slurm.errors import what_to_do
 from hcqw.slurm.settings import MAX_NICE
 from hcqw.paths import slurm_output, state_file
+from hcqw.trust import PRIVATE_DIR_FIX, make_private_dir
 from hcqw.workflow import HybridLoop, RunContext, build_dag, dag_to_resume, load_loop, node_done
 
 from hcqw.hetjob.jobs import NodeJobSettings, node_request
@@ -103,7 +104,8 @@ def submit_chain(backend: SlurmBackend, loop_ref: str, params: Mapping | None, w
     run_dir = (Path(runs_dir) / workflow).absolute()
     chain = Chain(workflow, run_dir, loop)
     ctx = chain.ctx
-    slurm_output(run_dir).mkdir(parents=True, exist_ok=True)
+    make_private_dir(run_dir, "run directory", PRIVATE_DIR_FIX)  # jobs trust what they find there
+    slurm_output(run_dir).mkdir(exist_ok=True)
     dag = dag_to_resume(loop, ctx, fused)
     chain.skipped = [node.name for node in dag if node_done(node, ctx)]
     if _adopt_live_jobs(backend, chain, [node for node in dag if node.name not in chain.skipped], fused):

@@ -26,6 +26,7 @@ from hcqw.errors import DeviceError, DeviceOffline
 from hcqw.metrics import MetricsLog
 from hcqw.slurm.errors import SlurmError
 from hcqw.service.client import ServiceClient, ServiceUnreachable, SessionLease
+from hcqw.trust import read_own_file, require_private
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +110,13 @@ class GatewayDevice:
 
     def wait_address(self) -> str:
         deadline = time.monotonic() + self.connect_timeout
+        # Only the job's private directory is trusted: an address planted where others may write would
+        # send the node's credential and circuits to whoever listens there.
+        require_private(self.address_file.parent, "job directory", "Run the job from a run directory only you may "
+                        "write; remove the job directory if someone else made it")
         while True:
             try:
-                address = self.address_file.read_text().strip()
+                address = read_own_file(self.address_file).strip()
                 if address:
                     return address
             except FileNotFoundError:

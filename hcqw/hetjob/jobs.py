@@ -25,6 +25,7 @@ from hcqw.environment import step_environment
 from hcqw.hetjob.device import DEVICE_WAIT_S, PEER_TIMEOUT_S
 from hcqw.paths import GATEWAY_ADDRESS, gateway_metrics, job_prefix, run_metrics, slurm_output
 from hcqw.slurm import ComponentSpec, JobRequest
+from hcqw.trust import PRIVATE_DIR_FIX, nearest_existing, require_private, submitter
 from hcqw.slurm.commands import STEP_PENDING_MARKERS, UNREACHABLE_MARKERS
 from hcqw.workflow import Node
 
@@ -70,6 +71,9 @@ class NodeJobSettings:
     device_wait: float = DEVICE_WAIT_S
     connect_timeout: float = 120.0
     environment: Mapping[str, str] = field(default_factory=dict)  # added to / overriding PASSED_ENV
+    # Where the user's loop module is (the directory `hcqw slurm run` was given in, checked private):
+    # the job imports from it first, as `python -m` would there (hcqw.workflow.user_module_path).
+    module_path: str | None = None
 
     def __post_init__(self) -> None:
         if self.transport not in ("zmq", "mpi"):
@@ -118,6 +122,8 @@ def command_request(command: str, *, workflow: str, name: str, workdir: Path, se
     QPU metrics (``$HCQW_METRICS``) to ``workdir/metrics/qpu.jsonl``.
     """
     workdir = Path(workdir).absolute()
+    existing = nearest_existing(workdir)  # the job trusts what it finds there: only its user may write it
+    require_private(existing, "run directory", PRIVATE_DIR_FIX, uid=submitter(existing))
     env = job_environment(settings, env_base)
     for key, value in step_environment(workflow, name, run_metrics(workdir), quantum=quantum).items():
         # The given environment may name the step otherwise; a classical job never gets a device.
@@ -135,7 +141,8 @@ def command_request(command: str, *, workflow: str, name: str, workdir: Path, se
 def _runtime_command(node: Node, loop_ref: str, params: Mapping, workflow: str, run_dir: Path,
                      settings: NodeJobSettings) -> str:
     q = shlex.quote
-    return (f"{q(settings.python)} -m hcqw.hetjob.runtime --loop {q(loop_ref)} "
+    path = f" --path {q(str(settings.module_path))}" if settings.module_path else ""
+    return (f"{q(settings.python)} -P -m hcqw.hetjob.runtime --loop {q(loop_ref)}{path} "
             f"--params {q(json.dumps(dict(params), sort_keys=True))} --node {q(node.name)} "
             f"--workflow {q(workflow)} --run-dir {q(str(run_dir))} --connect-timeout {settings.connect_timeout:g}")
 
@@ -149,7 +156,7 @@ def quantum_body(command: str, job_prefix: Path, gateway_metrics: Path, settings
     mpiexec = "mpiexec -launcher fork -n 1 " if mpi else ""
     # ZeroMQ: the gateway binds the qpu node's cluster address itself (hcqw.hetjob.address).
     address = '--address "mpi:file:$JOBDIR/gateway.port" ' if mpi else ""
-    gateway = (f"{mpiexec}{q(settings.python)} -m hcqw.hetjob.gateway {address}"
+    gateway = (f"{mpiexec}{q(settings.python)} -P -m hcqw.hetjob.gateway {address}"
                f'--address-file "$JOBDIR/{GATEWAY_ADDRESS}" --pid-file "$JOBDIR/gateway.pid" '
                f'--release-job "$SLURM_JOB_ID_HET_GROUP_1" '
                f"--simulator {q(settings.simulator)} --heartbeat-timeout {settings.heartbeat_timeout:g} "
@@ -165,7 +172,14 @@ def quantum_body(command: str, job_prefix: Path, gateway_metrics: Path, settings
 {ucx}JOBDIR={q(str(job_prefix))}.$SLURM_JOB_ID
 # A requeued job keeps its id: it gets a directory of its own, never the last run's gateway address.
 [ "${{SLURM_RESTART_COUNT:-0}}" = 0 ] || JOBDIR="$JOBDIR.r$SLURM_RESTART_COUNT"
-mkdir -p -m 700 "$JOBDIR"
+# Fresh and the user's alone: a directory someone else made, or one others may write, could hold a
+# planted gateway.address. (The run directory above was checked private at submission.)
+mkdir -p -m 700 "$(dirname "$JOBDIR")"
+mkdir -m 700 "$JOBDIR" 2>/dev/null || [ -d "$JOBDIR" ] && [ ! -L "$JOBDIR" ] && owner_mode=$(stat -c '%u %a' "$JOBDIR") \
+  && [ "${{owner_mode% *}}" = "$(id -u)" ] && [ $(( 8#${{owner_mode#* }} & 8#022 )) = 0 ] || {{
+  echo "hcqw: job directory $JOBDIR is not private to $(id -un) ($(stat -c '%U, mode %a' "$JOBDIR" 2>&1)); remove it, or use a run directory only you may write" >&2
+  exit 1
+}}
 export JOBDIR  # the command may run in a shell of its own (under mpiexec), where it names its files by it
 # The qpu component must never outlive the node's process, whatever ends it.
 # While slurmctld is unreachable (restarting) scancel fails: retry for about two minutes.

@@ -34,6 +34,7 @@ def run_job_node(loop_ref: str, params: dict, node_name: str, workflow: str, run
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hcqw.hetjob.runtime", description=__doc__.split("\n")[0])
     parser.add_argument("--loop", required=True)
+    parser.add_argument("--path", default=None, help="directory of the loop's module (checked private to the user)")
     parser.add_argument("--params", default="{}", help="factory parameters as one JSON object")
     parser.add_argument("--node", required=True)
     parser.add_argument("--workflow", required=True)
@@ -45,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.pid_file:
         Path(args.pid_file).write_text(f"{os.getpid()}\n")
     try:
+        if args.path:
+            from hcqw.workflow import use_module_dir
+
+            use_module_dir(args.path)
         run_job_node(args.loop, json.loads(args.params), args.node, args.workflow, Path(args.run_dir),
                      args.connect_timeout)
     except HcqwError as err:

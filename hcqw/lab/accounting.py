@@ -12,14 +12,13 @@ munged. Each lab user gets an account of their own under one parent account
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import shlex
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hcqw.lab import config, users
+from hcqw.lab import config, host, users
 from hcqw.lab.errors import LabError
 from hcqw.lab.procs import DaemonSpec
 
@@ -52,11 +51,7 @@ def _password(lab: "LabCluster") -> str:
     """The SQL password of user slurm, created once (0600). Hex, so it needs no quoting anywhere."""
     path = _password_file(lab)
     if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, secrets.token_hex(24).encode())
-        finally:
-            os.close(fd)
+        host.write_file(path, secrets.token_hex(24), 0o600)
     return path.read_text().strip()
 
 

@@ -170,15 +170,21 @@ class LabCluster:
         """Run ``argv`` as lab user ``user`` on the submit host, like a user logged in there.
 
         A clean environment (:meth:`user_env` plus ``env``), working directory
-        ``cwd`` (default: the user's home), umask 077. ``run_options`` go to
-        :func:`subprocess.run` (``capture_output``, ``text``, ``timeout``,
+        ``cwd`` (default: the user's home), umask 077, in a session of its own: the user's
+        process has no controlling terminal, so it cannot push input into root's (TIOCSTI).
+        ``run_options`` go to :func:`subprocess.run` (``capture_output``, ``text``, ``timeout``,
         ``check``, ``input``...); the command's exit code is returned as is.
         """
         if user not in users.USERS:
             raise LabError(f"{user!r} is not a lab user; the lab's users are {', '.join(users.USERS)}")
         full_env = {**self.user_env(user), **(env or {})}
         return subprocess.run(users.as_user(user, list(argv)), env=full_env, cwd=cwd or self.home(user),
-                              umask=users.USER_UMASK, **run_options)  # type: ignore[call-overload]
+                              umask=users.USER_UMASK, start_new_session=True,
+                              **run_options)  # type: ignore[call-overload]
+
+    def secure_root(self) -> None:
+        """Create the lab directory if missing; ``LabError`` unless it is root's alone (see ``host.secure_root``)."""
+        host.secure_root(self.root)
 
     def status(self) -> dict[str, object]:
         """Hosts, users, daemons (with PIDs) and where the cluster's configuration and API are."""
@@ -217,6 +223,7 @@ class LabCluster:
         if os.geteuid() != 0:
             raise LabError("the lab cluster runs slurmctld/slurmd as root: run `hcqw lab up` (or the tests) as root, "
                            "e.g. in a CI container or with sudo")
+        self.secure_root()  # first: refuse a directory another user prepared before root writes anything
         packages.ensure_packages(packages.BASE_PACKAGES + (packages.ACCOUNTING_PACKAGES if self.accounting else ()))
         host.ensure_user(SLURM_USER)
         self.site = software.ensure_site_venv(self.site.root)
@@ -517,8 +524,9 @@ class LabCluster:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        """Serialise up()/down() on one root across processes (e.g. pytest-xdist workers)."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Serialise up()/down() on one root across processes (e.g. pytest-xdist workers), once the root is
+        known to be root's alone (``host.secure_root``)."""
+        self.secure_root()
         with host.locked(self.layout.lock_file):
             yield
 
@@ -538,21 +546,25 @@ class LabCluster:
         keep the old one and the cluster would be inconsistent.
         """
         lay = self.layout
+        # The root was checked by _locked (root's, below root's directories): nothing below is followed.
         for directory, mode in ((lay.root, 0o755), (lay.etc, 0o755), (lay.secrets, 0o700), (lay.munge_dir, 0o755),
                                 (lay.state, 0o700), (lay.spool, 0o755), (lay.log, 0o755), (lay.run, 0o755),
                                 (lay.native_run, 0o755)):
-            directory.mkdir(parents=True, exist_ok=True)
-            directory.chmod(mode)
+            host.ensure_dir(directory, mode)
         # slurmd fails launches if its spool directory (SlurmdSpoolDir=.../%n) is missing.
         for node in lay.node_names:
-            (lay.spool / node).mkdir(exist_ok=True)
+            host.ensure_dir(lay.spool / node, 0o755)
         users.ensure_homes(lay.home)
         for node in lay.qpu_node_names:
-            lay.host_dir(node).mkdir(parents=True, exist_ok=True)
-            lay.host_dir(node).parent.chmod(0o755)
-            lay.host_dir(node).chmod(0o755)
-            # The service account owns its directory; users may enter it to reach the socket.
-            users.ensure_owned_dir(lay.qpu_service_dir(node), users.SERVICE_ACCOUNT, 0o755)
+            host.ensure_dir(lay.host_dir(node).parent, 0o755)
+            host.ensure_dir(lay.host_dir(node), 0o755)
+            # The service account owns its directory; users may enter it to reach the socket. Set-group-id
+            # to the admins' group: the service's log is created in it (0640) readable by them.
+            host.ensure_dir(lay.qpu_service_dir(node), 0o2755, users.ids(users.SERVICE_ACCOUNT)[0], users.admin_gid())
+            # Its logs name every user's workflows and sessions: the service's, root's and the admins' only.
+            host.ensure_file(resident.metrics_log(lay, node), 0o640, users.ids(users.SERVICE_ACCOUNT)[0],
+                             users.admin_gid())
+            host.ensure_file(lay.log_file(resident.daemon_name(node)), 0o640, 0, users.admin_gid())
         # munged insists on a key readable only by its own user; JWT wants >= 32 bytes.
         host.write_secret(lay.munge_key, 1024)
         host.write_secret(lay.jwt_key, 32)
@@ -574,12 +586,11 @@ class LabCluster:
                            f"Stop it first: `hcqw lab down --dir {lay.root}`")
         for path, text in files.items():
             if path in changed:
-                path.write_text(text)
-                path.chmod(0o600 if path == lay.slurmdbd_conf else 0o644)
+                host.write_file(path, text, 0o600 if path == lay.slurmdbd_conf else 0o644)
         # slurmrestd (user slurm) and the lab's users read the configuration.
         host.check_reachable_by(SLURM_USER, lay.slurm_conf)
         # Remember the parameters so `hcqw lab status/down --dir X` need not repeat them.
-        lay.params_file.write_text(json.dumps(self.params, indent=2) + "\n")
+        host.write_file(lay.params_file, json.dumps(self.params, indent=2) + "\n", 0o644)
 
 
 def _stop_order(daemon_name: str) -> int:

@@ -23,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hcqw.trust import open_nofollow, write_nofollow
+
 log = logging.getLogger(__name__)
 
 
@@ -111,7 +113,8 @@ def spawn(
     ``pid_file``.
     """
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, "ab") as out:
+    # Never through a link (root writes here): see hcqw.lab.host.
+    with os.fdopen(open_nofollow(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644), "ab") as out:
         proc = subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,
@@ -125,7 +128,7 @@ def spawn(
     stat = proc_stat(proc.pid)
     start_time = stat.start_time if stat is not None else 0
     tmp = pid_file.with_suffix(".tmp")
-    tmp.write_text(f"{proc.pid} {start_time}\n")
+    write_nofollow(tmp, f"{proc.pid} {start_time}\n".encode(), 0o644)
     tmp.replace(pid_file)
     # Popen objects that are dropped while the child runs are reaped by
     # subprocess' internal bookkeeping; we also reap explicitly in stop().

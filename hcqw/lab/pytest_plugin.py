@@ -67,6 +67,7 @@ def _holder_file(lab: LabCluster) -> Path:
 def _start(lab: LabCluster) -> None:
     """Register this session as a user of the cluster, then bring it up."""
     holder = _holder_file(lab)
+    lab.secure_root()  # before root writes anything there
     holder.parent.mkdir(parents=True, exist_ok=True)
     stat = proc_stat(os.getpid())
     tmp = holder.with_name(f"{holder.name}.tmp")

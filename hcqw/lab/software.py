@@ -95,8 +95,8 @@ def ensure_site_venv(root: Path | None = None, checkout: Path | None = None) -> 
         raise LabError(f"installing hcqw for all users in {site.root} needs root; run as root or point "
                        "$HCQW_SITE_DIR at an existing site installation")
     files = _checkout_files(checkout)
-    site.root.mkdir(parents=True, exist_ok=True)
-    site.root.chmod(0o755)
+    host.secure_root(site.root, "site software directory")
+    host.ensure_dir(site.root, 0o755)
     with host.locked(site.root / ".lock"):
         copied = _sync(checkout, files, site.src)
         if copied:

@@ -9,14 +9,15 @@ home of the lab that last found it missing, so ``~user`` resolves too.
 
 from __future__ import annotations
 
+import grp
 import logging
-import os
 import pwd
 import shutil
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
+from hcqw.lab import host
 from hcqw.lab.errors import LabError
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,9 @@ log = logging.getLogger(__name__)
 USERS: tuple[str, ...] = ("hcqw-alice", "hcqw-bob")
 #: Runs the resident QPU services: not root, not a user who submits jobs.
 SERVICE_ACCOUNT = "hcqw-qpu"
+#: Reads the resident services' logs (0640), which name every user's workflows and sessions; the
+#: service account is a member, so it can give its log to the group (``--log-group``).
+ADMIN_GROUP = "hcqw-admin"
 #: New files of lab users are private unless they say otherwise (homes are 0700 as well).
 USER_UMASK = 0o077
 LANG = "C.UTF-8"
@@ -45,6 +49,21 @@ def ensure_accounts(home: Path) -> None:
     except KeyError:
         _create(SERVICE_ACCOUNT, ["--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
                                   "--shell", "/usr/sbin/nologin"])
+    try:
+        members = grp.getgrnam(ADMIN_GROUP).gr_mem
+    except KeyError:
+        log.warning("creating group %s", ADMIN_GROUP)
+        result = subprocess.run(["groupadd", "--system", ADMIN_GROUP], capture_output=True, text=True, check=False)
+        if result.returncode != 0 and "already exists" not in result.stderr:
+            raise LabError(f"could not create group {ADMIN_GROUP}: {result.stderr.strip()}")
+        members = []
+    if SERVICE_ACCOUNT not in members:
+        _run(["usermod", "--append", "--groups", ADMIN_GROUP, SERVICE_ACCOUNT], f"add {SERVICE_ACCOUNT} to {ADMIN_GROUP}")
+
+
+def admin_gid() -> int:
+    """The gid of ``ADMIN_GROUP`` (made by ``ensure_accounts``)."""
+    return grp.getgrnam(ADMIN_GROUP).gr_gid
 
 
 def _create(user: str, options: list[str]) -> None:
@@ -59,23 +78,17 @@ def _create(user: str, options: list[str]) -> None:
 
 
 def ensure_homes(home: Path) -> None:
-    """``home`` (0755) with one directory per user, owned by them, mode 0700."""
-    home.mkdir(parents=True, exist_ok=True)
-    home.chmod(0o755)
+    """``home`` (0755, root's) with one directory per user, owned by them, mode 0700 (no link followed)."""
+    host.ensure_dir(home, 0o755)
     for user in USERS:
         entry = pwd.getpwnam(user)
-        path = home / user
-        path.mkdir(exist_ok=True)
-        os.chown(path, entry.pw_uid, entry.pw_gid)
-        path.chmod(0o700)
+        host.ensure_dir(home / user, 0o700, entry.pw_uid, entry.pw_gid)
 
 
 def ensure_owned_dir(path: Path, user: str, mode: int) -> None:
-    """``path`` exists, belongs to ``user`` and has ``mode`` (its parents are left as they are)."""
+    """``path`` exists, belongs to ``user`` and has ``mode`` (its parent must exist; no link followed)."""
     entry = pwd.getpwnam(user)
-    path.mkdir(parents=True, exist_ok=True)
-    os.chown(path, entry.pw_uid, entry.pw_gid)
-    path.chmod(mode)
+    host.ensure_dir(path, mode, entry.pw_uid, entry.pw_gid)
 
 
 def ids(user: str) -> tuple[int, int]:

@@ -10,7 +10,10 @@ is free, and removes a session's jobs when that session closes, dies or times ou
 - ``round-robin-user``: the same rotation over users -- the authenticated uid that opened the
   session, never a name the client sent -- so a user running many workflows gets no more turns
   than a user running one (the direct-service and the relay path share the device by this rule).
-- ``priority``: higher session priority first, arrival order among equals.
+- ``priority``: higher session priority first, arrival order among equals. A client chooses its
+  session's priority, so the policy caps it per user: by ``PriorityCaps`` (default 0: a user may
+  lower their own priority, not raise it above others'); operators grant more per user
+  (``hcqw device serve --priority-grant USER=N``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import abc
 import heapq
 from collections import deque
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any, Iterable
 
 
@@ -186,16 +190,30 @@ class UserRoundRobinPolicy(RoundRobinPolicy):
         return job.owner
 
 
+@dataclass(frozen=True)
+class PriorityCaps:
+    """The highest priority each user's sessions get, whatever they ask: ``grants`` (uid -> cap) set by
+    an operator, ``default`` for everyone else."""
+
+    default: int = 0
+    grants: Mapping[int, int] = field(default_factory=dict)
+
+    def cap(self, job: Job) -> int:
+        return min(job.priority, self.grants.get(job.owner, self.default))
+
+
 class PriorityPolicy(QueuePolicy):
-    """Highest ``priority`` first; FIFO among equal priorities (``seq`` breaks ties)."""
+    """Highest (capped) ``priority`` first; FIFO among equal priorities (``seq`` breaks ties)."""
 
     name = "priority"
+    #: The service's caps (``hcqw.service.server`` sets them from its configuration at start-up).
+    caps = PriorityCaps()
 
     def __init__(self) -> None:
         self._heap: list[tuple[int, int, Job]] = []
 
     def push(self, job: Job) -> None:
-        heapq.heappush(self._heap, (-job.priority, job.seq, job))
+        heapq.heappush(self._heap, (-self.caps.cap(job), job.seq, job))
 
     def pop(self) -> Job | None:
         return heapq.heappop(self._heap)[2] if self._heap else None

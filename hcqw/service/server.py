@@ -6,7 +6,9 @@ simulator set-up (seconds) are paid once per service, not once per quantum node.
 
 from __future__ import annotations
 
+import grp
 import logging
+import os
 import signal
 import time
 from dataclasses import dataclass
@@ -14,13 +16,17 @@ from pathlib import Path
 from typing import Callable
 
 from hcqw.device.backend import make_backend
+from hcqw.errors import DeviceError
+from hcqw.identity import uid_of
 from hcqw.paths import state_dir
 from hcqw.service import protocol as P
 from hcqw.service.auth import Authenticator, resolve_mode
 from hcqw.service.dispatcher import Dispatcher
 from hcqw.service.executor import Executor
 from hcqw.service.limits import WorkLimits
+from hcqw.service.policy import PriorityCaps, PriorityPolicy
 from hcqw.service.transport import ServerTransport, default_address, make_server_transport, publish_address
+from hcqw.trust import open_nofollow
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +51,9 @@ class ServiceConfig:
     max_message: int = P.MAX_MESSAGE_BYTES
     address_file: str | None = None
     mpi_max_clients: int | None = None
+    mpi_clients_group: str | None = None  # who may connect over MPI (default: the service's own group)
+    priority_grants: tuple[tuple[str, int], ...] = ()  # (user, highest priority) above the default cap 0
+    log_group: str | None = None  # the group (admins) that may read the metrics log, which is 0640
     auth: str = "auto"  # auto, munge or none (hcqw.service.auth)
     operators: tuple[str, ...] = ()  # besides the service's own account and root
     owner_only: bool = False  # serve only the service's own uid (a job's gateway)
@@ -66,11 +75,15 @@ class Service:
         # Forked before any socket, MPI port or thread exists: the child inherits only the backend.
         executor = Executor(backend, config.seed) if config.executor else None
         metrics = default_metrics_path() if config.metrics is None else (config.metrics or None)
+        if metrics:
+            private_log(Path(metrics), config.log_group)
+        PriorityPolicy.caps = PriorityCaps(grants={uid_of(user): cap for user, cap in config.priority_grants})
         self.dispatcher = Dispatcher(backend, policy=config.policy, metrics_path=metrics,
                                      session_timeout=config.session_timeout, max_message=config.max_message,
                                      auth=auth, limits=config.limits, executor=executor,
                                      exclusive_sessions=config.exclusive_sessions)
-        options = {"max_clients": config.mpi_max_clients} if address.startswith("mpi:") else {}
+        options = {"max_clients": config.mpi_max_clients,
+                   "clients_group": mpi_group(config.mpi_clients_group)} if address.startswith("mpi:") else {}
         self.transport: ServerTransport = make_server_transport(address, config.max_message, mode == "munge",
                                                                 **options)
         self.address = self.transport.address
@@ -148,3 +161,35 @@ def serve(config: ServiceConfig) -> None:
     signal.signal(signal.SIGTERM, service.request_stop)
     signal.signal(signal.SIGINT, service.request_stop)
     service.run()
+
+
+def mpi_group(name: str | None) -> int | None:
+    """The gid of the MPI clients' group ``name`` (None: the service's own group)."""
+    if name is None:
+        return None
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        raise DeviceError(f"no group {name!r} for --mpi-clients-group: create it (groupadd) and add the users "
+                          "who may use the service") from None
+
+
+def private_log(path: Path, group: str | None) -> None:
+    """Create the service's metrics log 0640 (its own and ``group``'s: every user's workflows and session
+    ids are in it), never through a link; an existing log of the service's is made so too."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = open_nofollow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    try:
+        if os.fstat(fd).st_uid == os.geteuid():
+            if group is not None:
+                try:
+                    gid = grp.getgrnam(group).gr_gid
+                    if os.fstat(fd).st_gid != gid:  # e.g. not inherited from a set-group-id directory
+                        os.fchown(fd, -1, gid)
+                except (KeyError, PermissionError):
+                    raise DeviceError(f"cannot give the log {path} to group {group!r}: create the group and make "
+                                      f"the service's account a member (SupplementaryGroups= in its unit), or "
+                                      f"give the log's directory to the group, set-group-id (chmod 2750)") from None
+            os.fchmod(fd, 0o640)
+    finally:
+        os.close(fd)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import abc
 import ipaddress
 import os
+import secrets
 import socket
 import struct
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Hashable, Sequence
 from hcqw import environment
 from hcqw.errors import DeviceError
 from hcqw.paths import state_dir
+from hcqw.trust import open_nofollow
 
 Frames = list[bytes]
 
@@ -109,10 +111,15 @@ def shared_ipc_dir(address: str) -> None:
 
 
 def publish_address(path: Path | str, address: str) -> None:
-    """Write ``address`` where a waiting client polls for it, all at once (temp file + rename)."""
+    """Write ``address`` where a waiting client polls for it, all at once (temp file + rename); the
+    temp file is new (``O_EXCL``, no link followed), so nothing planted there is written through."""
     path = Path(path)
-    temp = path.with_name(path.name + ".tmp")
-    temp.write_text(address)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = open_nofollow(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, address.encode())
+    finally:
+        os.close(fd)
     os.replace(temp, path)
 
 

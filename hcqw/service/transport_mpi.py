@@ -10,15 +10,24 @@ MPI busy-polls: a waiting rank burns a core. MPICH starves every other thread's 
 while one thread blocks in ``Accept`` (measured: the loop's Iprobe never sees a message), and
 ``Accept`` has no timeout. So the service calls ``Accept`` only when a client is about to
 ``Connect``: with a port file (``mpi:file:``) a client first *knocks*, creating a file in the
-knock directory next to it (``<port file>.knock``, mode 1733: anyone may knock, only the service
-lists), and the accept thread accepts once per knock -- the ``Accept`` meets a ``Connect`` already
-under way and returns at once, so many clients are connected and served at the same time. A knock
-whose client never connects (it died in between) is ended after ``ACCEPT_BOUND_S`` by a helper
-that connects in its place. With the hydra name server (``mpi:name:``) there is nowhere to knock:
+knock directory next to it (``<port file>.knock``, mode 1730: the service's clients may knock, only
+the service lists), and the accept thread accepts once per knock -- the ``Accept`` meets a
+``Connect`` already under way and returns at once, so many clients are connected and served at the
+same time. A knock whose client never connects (it died in between) is ended after
+``ACCEPT_BOUND_S`` by a helper that connects in its place. With the hydra name server (``mpi:name:``) there is nowhere to knock:
 the service then holds one client at a time (others wait in ``Connect`` until it disconnects).
 Clients connect one at a time, in turn on an ``flock`` of ``<port file>.connect`` (which the kernel
 drops with a dead client): with two ``Connect`` calls under way at once the PyPI MPICH service
 segfaulted in about one run in four of the two-client test.
+
+Who may connect: the service's clients, the members of its ``clients_group`` (default: the
+service's own group). The turn file is 0640 and the knock directory 1730, both of that group, so
+no one else can take the turn or knock. A client waits for the turn at most ``TURN_WAIT_S`` and
+then fails naming the file, so a holder that never lets go costs others an error, not a hang.
+Knocks are bounded: the service accepts for a knock only while some client holds the turn (a
+knock with nobody connecting is dropped at once, without an ``Accept``), and a user whose knocks
+left ``MAX_STRAYS`` Accepts without a Connect within ``STRAY_WINDOW_S`` is ignored for the rest
+of that window.
 ``max_clients`` stops accepting after that many connections. A client disconnects by sending an
 empty frame list; the service then calls ``Disconnect`` on its side too. A client silent for
 ``idle_timeout`` seconds (connected but idle, or dead: MPI does not tell) is dropped; a client with
@@ -42,7 +51,9 @@ from pathlib import Path
 from typing import Hashable, Iterator, Sequence
 
 from hcqw.errors import DeviceError
+from hcqw.identity import user_name
 from hcqw.service.transport import ClientTransport, Frames, ServerTransport, pack_frames, unpack_frames
+from hcqw.trust import open_nofollow
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +61,11 @@ log = logging.getLogger(__name__)
 IDLE_TIMEOUT_S = 60.0
 #: Seconds an ``Accept`` for a knock may wait for its client's ``Connect`` (see the module docstring).
 ACCEPT_BOUND_S = 10.0
+#: Seconds a client waits for its turn to connect before it fails (see the module docstring).
+TURN_WAIT_S = 60.0
+#: Knocks without a Connect a user may cause within ``STRAY_WINDOW_S`` before their knocks are ignored.
+MAX_STRAYS = 3
+STRAY_WINDOW_S = 60.0
 _KNOCK_POLL_S = 0.01
 _SPIN = 0.002  # s of pure busy-polling before backing off to short sleeps (latency vs a burnt core)
 _SLEEP_MAX = 0.001
@@ -106,7 +122,7 @@ def _recv_from(MPI, comm, status) -> Frames | None:
 
 class MpiServerTransport(ServerTransport):
     def __init__(self, address: str, max_message: int, max_clients: int | None = None,
-                 idle_timeout: float | None = IDLE_TIMEOUT_S):
+                 idle_timeout: float | None = IDLE_TIMEOUT_S, clients_group: int | None = None):
         self.MPI = MPI = _mpi()
         self._idle_timeout = idle_timeout
         self._last_heard: dict[int, float] = {}
@@ -116,16 +132,27 @@ class MpiServerTransport(ServerTransport):
         self._max_clients = max_clients
         self._port = MPI.Open_port()
         self._knocks: Path | None = None
+        self._turn_fd: int | None = None
+        self._strays: dict[int, list[float]] = {}  # uid -> when their knocks left an Accept without a Connect
+        self._knocker: int | None = None  # uid of the knock being accepted
         if self._kind == "file":
             path = Path(self._where)
             path.parent.mkdir(parents=True, exist_ok=True)
+            group = os.getegid() if clients_group is None else clients_group
             self._knocks = knock_dir(path)
             shutil.rmtree(self._knocks, ignore_errors=True)  # a dead service's knocks are not clients
-            self._knocks.mkdir()
-            self._knocks.chmod(0o1733)  # sticky, writable by all, listable by the service only
+            self._knocks.mkdir(mode=0o700)
+            try:
+                os.chown(self._knocks, -1, group)
+            except PermissionError:
+                raise DeviceError(f"cannot give the MPI service's knock directory to group {group}: the service's "
+                                  "account must be a member of --mpi-clients-group") from None
+            self._knocks.chmod(0o1730)  # sticky, the clients' group may knock, only the service lists
             turn = connect_turn(path)
-            turn.touch()
-            turn.chmod(0o644)  # a client locks it read-only
+            turn.unlink(missing_ok=True)  # a fresh file: nobody holds an old one's lock open
+            self._turn_fd = open_nofollow(turn, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.fchown(self._turn_fd, -1, group)
+            os.fchmod(self._turn_fd, 0o640)  # the clients' group locks it read-only; no one else can
             temp = path.with_name(path.name + f".{os.getpid()}.tmp")
             temp.write_text(self._port)
             os.replace(temp, path)  # a client never reads a half-written port
@@ -188,18 +215,48 @@ class MpiServerTransport(ServerTransport):
             log.debug("MPI client connected")
 
     def _await_knock(self) -> bool:
-        """Wait for a client's knock and take it; False once the service stops."""
+        """Wait for a client's knock that may lead to a Connect and take it; False once the service stops."""
         assert self._knocks is not None
         while not self._stopping:
             try:
                 knock = next(self._knocks.iterdir(), None)
             except FileNotFoundError:
                 return False
-            if knock is not None:
-                knock.unlink(missing_ok=True)
-                return True
-            time.sleep(_KNOCK_POLL_S)
+            if knock is None:
+                time.sleep(_KNOCK_POLL_S)
+                continue
+            try:
+                knocker = knock.lstat().st_uid
+            except FileNotFoundError:
+                continue
+            knock.unlink(missing_ok=True)
+            if self._ignored(knocker):
+                continue
+            if not self._turn_held():
+                log.info("ignored a knock by %s: no client holds the connect turn, so no Connect follows",
+                         user_name(knocker))
+                continue
+            self._knocker = knocker
+            return True
         return False
+
+    def _turn_held(self) -> bool:
+        """True if a client holds the connect turn (its exclusive lock keeps our shared one out)."""
+        if self._turn_fd is None:
+            return True
+        try:
+            fcntl.flock(self._turn_fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(self._turn_fd, fcntl.LOCK_UN)
+        return False
+
+    def _ignored(self, uid: int) -> bool:
+        """True while ``uid``'s knocks left ``MAX_STRAYS`` Accepts without a Connect in the last window."""
+        now = time.monotonic()
+        recent = [t for t in self._strays.get(uid, ()) if now - t < STRAY_WINDOW_S]
+        self._strays[uid] = recent
+        return len(recent) >= MAX_STRAYS
 
     def _end_stray_accept(self) -> None:
         """An Accept waited ``ACCEPT_BOUND_S`` for a knock's client: it died before connecting; end it."""
@@ -207,7 +264,13 @@ class MpiServerTransport(ServerTransport):
             if not self._in_accept or self._stopping:
                 return
             self._stray_ended = True
-        log.warning("a client knocked but did not connect within %g s; ending its Accept", ACCEPT_BOUND_S)
+        knocker = self._knocker
+        if knocker is not None:
+            self._strays.setdefault(knocker, []).append(time.monotonic())
+        log.warning("a client (%s) knocked but did not connect within %g s; ending its Accept%s",
+                    user_name(knocker) if knocker is not None else "?", ACCEPT_BOUND_S,
+                    f"; ignoring its knocks for {STRAY_WINDOW_S:g} s" if knocker is not None and self._ignored(knocker)
+                    else "")
         self._wake_acceptor()
 
     def recv(self, timeout: float) -> tuple[Hashable, Frames] | None:
@@ -286,6 +349,8 @@ class MpiServerTransport(ServerTransport):
             Path(self._where).unlink(missing_ok=True)
             shutil.rmtree(knock_dir(Path(self._where)), ignore_errors=True)
             connect_turn(Path(self._where)).unlink(missing_ok=True)
+            if self._turn_fd is not None:
+                os.close(self._turn_fd)
         else:
             try:
                 MPI.Unpublish_name(self._where, self._port)
@@ -303,7 +368,7 @@ class MpiServerTransport(ServerTransport):
         # Our own launch's PMI variables would make the helper's mpiexec think it runs inside ours.
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "PMIX_", "HYDRA_", "MPIR_"))}
         try:
-            subprocess.run([str(mpiexec), "-launcher", "fork", "-n", "1", sys.executable, "-c", _WAKE, self._port],
+            subprocess.run([str(mpiexec), "-launcher", "fork", "-n", "1", sys.executable, "-P", "-c", _WAKE, self._port],
                            env=env, capture_output=True, timeout=60, check=True)
         except (OSError, subprocess.SubprocessError) as err:
             log.warning("could not wake the MPI accept thread: %s", err)
@@ -314,12 +379,12 @@ _WAKE = "import sys\nfrom mpi4py import MPI\nMPI.COMM_SELF.Connect(sys.argv[1]).
 
 
 class MpiClientTransport(ClientTransport):
-    def __init__(self, address: str, wait: float = 30.0):
+    def __init__(self, address: str, wait: float = 30.0, turn_wait: float = TURN_WAIT_S):
         self.MPI = MPI = _mpi()
         kind, where = parse_address(address)
         if kind == "file":
             port = _read_port_file(Path(where), wait)
-            with _connect_turn(Path(where)):
+            with _connect_turn(Path(where), turn_wait):
                 _knock(Path(where))
                 self._comm = MPI.COMM_SELF.Connect(port)
         else:
@@ -360,15 +425,29 @@ def connect_turn(port_file: Path) -> Path:
 
 
 @contextmanager
-def _connect_turn(port_file: Path) -> Iterator[None]:
-    """Hold the turn to connect (a service without the turn file lets clients connect at will)."""
+def _connect_turn(port_file: Path, wait: float = TURN_WAIT_S) -> Iterator[None]:
+    """Hold the turn to connect, waiting at most ``wait`` s for it (a service without the turn file lets
+    clients connect at will)."""
+    turn = connect_turn(port_file)
     try:
-        fd = os.open(connect_turn(port_file), os.O_RDONLY)
+        fd = open_nofollow(turn, os.O_RDONLY)
     except FileNotFoundError:
         yield
         return
+    except PermissionError:
+        raise DeviceError(f"you may not connect to the MPI service at {port_file}: its connect turn {turn} is for the "
+                          "members of the service's clients group only; ask its operator to add you") from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise DeviceError(f"another process has held the MPI service's connect turn {turn} for over "
+                                      f"{wait:g} s (see `fuser {turn}`); retry later or ask the operator") from None
+                time.sleep(0.01)
         yield
     finally:
         os.close(fd)
@@ -384,7 +463,7 @@ def _knock(port_file: Path) -> None:
         fd = os.open(knocks / f"{os.getpid()}-{uuid.uuid4().hex}", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     except OSError as err:
         raise DeviceError(f"cannot knock at the MPI service's {knocks} ({err.strerror}): it accepts a client only "
-                          "after its knock; the directory must be writable by every client (mode 1733)") from None
+                          "after its knock, and only its clients group may knock (mode 1730)") from None
     os.close(fd)
 
 

@@ -75,14 +75,21 @@ def load_events(paths: Iterable[Path | str]) -> list[Event]:
     """Parse the known event kinds from ``paths``, sorted by start; unknown kinds are skipped (forward compatible)."""
     events: list[Event] = []
     for path in paths:
-        for raw in read_events(path):
-            if raw.get("kind") not in INTERVAL_KINDS | POINT_KINDS:
-                continue
-            try:
-                events.append(Event.from_dict(raw))
-            except (KeyError, TypeError, ValueError) as err:
-                log.warning("%s: skipping malformed event %r: %s", path, raw, err)
+        events += parse_events(read_events(path), path)
     events.sort(key=lambda e: (e.start, e.end))
+    return events
+
+
+def parse_events(raws: Iterable[dict[str, Any]], source: Path | str) -> list[Event]:
+    """The events of known kinds among ``raws`` (read from ``source``, named in warnings), in file order."""
+    events: list[Event] = []
+    for raw in raws:
+        if raw.get("kind") not in INTERVAL_KINDS | POINT_KINDS:
+            continue
+        try:
+            events.append(Event.from_dict(raw))
+        except (KeyError, TypeError, ValueError) as err:
+            log.warning("%s: skipping malformed event %r: %s", source, raw, err)
     return events
 
 

@@ -50,7 +50,7 @@ def test_the_resident_service_command_comes_from_the_unit() -> None:
     assert user == "hcqw-qpu"
     assert argv == ["/opt/site/venv/bin/hcqw", "device", "serve", "--address",
                     "ipc:///tmp/lab/hosts/hcqw-q2/qpu/qpu.ipc", "--auth", "munge", "--simulator", "cirq", "--log",
-                    "/tmp/lab/hosts/hcqw-q2/qpu/qpu.jsonl"]
+                    "/tmp/lab/hosts/hcqw-q2/qpu/qpu.jsonl", "--log-group", "hcqw-admin"]
     assert layout.qpu_service_address_pattern.replace("%n", "hcqw-q2") == layout.qpu_service_address("hcqw-q2")
 
 

@@ -44,6 +44,9 @@ def test_hcqw_config_takes_the_backends_of_every_adapter(backend):
     config = hcqw_config(backend=backend, backend_options=options, address="127.0.0.1")
     cpu, qpu = config.executors
     assert (cpu.label, qpu.label) == ("cpu", "qpu")
+    # Tasks are pickles: the HighThroughputExecutors talk CurveZMQ, said explicitly (issue 24).
+    assert all(executor.encrypted for executor in config.executors if hasattr(executor, "encrypted"))
+    assert cpu.encrypted
     if backend == "local":
         assert isinstance(qpu, HeldQpuExecutor) and isinstance(cpu.provider, LocalProvider)
     else:  # on SLURM, through the backend asked for

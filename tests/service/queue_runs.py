@@ -1,7 +1,7 @@
 """Queue work on a service as the calling Unix user: one session per workflow, ``RUNS`` runs each,
 all sent before any reply is read; exits once every run has its result.
 
-    python queue_runs.py ADDRESS RUNS WORKFLOW...
+    python queue_runs.py [--priority N] ADDRESS RUNS WORKFLOW...
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ ONE = ('{"cirq_type": "Circuit", "moments": [{"cirq_type": "Moment", "operations
        '"invert_mask": []}, "qubits": [{"cirq_type": "LineQubit", "x": 0}]}]}]}')
 
 
-def main(address: str, runs: int, workflows: list[str]) -> None:
+def main(address: str, runs: int, workflows: list[str], priority: int = 0) -> None:
     with ServiceClient(address, timeout=60) as client:
-        sessions = [client.session(workflow, "fair") for workflow in workflows]
+        sessions = [client.session(workflow, "fair", priority=priority) for workflow in workflows]
         pending = set()
         for session in sessions:
             for index in range(runs):
@@ -42,4 +42,7 @@ def main(address: str, runs: int, workflows: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), sys.argv[3:])
+    args = sys.argv[1:]
+    priority = int(args[1]) if args[0] == "--priority" else 0
+    args = args[2:] if args[0] == "--priority" else args
+    main(args[0], int(args[1]), args[2:], priority)

@@ -1,10 +1,12 @@
 """Queue policies: pure ordering logic (no service needed)."""
 
-from hcqw.service.policy import Job, make_policy
+from hcqw.service.policy import Job, PriorityCaps, PriorityPolicy, make_policy
+
+ALICE_UID, BOB_UID = 1001, 1002
 
 
-def jobs(spec):
-    return [Job(seq=i, session=f"s{i}", workflow=wf, priority=prio) for i, (wf, prio) in enumerate(spec, 1)]
+def jobs(spec, owner=ALICE_UID):
+    return [Job(seq=i, session=f"s{i}", workflow=wf, priority=prio, owner=owner) for i, (wf, prio) in enumerate(spec, 1)]
 
 
 def drain(policy):
@@ -34,9 +36,22 @@ def test_round_robin_newcomer_joins_rotation():
     assert [j.workflow for j in drain(policy)] == ["b", "a", "a"]  # the newcomer goes next
 
 
-def test_priority_then_fifo():
+def test_priority_then_fifo(monkeypatch):
+    monkeypatch.setattr(PriorityPolicy, "caps", PriorityCaps(grants={ALICE_UID: 10}))
     policy = make_policy("priority", jobs([("a", 0), ("b", 5), ("c", 5), ("d", -1)]))
     assert [j.workflow for j in drain(policy)] == ["b", "c", "a", "d"]
+
+
+def test_a_users_own_priority_is_capped_unless_an_operator_granted_more(monkeypatch):
+    """Bob asks for the highest priority the protocol allows; without a grant he is served as at 0, in
+    arrival order after alice's earlier job; an operator's grant lets alice go first up to her cap."""
+    monkeypatch.setattr(PriorityPolicy, "caps", PriorityCaps(grants={ALICE_UID: 3}))
+    policy = make_policy("priority")
+    policy.push(Job(seq=1, session="a1", workflow="alice", priority=0, owner=ALICE_UID))
+    policy.push(Job(seq=2, session="b1", workflow="bob", priority=1_000_000, owner=BOB_UID))
+    policy.push(Job(seq=3, session="b2", workflow="bob-low", priority=-5, owner=BOB_UID))
+    policy.push(Job(seq=4, session="a2", workflow="alice-up", priority=1_000_000, owner=ALICE_UID))
+    assert [j.workflow for j in drain(policy)] == ["alice-up", "alice", "bob", "bob-low"]
 
 
 def test_remove_session_and_position():

@@ -2,10 +2,12 @@
 several clients are served at once (two interleave their requests while a third stays connected
 and silent); a client that stays silent is dropped; the service shuts down with a client still
 connected, and with none (its accept thread waiting for a knock); a client that knocks and dies
-before connecting does not stop the others from being served."""
+before connecting does not stop the others from being served (its knock is dropped, no Accept
+waits for it); a connect turn held by someone else costs a client a bounded wait and an error."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -15,14 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from hcqw.service.transport_mpi import ACCEPT_BOUND_S, knock_dir
+from hcqw.service.transport_mpi import connect_turn, knock_dir
 from tests.support.live import MPIEXEC, ROOT
 
 pytestmark = [pytest.mark.mpi, pytest.mark.slow]
 IDLE = 3.0
 
 SERVER = """
-import sys, time
+import logging, sys, time
+logging.basicConfig(level=logging.INFO)
 from hcqw.service.transport_mpi import MpiServerTransport
 server = MpiServerTransport(sys.argv[1], max_message=1 << 20, idle_timeout=float(sys.argv[2]))
 print("open", flush=True)
@@ -58,6 +61,19 @@ for word in sys.argv[2:]:
 if sys.argv[-1] == "stop":
     time.sleep(300)  # still connected while the service shuts down
 client.close()
+"""
+
+
+TURN_CLIENT = """
+import sys, time
+from hcqw.errors import DeviceError
+from hcqw.service.transport_mpi import MpiClientTransport
+started = time.monotonic()
+try:
+    MpiClientTransport(sys.argv[1], turn_wait=1.0)
+except DeviceError as err:
+    print(err, flush=True)
+print(f"waited {time.monotonic() - started:.2f} s", flush=True)
 """
 
 
@@ -123,18 +139,36 @@ def test_an_idle_client_is_dropped_and_the_service_closes_with_a_client_connecte
 
 
 def test_a_client_that_knocks_and_dies_before_connecting_does_not_block_the_others(tmp_path, procs):
+    """Its knock is dropped at once (no client holds the connect turn, so no Connect follows): no Accept
+    is left waiting, and the next client is served."""
     address = f"mpi:file:{tmp_path}/port"
     procs.append(launch(SERVER, address, "60", "120", out=tmp_path / "server.out"))
     wait_line(tmp_path / "server.out", "open", 60)
     (knock_dir(tmp_path / "port") / "4242-dead").touch()  # as a client that died right after knocking
+    wait_line(tmp_path / "server.out", "no client holds the connect turn", 30)
     procs.append(launch(CLIENT, address, "ping", out=tmp_path / "client.out"))
-    assert "reply [b'pong:ping']" in wait_line(tmp_path / "client.out", "reply", 30 + ACCEPT_BOUND_S)
-    # One Accept is left without a Connect (the dead knock's, or the live client's if the live client met
-    # the dead knock's Accept): it is ended after ACCEPT_BOUND_S, and the service goes on accepting.
-    wait_line(tmp_path / "server.out", "knocked but did not connect", 30 + ACCEPT_BOUND_S)
+    assert "reply [b'pong:ping']" in wait_line(tmp_path / "client.out", "reply", 30)
     procs.append(launch(CLIENT, address, "stop", out=tmp_path / "stop.out"))
     server = wait_line(tmp_path / "server.out", "closed in", 30)
     assert procs[0].wait(30) == 0, server
+    assert "knocked but did not connect" not in server
+
+
+def test_a_client_waits_for_a_held_turn_a_bounded_time(tmp_path, procs):
+    """A process that takes the connect turn and keeps it costs the next client an error naming the turn
+    after its wait, not a hang."""
+    address = f"mpi:file:{tmp_path}/port"
+    procs.append(launch(SERVER, address, "60", "60", out=tmp_path / "server.out"))
+    wait_line(tmp_path / "server.out", "open", 60)
+    turn = os.open(connect_turn(tmp_path / "port"), os.O_RDONLY)
+    try:
+        fcntl.flock(turn, fcntl.LOCK_EX)
+        procs.append(launch(TURN_CLIENT, address, out=tmp_path / "client.out"))
+        said = wait_line(tmp_path / "client.out", "waited", 60)
+        assert "has held the MPI service's connect turn" in said and "for over 1 s" in said
+        assert float(said.split("waited ")[1].split()[0]) < 3
+    finally:
+        os.close(turn)
 
 
 def test_the_service_closes_with_no_client_ever_connected(tmp_path, procs):

@@ -18,6 +18,7 @@ from pathlib import Path
 from hcqw.errors import HcqwError
 from hcqw.hetjob.jobs import NodeJobSettings
 from hcqw.slurm import UnknownPartition, check_backend, open_backend
+from hcqw.trust import require_private
 from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
@@ -39,6 +40,13 @@ class Executor(RemoteExecutor):
         self.run_id = self.settings.workflow_id or f"smk-{uuid.uuid4().hex[:8]}"
         # Snakemake has changed into the workflow's working directory by now.
         self.workdir = Path.cwd().absolute()
+        # Jobs run here and Python imports from here (a planted hcqw/ would run as the user): refuse a
+        # working directory other users may write.
+        try:
+            require_private(self.workdir, "Snakemake working directory", "Give snakemake a directory only you "
+                            "may write with -d, e.g. -d ~/vqe-smk (not one in /tmp that another user created)")
+        except HcqwError as err:
+            raise WorkflowError(str(err)) from None
         self.state_dir = self.workdir / ".snakemake" / "hcqw"
         self.log_root = self.workdir / ".snakemake" / "hcqw_logs"
         self.runner = self._open_runner()
