@@ -42,14 +42,13 @@ def _usage(args: argparse.Namespace) -> int:
     from hcqw.usage.report import format_table, to_csv, to_json
     from hcqw.usage.table import parse_groups
     from hcqw.usage.collect import collect
+    from hcqw.usage.logs import SERVICE_ACCOUNTS
 
     by = parse_groups(args.by)
     period = Period(parse_when(args.since) if args.since else None, parse_when(args.until) if args.until else None)
     if args.charge == "hold" and not args.logs:
         raise UsageError("--charge hold needs metrics logs: give run directories or QPU service logs")
     partitions = () if args.partition == "all" else tuple(p for p in args.partition.split(",") if p)
-    from hcqw.usage.logs import SERVICE_ACCOUNTS
-
     table = collect(args.logs, period, args.charge, by, partitions=partitions,
                     service_accounts=args.service_account or SERVICE_ACCOUNTS)
     print(to_json(table) if args.json else to_csv(table).rstrip("\n") if args.csv else format_table(table))
