@@ -204,8 +204,8 @@ def test_each_command_is_the_module_of_its_name():
 
 
 def architecture_table() -> dict[str, str]:
-    """README's architecture table: where -> what."""
-    text = (ROOT / "README.md").read_text().split("\n## Architecture\n", 1)[1].split("\n## ", 1)[0]
+    """The code's layout table (docs/about.md, "How the code is laid out"): where -> what."""
+    text = (ROOT / "docs" / "about.md").read_text().split("\n## How the code is laid out\n", 1)[1].split("\n## ", 1)[0]
     rows = {}
     for line in text.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
@@ -218,20 +218,20 @@ def test_readme_architecture_table_names_only_what_is_there():
     import re
 
     rows = architecture_table()
-    assert len(rows) > 10, "README's architecture table was not found"
+    assert len(rows) > 10, "the code's layout table (docs/about.md) was not found"
     missing = [where for where in rows if not (ROOT / where).exists()]
     for where, what in rows.items():
         if where.endswith("/"):  # a package: the modules and folders its row names are in it
             missing += [f"{where}{name}" for name in re.findall(r"`([\w./]+(?:\.py|/))`", what)
                         if not (ROOT / where / name).exists()]
-    assert not missing, f"README's architecture table names what the tree does not have: {missing}"
+    assert not missing, f"docs/about.md's layout table names what the tree does not have: {missing}"
 
 
 def test_readme_architecture_table_has_every_core_package_and_module():
     rows = architecture_table()
     parts = [f"hcqw/{p.name}/" for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()]
     parts += [f"hcqw/{p.name}" for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__")]
-    assert sorted(set(parts) - set(rows)) == [], "README's architecture table lacks these parts of hcqw"
+    assert sorted(set(parts) - set(rows)) == [], "docs/about.md's layout table lacks these parts of hcqw"
 
 
 FRAMEWORK_PARTS = {"pennylane": "hcqw.pennylane", "qiskit": "hcqw.qiskit"}  # framework -> the one part that imports it
