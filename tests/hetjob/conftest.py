@@ -3,10 +3,16 @@ that find this checkout (job scripts import ``tests.support.loops``)."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 
+from hcqw import environment
 from hcqw.slurm import open_backend
 from tests.support import ROOT
+from tests.support.munge import PrivateMunged
 
 POLL = 0.2
 
@@ -21,3 +27,14 @@ def job_env(monkeypatch):
 def sbatch(slurm_lab, job_env):
     return open_backend("slurm", env=slurm_lab.env, poll_interval=POLL)
 
+
+@pytest.fixture
+def munged(monkeypatch):
+    """The gateway authenticates its client with MUNGE: a private munged, for this test only (a lab's
+    tests in the same session use the lab's)."""
+    directory = Path(tempfile.mkdtemp(prefix="hcqw-munge-"))
+    daemon = PrivateMunged(directory)
+    monkeypatch.setenv(environment.MUNGE_SOCKET, str(daemon.socket))
+    yield daemon
+    daemon.stop()
+    shutil.rmtree(directory, ignore_errors=True)

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-import pytest
-
-from hcqw import environment
 from hcqw.lab.pytest_plugin import wait_for
-from tests.support.munge import PrivateMunged
 
 CLIENT = """
 import sys, time
@@ -23,18 +16,6 @@ client.session("wf", "q0001")
 print("open", flush=True)
 time.sleep(300)
 """
-
-
-@pytest.fixture
-def munged(monkeypatch):
-    """The gateway authenticates its client with MUNGE: a private munged, for this test only (a lab's
-    tests in the same session use the lab's)."""
-    directory = Path(tempfile.mkdtemp(prefix="hcqw-munge-"))
-    daemon = PrivateMunged(directory)
-    monkeypatch.setenv(environment.MUNGE_SOCKET, str(daemon.socket))
-    yield daemon
-    daemon.stop()
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_gateway_exits_after_its_client_is_killed(tmp_path, munged):

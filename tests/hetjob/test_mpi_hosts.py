@@ -37,7 +37,7 @@ print("bell", sorted(set(samples[0]["m"].sum(axis=1).tolist())), len(samples[0][
 """
 
 
-def test_node_on_one_host_reaches_its_mpi_gateway_on_another(two_hosts, tmp_path):  # noqa: F811
+def test_node_on_one_host_reaches_its_mpi_gateway_on_another(two_hosts, tmp_path, munged):  # noqa: F811
     qpu_host, cpu_host = two_hosts
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     env["UCX_TLS"] = UCX_TLS_BETWEEN_HOSTS  # as the job script sets it for both components
