@@ -553,6 +553,12 @@ class LabCluster:
             lay.host_dir(node).chmod(0o755)
             # The service account owns its directory; users may enter it to reach the socket.
             users.ensure_owned_dir(lay.qpu_service_dir(node), users.SERVICE_ACCOUNT, 0o755)
+            # Root's record of who holds this host's device (written by the Prolog/Epilog, read by the service).
+            grants = lay.grants_dir(node)
+            grants.mkdir(mode=0o755, exist_ok=True)
+            if grants.is_symlink() or grants.stat().st_uid != 0:
+                raise LabError(f"{grants} is not root's own directory: remove it (hcqw lab down) and start again")
+            grants.chmod(0o755)
         # munged insists on a key readable only by its own user; JWT wants >= 32 bytes.
         host.write_secret(lay.munge_key, 1024)
         host.write_secret(lay.jwt_key, 32)
@@ -561,6 +567,8 @@ class LabCluster:
             lay.slurm_conf: config.render_slurm_conf(lay, self.network, self.accounting),
             lay.gres_conf: config.render_gres_conf(lay, self.network),
             lay.plugstack_conf: config.render_plugstack_conf(),
+            lay.grant_script: config.render_grant_script(lay),
+            lay.job_submit_lua: config.render_job_submit(),
         }
         if self.accounting:
             from hcqw.lab import accounting
@@ -575,7 +583,7 @@ class LabCluster:
         for path, text in files.items():
             if path in changed:
                 path.write_text(text)
-                path.chmod(0o600 if path == lay.slurmdbd_conf else 0o644)
+                path.chmod(0o600 if path == lay.slurmdbd_conf else 0o755 if path == lay.grant_script else 0o644)
         # slurmrestd (user slurm) and the lab's users read the configuration.
         host.check_reachable_by(SLURM_USER, lay.slurm_conf)
         # Remember the parameters so `hcqw lab status/down --dir X` need not repeat them.

@@ -23,9 +23,9 @@ import time
 import cirq
 import zmq
 
-from hcqw import identity
 from hcqw.device.work import WorkItem
 from hcqw.errors import CircuitError, DeviceError
+from hcqw.service import credential, servicekey
 from hcqw.service import protocol as P
 from hcqw.service.client import ServiceClient, ServiceError
 
@@ -46,10 +46,25 @@ def outcome(action) -> str:
         return f"device error: {err}"
 
 
+def own_cred(address: str, header: dict) -> str:
+    """The attacker's own credential, made properly for this request to this service (as his client would)."""
+    key = servicekey.for_address(address)[1]
+    fields = {k: v for k, v in header.items() if k not in ("v", "type", "id")}
+    return credential.seal(str(header.get("type")), fields, key.ident if key else credential.NO_KEY,
+                           key.uid if key else None)
+
+
 def raw(address: str, header: dict, frames: list[bytes] | None = None) -> dict:
+    """One hand-made message (CurveZMQ with the service's published key, as any client may)."""
+    endpoint, key = servicekey.for_address(address)
     socket = zmq.Context.instance().socket(zmq.DEALER)
     socket.setsockopt(zmq.LINGER, 0)
-    socket.connect(address)
+    if key is not None:
+        public, secret = zmq.curve_keypair()
+        socket.setsockopt(zmq.CURVE_SERVERKEY, key.public)
+        socket.setsockopt(zmq.CURVE_PUBLICKEY, public)
+        socket.setsockopt(zmq.CURVE_SECRETKEY, secret)
+    socket.connect(endpoint)
     try:
         socket.send_multipart(frames or [json.dumps(header).encode()])
         if not socket.poll(20_000):
@@ -65,12 +80,13 @@ def control_attempts(address: str) -> dict:
     got = {}
     for type_, fields in CONTROL.items():
         for form, id_ in ID_FORMS.items():
-            got[f"{type_}/{form}/own-cred"] = raw(address, {"v": 1, "type": type_, **id_, **fields,
-                                                            "cred": identity.encode()}).get("code", "ok")
+            header = {"v": 1, "type": type_, **id_, **fields}
+            got[f"{type_}/{form}/own-cred"] = raw(address, {**header, "cred": own_cred(address, header)}).get(
+                "code", "ok")
         got[f"{type_}/no-cred"] = raw(address, {"v": 1, "type": type_, "id": 1, **fields}).get("code", "ok")
         got[f"{type_}/forged-cred"] = raw(address, {"v": 1, "type": type_, "id": 1, **fields,
                                                     "cred": "MUNGE:AwQFAAB" + "A" * 120 + ":"}).get("code", "ok")
-        used = identity.encode()
+        used = own_cred(address, {"v": 1, "type": "status", "id": 1})
         raw(address, {"v": 1, "type": "status", "id": 1, "cred": used})  # spends it
         got[f"{type_}/replayed-cred"] = raw(address, {"v": 1, "type": type_, "id": 1, **fields,
                                                       "cred": used}).get("code", "ok")
@@ -112,8 +128,8 @@ def probe(address: str, victim: str, sessions: int = 10, message_mb: int = 4, fl
         got = seen_and_victim_attempts(client, victim)
         got["control"] = control_attempts(address)
         # Account work to the victim: claim to be her when opening.
-        header = raw(address, {"v": 1, "type": "open", "id": 1, "workflow": "bob-wf", "node": "claims-alice",
-                               "user": "hcqw-alice", "cred": identity.encode()})
+        claim = {"v": 1, "type": "open", "id": 1, "workflow": "bob-wf", "node": "claims-alice", "user": "hcqw-alice"}
+        header = raw(address, {**claim, "cred": own_cred(address, claim)})
         got["open_claiming_victim"] = header.get("code", "ok")
         with client.session("bob-wf", "work", user="hcqw-alice") as qpu:
             one = cirq.Circuit(cirq.X(cirq.LineQubit(0)), cirq.measure(cirq.LineQubit(0), key="m"))
