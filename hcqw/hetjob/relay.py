@@ -28,7 +28,11 @@ Credentials are bound (``hcqw.service.credential``): the node's names this relay
 request; the relay's own names the resident service's key (published next to its socket) and is
 restricted to the service's uid. Upstream links are CurveZMQ with that key.
 
-Pre-authentication bounds (issue 24): a connection that has not opened a session with the owner's
+Pre-authentication bounds (issue 24): over ZeroMQ the gateway admits one CurveZMQ client key, which
+it writes into the job's private directory (``<address file>.client``, 0600): whoever cannot read
+it -- anyone but the job's owner and root -- fails the handshake in ZeroMQ's I/O thread, and the
+relay answers each such handshake question (ZAP) in microseconds, without a log line. Beyond that
+(the MPI transport, a stolen key), a connection that has not opened a session with the owner's
 credential is a stranger. A stranger's message bigger than ``PREAUTH_MAX_BYTES`` is refused unread;
 each stranger connection gets ``PREAUTH_PER_PEER`` messages, then is ignored; all strangers together
 get ``PREAUTH_RATE`` messages a second (a burst of as many), beyond which they are dropped unread --
@@ -118,6 +122,8 @@ class Relay:
         if getattr(server, "socket", None) is not None:
             self._poller = zmq.Poller()
             self._poller.register(server.socket, zmq.POLLIN)  # type: ignore[attr-defined]
+            if getattr(server, "zap", None) is not None:
+                self._poller.register(server.zap, zmq.POLLIN)  # type: ignore[attr-defined]
         # (peer, request id) of requests whose reply the relay must look at: open, close, run
         self._watch: dict[tuple[Hashable, Any], tuple[str, Any]] = {}
 
@@ -293,6 +299,12 @@ class Relay:
             wait = 0.0
         else:  # MPI towards the node: its receive polls anyway; look upstream between short waits
             wait = 0.002 if self._watch else wakeup_cap
+        serve_zap = getattr(self.server, "serve_zap", None)
+        if serve_zap is not None:
+            refused = serve_zap()
+            if refused:
+                self.refused["handshakes without the job's client key"] = (
+                    self.refused.get("handshakes without the job's client key", 0) + refused)
         message = self.server.recv(wait)
         handled = 0
         while message is not None:

@@ -33,6 +33,7 @@ _CARD = "#curve="
 class ServerKey:
     public: bytes  # 32 raw bytes: CurveZMQ's server key
     uid: int  # the service's account: credentials for it are restricted to this uid
+    client: str | None = None  # a file with the only client key the server admits (a job's gateway)
 
     @property
     def ident(self) -> str:
@@ -41,7 +42,8 @@ class ServerKey:
 
 
 def card(endpoint: str, key: ServerKey) -> str:
-    return f"{endpoint}{_CARD}{key.public.hex()}&uid={key.uid}"
+    client = f"&client={key.client}" if key.client else ""
+    return f"{endpoint}{_CARD}{key.public.hex()}&uid={key.uid}{client}"
 
 
 def split(address: str) -> tuple[str, ServerKey | None]:
@@ -50,6 +52,7 @@ def split(address: str) -> tuple[str, ServerKey | None]:
     if not sep:
         return address, None
     hexkey, _, uid = rest.partition("&uid=")
+    uid, _, client = uid.partition("&client=")
     try:
         public = bytes.fromhex(hexkey)
         owner = int(uid)
@@ -57,7 +60,7 @@ def split(address: str) -> tuple[str, ServerKey | None]:
         raise DeviceError(f"malformed service address {address[:200]!r}: expected ENDPOINT#curve=<64 hex>&uid=<n>") from None
     if len(public) != 32 or owner < 0:
         raise DeviceError(f"malformed service address {address[:200]!r}: the key must be 32 bytes (64 hex digits)")
-    return endpoint, ServerKey(public, owner)
+    return endpoint, ServerKey(public, owner, client or None)
 
 
 def key_file(endpoint: str) -> Path | None:
@@ -140,3 +143,34 @@ def generate() -> tuple[ServerKey, bytes]:
 
     public, secret = zmq.curve_keypair()
     return ServerKey(z85.decode(public), os.getuid()), secret
+
+
+def write_client_key(path: Path) -> bytes:
+    """A fresh client key pair in ``path`` (created 0600, never through a link): the one client a job's
+    gateway admits is whoever can read it -- the job's owner. Returns the public key (z85)."""
+    import zmq
+
+    public, secret = zmq.curve_keypair()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        os.write(fd, public + b" " + secret + b"\n")
+    finally:
+        os.close(fd)
+    return public
+
+
+def read_client_key(path: str) -> tuple[bytes, bytes]:
+    """(public, secret) z85 of a client key file of this user's own, readable by nobody else."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as err:
+        raise DeviceError(f"cannot read the client key {path}: {err.strerror} (a link is refused)") from None
+    try:
+        info = os.fstat(fd)
+        text = os.read(fd, 256).split()
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077 or len(text) != 2:
+        raise DeviceError(f"refusing the client key {path}: it must be a file of this user's own, readable by "
+                          "nobody else, holding '<public> <secret>' (the job's gateway writes it)")
+    return text[0], text[1]

@@ -13,7 +13,7 @@ def dealer(address: str) -> zmq.Socket:
     socket = zmq.Context.instance().socket(zmq.DEALER)
     socket.setsockopt(zmq.LINGER, 0)
     if key is not None:
-        public, secret = zmq.curve_keypair()
+        public, secret = servicekey.read_client_key(key.client) if key.client else zmq.curve_keypair()
         socket.setsockopt(zmq.CURVE_SERVERKEY, key.public)
         socket.setsockopt(zmq.CURVE_PUBLICKEY, public)
         socket.setsockopt(zmq.CURVE_SECRETKEY, secret)

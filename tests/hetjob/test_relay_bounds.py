@@ -1,0 +1,73 @@
+"""Issue 24, finding 3 on the multi-host lab: strangers cost a job's relay gateway nothing measurable.
+
+``hcqw-alice``'s quantum node relays to the resident service of her qpu host; ``hcqw-bob``, who learned
+her gateway's address and server key (the worst case: both live in her private job directory; the
+client key next to them he cannot read), floods it from the submit host: CurveZMQ handshakes with keys
+of his own, each with junk, a 4 MiB frame and an open with his own valid credential, and raw TCP junk.
+Her batches go on, and their time with the flood is within a few milliseconds of their time without it
+(measured inside her node, side by side); her gateway's log gets a summary line per 10 s, not a line per
+attempt. Bob's flood runs at nice 19: on a site his processes run on another host, and on the lab's two
+cores what is measured is then what the flood costs her gateway, not his own CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+
+import pytest
+
+from hcqw.lab import users
+from hcqw.lab.users import USERS
+from tests.hetjob.test_lab_attacks import VictimNode
+
+pytestmark = pytest.mark.slurm
+ALICE, BOB = USERS
+RUNS = 12
+
+
+def timed_runs(victim: VictimNode, count: int) -> tuple[list, list[float]]:
+    samples, seconds = [], []
+    for _ in range(count):
+        samples.append(victim.run())
+        seconds.append(victim._line(victim.lines - 1)["seconds"])
+    return samples, seconds
+
+
+def test_a_flood_at_her_gateway_does_not_delay_her_block(slurm_lab, lab_user_dir):
+    node = slurm_lab.layout.qpu_node_names[0]
+    victim = VictimNode(slurm_lab, lab_user_dir(ALICE), node, relay=True)
+    flood = None
+    try:
+        victim.run()  # warm: the first batch pays the circuit's decode and the connection's start
+        alone, quiet = timed_runs(victim, RUNS)
+        bob_dir = lab_user_dir(BOB)
+        argv = ["nice", "-n", "19", str(slurm_lab.site.bin / "python"), str(slurm_lab.site.src / "tests" / "hetjob" / "relay_flood.py"),
+                victim.gateway, "30"]
+        flood = subprocess.Popen(users.as_user(BOB, argv), env=slurm_lab.user_env(BOB), cwd=bob_dir,
+                                 umask=users.USER_UMASK, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        import time
+
+        time.sleep(2)  # the flood under way
+        flooded, loud = timed_runs(victim, RUNS)
+        assert flood.poll() is None, flood.stderr.read()  # still flooding while she ran
+        out, err = flood.communicate(timeout=60)
+        sent = json.loads(out)
+    finally:
+        if flood is not None and flood.poll() is None:
+            flood.kill()
+        states = victim.close()
+    assert states[victim.job] == "COMPLETED", victim.log()
+    assert sent["handshakes"] > 1000 and sent["raw_connections"] > 50, sent  # it was a flood
+    # Her work is intact: one seeded session, so the batches go on where they were.
+    assert len(alone) == len(flooded) == RUNS and all(len(s) == 64 for s in alone + flooded)
+    quiet_median, loud_median = statistics.median(quiet), statistics.median(loud)
+    print(f"\nalice's batch, median of {RUNS}: {quiet_median * 1e3:.2f} ms alone, {loud_median * 1e3:.2f} ms under "
+          f"bob's flood ({sent['handshakes']} handshakes, {sent['raw_connections']} raw connections in "
+          f"{sent['seconds']:g} s)")
+    assert loud_median < quiet_median + 0.010, (quiet, loud)
+    log = (victim.jobdir / "gateway.log").read_text()
+    refusals = [line for line in log.splitlines() if "refused" in line]
+    assert 1 <= len(refusals) <= 5, refusals  # a summary per 10 s, not a line per attempt
+    assert "handshakes without the job's client key" in log, refusals
