@@ -18,11 +18,15 @@ import subprocess
 
 import pytest
 
+from hcqw.hetjob import relay as R
+from hcqw.hetjob.relay import Relay
 from hcqw.lab import users
+from hcqw.service import protocol as P
+from hcqw.service.transport import make_server_transport
+from tests.support.raw_zmq import dealer
 from hcqw.lab.users import USERS
 from tests.hetjob.test_lab_attacks import VictimNode
 
-pytestmark = pytest.mark.slurm
 ALICE, BOB = USERS
 RUNS = 12
 
@@ -35,6 +39,7 @@ def timed_runs(victim: VictimNode, count: int) -> tuple[list, list[float]]:
     return samples, seconds
 
 
+@pytest.mark.slurm
 def test_a_flood_at_her_gateway_does_not_delay_her_block(slurm_lab, lab_user_dir):
     node = slurm_lab.layout.qpu_node_names[0]
     victim = VictimNode(slurm_lab, lab_user_dir(ALICE), node, relay=True)
@@ -71,3 +76,75 @@ def test_a_flood_at_her_gateway_does_not_delay_her_block(slurm_lab, lab_user_dir
     refusals = [line for line in log.splitlines() if "refused" in line]
     assert 1 <= len(refusals) <= 5, refusals  # a summary per 10 s, not a line per attempt
     assert "handshakes without the job's client key" in log, refusals
+
+
+def _relay() -> Relay:
+    """A relay whose node side admits any CurveZMQ client (as over MPI, or to someone who stole the job's
+    client key): what is left to bound is the relay's own work. Strangers never reach its upstream."""
+    return Relay(make_server_transport("tcp://127.0.0.1:*", P.MAX_MESSAGE_BYTES, authenticated=True),
+                 "tcp://127.0.0.1:9")
+
+
+def _replies(relay: Relay, sockets: list, turns: int = 40) -> list[dict]:
+    got = []
+    for _ in range(turns):
+        relay._turn(0.01)
+        for socket in sockets:
+            while socket.poll(0):
+                got.append(json.loads(socket.recv()))
+    return got
+
+
+def test_a_strangers_messages_get_bounded_work_before_authentication(caplog):
+    relay = _relay()
+    sockets = []
+    try:
+        big = dealer(relay.server.address)
+        sockets.append(big)
+        big.send(b'{"v": 1, "type": "open", "id": 1, "pad": "' + b"x" * (1 << 20) + b'"}')
+        (reply,) = _replies(relay, [big])
+        assert reply["code"] == P.E_TOO_LARGE and f"at most {R.PREAUTH_MAX_BYTES}" in reply["message"], reply
+        chatty = dealer(relay.server.address)
+        sockets.append(chatty)
+        for i in range(3 * R.PREAUTH_PER_PEER):
+            chatty.send(json.dumps({"v": 1, "type": "status", "id": i}).encode())
+        answered = _replies(relay, [chatty])
+        assert len(answered) == R.PREAUTH_PER_PEER and {r["code"] for r in answered} == {P.E_FORBIDDEN}
+        assert relay.refused["over the per-connection budget"] == 2 * R.PREAUTH_PER_PEER
+        crowd = [dealer(relay.server.address) for _ in range(2 * int(R.PREAUTH_RATE))]
+        sockets += crowd
+        _replies(relay, [], turns=100)  # the handshakes done (the relay's turns answer their ZAP questions)
+        for socket in crowd:
+            socket.send(b"\xff junk")
+        answered = _replies(relay, crowd, turns=100)
+        assert len(answered) < 1.2 * R.PREAUTH_RATE and relay.refused["over the rate cap"] > R.PREAUTH_RATE / 2, relay.refused
+        relay._summary_at = 0.0
+        with caplog.at_level("WARNING", logger="hcqw.hetjob.relay"):
+            relay.summarise()
+            relay.summarise()
+        (summary,) = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+        assert "over the rate cap" in summary and "oversized" in summary, summary
+    finally:
+        for socket in sockets:
+            socket.close(0)
+        relay.close()
+
+
+def test_each_turn_serves_a_bounded_batch_of_node_messages():
+    relay = _relay()
+    handled = []
+    relay.from_node = lambda peer, frames: handled.append(frames)  # type: ignore[method-assign]
+    socket = dealer(relay.server.address)
+    try:
+        for i in range(3 * R.TURN_BATCH):
+            socket.send(b"junk %d" % i)
+        relay._turn(0.5)
+        import time
+
+        time.sleep(0.3)  # all of it arrived
+        handled.clear()
+        relay._turn(0.5)
+        assert len(handled) == R.TURN_BATCH
+    finally:
+        socket.close(0)
+        relay.close()
