@@ -166,6 +166,7 @@ def _run_relay(config: GatewayConfig) -> str:
         return relay.run(until)
     finally:
         watch.close()
+        client_key.unlink(missing_ok=True)
 
 
 class _Lookup:

@@ -117,7 +117,33 @@ def seen_and_victim_attempts(client: ServiceClient, victim: str) -> dict:
     return got
 
 
+def handshake(address: str, timeout: float = 10.0) -> str:
+    """What a CurveZMQ handshake with a key of his own gets: "ok", or "refused" (the server admits only
+    other client keys: a job's relay gateway admits its owner's alone)."""
+    endpoint, key = servicekey.split(address)
+    socket = zmq.Context.instance().socket(zmq.DEALER)
+    socket.setsockopt(zmq.LINGER, 0)
+    public, secret = zmq.curve_keypair()
+    socket.setsockopt(zmq.CURVE_SERVERKEY, key.public)
+    socket.setsockopt(zmq.CURVE_PUBLICKEY, public)
+    socket.setsockopt(zmq.CURVE_SECRETKEY, secret)
+    failed = zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    monitor = socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | failed)
+    socket.connect(endpoint)
+    try:
+        if not monitor.poll(int(timeout * 1000)):
+            return "no answer"
+        event = int.from_bytes(monitor.recv_multipart()[0][:2], "little")
+        return "ok" if event == zmq.EVENT_HANDSHAKE_SUCCEEDED else "refused"
+    finally:
+        socket.disable_monitor()
+        monitor.close(0)
+        socket.close(0)
+
+
 def gateway(address: str, victim: str) -> dict:
+    if servicekey.split(address)[1].client:  # a relay gateway admitting its owner's client key alone
+        return {"handshake": handshake(address)}
     with ServiceClient(address, timeout=30) as client:
         got = seen_and_victim_attempts(client, victim)
     return {**got, "control": control_attempts(address), **open_once(address)}
@@ -131,6 +157,9 @@ def probe(address: str, victim: str, sessions: int = 10, message_mb: int = 4, fl
         claim = {"v": 1, "type": "open", "id": 1, "workflow": "bob-wf", "node": "claims-alice", "user": "hcqw-alice"}
         header = raw(address, {**claim, "cred": own_cred(address, claim)})
         got["open_claiming_victim"] = header.get("code", "ok")
+        got["own_open"] = outcome(lambda: client.session("bob-wf", "work").close())
+        if got["own_open"] != "ok":  # e.g. no allocation of the device (a resident service with --grants)
+            return got
         with client.session("bob-wf", "work", user="hcqw-alice") as qpu:
             one = cirq.Circuit(cirq.X(cirq.LineQubit(0)), cirq.measure(cirq.LineQubit(0), key="m"))
             got["own_run"] = outcome(lambda: qpu.run(one, 1))
