@@ -110,7 +110,7 @@ class Dispatcher:
         self.executing: str | None = None  # with exclusive_sessions: the session that has the device
         self.max_exclusive_seconds = max_exclusive_seconds  # ... and the most it keeps it (issue 24)
         self.executing_since = 0.0
-        self._revoked: OrderedDict[str, str] = OrderedDict()  # session -> why it was ended by the service
+        self._revoked: OrderedDict[str, tuple[str, str]] = OrderedDict()  # session -> (code, why) it was ended
         self.sessions: dict[str, Session] = {}
         self._open_per_user: dict[int, int] = {}  # uid -> open sessions
         self._queued_per_user: dict[int, int] = {}  # uid -> queued work items
@@ -186,7 +186,7 @@ class Dispatcher:
     def _session(self, peer: Hashable, request: P.Request) -> Session:
         session = self.sessions.get(request.fields["session"])
         if session is None and request.fields["session"] in self._revoked:
-            raise P.ProtocolError(P.E_FORBIDDEN, self._revoked[request.fields["session"]], request.id)
+            raise P.ProtocolError(*self._revoked[request.fields["session"]], request.id)
         if session is None:
             raise P.ProtocolError(P.E_NO_SESSION, f"no open session {request.fields['session']!r}: it was closed, "
                                   f"timed out after {self.session_timeout:g} s without a heartbeat, or never opened",
@@ -511,7 +511,7 @@ class Dispatcher:
             why = (f"session {session.id} was closed: {session.owner} no longer holds an allocation of gres/qpu on "
                    "this host (only jobs holding the QPU reach it)")
             replies += self._end_session(session, "allocation ended", P.E_FORBIDDEN, why)
-            self._remember(session.id, why)
+            self._remember(session.id, P.E_FORBIDDEN, why)
         executor = self.sessions.get(self.executing) if self.executing else None
         if executor is not None and now - self.executing_since > self.max_exclusive_seconds:
             log.warning("session %s kept the device %.0f s, beyond the cap of %g s: closing it", executor.id,
@@ -519,11 +519,11 @@ class Dispatcher:
             why = (f"session {executor.id} was closed: it kept the device for more than {self.max_exclusive_seconds:g} "
                    "s, the cap per exclusive session (hcqw device serve --max-exclusive-seconds); open a new one")
             replies += self._end_session(executor, "device time cap", P.E_QUOTA, why)
-            self._remember(executor.id, why)
+            self._remember(executor.id, P.E_QUOTA, why)
         return replies
 
-    def _remember(self, session_id: str, why: str) -> None:
-        self._revoked[session_id] = why
+    def _remember(self, session_id: str, code: str, why: str) -> None:
+        self._revoked[session_id] = (code, why)
         if len(self._revoked) > 1024:
             self._revoked.popitem(last=False)
 
