@@ -73,7 +73,7 @@ def main() -> int:
         from hcqw.service import servicekey
 
         context = zmq.Context.instance()
-        key, secret = servicekey.generate()
+        curve_key, secret = servicekey.generate()
         servers = {}
         for kind in ("clear", "curve"):
             server = context.socket(zmq.ROUTER)
@@ -101,7 +101,7 @@ def main() -> int:
             socket.setsockopt(zmq.LINGER, 0)
             if kind == "curve":
                 public, secret_ = zmq.curve_keypair()
-                socket.setsockopt(zmq.CURVE_SERVERKEY, key.public)
+                socket.setsockopt(zmq.CURVE_SERVERKEY, curve_key.public)
                 socket.setsockopt(zmq.CURVE_PUBLICKEY, public)
                 socket.setsockopt(zmq.CURVE_SECRETKEY, secret_)
             socket.connect(f"ipc://{tmp}/{kind}.ipc")
