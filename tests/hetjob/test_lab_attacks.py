@@ -23,6 +23,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shlex
 import shutil
 from pathlib import Path
 
@@ -155,7 +156,8 @@ def test_attacker_with_jobs_on_the_site_gets_named_refusals(slurm_lab, lab_user_
         assert denied.returncode != 0 and "Permission denied" in denied.stderr  # he learns it elsewhere
 
         # On the cluster network: her gateway.
-        on_cpu = bob.submit("on-cpu", f"{bob.attacker} gateway {victim.gateway} {victim.session} >on-cpu.json",
+        on_cpu = bob.submit("on-cpu", f"{bob.attacker} gateway {shlex.quote(victim.gateway)} {victim.session} "
+                                      ">on-cpu.json",
                             "-p", "cpu")
         # On her qpu host: the resident service (limits beyond its defaults), then his own relay.
         own_relay = (f"python -m hcqw.hetjob.gateway --address-file relay.address --upstream {resident} "

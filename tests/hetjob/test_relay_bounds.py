@@ -13,6 +13,8 @@ cores what is measured is then what the flood costs her gateway, not his own CPU
 from __future__ import annotations
 
 import json
+import os
+import signal
 import statistics
 import subprocess
 
@@ -51,7 +53,8 @@ def test_a_flood_at_her_gateway_does_not_delay_her_block(slurm_lab, lab_user_dir
         argv = ["nice", "-n", "19", str(slurm_lab.site.bin / "python"), str(slurm_lab.site.src / "tests" / "hetjob" / "relay_flood.py"),
                 victim.gateway, "30"]
         flood = subprocess.Popen(users.as_user(BOB, argv), env=slurm_lab.user_env(BOB), cwd=bob_dir,
-                                 umask=users.USER_UMASK, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                 umask=users.USER_UMASK, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 start_new_session=True)
         import time
 
         time.sleep(2)  # the flood under way
@@ -61,7 +64,8 @@ def test_a_flood_at_her_gateway_does_not_delay_her_block(slurm_lab, lab_user_dir
         sent = json.loads(out)
     finally:
         if flood is not None and flood.poll() is None:
-            flood.kill()
+            os.killpg(flood.pid, signal.SIGKILL)  # runuser and his flood under it
+            flood.wait(10)
         states = victim.close()
     assert states[victim.job] == "COMPLETED", victim.log()
     assert sent["handshakes"] > 1000 and sent["raw_connections"] > 50, sent  # it was a flood

@@ -10,6 +10,8 @@ her session is closed with an error that says why, and she cannot open another.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 
 import pytest
@@ -83,13 +85,14 @@ def test_only_a_job_holding_the_qpu_opens_a_session_and_loses_it_when_the_alloca
     assert held.returncode == 0, held.stderr
     job = held.stdout.strip()
     uid = int(as_user(slurm_lab, ALICE, "id", "-u").stdout)
+    session = None
     try:
         wait_for(lambda: grants.jobs().get(job) == uid, 60, "the Prolog's grant for her job")
         session = subprocess.Popen(
             users.as_user(ALICE, [str(slurm_lab.site.bin / "python"), site_script(slurm_lab, "open_session.py"),
                                   resident]),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=slurm_lab.user_env(ALICE),
-            cwd=slurm_lab.home(ALICE), umask=users.USER_UMASK)
+            cwd=slurm_lab.home(ALICE), umask=users.USER_UMASK, start_new_session=True)
         assert json.loads(session.stdout.readline())["code"] == "ok"
         session.stdin.write("run\n")
         session.stdin.flush()
@@ -107,6 +110,9 @@ def test_only_a_job_holding_the_qpu_opens_a_session_and_loses_it_when_the_alloca
         session.wait(60)
     finally:
         subprocess.run(["scancel", job], check=False)
+        if session is not None and session.poll() is None:
+            os.killpg(session.pid, signal.SIGKILL)
+            session.wait(10)
     assert after["code"] == P.E_FORBIDDEN, after
     assert "no longer holds an allocation of gres/qpu" in after["message"], after
     (reopen,) = open_once(slurm_lab, ALICE, resident)

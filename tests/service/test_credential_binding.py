@@ -11,6 +11,8 @@ real service's key gets nothing: alice's client never completes the handshake, s
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -43,14 +45,15 @@ class FakeService:
         argv = [str(lab.site.bin / "python"), site_script(lab, "credential_thief.py"), "serve", str(self.card_file),
                 str(self.caught), *([claimed_key] if claimed_key else [])]
         self.proc = subprocess.Popen(users.as_user(BOB, argv), env=lab.user_env(BOB), cwd=workdir,
-                                     umask=users.USER_UMASK, stderr=subprocess.PIPE, text=True)
+                                     umask=users.USER_UMASK, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
         self.card = wait_for(lambda: self.card_file.exists() and self.card_file.read_text(), 30, "bob's fake service")
 
     def caught_lines(self) -> list[dict]:
         return [json.loads(line) for line in self.caught.read_text().splitlines()] if self.caught.exists() else []
 
     def stop(self) -> None:
-        self.proc.kill()
+        os.killpg(self.proc.pid, signal.SIGKILL)  # runuser and his server under it: their own process group
         self.proc.wait(10)
 
 
