@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from hcqw.environment import MUNGE_SOCKET
 from hcqw.lab import LabCluster, users
 from hcqw.lab.pytest_plugin import wait_for
 from hcqw.lab.users import USERS
@@ -27,6 +28,13 @@ from hcqw.service.client import ServiceClient
 
 pytestmark = pytest.mark.slurm
 ALICE, BOB = USERS
+
+
+@pytest.fixture(autouse=True)
+def lab_munge(slurm_lab, monkeypatch):
+    """Root's own calls here (an operator's status) authenticate through the lab's munged, not the private one
+    tests/service/conftest.py points the session at."""
+    monkeypatch.setenv(MUNGE_SOCKET, str(slurm_lab.layout.munge_socket))
 
 
 def as_user(lab: LabCluster, user: str, *argv: str, **kw):
