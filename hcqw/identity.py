@@ -36,6 +36,7 @@ from hcqw.errors import AuthError
 
 # munge.h: enum munge_opt and enum munge_err (the values are part of libmunge's ABI).
 _OPT_SOCKET = 8
+_OPT_UID_RESTRICTION = 9
 _ERRORS = {
     6: ("socket", "cannot talk to munged"),
     8: ("invalid", "malformed credential"),
@@ -199,11 +200,17 @@ class _Context:
             self.ctx = None
 
 
-def encode(payload: bytes = b"") -> str:
-    """A credential sealing this process's uid/gid (and ``payload``), for one decode."""
+def encode(payload: bytes = b"", restrict_uid: int | None = None) -> str:
+    """A credential sealing this process's uid/gid (and ``payload``), for one decode; with
+    ``restrict_uid`` munged lets only a process of that uid (or root) decode it."""
     lib = _libmunge()
     context = _Context(lib)
     try:
+        if restrict_uid is not None:
+            err = lib.ctx_set(ctypes.c_void_p(context.ctx), ctypes.c_int(_OPT_UID_RESTRICTION),
+                              ctypes.c_uint(restrict_uid))
+            if err:
+                raise context.fail(err, f"restricting a MUNGE credential to uid {restrict_uid}")
         cred = ctypes.c_char_p()
         err = lib.encode(ctypes.byref(cred), context.ctx, payload or None, len(payload))
         if err:

@@ -32,6 +32,12 @@ def register(subparsers) -> None:
                        help="execute one session at a time: a session that started executing keeps the device until "
                             "it ends; the others stay open with their runs queued (staged), next in the policy's "
                             "order (for a qpu host whose gres count lets SLURM stage several jobs)")
+    serve.add_argument("--max-exclusive-seconds", type=float, default=900.0,
+                       help="with --exclusive-sessions: close a session that kept the device longer than this "
+                            "(default 900), so one job cannot hold it from every staged one")
+    serve.add_argument("--grants", default=None, metavar="DIR",
+                       help="open sessions only for users holding a running allocation of gres/qpu on this host, "
+                            "as recorded in DIR (root's) by SLURM's Prolog/Epilog (docs/site-guide.md)")
     serve.add_argument("--log", default=None, help="metrics log (JSON lines); '' disables")
     serve.add_argument("--session-timeout", type=float, default=60.0,
                        help="drop a session (and its queued runs) after this many seconds without a request "
@@ -117,7 +123,8 @@ def _serve(args: argparse.Namespace) -> int:
                         mpi_max_clients=args.mpi_max_clients, mpi_clients_group=args.mpi_clients_group,
                         priority_grants=tuple(_grant(g) for g in args.priority_grant), log_group=args.log_group,
                         auth=args.auth, owner_only=args.owner_only,
-                        exclusive_sessions=args.exclusive_sessions,
+                        exclusive_sessions=args.exclusive_sessions, grants=args.grants,
+                        max_exclusive_seconds=args.max_exclusive_seconds,
                         operators=tuple(n.strip() for n in args.operators.split(",") if n.strip()),
                         limits=WorkLimits(**{k[len("limit_"):]: v for k, v in vars(args).items()
                                              if k.startswith("limit_")})))

@@ -118,13 +118,22 @@ def run_gateway(config: GatewayConfig) -> str:
 def _run_relay(config: GatewayConfig) -> str:
     from hcqw.hetjob.relay import Relay
     from hcqw.metrics import MetricsLog
+    from hcqw.service import servicekey
     from hcqw.service import protocol as P
     from hcqw.service.transport import make_client_transport, make_server_transport, publish_address
 
     mpi = config.address.startswith("mpi:")
-    options = {"max_clients": 1} if mpi else {}
+    options: dict = {"max_clients": 1} if mpi else {}
+    client_key = Path(config.address_file + ".client")
+    if not mpi:
+        # The one client this gateway admits: whoever reads this key in the job's private directory (its
+        # owner's node). Anyone else fails the CurveZMQ handshake: nothing of theirs reaches the relay.
+        client_key.unlink(missing_ok=True)
+        options["clients"] = frozenset({servicekey.write_client_key(client_key)})
     # Authenticated: the relay checks every open's MUNGE credential is the job owner's (hcqw.hetjob.relay).
     server = make_server_transport(config.address, P.MAX_MESSAGE_BYTES, authenticated=True, **options)
+    if not mpi:
+        server.address = servicekey.card(server.endpoint, replace(server.server_key, client=str(client_key)))
     relay = Relay(server, config.upstream, MetricsLog(config.metrics) if config.metrics else None)
     try:
         relay.check_upstream(config.upstream_timeout)
@@ -157,6 +166,7 @@ def _run_relay(config: GatewayConfig) -> str:
         return relay.run(until)
     finally:
         watch.close()
+        client_key.unlink(missing_ok=True)
 
 
 class _Lookup:

@@ -26,6 +26,21 @@ Only the owner's connections (those that opened a session) count as the node bei
 anyone else talking to the relay does not keep it, and its qpu allocation, from timing out.
 When the relay stops, sessions the node left open are closed upstream, so their queued
 work goes at once.
+Credentials are bound (``hcqw.service.credential``): the node's names this relay's key and its
+request; the relay's own names the resident service's key (published next to its socket) and is
+restricted to the service's uid. Upstream links are CurveZMQ with that key.
+
+Pre-authentication bounds (issue 24): over ZeroMQ the gateway admits one CurveZMQ client key, which
+it writes into the job's private directory (``<address file>.client``, 0600): whoever cannot read
+it -- anyone but the job's owner and root -- fails the handshake in ZeroMQ's I/O thread, and the
+relay answers each such handshake question (ZAP) in microseconds, without a log line. Beyond that
+(the MPI transport, a stolen key), a connection that has not opened a session with the owner's
+credential is a stranger. A stranger's message bigger than ``PREAUTH_MAX_BYTES`` is refused unread;
+each stranger connection gets ``PREAUTH_PER_PEER`` messages, then is ignored; all strangers together
+get ``PREAUTH_RATE`` messages a second (a burst of as many), beyond which they are dropped unread --
+so a flood costs at most that many JSON parses and MUNGE decodes a second. Refusals are counted and
+logged as one summary line every ``SUMMARY_EVERY_S`` s, never one line per attempt. Each turn reads
+at most ``TURN_BATCH`` node messages before it serves the upstream replies.
 Each run reply's ``executed`` interval is logged as an ``exec`` event in the run's metrics,
 as a gateway's own dispatcher would have logged it.
 """
@@ -41,10 +56,11 @@ from typing import Any, Callable, Hashable
 
 import zmq  # the upstream link is ZeroMQ whatever the node's side is
 
-from hcqw import identity
 from hcqw.codec import screen_circuit, work_item_fields
 from hcqw.errors import AuthError, CircuitError, DeviceError
+from hcqw.identity import current
 from hcqw.metrics import MetricsLog
+from hcqw.service import credential, servicekey
 from hcqw.service import protocol as P
 from hcqw.service.transport import ClientTransport, ServerTransport, make_client_transport
 
@@ -52,6 +68,28 @@ log = logging.getLogger(__name__)
 
 _CLOSE_WAIT_S = 2.0
 _PASSED_KEPT = 64
+PREAUTH_MAX_BYTES = 64 * 1024  # an open or status is small: a stranger's bigger message is not parsed
+PREAUTH_PER_PEER = 8  # messages a connection may send before it has opened a session as the owner
+PREAUTH_RATE = 50.0  # stranger messages processed per second (and burst), all strangers together
+TURN_BATCH = 64  # node messages read per turn before upstream replies are served
+SUMMARY_EVERY_S = 10.0
+_MAX_TRACKED_PEERS = 10_000
+
+
+class _Bucket:
+    """A token bucket: ``take()`` is true at most ``rate`` times a second (``rate`` at once after a pause)."""
+
+    def __init__(self, rate: float):
+        self.rate, self.tokens, self.stamp = rate, rate, time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
 
 
 @dataclass
@@ -69,9 +107,16 @@ class Relay:
     """
 
     def __init__(self, server: ServerTransport, upstream: str, metrics: MetricsLog | None = None):
-        self.owner = identity.current()  # the job's owner: the only user this relay serves
+        self.owner = current()  # the job's owner: the only user this relay serves
         self.server = server
         self.upstream = upstream
+        self.upstream_key = servicekey.for_address(upstream)[1]
+        key = getattr(server, "server_key", None)
+        self.service_id = key.ident if key is not None else credential.NO_KEY
+        self._strangers = _Bucket(PREAUTH_RATE)
+        self._stranger_count: dict[Hashable, int] = {}
+        self.refused: dict[str, int] = {}  # why -> stranger messages refused or dropped since the last summary
+        self._summary_at = time.monotonic() + SUMMARY_EVERY_S
         self.metrics = metrics
         self.sessions: dict[str, _Session] = {}
         self.last_heard = time.monotonic()  # from the owner's connections only: nobody else keeps the relay alive
@@ -82,6 +127,8 @@ class Relay:
         if getattr(server, "socket", None) is not None:
             self._poller = zmq.Poller()
             self._poller.register(server.socket, zmq.POLLIN)  # type: ignore[attr-defined]
+            if getattr(server, "zap", None) is not None:
+                self._poller.register(server.zap, zmq.POLLIN)  # type: ignore[attr-defined]
         # (peer, request id) of requests whose reply the relay must look at: open, close, run
         self._watch: dict[tuple[Hashable, Any], tuple[str, Any]] = {}
         self._passed: OrderedDict[str, None] = OrderedDict()  # circuit texts that decoded (see _circuit_problem)
@@ -99,9 +146,48 @@ class Relay:
 
     # -- one message each way -------------------------------------------------------------
 
+    def _stranger_refusal(self, peer: Hashable, frames: list[bytes]) -> tuple[str, list[bytes] | None] | None:
+        """Why a stranger's message goes no further, before it is parsed: (reason, reply or ``None``: dropped)."""
+        count = self._stranger_count.get(peer, 0) + 1
+        if len(self._stranger_count) >= _MAX_TRACKED_PEERS and peer not in self._stranger_count:
+            self._stranger_count.clear()
+        self._stranger_count[peer] = count
+        if count > PREAUTH_PER_PEER:
+            return "over the per-connection budget", None
+        if not self._strangers.take():
+            return "over the rate cap", None
+        size = sum(len(f) for f in frames)
+        if size > PREAUTH_MAX_BYTES:
+            return "oversized", P.reply_error(None, P.E_TOO_LARGE, (
+                f"a message of {size} bytes before a session is open; at most {PREAUTH_MAX_BYTES} until then"))
+        return None
+
+    def _count(self, why: str) -> None:
+        self.refused[why] = self.refused.get(why, 0) + 1
+
+    def summarise(self) -> None:
+        """One log line for the strangers refused since the last one (never a line per attempt)."""
+        now = time.monotonic()
+        if now < self._summary_at:
+            return
+        self._summary_at = now + SUMMARY_EVERY_S
+        if self.refused:
+            log.warning("refused %d messages from connections other than the owner's in the last %g s: %s",
+                        sum(self.refused.values()), SUMMARY_EVERY_S,
+                        ", ".join(f"{n} {why}" for why, n in sorted(self.refused.items())))
+            self.refused.clear()
+
     def from_node(self, peer: Hashable, frames: list[bytes]) -> None:
         if peer in self._owner_peers:
             self.last_heard = time.monotonic()
+        else:
+            stopped = self._stranger_refusal(peer, frames)
+            if stopped is not None:
+                why, reply = stopped
+                self._count(why)
+                if reply is not None:
+                    self.server.send(peer, reply)
+                return
         header = _header(frames)
         refusal = self._refusal(header, frames)
         if refusal is not None:
@@ -109,23 +195,30 @@ class Relay:
             return
         type_, request_id = header["type"], header["id"]
         if type_ == "open":
+            fields = _fields(header)
             try:
-                who = identity.decode(header.get("cred") or "")
+                who = credential.verify(header.get("cred"), "open", fields, self.service_id)
             except AuthError as err:
+                self._count("unauthenticated opens")
                 self.server.send(peer, P.reply_error(request_id, P.E_UNAUTHENTICATED, f"not authenticated: {err}"))
                 return
             if who.uid != self.owner.uid:
-                log.warning("refused an open by %s: this gateway serves %s only", who, self.owner)
+                self._count(f"opens by {who.user}")
                 self.server.send(peer, P.reply_error(request_id, P.E_FORBIDDEN, (
                     f"this gateway serves only its job's owner {self.owner.user}; {who} may not open a session here")))
                 return
             self._owner_peers.add(peer)
+            self._stranger_count.pop(peer, None)
             self.last_heard = time.monotonic()
-            frames = P.encode({**header, "cred": identity.encode()})  # ours: the node's is used up
+            # Ours, for the resident service: the node's is used up and names this relay.
+            key = self.upstream_key
+            frames = P.encode({**header, "cred": credential.seal("open", fields, key.ident if key else
+                                                                 credential.NO_KEY, key.uid if key else None)})
         elif peer not in self._owner_peers:
             # A job's gateway serves its owner only: a connection that has not opened a session with
             # the owner's credential gets nothing else relayed, but a status that proves the owner.
-            if type_ != "status" or not self._is_owner(header.get("cred")):
+            if type_ != "status" or not self._is_owner(header):
+                self._count(f"{type_ if isinstance(type_, str) else '?'} requests")
                 self.server.send(peer, P.reply_error(request_id, P.E_FORBIDDEN, (
                     f"this gateway serves only its job's owner {self.owner.user}: open a session with your "
                     "credential first (a status request must carry the owner's credential)")))
@@ -171,9 +264,9 @@ class Relay:
                 self._passed.popitem(last=False)
         return None
 
-    def _is_owner(self, credential: Any) -> bool:
+    def _is_owner(self, header: dict) -> bool:
         try:
-            return identity.decode(credential or "").uid == self.owner.uid
+            return credential.verify(header.get("cred"), "status", _fields(header), self.service_id).uid == self.owner.uid
         except AuthError:
             return False
 
@@ -239,10 +332,20 @@ class Relay:
             wait = 0.0
         else:  # MPI towards the node: its receive polls anyway; look upstream between short waits
             wait = 0.002 if self._watch else wakeup_cap
+        serve_zap = getattr(self.server, "serve_zap", None)
+        if serve_zap is not None:
+            refused = serve_zap()
+            if refused:
+                self.refused["handshakes without the job's client key"] = (
+                    self.refused.get("handshakes without the job's client key", 0) + refused)
         message = self.server.recv(wait)
+        handled = 0
         while message is not None:
             self.from_node(*message)
-            message = self.server.recv(0.0)
+            handled += 1
+            # A bounded batch: a flood waiting on the node's socket cannot starve the upstream replies.
+            message = self.server.recv(0.0) if handled < TURN_BATCH else None
+        self.summarise()
         for peer, link in list(self._links.items()):
             frames = link.recv(0.0)
             while frames is not None:
@@ -264,6 +367,11 @@ class Relay:
             link.close()
         self._links.clear()
         self.server.close()
+
+
+def _fields(header: dict) -> dict:
+    """A request's fields as a credential digests them (``hcqw.service.credential``)."""
+    return {k: v for k, v in header.items() if k not in ("v", "type", "id")}
 
 
 def _header(frames: list[bytes]) -> dict:

@@ -565,6 +565,8 @@ class LabCluster:
             host.ensure_file(resident.metrics_log(lay, node), 0o640, users.ids(users.SERVICE_ACCOUNT)[0],
                              users.admin_gid())
             host.ensure_file(lay.log_file(resident.daemon_name(node)), 0o640, 0, users.admin_gid())
+            # Root's record of who holds this host's device (written by the Prolog/Epilog, read by the service).
+            host.ensure_dir(lay.grants_dir(node), 0o755)
         # munged insists on a key readable only by its own user; JWT wants >= 32 bytes.
         host.write_secret(lay.munge_key, 1024)
         host.write_secret(lay.jwt_key, 32)
@@ -573,6 +575,8 @@ class LabCluster:
             lay.slurm_conf: config.render_slurm_conf(lay, self.network, self.accounting),
             lay.gres_conf: config.render_gres_conf(lay, self.network),
             lay.plugstack_conf: config.render_plugstack_conf(),
+            lay.grant_script: config.render_grant_script(lay),
+            lay.job_submit_lua: config.render_job_submit(),
         }
         if self.accounting:
             from hcqw.lab import accounting
@@ -586,7 +590,8 @@ class LabCluster:
                            f"Stop it first: `hcqw lab down --dir {lay.root}`")
         for path, text in files.items():
             if path in changed:
-                host.write_file(path, text, 0o600 if path == lay.slurmdbd_conf else 0o644)
+                host.write_file(path, text, 0o600 if path == lay.slurmdbd_conf else 0o755 if path == lay.grant_script
+                                else 0o644)
         # slurmrestd (user slurm) and the lab's users read the configuration.
         host.check_reachable_by(SLURM_USER, lay.slurm_conf)
         # Remember the parameters so `hcqw lab status/down --dir X` need not repeat them.

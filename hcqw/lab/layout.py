@@ -171,6 +171,20 @@ class Layout:
         """The resident QPU service's directory on qpu host ``node`` (owned by the service account)."""
         return self.host_dir(node) / "qpu"
 
+    def grants_dir(self, node: str) -> Path:
+        """Root's record of who holds qpu host ``node``'s device (``hcqw.service.grants``)."""
+        return self.host_dir(node) / "grants"
+
+    @property
+    def grant_script(self) -> Path:
+        """The qpu hosts' Prolog/Epilog (site fragment ``hcqw-qpu-grant.sh``)."""
+        return self.etc / "hcqw-qpu-grant.sh"
+
+    @property
+    def job_submit_lua(self) -> Path:
+        """job_submit/lua's script: slurmctld reads it next to slurm.conf."""
+        return self.slurm_conf.parent / "job_submit.lua"
+
     def qpu_service_address(self, node: str) -> str:
         """Where the resident QPU service of ``node`` listens (``%n`` in a job's ``device_service``)."""
         return f"ipc://{self.qpu_service_dir(node)}/qpu.ipc"

@@ -10,9 +10,11 @@ imports neither cirq, qsimcirq nor numpy. A node that sends circuits as Cirq JSO
 (numpy arrays); ``run`` (which returns ``cirq.ResultDict``) imports cirq on first use.
 
 Identity: ``open`` and control requests carry a MUNGE credential (``cred``, made by
-``hcqw.identity.encode``: the local munged seals this process's uid) whenever a munged
-socket is there to make one; a service without authentication (the embedded default's
-private ipc socket) ignores it. Nothing else pays for identity: runs and heartbeats are
+``hcqw.service.credential.seal``: the local munged seals this process's uid, the service's key
+and a digest of the request, restricted to the service's uid) whenever a munged socket is there
+to make one; a service without authentication (the embedded default's private ipc socket)
+ignores it. The service proves itself in turn: a service that publishes a key
+(``hcqw.service.servicekey``) is talked to with CurveZMQ and that key only. Nothing else pays for identity: runs and heartbeats are
 tied to the session's connection by the service.
 
 Sessions stay alive on their own: a background thread heartbeats every open session that
@@ -94,6 +96,9 @@ class ServiceClient:
         self.peer_timeout = peer_timeout
         self.on_lost = on_lost
         self._lost: ServiceUnreachable | None = None
+        from hcqw.service import servicekey
+
+        self.server_key = servicekey.for_address(self.address)[1]
         self._transport = make_client_transport(self.address, liveness_timeout=peer_timeout)
         self._ids = itertools.count(1)
         self._closed = False
@@ -115,20 +120,20 @@ class ServiceClient:
     def status(self) -> dict:
         """The service's state; an operator sees every session, anyone else counts, queue positions
         and their own sessions."""
-        return self.call("status", cred=self._credential())[0]
+        return self.signed_call("status")[0]
 
     def set_status(self, status: str, reason: str = "") -> str:
         """Mark the device ``calibrating``/``offline`` (queued work waits) or back to ``idle``."""
-        return self.call("set_status", status=status, reason=reason, cred=self._credential())[0]["status"]
+        return self.signed_call("set_status", status=status, reason=reason)[0]["status"]
 
     def set_policy(self, policy: str) -> str:
-        return self.call("set_policy", policy=policy, cred=self._credential())[0]["policy"]
+        return self.signed_call("set_policy", policy=policy)[0]["policy"]
 
     def drain(self) -> dict:
-        return self.call("drain", cred=self._credential())[0]
+        return self.signed_call("drain")[0]
 
     def shutdown(self) -> None:
-        self.call("shutdown", cred=self._credential())
+        self.signed_call("shutdown")
 
     def session(self, workflow: str, node: str, user: str | None = None, timeout: float | None = None,
                 priority: int = 0, seed: int | None = None) -> "ServiceQPU":
@@ -136,8 +141,8 @@ class ServiceClient:
         wait in the queue (including calibrating/offline windows) before ``DeviceOffline``; ``seed``
         makes its sampling reproducible exactly as a local lease's (see ``hcqw.device.backend.batch_seed``).
         ``user`` is not sent: the service knows who opens the session from the credential."""
-        header, _ = self.call("open", workflow=workflow, node=node, timeout=timeout, priority=priority, seed=seed,
-                              cred=self._credential())
+        header, _ = self.signed_call("open", workflow=workflow, node=node, timeout=timeout, priority=priority,
+                                     seed=seed)
         qpu = ServiceQPU(self, header, workflow, node)
         with self._lock:
             self._sessions[header["session"]] = time.monotonic()
@@ -146,13 +151,22 @@ class ServiceClient:
                 self._keeper.start()
         return qpu
 
-    def _credential(self) -> str | None:
-        """A fresh MUNGE credential for one open/control request (each is good for one use)."""
+    def signed_call(self, type_: str, **fields: Any) -> tuple[dict, list[bytes]]:
+        """``call`` with a credential for exactly this request to this service (when munged is there)."""
+        return self.call(type_, cred=self.credential(type_, fields), **fields)
+
+    def credential(self, type_: str, fields: dict[str, Any]) -> str | None:
+        """A fresh MUNGE credential for one open/control/status request to this service (each is good for
+        one use, at this service only, for this request only); ``None`` without munged."""
         from hcqw import identity
+        from hcqw.service import credential
 
         if self.credentials is None:
             self.credentials = identity.munge_reachable()
-        return identity.encode() if self.credentials else None
+        if not self.credentials:
+            return None
+        key = self.server_key
+        return credential.seal(type_, fields, key.ident if key else credential.NO_KEY, key.uid if key else None)
 
     # -- request/reply --------------------------------------------------------------------
 
@@ -189,7 +203,8 @@ class ServiceClient:
                     continue
                 raise ServiceUnreachable(f"no reply from {self.peer} within {self.timeout:g} s" if self.peer else
                                          f"no reply from the QPU service at {self.address} within {self.timeout:g} "
-                                         "s; is it running (hcqw device serve)?")
+                                         "s; is it running (hcqw device serve)? A service that proves itself with a "
+                                         "key answers only clients that know it: use the address it published")
             try:
                 header, buffers = P.decode_reply(frames)
             except ValueError as err:

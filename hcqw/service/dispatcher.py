@@ -95,7 +95,8 @@ class Dispatcher:
     def __init__(self, backend: QuantumBackend, policy: str = "fifo", metrics_path: Path | str | None = None,
                  session_timeout: float = 60.0, max_message: int = P.MAX_MESSAGE_BYTES,
                  circuit_cache: int = 256, auth: Authenticator | None = None, limits: WorkLimits | None = None,
-                 executor: Executor | None = None, exclusive_sessions: bool = False):
+                 executor: Executor | None = None, exclusive_sessions: bool = False,
+                 max_exclusive_seconds: float = 900.0):
         self.backend = backend
         self.policy = make_policy(policy)
         self.metrics = MetricsLog(metrics_path, keep_open=True) if metrics_path else None
@@ -107,6 +108,9 @@ class Dispatcher:
         self.running: Running | None = None
         self.exclusive_sessions = exclusive_sessions
         self.executing: str | None = None  # with exclusive_sessions: the session that has the device
+        self.max_exclusive_seconds = max_exclusive_seconds  # ... and the most it keeps it (issue 24)
+        self.executing_since = 0.0
+        self._revoked: OrderedDict[str, tuple[str, str]] = OrderedDict()  # session -> (code, why) it was ended
         self.sessions: dict[str, Session] = {}
         self._open_per_user: dict[int, int] = {}  # uid -> open sessions
         self._queued_per_user: dict[int, int] = {}  # uid -> queued work items
@@ -141,7 +145,7 @@ class Dispatcher:
         if self.executing is None:
             job = self.policy.pop()
             if job is not None and self.exclusive_sessions:
-                self.executing = job.session
+                self.executing, self.executing_since = job.session, time.monotonic()
                 log.info("session %s executes; %d other sessions staged", job.session, len(self.sessions) - 1)
             return job
         # Taking the executor's next run out of the policy does not advance its rotation, so the next
@@ -181,6 +185,8 @@ class Dispatcher:
 
     def _session(self, peer: Hashable, request: P.Request) -> Session:
         session = self.sessions.get(request.fields["session"])
+        if session is None and request.fields["session"] in self._revoked:
+            raise P.ProtocolError(*self._revoked[request.fields["session"]], request.id)
         if session is None:
             raise P.ProtocolError(P.E_NO_SESSION, f"no open session {request.fields['session']!r}: it was closed, "
                                   f"timed out after {self.session_timeout:g} s without a heartbeat, or never opened",
@@ -195,7 +201,7 @@ class Dispatcher:
 
     def _operator(self, request: P.Request) -> Identity:
         """The authenticated sender of a control request, if an operator; else ``forbidden``."""
-        who = self.auth.identify(request.fields.get("cred"))
+        who = self.auth.identify(request)
         if not self.auth.is_operator(who):
             raise P.ProtocolError(P.E_FORBIDDEN, f"{request.type} is service control, for operators only (the "
                                   f"service's account {self.auth.service.user}, root, and hcqw device serve "
@@ -210,10 +216,13 @@ class Dispatcher:
         if self.draining or self.finished:
             raise P.ProtocolError(P.E_UNAVAILABLE, "the service is draining and accepts no new sessions", request.id)
         f = request.fields
-        who = self.auth.identify(f.get("cred"))  # a client-sent "user" field is ignored: not identity
+        who = self.auth.identify(request)  # a client-sent "user" field is ignored: not identity
         if not self.auth.may_open(who):
             raise P.ProtocolError(P.E_FORBIDDEN, f"this gateway serves only its job's owner "
                                   f"{self.auth.service.user}; {who} may not open a session here", request.id)
+        refusal = self.auth.allocation_refusal(who)
+        if refusal:
+            raise P.ProtocolError(P.E_FORBIDDEN, refusal, request.id)
         if self._open_per_user.get(who.uid, 0) >= self.limits.sessions_per_user:
             raise P.ProtocolError(P.E_QUOTA, f"{who} already has {self.limits.sessions_per_user} open sessions, the "
                                   "limit per user; close some (hcqw device serve --max-sessions-per-user)", request.id)
@@ -266,7 +275,7 @@ class Dispatcher:
             decoded.append((text, item.circuit, shape))
         check_run(total, self.limits)
         for text, circuit, shape in decoded:  # only circuits that passed every limit are kept
-            self._remember(text, circuit, shape)
+            self._cache_decoded(text, circuit, shape)
         uid = session.owner.uid
         queued = self._queued_per_user.get(uid, 0)
         if queued + len(items) > self.limits.queued_items_per_user:
@@ -295,7 +304,7 @@ class Dispatcher:
 
     def _decode_item(self, data: Any, index: int) -> tuple[WorkItem, Shape, str]:
         """A wire work item (see ``hcqw.codec``) and its circuit's shape and JSON text. Decoded circuits
-        are cached by their text (``_remember``): hybrid loops resend one circuit with new parameters,
+        are cached by their text (``_cache_decoded``): hybrid loops resend one circuit with new parameters,
         and decoding costs far more than a small circuit's execution."""
         where = f"work item {index}"
         text, repetitions, params = work_item_fields(data, where)
@@ -308,14 +317,14 @@ class Dispatcher:
             cached = (decoded.circuit, decoded.shape)
         return WorkItem.build(cached[0], repetitions, params), cached[1], text
 
-    def _remember(self, text: str, circuit: Any, shape: Shape) -> None:
+    def _cache_decoded(self, text: str, circuit: Any, shape: Shape) -> None:
         self._cache[text] = (circuit, shape)
         self._cache.move_to_end(text)
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
     def _on_status(self, peer: Hashable, request: P.Request) -> list[Reply]:
-        who = self.auth.optional(request.fields.get("cred"))
+        who = self.auth.optional(request)
         everything = who is not None and self.auth.is_operator(who)
         return [(peer, P.reply_ok(request.id, **self.describe(viewer=None if everything else peer)))]
 
@@ -482,6 +491,7 @@ class Dispatcher:
                 log.warning("session %s (%s/%s) silent for %.1f s: dropping it and %d queued runs", session.id,
                             session.workflow, session.node, now - session.last_seen, session.queued)
                 replies += self._end_session(session, "expired", P.E_NO_SESSION, "session expired")
+        replies += self._end_revoked(now)
         # A staged run waits for the executing session by design, not for an unavailable device: its
         # wait counts from when the device could be its session's (refreshed when an executor ends).
         late = self.policy.remove(lambda j: j.payload.deadline is not None and now >= j.payload.deadline
@@ -495,6 +505,32 @@ class Dispatcher:
                 f"run waited longer than its timeout in the queue; {why}; retry later or raise the timeout")))
         self._check_drained()
         return replies
+
+    def _end_revoked(self, now: float) -> list[Reply]:
+        """End the sessions whose owner's qpu allocation ended, and an executor past its device-time cap."""
+        replies: list[Reply] = []
+        owners = {s.id: s.owner for s in self.sessions.values()}
+        for session_id in self.auth.revoked(owners):
+            session = self.sessions[session_id]
+            log.warning("session %s: %s holds no qpu allocation here any more: closing it", session.id, session.owner)
+            why = (f"session {session.id} was closed: {session.owner} no longer holds an allocation of gres/qpu on "
+                   "this host (only jobs holding the QPU reach it)")
+            replies += self._end_session(session, "allocation ended", P.E_FORBIDDEN, why)
+            self._remember(session.id, P.E_FORBIDDEN, why)
+        executor = self.sessions.get(self.executing) if self.executing else None
+        if executor is not None and now - self.executing_since > self.max_exclusive_seconds:
+            log.warning("session %s kept the device %.0f s, beyond the cap of %g s: closing it", executor.id,
+                        now - self.executing_since, self.max_exclusive_seconds)
+            why = (f"session {executor.id} was closed: it kept the device for more than {self.max_exclusive_seconds:g} "
+                   "s, the cap per exclusive session (hcqw device serve --max-exclusive-seconds); open a new one")
+            replies += self._end_session(executor, "device time cap", P.E_QUOTA, why)
+            self._remember(executor.id, P.E_QUOTA, why)
+        return replies
+
+    def _remember(self, session_id: str, code: str, why: str) -> None:
+        self._revoked[session_id] = (code, why)
+        if len(self._revoked) > 1024:
+            self._revoked.popitem(last=False)
 
     def quiet_for(self, seconds: float) -> None:
         """The loop could not listen for ``seconds`` (an inline execution): silence in that time is

@@ -20,7 +20,9 @@ from hcqw.errors import DeviceError
 from hcqw.identity import uid_of
 from hcqw.paths import state_dir
 from hcqw.service import protocol as P
+from hcqw.service import credential
 from hcqw.service.auth import Authenticator, resolve_mode
+from hcqw.service.grants import Grants
 from hcqw.service.dispatcher import Dispatcher
 from hcqw.service.executor import Executor
 from hcqw.service.limits import WorkLimits
@@ -60,6 +62,8 @@ class ServiceConfig:
     limits: WorkLimits = WorkLimits()
     executor: bool = True  # long executions in a child process, so the loop keeps serving
     exclusive_sessions: bool = False  # one executing session at a time, the others staged (dispatcher.py)
+    grants: str | None = None  # a resident service: SLURM's grant directory (hcqw.service.grants)
+    max_exclusive_seconds: float = 900.0  # with exclusive_sessions: the most one session keeps the device
 
 
 class Service:
@@ -70,7 +74,8 @@ class Service:
         started = time.perf_counter()
         address = config.address or default_address()
         mode = resolve_mode(config.auth, address)
-        auth = Authenticator(mode, operator_names=config.operators, owner_only=config.owner_only)
+        auth = Authenticator(mode, operator_names=config.operators, owner_only=config.owner_only,
+                             grants=Grants(config.grants) if config.grants else None)
         backend = make_backend(config.simulator, threads=config.threads, seed=config.seed)
         # Forked before any socket, MPI port or thread exists: the child inherits only the backend.
         executor = Executor(backend, config.seed) if config.executor else None
@@ -81,12 +86,15 @@ class Service:
         self.dispatcher = Dispatcher(backend, policy=config.policy, metrics_path=metrics,
                                      session_timeout=config.session_timeout, max_message=config.max_message,
                                      auth=auth, limits=config.limits, executor=executor,
-                                     exclusive_sessions=config.exclusive_sessions)
+                                     exclusive_sessions=config.exclusive_sessions,
+                                     max_exclusive_seconds=config.max_exclusive_seconds)
         options = {"max_clients": config.mpi_max_clients,
                    "clients_group": mpi_group(config.mpi_clients_group)} if address.startswith("mpi:") else {}
         self.transport: ServerTransport = make_server_transport(address, config.max_message, mode == "munge",
                                                                 **options)
         self.address = self.transport.address
+        key = getattr(self.transport, "server_key", None)
+        auth.service_id = key.ident if key is not None else credential.NO_KEY
         self._stop = False
         self._closed = False
         log.info("QPU service (%s, policy %s, auth %s%s) ready at %s after %.2f s", backend.name, config.policy,

@@ -125,7 +125,8 @@ def publish_address(path: Path | str, address: str) -> None:
 
 def make_server_transport(address: str, max_message: int, authenticated: bool = False, **options) -> ServerTransport:
     """The transport for ``address``. ``authenticated``: the service authenticates whoever connects
-    (MUNGE), so it may bind beyond loopback and its ipc socket is made connectable by every user."""
+    (MUNGE), so it may bind beyond loopback and its ipc socket is made connectable by every user;
+    over ZeroMQ it then proves itself to them with a CurveZMQ key (``hcqw.service.servicekey``)."""
     if is_mpi(address):
         from hcqw.service.transport_mpi import MpiServerTransport
 
@@ -133,19 +134,22 @@ def make_server_transport(address: str, max_message: int, authenticated: bool = 
     check_bind_address(address, authenticated)
     from hcqw.service.transport_zmq import ZmqServerTransport
 
-    return ZmqServerTransport(address, max_message=max_message, shared=authenticated)
+    return ZmqServerTransport(address, max_message=max_message, shared=authenticated, **options)
 
 
 def make_client_transport(address: str, liveness_timeout: float | None = None) -> ClientTransport:
     """A client link to ``address``. ``liveness_timeout`` (ZeroMQ): probe the link below the protocol,
-    so ``disconnected_for`` also sees a peer that went silent (host down, network cut)."""
+    so ``disconnected_for`` also sees a peer that went silent (host down, network cut). A service that
+    published a key (``hcqw.service.servicekey``) is talked to with CurveZMQ and that key only."""
     if is_mpi(address):
         from hcqw.service.transport_mpi import MpiClientTransport
 
         return MpiClientTransport(address)
+    from hcqw.service import servicekey
     from hcqw.service.transport_zmq import ZmqClientTransport
 
-    return ZmqClientTransport(address, liveness_timeout)
+    endpoint, key = servicekey.for_address(address)
+    return ZmqClientTransport(endpoint, liveness_timeout, key)
 
 
 # -- framing for transports that carry one byte string per message (MPI) ------------------

@@ -15,7 +15,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import zmq
 
 from hcqw.device.work import WorkItem
 from hcqw.errors import DeviceError
@@ -23,6 +22,7 @@ from hcqw.hetjob.records import qpu_timeline
 from hcqw.environment import MUNGE_SOCKET
 from hcqw.metrics import read_events
 from hcqw.service import protocol as P
+from tests.support.raw_zmq import dealer
 from hcqw.service.client import ServiceClient
 from hcqw.slurm import Phase
 
@@ -100,11 +100,19 @@ ID_FORMS = [{}, {"id": None}, {"id": 1.5}, {"id": [1]}, {"id": {"a": 1}}, {"id":
 def test_relay_refuses_control_and_unlisted_requests_whatever_the_id(resident, tmp_path):
     upstream, _ = resident
     gateway, address_file = start_relay(tmp_path, upstream, tmp_path / "gateway.jsonl")
-    socket = zmq.Context.instance().socket(zmq.DEALER)
-    socket.setsockopt(zmq.LINGER, 0)
     try:
         address = wait_for(lambda: address_file.exists() and address_file.read_text(), 30, "the relay address")
-        socket.connect(address)
+
+        def ask(frame: bytes) -> dict:
+            # A connection of its own each time: a stranger's connection gets a few messages only (relay.py).
+            socket = dealer(address)
+            try:
+                socket.send(frame)
+                assert socket.poll(10_000), f"no reply to {frame[:200]!r}"
+                return json.loads(socket.recv())
+            finally:
+                socket.close(0)
+
         sent = 0
         for type_, extra in (("shutdown", {}), ("drain", {}), ("set_status", {"status": "offline"}),
                              ("set_policy", {"policy": "priority"}), ("launch", {}), ("open", {"node": "n"})):
@@ -112,18 +120,14 @@ def test_relay_refuses_control_and_unlisted_requests_whatever_the_id(resident, t
                 header = {"v": 1, "type": type_, **form, **extra}
                 if type_ == "open" and isinstance(form.get("id"), (str, int)) and not isinstance(form["id"], bool):
                     continue  # a well-formed open is forwarded (and judged upstream); tested elsewhere
-                socket.send(json.dumps(header).encode())
-                assert socket.poll(10_000), f"no reply to {header}"
-                reply = json.loads(socket.recv())
+                reply = ask(json.dumps(header).encode())
                 assert reply["type"] == "error" and reply["code"] in (P.E_FORBIDDEN, P.E_BAD_MESSAGE), (header, reply)
                 if type_ in P.CONTROL_TYPES:
                     assert reply["code"] == P.E_FORBIDDEN and "service control" in reply["message"], reply
                 sent += 1
-        socket.send(b"\xff not json")
-        assert socket.poll(10_000) and json.loads(socket.recv())["code"] == P.E_BAD_MESSAGE
+        assert ask(b"\xff not json")["code"] == P.E_BAD_MESSAGE
         assert sent >= 40
     finally:
-        socket.close(0)
         gateway.kill()
         gateway.wait()
     with ServiceClient(upstream) as admin:  # nothing reached the resident service

@@ -41,6 +41,10 @@ def test_the_lab_configuration_contains_the_rendered_fragments() -> None:
     assert conf.index("PartitionName=DEFAULT") < conf.index("PartitionName=cpu")
     assert "AccountingStorageTRES" not in config.render_slurm_conf(layout, net, accounting=False)
     assert config.render_gres_conf(layout, net).endswith("NodeName=hcqw-q1,hcqw-q2 Name=qpu Count=1\n")
+    # Only jobs holding the QPU reach it: the submit filter and the qpu hosts' grant records.
+    assert config.render_fragment("slurm-qpu-access.conf", grant_script=layout.grant_script) in conf
+    script = config.render_grant_script(layout)
+    assert 'grants="/tmp/lab/hosts/$SLURMD_NODENAME/grants"' in script
 
 
 def test_the_resident_service_command_comes_from_the_unit() -> None:
@@ -49,8 +53,9 @@ def test_the_resident_service_command_comes_from_the_unit() -> None:
     user, argv = resident.service_command(unit)
     assert user == "hcqw-qpu"
     assert argv == ["/opt/site/venv/bin/hcqw", "device", "serve", "--address",
-                    "ipc:///tmp/lab/hosts/hcqw-q2/qpu/qpu.ipc", "--auth", "munge", "--simulator", "cirq", "--log",
-                    "/tmp/lab/hosts/hcqw-q2/qpu/qpu.jsonl", "--log-group", "hcqw-admin"]
+                    "ipc:///tmp/lab/hosts/hcqw-q2/qpu/qpu.ipc", "--auth", "munge", "--simulator", "cirq", "--grants",
+                    "/tmp/lab/hosts/hcqw-q2/grants", "--log", "/tmp/lab/hosts/hcqw-q2/qpu/qpu.jsonl", "--log-group",
+                    "hcqw-admin"]
     assert layout.qpu_service_address_pattern.replace("%n", "hcqw-q2") == layout.qpu_service_address("hcqw-q2")
 
 

@@ -16,16 +16,18 @@ attempt got (``"ok"`` or the refusal's error code) plus what the attacker could 
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import sys
 import time
 
 import cirq
 import zmq
 
-from hcqw import identity
 from hcqw.device.work import WorkItem
 from hcqw.errors import CircuitError, DeviceError
+from hcqw.service import credential, servicekey
 from hcqw.service import protocol as P
 from hcqw.service.client import ServiceClient, ServiceError
 
@@ -46,10 +48,26 @@ def outcome(action) -> str:
         return f"device error: {err}"
 
 
+def own_cred(address: str, header: dict) -> str:
+    """The attacker's own credential, made properly for this request to this service (as his client would)."""
+    key = servicekey.for_address(address)[1]
+    fields = {k: v for k, v in header.items() if k not in ("v", "type", "id")}
+    return credential.seal(str(header.get("type")), fields, key.ident if key else credential.NO_KEY,
+                           key.uid if key else None)
+
+
 def raw(address: str, header: dict, frames: list[bytes] | None = None) -> dict:
+    """One hand-made message (CurveZMQ with the service's published key, as any client may)."""
+    endpoint, key = servicekey.for_address(address)
     socket = zmq.Context.instance().socket(zmq.DEALER)
     socket.setsockopt(zmq.LINGER, 0)
-    socket.connect(address)
+    if key is not None:
+        own = key.client and os.access(key.client, os.R_OK)  # his own relay's client key; never hers
+        public, secret = servicekey.read_client_key(key.client) if own else zmq.curve_keypair()
+        socket.setsockopt(zmq.CURVE_SERVERKEY, key.public)
+        socket.setsockopt(zmq.CURVE_PUBLICKEY, public)
+        socket.setsockopt(zmq.CURVE_SECRETKEY, secret)
+    socket.connect(endpoint)
     try:
         socket.send_multipart(frames or [json.dumps(header).encode()])
         if not socket.poll(20_000):
@@ -65,12 +83,13 @@ def control_attempts(address: str) -> dict:
     got = {}
     for type_, fields in CONTROL.items():
         for form, id_ in ID_FORMS.items():
-            got[f"{type_}/{form}/own-cred"] = raw(address, {"v": 1, "type": type_, **id_, **fields,
-                                                            "cred": identity.encode()}).get("code", "ok")
+            header = {"v": 1, "type": type_, **id_, **fields}
+            got[f"{type_}/{form}/own-cred"] = raw(address, {**header, "cred": own_cred(address, header)}).get(
+                "code", "ok")
         got[f"{type_}/no-cred"] = raw(address, {"v": 1, "type": type_, "id": 1, **fields}).get("code", "ok")
         got[f"{type_}/forged-cred"] = raw(address, {"v": 1, "type": type_, "id": 1, **fields,
                                                     "cred": "MUNGE:AwQFAAB" + "A" * 120 + ":"}).get("code", "ok")
-        used = identity.encode()
+        used = own_cred(address, {"v": 1, "type": "status", "id": 1})
         raw(address, {"v": 1, "type": "status", "id": 1, "cred": used})  # spends it
         got[f"{type_}/replayed-cred"] = raw(address, {"v": 1, "type": type_, "id": 1, **fields,
                                                       "cred": used}).get("code", "ok")
@@ -101,7 +120,42 @@ def seen_and_victim_attempts(client: ServiceClient, victim: str) -> dict:
     return got
 
 
+def handshake(address: str, timeout: float = 10.0) -> str:
+    """What a CurveZMQ handshake with a key of his own gets: "ok", or "refused" (the server admits only
+    other client keys: a job's relay gateway admits its owner's alone)."""
+    endpoint, key = servicekey.split(address)
+    socket = zmq.Context.instance().socket(zmq.DEALER)
+    socket.setsockopt(zmq.LINGER, 0)
+    public, secret = zmq.curve_keypair()
+    socket.setsockopt(zmq.CURVE_SERVERKEY, key.public)
+    socket.setsockopt(zmq.CURVE_PUBLICKEY, public)
+    socket.setsockopt(zmq.CURVE_SECRETKEY, secret)
+    failed = zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    monitor = socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | failed)
+    socket.connect(endpoint)
+    try:
+        if not monitor.poll(int(timeout * 1000)):
+            return "no answer"
+        event = int.from_bytes(monitor.recv_multipart()[0][:2], "little")
+        return "ok" if event == zmq.EVENT_HANDSHAKE_SUCCEEDED else "refused"
+    finally:
+        socket.disable_monitor()
+        monitor.close(0)
+        socket.close(0)
+
+
+def stranger(address: str) -> str:
+    """The address as he can use it: a relay gateway's card names the client key it admits, in its owner's
+    private directory; he cannot read it, so he tries keys of his own."""
+    endpoint, key = servicekey.split(address)
+    if key is None or not key.client or os.access(key.client, os.R_OK):
+        return address
+    return servicekey.card(endpoint, dataclasses.replace(key, client=None))
+
+
 def gateway(address: str, victim: str) -> dict:
+    if stranger(address) != address:  # a relay gateway admitting its owner's client key alone
+        return {"handshake": handshake(address)}
     with ServiceClient(address, timeout=30) as client:
         got = seen_and_victim_attempts(client, victim)
     return {**got, "control": control_attempts(address), **open_once(address)}
@@ -112,9 +166,12 @@ def probe(address: str, victim: str, sessions: int = 10, message_mb: int = 4, fl
         got = seen_and_victim_attempts(client, victim)
         got["control"] = control_attempts(address)
         # Account work to the victim: claim to be her when opening.
-        header = raw(address, {"v": 1, "type": "open", "id": 1, "workflow": "bob-wf", "node": "claims-alice",
-                               "user": "hcqw-alice", "cred": identity.encode()})
+        claim = {"v": 1, "type": "open", "id": 1, "workflow": "bob-wf", "node": "claims-alice", "user": "hcqw-alice"}
+        header = raw(address, {**claim, "cred": own_cred(address, claim)})
         got["open_claiming_victim"] = header.get("code", "ok")
+        got["own_open"] = outcome(lambda: client.session("bob-wf", "work").close())
+        if got["own_open"] != "ok":  # e.g. no allocation of the device (a resident service with --grants)
+            return got
         with client.session("bob-wf", "work", user="hcqw-alice") as qpu:
             one = cirq.Circuit(cirq.X(cirq.LineQubit(0)), cirq.measure(cirq.LineQubit(0), key="m"))
             got["own_run"] = outcome(lambda: qpu.run(one, 1))
@@ -161,6 +218,8 @@ def long_run(address: str) -> None:
 
 
 def open_once(address: str) -> dict:
+    if stranger(address) != address:
+        return {"open": f"handshake {handshake(address)}"}
     with ServiceClient(address, timeout=30) as client:
         return {"open": outcome(lambda: client.session("bob-wf", "on-someone-elses-gateway").close())}
 
@@ -169,8 +228,9 @@ def keep_alive(address: str, victim: str, seconds: float) -> dict:
     """Talk to someone else's gateway all the time, as if to keep it (and its qpu allocation) alive."""
     answers: dict[str, int] = {}
     deadline = time.monotonic() + seconds
-    with ServiceClient(address, timeout=5, keepalive=False) as client:
-        outcome(lambda: client.ping())  # a job's relay refuses him even this: he talks all the same
+    with ServiceClient(stranger(address), timeout=5, keepalive=False) as client:
+        first = outcome(lambda: client.ping())  # a job's relay refuses him even this: he talks all the same
+        answers[first] = 1
         print("talking", flush=True)
         while time.monotonic() < deadline:
             for attempt in (lambda: client.ping(), lambda: client.call("heartbeat", session=victim)):

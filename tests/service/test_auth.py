@@ -14,6 +14,7 @@ from tests.support.live import LiveService
 
 from hcqw.errors import DeviceError
 from hcqw.service import protocol as P
+from hcqw.service import servicekey
 from hcqw.service.auth import Authenticator, private_ipc, resolve_mode
 from hcqw.service.client import ServiceClient
 from hcqw.service.transport import check_bind_address
@@ -26,13 +27,31 @@ def test_auto_is_none_only_for_a_private_ipc_socket(tmp_path):
     private.mkdir(mode=0o700)
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o755)
-    assert private_ipc(f"ipc://{private}/qpu.ipc") and private_ipc(f"ipc://{tmp_path}/new/qpu.ipc")
+    assert private_ipc(f"ipc://{private}/qpu.ipc")
     assert resolve_mode("auto", f"ipc://{private}/qpu.ipc") == "none"
     for address in (f"ipc://{shared}/qpu.ipc", "tcp://127.0.0.1:5555", "mpi:file:/tmp/port"):
         assert resolve_mode("auto", address) == "munge"
         if address.startswith("tcp"):
             with pytest.raises(DeviceError, match="--auth none.*private"):
                 resolve_mode("none", address)
+
+
+def test_auto_creates_the_ipc_directory_before_it_checks_it(tmp_path):
+    """A missing directory is not taken for private: auto makes it 0700 first, then checks what is there."""
+    new = tmp_path / "new" / "deeper"
+    assert not private_ipc(f"ipc://{new}/qpu.ipc")  # missing: not private (was: assumed private)
+    assert resolve_mode("auto", f"ipc://{new}/qpu.ipc") == "none"
+    assert new.is_dir() and new.stat().st_mode & 0o777 == 0o700
+    # Someone else's directory made first (here: open to all, or a link to one) is not private after creation.
+    raced = tmp_path / "raced"
+    raced.mkdir(mode=0o777)
+    raced.chmod(0o777)
+    assert resolve_mode("auto", f"ipc://{raced}/qpu.ipc") == "munge"
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "new")
+    assert resolve_mode("auto", f"ipc://{link}/qpu.ipc") == "munge"
+    with pytest.raises(DeviceError, match="--auth none.*private"):
+        resolve_mode("none", f"ipc://{raced}/qpu.ipc")
 
 
 def test_an_unauthenticated_service_binds_loopback_only():
@@ -60,7 +79,7 @@ def owner_only_service(munged):
 
 
 def test_a_gateway_serves_its_owner_only(owner_only_service, two_users):
-    socket = Path(owner_only_service.address[len("ipc://"):])
+    socket = Path(servicekey.split(owner_only_service.address)[0][len("ipc://"):])
     assert socket.stat().st_mode & 0o777 == 0o666  # every user may connect ... and is authenticated
     done = two_users.run("hcqw-bob", [str(HERE / "attacker.py"), "open", owner_only_service.address])
     assert done.returncode == 0, done.stderr

@@ -140,3 +140,21 @@ def test_a_modelled_qpu_job_runs_in_the_executor_so_the_service_answers_while_th
         assert [peer for peer, _ in replies] == ["peer-a"]
     finally:
         d.close()
+
+
+def test_an_executing_session_past_its_device_time_cap_is_closed_and_the_next_one_goes_on():
+    """A session held open keeps the device from every staged node only up to --max-exclusive-seconds."""
+    d = Dispatcher(make_backend("cirq"), exclusive_sessions=True, max_exclusive_seconds=0.3)
+    a, b = Node(d, "a"), Node(d, "b")
+    a.run()
+    b.run()
+    assert execute_all(d) == ["peer-a"] and d.executing == a.session
+    time.sleep(0.05)
+    assert d.expire() == [] and d.executing == a.session  # within the cap
+    time.sleep(0.35)
+    assert d.expire() == [] and d.executing is None  # past it: a closed (nothing of a's was queued)
+    assert execute_all(d) == ["peer-b"] and d.executing == b.session
+    ((_, frames),) = a.send("run", session=a.session, items=[{"circuit": ONE, "repetitions": 1}])
+    header = P.decode_reply(frames)[0]
+    assert header["code"] == P.E_QUOTA and "more than 0.3 s, the cap per exclusive session" in header["message"]
+    assert "--max-exclusive-seconds" in header["message"]

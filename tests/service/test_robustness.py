@@ -11,12 +11,12 @@ import time
 
 import cirq
 import pytest
-import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hcqw.service import protocol as P
 from hcqw.service.client import ServiceClient, ServiceError
+from tests.support.raw_zmq import dealer
 
 # Control requests included: the fuzzer cannot make a valid MUNGE credential, so even as root
 # (an operator) it must never get one through.
@@ -43,9 +43,7 @@ messages = st.one_of(
 
 @pytest.mark.slow
 def test_fuzz_keeps_serving_well_formed_clients(tcp_service):
-    socket = zmq.Context.instance().socket(zmq.DEALER)
-    socket.setsockopt(zmq.LINGER, 0)
-    socket.connect(tcp_service.address)
+    socket = dealer(tcp_service.address)  # CurveZMQ with the service's key: the fuzz reaches the service's parser
     good = ServiceClient(tcp_service.address, timeout=20)
     q = cirq.LineQubit(0)
     circuit = cirq.Circuit(cirq.X(q), cirq.measure(q, key="m"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 
 from hcqw.device.work import WorkItem
 from hcqw.service.client import ServiceClient
@@ -31,8 +32,9 @@ def main(address: str) -> None:
         for line in sys.stdin:
             if line.strip() == "quit":
                 break
+            start = time.perf_counter()
             [[samples]] = qpu.run_batch([WorkItem(NOISY, 64)])
-            print(json.dumps({"samples": samples["m"].tolist()}), flush=True)
+            print(json.dumps({"samples": samples["m"].tolist(), "seconds": time.perf_counter() - start}), flush=True)
 
 
 if __name__ == "__main__":
