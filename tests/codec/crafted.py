@@ -21,7 +21,7 @@ import time
 CODE = "__import__('os').system('id > {marker}')"
 
 
-def _circuit(gate: str) -> str:
+def circuit_with(gate: str) -> str:
     return ('{"cirq_type": "Circuit", "moments": [{"cirq_type": "Moment", "operations": [{"cirq_type": '
             '"GateOperation", "gate": %s, "qubits": [{"cirq_type": "LineQubit", "x": 0}]}, {"cirq_type": '
             '"GateOperation", "gate": {"cirq_type": "MeasurementGate", "num_qubits": 1, "key": "m", '
@@ -34,11 +34,11 @@ def crafted(marker: str) -> dict[str, str]:
     code = json.dumps(CODE.format(marker=marker))
     return {
         "sympify_at_top": '{"cirq_type":"Circuit","moments":[],"x":{"cirq_type":"sympy.Not","args":[%s]}}' % code,
-        "sympify_in_exponent": _circuit('{"cirq_type": "XPowGate", "exponent": {"cirq_type": "sympy.Xor", '
+        "sympify_in_exponent": circuit_with('{"cirq_type": "XPowGate", "exponent": {"cirq_type": "sympy.Xor", '
                                         '"args": [%s, %s]}, "global_shift": 0.0}' % (code, code)),
-        "indexed_symbol": _circuit('{"cirq_type": "XPowGate", "exponent": {"cirq_type": "sympy.Indexed", '
+        "indexed_symbol": circuit_with('{"cirq_type": "XPowGate", "exponent": {"cirq_type": "sympy.Indexed", '
                                    '"args": [%s, 0]}, "global_shift": 0.0}' % code),
-        "huge_power": _circuit('{"cirq_type": "XPowGate", "exponent": {"cirq_type": "sympy.Pow", "args": '
+        "huge_power": circuit_with('{"cirq_type": "XPowGate", "exponent": {"cirq_type": "sympy.Pow", "args": '
                                '[{"cirq_type": "sympy.Integer", "i": 3}, {"cirq_type": "sympy.Integer", '
                                '"i": 100000000}]}, "global_shift": 0.0}'),
         "repeated_subcircuit": (
@@ -79,7 +79,7 @@ def main(address: str, marker: str, seconds: float) -> dict:
                     code = err.code if isinstance(err, ServiceError) else P.E_CIRCUIT
                     seen[name] = {"code": code, "message": str(err), "sent": len(times[name]),
                                   "median_ms": statistics.median(times[name]), "slowest_ms": max(times[name])}
-        seen["own_run_after"] = {"code": "ok" if qpu.run_batch([WorkItem(_circuit(
+        seen["own_run_after"] = {"code": "ok" if qpu.run_batch([WorkItem(circuit_with(
             '{"cirq_type": "HPowGate", "exponent": 1.0, "global_shift": 0.0}'), 10)]) else "empty"}
     return seen
 
