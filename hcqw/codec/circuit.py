@@ -277,16 +277,7 @@ class _Decoder:
 
     def _circuit(self, node: dict, where: str) -> tuple[Any, tuple[int, int, bool]]:
         self._fields(node, where, ("moments",), ("tags",))
-        moments, operations, bits, plain = [], 0, 0, True
-        for index, data in enumerate(self._list(node["moments"], f"{where}.moments")):
-            moment, counts = self._moment(data, f"{where}.moments[{index}]")
-            moments.append(moment)
-            operations += counts[0]
-            bits += counts[1]
-            plain = plain and counts[2]
-            if operations > self.bounds.operations:
-                raise CircuitError(f"{where}: more than {self.bounds.operations} operations with sub-circuit "
-                                   "repetitions expanded; split the circuit")
+        moments, counts = self._parts(self._moment, node["moments"], f"{where}.moments")
         tags = [self._text(t, f"{where}.tags") for t in self._list(node.get("tags", []), f"{where}.tags", 64)]
         try:
             circuit = self.cirq.FrozenCircuit.from_moments(*moments) if node["cirq_type"] == "FrozenCircuit" \
@@ -295,23 +286,30 @@ class _Decoder:
             raise CircuitError(f"{where}: {err}") from None
         if tags:
             circuit = circuit.with_tags(*tags)
-        return circuit, (operations, bits, plain)
+        return circuit, counts
 
-    def _moment(self, data: Node, where: str) -> tuple[Any, tuple[int, int, bool]]:
-        _, node = self._object(data, where, {"Moment": None})
-        self._fields(node, where, ("operations",))
-        ops, operations, bits, plain = [], 0, 0, True
-        for index, item in enumerate(self._list(node["operations"], f"{where}.operations")):
-            op, counts = self._operation(item, f"{where}.operations[{index}]")
-            ops.append(op)
+    def _parts(self, decode: Callable[[Node, str], tuple[Any, tuple[int, int, bool]]], data: Node,
+               where: str) -> tuple[list, tuple[int, int, bool]]:
+        """Each part of a list (moments of a circuit, operations of a moment) and their counts summed,
+        refused as soon as the operations exceed the bound."""
+        parts, operations, bits, plain = [], 0, 0, True
+        for index, item in enumerate(self._list(data, where)):
+            part, counts = decode(item, f"{where}[{index}]")
+            parts.append(part)
             operations += counts[0]
             bits += counts[1]
             plain = plain and counts[2]
             if operations > self.bounds.operations:
                 raise CircuitError(f"{where}: more than {self.bounds.operations} operations with sub-circuit "
                                    "repetitions expanded; split the circuit")
+        return parts, (operations, bits, plain)
+
+    def _moment(self, data: Node, where: str) -> tuple[Any, tuple[int, int, bool]]:
+        _, node = self._object(data, where, {"Moment": None})
+        self._fields(node, where, ("operations",))
+        ops, counts = self._parts(self._operation, node["operations"], f"{where}.operations")
         try:
-            return self.cirq.Moment(ops), (operations, bits, plain)
+            return self.cirq.Moment(ops), counts
         except ValueError as err:  # overlapping qubits
             raise CircuitError(f"{where}: {err}") from None
 
