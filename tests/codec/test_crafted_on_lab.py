@@ -24,7 +24,7 @@ from hcqw.service import protocol as P
 from hcqw.service.client import ServiceClient
 from hcqw.slurm import ComponentSpec, render_script
 from tests.codec.crafted import circuit_with
-from tests.hetjob.test_lab_attacks import as_user
+from tests.support.lab_user import as_user
 from tests.support.lab_jobs import wait_done
 
 pytestmark = pytest.mark.slurm

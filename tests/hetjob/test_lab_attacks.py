@@ -38,6 +38,7 @@ from hcqw.metrics import read_events
 from hcqw.service import protocol as P
 from hcqw.service.client import ServiceClient
 from hcqw.slurm import ComponentSpec, render_script
+from tests.support.lab_user import as_user, site_script
 from tests.support.lab_jobs import job_states, wait_done
 from tests.service.refusals import assert_control_refused, assert_status_hides
 
@@ -47,13 +48,6 @@ RUNS = 3
 SECRETS = ("victim-wf", "victim-node", ALICE)
 
 
-def as_user(lab: LabCluster, user: str, *argv: str, **kw):
-    return lab.exec(user, list(argv), capture_output=True, text=True, timeout=300, **kw)
-
-
-def site_script(lab: LabCluster, name: str) -> str:
-    """A test script as the lab's users run it: from the site's copy of this checkout."""
-    return str(lab.site.src / "tests" / "service" / name)
 
 
 @pytest.fixture(scope="module")

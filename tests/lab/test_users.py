@@ -12,6 +12,7 @@ import pytest
 
 from hcqw.lab import LabCluster
 from hcqw.lab.users import SERVICE_ACCOUNT, USERS
+from tests.support import lab_user
 from tests.support.lab_jobs import job_records, wait_done
 
 pytestmark = pytest.mark.slurm
@@ -19,7 +20,7 @@ ALICE, BOB = USERS
 
 
 def as_user(lab: LabCluster, user: str, *argv: str, **kw):
-    return lab.exec(user, list(argv), capture_output=True, text=True, timeout=120, **kw)
+    return lab_user.as_user(lab, user, *argv, timeout=120, **kw)
 
 
 def test_homes_are_private_and_owned(slurm_lab: LabCluster) -> None:

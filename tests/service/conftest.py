@@ -60,3 +60,10 @@ def two_users() -> UnixUsers:
     ensure_accounts(Path(tempfile.gettempdir()) / "hcqw-test-homes")
     site = ensure_site_venv()
     return UnixUsers(USERS, str(site.bin / "python"))
+
+
+@pytest.fixture
+def lab_munge(slurm_lab, monkeypatch):
+    """For a lab test: root's own calls (an operator's status) authenticate through the lab's munged, not
+    the private one this conftest points the session at."""
+    monkeypatch.setenv(MUNGE_SOCKET, str(slurm_lab.layout.munge_socket))

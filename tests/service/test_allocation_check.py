@@ -16,32 +16,19 @@ import subprocess
 
 import pytest
 
-from hcqw.environment import MUNGE_SOCKET
 from hcqw.lab import LabCluster
 from hcqw.lab.pytest_plugin import wait_for
 from hcqw.lab import users
 from hcqw.lab.users import USERS
 from hcqw.service import protocol as P
 from hcqw.service.grants import Grants
+from tests.support.lab_user import as_user, site_script
 from tests.support.lab_jobs import job_states, wait_done
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("lab_munge")]
 ALICE, BOB = USERS
 
 
-@pytest.fixture(autouse=True)
-def lab_munge(slurm_lab, monkeypatch):
-    """Root's own calls here (an operator's status) authenticate through the lab's munged, not the private one
-    tests/service/conftest.py points the session at."""
-    monkeypatch.setenv(MUNGE_SOCKET, str(slurm_lab.layout.munge_socket))
-
-
-def as_user(lab: LabCluster, user: str, *argv: str, **kw):
-    return lab.exec(user, list(argv), capture_output=True, text=True, timeout=300, **kw)
-
-
-def site_script(lab: LabCluster, name: str) -> str:
-    return str(lab.site.src / "tests" / "service" / name)
 
 
 def open_once(lab: LabCluster, user: str, address: str, *srun: str) -> list[dict]:

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from hcqw.environment import MUNGE_SOCKET
 from hcqw.lab import LabCluster, users
 from hcqw.lab.pytest_plugin import wait_for
 from hcqw.lab.users import USERS
@@ -26,23 +25,12 @@ from hcqw.service import protocol as P
 from hcqw.service import servicekey
 from hcqw.service.client import ServiceClient
 
-pytestmark = pytest.mark.slurm
+from tests.support.lab_user import as_user, site_script
+
+pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("lab_munge")]
 ALICE, BOB = USERS
 
 
-@pytest.fixture(autouse=True)
-def lab_munge(slurm_lab, monkeypatch):
-    """Root's own calls here (an operator's status) authenticate through the lab's munged, not the private one
-    tests/service/conftest.py points the session at."""
-    monkeypatch.setenv(MUNGE_SOCKET, str(slurm_lab.layout.munge_socket))
-
-
-def as_user(lab: LabCluster, user: str, *argv: str, **kw):
-    return lab.exec(user, list(argv), capture_output=True, text=True, timeout=300, **kw)
-
-
-def site_script(lab: LabCluster, name: str) -> str:
-    return str(lab.site.src / "tests" / "service" / name)
 
 
 class FakeService:

@@ -23,6 +23,16 @@ from hcqw.slurm.parsing import group_by_leader, parse_scontrol
 ALICE, BOB = USERS
 
 
+def as_user(lab: LabCluster, user: str, *argv: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
+    """``argv`` as lab user ``user`` on the submit host, output captured; the exit code as it is."""
+    return lab.exec(user, list(argv), capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def site_script(lab: LabCluster, name: str, folder: str = "service") -> str:
+    """A test script as the lab's users run it: from the site's copy of this checkout."""
+    return str(lab.site.src / "tests" / folder / name)
+
+
 def run_as(lab: LabCluster, user: str, argv: list[str], cwd: Path | None = None,
            env: Mapping[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """``argv`` as ``user`` on the submit host (``LabCluster.exec``), by default from the site's copy of
