@@ -1,11 +1,13 @@
-"""Check the benchmarks digest: every figure names a command that exists.
+"""Check the benchmarks digest: every figure names a command that exists, and its run in the history.
 
-    .venv/bin/python bench/digest.py [--digest docs/benchmarks.md]
+    .venv/bin/python bench/digest.py [--digest BENCHMARKS.md] [--history docs/benchmarks-history.md]
 
-The digest (docs/benchmarks.md) answers each question in a table whose columns include
-``figure``, ``command``, ``date`` and ``machine``. Every row must quote at least one command in
-backticks in its ``command`` cell, a date (YYYY-MM-DD) and a machine, and every command must name
-something that exists in this repository:
+The digest (BENCHMARKS.md; the site's docs/benchmarks.md shows its tables) answers each question
+in a table whose columns include ``figure``, ``command``, ``date``, ``machine`` and
+``history section``. Every row must quote at least one command in backticks in its ``command``
+cell, a date (YYYY-MM-DD), a machine, and begin its last cell with the heading of the history's
+section that holds the run (docs/benchmarks-history.md). Every command must name something that exists in this
+repository:
 
 - ``python bench/x.py ...`` (or ``.venv/bin/python``, ``python3``): the script's file;
 - ``python -m pkg.mod ...``: the module's file (``pkg/mod.py`` or ``pkg/mod/__main__.py``);
@@ -25,8 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DIGEST = ROOT / "docs" / "benchmarks.md"
-COLUMNS = ("figure", "command", "date", "machine")
+DIGEST = ROOT / "BENCHMARKS.md"
+HISTORY = ROOT / "docs" / "benchmarks-history.md"
+COLUMNS = ("figure", "command", "date", "machine", "history section")
+HEADING = re.compile(r"^#{2,4} (.+?)\s*$", re.MULTILINE)
 DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
 CODE = re.compile(r"`([^`]+)`")
 ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
@@ -41,6 +45,7 @@ class Row:
     commands: tuple[str, ...]
     date: str
     machine: str
+    section: str
 
 
 def _cells(line: str) -> list[str]:
@@ -76,7 +81,8 @@ def digest_rows(text: str) -> list[Row]:
         cell = dict(zip(header, cells))
         rows.append(Row(line=number, figure=cell.get("figure", ""),
                         commands=tuple(CODE.findall(cell.get("command", ""))),
-                        date=cell.get("date", ""), machine=cell.get("machine", "")))
+                        date=cell.get("date", ""), machine=cell.get("machine", ""),
+                        section=cell.get("history section", "")))
     return rows
 
 
@@ -124,9 +130,15 @@ def command_problems(command: str, root: Path = ROOT) -> list[str]:
     return [f"starts with {program!r}: expected python, hcqw or pytest"]
 
 
-def check(text: str, root: Path = ROOT) -> list[str]:
+def history_sections(history: str) -> list[str]:
+    """The headings of the history's sections (levels 2-4), in order."""
+    return HEADING.findall(history)
+
+
+def check(text: str, history: str, root: Path = ROOT) -> list[str]:
     """Every problem of the digest's figure rows, each naming its line."""
     rows = digest_rows(text)
+    sections = history_sections(history)
     if not rows:
         return [f"no table with the columns {', '.join(COLUMNS)}"]
     problems = []
@@ -140,6 +152,9 @@ def check(text: str, root: Path = ROOT) -> list[str]:
             problems.append(f"{where}: the machine is empty")
         if not row.commands:
             problems.append(f"{where}: the command cell quotes no command in backticks")
+        # A cell may go on after the heading ("The grid (issue 16, point 4), cell 3").
+        if not row.section or not any(row.section.startswith(heading) for heading in sections):
+            problems.append(f"{where}: the history has no section {row.section!r}")
         for command in row.commands:
             problems += [f"{where}: `{command}` {problem}" for problem in command_problems(command, root)]
     return problems
@@ -148,14 +163,15 @@ def check(text: str, root: Path = ROOT) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--digest", type=Path, default=DIGEST, help="the digest page (default: %(default)s)")
+    parser.add_argument("--history", type=Path, default=HISTORY, help="the dated runs (default: %(default)s)")
     args = parser.parse_args(argv)
     text = args.digest.read_text(encoding="utf-8")
-    problems = check(text)
+    problems = check(text, args.history.read_text(encoding="utf-8"))
     for problem in problems:
         print(f"{args.digest}: {problem}", file=sys.stderr)
     if problems:
-        print("digest: fix each row to quote a command that exists (a bench/ script, an hcqw command "
-              "or a pytest path), as BENCHMARKS.md records it", file=sys.stderr)
+        print(f"digest: fix each row to quote a command that exists (a bench/ script, an hcqw command "
+              f"or a pytest path) and the heading of its run's section in {args.history}", file=sys.stderr)
         return 1
     rows = digest_rows(text)
     print(f"{args.digest}: {len(rows)} figure rows, {sum(len(r.commands) for r in rows)} commands, all exist")

@@ -14,7 +14,7 @@ import argparse
 from hcqw.slurm import BACKENDS
 
 # Whether `hcqw slurm run` fuses each iteration into one job unless told --fused/--split; chosen by
-# the measurement in BENCHMARKS.md ("Fused quantum+classical nodes").
+# the measurement in docs/benchmarks-history.md ("Fused quantum+classical nodes").
 FUSED_DEFAULT = False
 
 

@@ -10,13 +10,14 @@ import pytest
 from bench import digest
 from tests.support import ROOT
 
-HEADER = "| figure | command | date | machine | BENCHMARKS.md section |\n| --- | --- | --- | --- | --- |\n"
+HEADER = "| figure | command | date | machine | history section |\n| --- | --- | --- | --- | --- |\n"
+HISTORY = "# History\n\n## Co-scheduling\n\ntext\n\n### Embedded default\n"
 
 
 def test_every_row_of_the_digest_names_a_command_that_exists():
     result = subprocess.run([sys.executable, "bench/digest.py"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    rows = digest.digest_rows((ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8"))
+    rows = digest.digest_rows((ROOT / "BENCHMARKS.md").read_text(encoding="utf-8"))
     assert len(rows) >= 6, "one table per question, each with its latest figure"
 
 
@@ -47,17 +48,19 @@ def test_a_command_that_names_nothing_here_is_refused_by_name(command, problem):
 
 
 def test_a_row_without_a_command_date_or_machine_is_reported_with_its_line():
-    text = "# Digest\n\n" + HEADER + "| 0.5x | by hand | last week | |\n| 1.0x | `python bench/coschedule.py` | 2026-11-30 | lab |\n"
-    assert digest.check(text) == [
+    text = ("# Digest\n\n" + HEADER + "| 0.5x | by hand | last week | | Scheduling |\n"
+            "| 1.0x | `python bench/coschedule.py` | 2026-11-30 | lab | Embedded default |\n")
+    assert digest.check(text, HISTORY) == [
         "line 5: the date 'last week' is not YYYY-MM-DD",
         "line 5: the machine is empty",
         "line 5: the command cell quotes no command in backticks",
+        "line 5: the history has no section 'Scheduling'",
     ]
 
 
 def test_a_page_without_a_digest_table_is_refused():
-    assert digest.check("# Benchmarks\n\n| a | b |\n| - | - |\n| 1 | 2 |\n") == [
-        "no table with the columns figure, command, date, machine"]
+    assert digest.check("# Benchmarks\n\n| a | b |\n| - | - |\n| 1 | 2 |\n", HISTORY) == [
+        "no table with the columns figure, command, date, machine, history section"]
 
 
 def test_a_pipe_inside_backticks_stays_in_its_cell():
