@@ -5,9 +5,9 @@
   energy of the embedded run with the same seed, their calls' qpu jobs take turns on one qpu host, interleaved,
   and each job lies within its call as the driver's metrics record it (acquire: the job asked for; release: the
   call returned and the job was cancelled), so the qpu host is allocated to a driver only during its calls.
-- ``scancel`` of a per-call driver's job while a call chosen by a seeded RNG holds the QPU: the re-run under the
-  same workflow id ends with the samples of an uninterrupted run, bit for bit, and submits a qpu job only for
-  the calls not yet done.
+- ``scancel`` of a per-call driver's job while a call chosen by a seeded RNG holds the QPU (``HCQW_TEST_SEED``,
+  logged): the re-run under the same workflow id ends with the samples of an uninterrupted run, bit for bit,
+  replays the finished calls and submits a qpu job only for the calls not yet done.
 """
 
 from __future__ import annotations
@@ -124,8 +124,8 @@ def test_scancel_of_the_drivers_job_at_a_random_call_then_rerun_ends_bit_identic
         slurm_lab, lab_user_dir, tmp_path):
     lab = slurm_lab
     calls, pause, hold = 4, "1", "2"  # the call holds the QPU 2 s after its result: scancel lands inside it
-    seed = int(os.environ.get("HCQW_TEST_SEED", "2112"))
-    cut = random.Random(seed).randint(1, calls)
+    seed = int(os.environ.get("HCQW_TEST_SEED", "2111"))
+    cut = random.Random(seed).randint(2, calls)  # after the first: at least one finished call to replay
     log.info("scancel of the driver's job during call %d of %d (HCQW_TEST_SEED=%d)", cut, calls, seed)
     home = lab_user_dir(BOB)
     workflow = f"percall-scancel-{uuid.uuid4().hex[:6]}"
