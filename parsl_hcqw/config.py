@@ -12,7 +12,10 @@ open the device with ``hcqw.qpu.open_qpu()`` and close it when their quantum blo
   blocks are plain jobs on the cpu partition (:class:`~parsl_hcqw.provider.HetjobSlurmProvider`); ``qpu`` is a
   :class:`~parsl_hcqw.executor.QpuJobExecutor`: each app its own cpu+qpu hetjob that frees
   the qpu node when the app closes its lease. ``session=QpuSession(...)`` keeps one qpu
-  allocation for a bounded series of apps instead (off by default).
+  allocation for a bounded series of apps instead (off by default). A third executor, ``per-call``
+  (SLURM only), runs each app as a cpu job whose quantum calls each get a qpu job of their own for that
+  call only (``HCQW_DEVICE=per-call``, as ``hcqw slurm submit`` runs a driver script): an unsplit driver
+  (e.g. a Qiskit VQE, every ``Estimator.run`` a call) as one app.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from parsl.config import Config
 from parsl.executors import HighThroughputExecutor
 from parsl.providers import LocalProvider
 
+from hcqw.environment import PER_CALL
 from hcqw.hetjob.address import LOOPBACK, route_address, submit_address
 from hcqw.hetjob.jobs import NodeJobSettings
 from hcqw.secret import hide_token
@@ -107,5 +111,6 @@ def hcqw_config(
                                                         max_blocks=cpu_blocks, **common),
                     address or _interchange_address(backend, backend_options))
         qpu = QpuJobExecutor(label="qpu", provider=HetjobSlurmProvider(quantum=True, **common), session=session)
-        executors = [cpu, qpu]
+        per_call = QpuJobExecutor(label=PER_CALL, provider=HetjobSlurmProvider(per_call=True, **common))
+        executors = [cpu, qpu, per_call]
     return Config(executors=executors, run_dir=run_dir, max_idletime=max_idletime, **config_options)

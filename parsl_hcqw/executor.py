@@ -13,6 +13,10 @@ latest when the runner exits, so other users' quantum jobs interleave between ou
 With ``session=QpuSession(...)`` (off by default) one hetjob instead serves a bounded
 series of apps under one qpu allocation, for tight loops where a job per app costs too much.
 
+With a ``per_call`` provider (the ``per-call`` executor of ``hcqw_config``) each app is a cpu
+job instead, whose quantum calls -- each ``open_qpu`` lease, so each Qiskit ``run()`` -- get a qpu
+job of their own for that call only: an unsplit driver as an app.
+
 ``HeldQpuExecutor``: the same meaning on this machine. An HTEX whose apps each hold the
 machine-local device for their whole run, or until their ``open_qpu`` lease closes
 (``hcqw.device.hold``): the app runs in a long-lived worker process, so the hold is taken
@@ -81,7 +85,7 @@ class QpuJobExecutor(ParslExecutor, RepresentationMixin):
     """Each ``qpu`` app a SLURM quantum job (or, with ``session``, apps batched into bounded sessions).
 
     ``provider`` must be a quantum :class:`HetjobSlurmProvider`; its ``workflow`` names the
-    jobs and signs the task checkpoints. ``workdir`` (default ``<run_dir>/hcqw-qpu``) must
+    jobs and signs the task checkpoints. ``workdir`` (default ``<run_dir>/hcqw-<label>``) must
     be on a file system the compute nodes share.
     """
 
@@ -90,8 +94,11 @@ class QpuJobExecutor(ParslExecutor, RepresentationMixin):
         super().__init__()
         self.label = label
         self.provider = provider or HetjobSlurmProvider(quantum=True)
-        if not self.provider.quantum:
-            raise ValueError("QpuJobExecutor needs HetjobSlurmProvider(quantum=True): its jobs must hold a qpu component")
+        if not (self.provider.quantum or self.provider.per_call):
+            raise ValueError("QpuJobExecutor needs HetjobSlurmProvider(quantum=True) (its jobs hold a qpu component) "
+                             "or HetjobSlurmProvider(per_call=True) (its apps' quantum calls get qpu jobs of their own)")
+        if session is not None and self.provider.per_call:
+            raise ValueError("session= keeps one qpu allocation for a series of apps; per-call apps hold none")
         self.session = session
         self.workdir = workdir
         self.poll_interval = poll_interval
@@ -110,7 +117,7 @@ class QpuJobExecutor(ParslExecutor, RepresentationMixin):
         return self._base
 
     def start(self) -> None:
-        self._base = make_private_dir(Path(self.workdir or Path(self.run_dir) / "hcqw-qpu").absolute(),
+        self._base = make_private_dir(Path(self.workdir or Path(self.run_dir) / f"hcqw-{self.label}").absolute(),
                                       "Parsl hcqw work directory", PRIVATE_DIR_FIX)
         for sub in ("tasks", taskfiles.QUEUE, taskfiles.CLAIMED, taskfiles.SESSIONS):
             (self._base / sub).mkdir(parents=True, exist_ok=True)
@@ -132,7 +139,7 @@ class QpuJobExecutor(ParslExecutor, RepresentationMixin):
             if self.session:
                 (self.base / taskfiles.QUEUE / str(number)).touch()  # after call.ckpt is complete
             else:
-                task.job_id = self.provider.submit(self._command(str(task.directory)), 1, f"qpu-app{number}")
+                task.job_id = self.provider.submit(self._command(str(task.directory)), 1, f"{self.label}-app{number}")
         return task.future
 
     def _command(self, target: str) -> str:

@@ -29,7 +29,7 @@ from parsl.providers.base import ExecutionProvider
 from parsl.providers.errors import SubmitException
 from parsl.utils import RepresentationMixin
 
-from hcqw.hetjob.jobs import NodeJobSettings, command_request
+from hcqw.hetjob.jobs import NodeJobSettings, command_request, per_call_request
 from hcqw.slurm import (
     ControllerUnreachable, NodeState, Phase, SlurmBackend, SlurmError, check_backend, open_backend, resolve_output,
 )
@@ -71,6 +71,8 @@ class HetjobSlurmProvider(ExecutionProvider, RepresentationMixin):
     ----------
     quantum: each block is a hetjob (component 0 ``settings.cpu`` runs the command,
         component 1 ``settings.qpu`` runs the hcqw device gateway).
+    per_call: each block is a cpu job whose quantum calls each get a qpu job of their own, shaped by
+        ``settings.qpu`` (per-call holding, :func:`hcqw.hetjob.jobs.per_call_request`); not with ``quantum``.
     settings: resources, interpreter and gateway options of every block
         (:class:`hcqw.hetjob.jobs.NodeJobSettings`; ``settings.cpu.nodes`` is ``nodes_per_block``).
     backend: ``"slurm"`` (sbatch and the other SLURM tools on this cluster), ``"rest"`` (slurmrestd)
@@ -86,6 +88,7 @@ class HetjobSlurmProvider(ExecutionProvider, RepresentationMixin):
         self,
         *,
         quantum: bool = False,
+        per_call: bool = False,
         settings: NodeJobSettings | None = None,
         backend: str | SlurmBackend = "slurm",
         backend_options: dict[str, Any] | None = None,
@@ -101,7 +104,11 @@ class HetjobSlurmProvider(ExecutionProvider, RepresentationMixin):
     ):
         if isinstance(backend, str):
             check_backend(backend, backend_options, local=False)
+        if quantum and per_call:
+            raise ValueError("HetjobSlurmProvider: quantum (the qpu held for the block) and per_call (a qpu job per "
+                             "quantum call) exclude each other")
         self.quantum = quantum
+        self.per_call = per_call
         self.settings = settings or NodeJobSettings()
         self.backend_options = dict(backend_options or {})
         self.backend = backend
@@ -123,7 +130,7 @@ class HetjobSlurmProvider(ExecutionProvider, RepresentationMixin):
 
     @property
     def label(self) -> str:
-        return "hetjob-slurm" if self.quantum else "hcqw-slurm"
+        return "hetjob-slurm" if self.quantum else "per-call-slurm" if self.per_call else "hcqw-slurm"
 
     @property
     def status_polling_interval(self) -> float:
@@ -158,8 +165,11 @@ class HetjobSlurmProvider(ExecutionProvider, RepresentationMixin):
         if "\n" in body.strip():
             # command_request takes one command line; launchers and worker_init give scripts.
             body = "bash -c " + shlex.quote(body)
-        request = command_request(body, workflow=self.workflow, name=name, workdir=workdir, settings=self.settings,
-                                  quantum=self.quantum)
+        if self.per_call:
+            request = per_call_request(body, workflow=self.workflow, name=name, workdir=workdir, settings=self.settings)
+        else:
+            request = command_request(body, workflow=self.workflow, name=name, workdir=workdir, settings=self.settings,
+                                      quantum=self.quantum)
         request.workdir.mkdir(parents=True, exist_ok=True)  # --chdir and --output need it to exist
         try:
             job_id = self.slurm.submit(request)
@@ -168,7 +178,8 @@ class HetjobSlurmProvider(ExecutionProvider, RepresentationMixin):
         stdout = resolve_output(request.output_pattern, request.workdir, job_id, request.job_name)
         self.resources[job_id] = {"job_id": job_id, "name": name, "stdout_path": stdout,
                                   "status": JobStatus(JobState.PENDING, stdout_path=stdout, stderr_path=stdout)}
-        log.debug("block %s is SLURM job %s (%s)", name, job_id, "hetjob" if self.quantum else "plain")
+        log.debug("block %s is SLURM job %s (%s)", name, job_id,
+                  "hetjob" if self.quantum else "per-call" if self.per_call else "plain")
         return job_id
 
     def status(self, job_ids: Sequence[object]) -> list[JobStatus]:

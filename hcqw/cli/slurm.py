@@ -51,7 +51,11 @@ def register(subparsers) -> None:
     p.set_defaults(handler=_run)
 
     p = commands.add_parser("submit", help="submit a driver script as a cpu job whose quantum calls each hold the qpu "
-                                           "for that call only (per-call)")
+                                           "for that call only (per-call)",
+                            epilog="The same mode in the engines, by the same word: Snakemake `resources: "
+                                   "qpu=\"per-call\"`, Parsl `@python_app(executors=[\"per-call\"])`, a job of your "
+                                   "own `HCQW_DEVICE=per-call`. `qpu=1` / executors=[\"qpu\"] hold the device for "
+                                   "the job's block instead.")
     p.add_argument("script", help="the driver: a Python script that opens the device with hcqw.qpu.open_qpu "
                                   "(directly or through hcqw's Qiskit/PennyLane front doors)")
     p.add_argument("args", nargs=argparse.REMAINDER, help="the script's own arguments")

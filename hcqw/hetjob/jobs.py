@@ -213,3 +213,33 @@ export {environment.PEER_TIMEOUT}={settings.heartbeat_timeout:g} {environment.DE
 {run} &
 wait $!
 """
+
+
+def per_call_request(command: str, *, workflow: str, name: str, workdir: Path, settings: NodeJobSettings,
+                     output: str | None = None, env_base: Mapping[str, str] | None = None) -> JobRequest:
+    """Any shell ``command`` (an unsplit driver) as a cpu job whose quantum calls each get the QPU for that call
+    only (per-call holding, ``hcqw.hetjob.percall``): what ``hcqw slurm submit`` does to a script, for the engine
+    adapters. ``settings.cpu`` shapes the driver's job; ``settings.qpu`` (partition, gres, time limit, extra
+    options) and ``settings.device_service`` each call's qpu job. The calls' private directories go to
+    ``workdir/jobs/<name>.calls/``, the calls' signed records (a re-run under the same workflow id replays the
+    finished calls) to ``workdir/calls/<name>/``, the QPU metrics to ``workdir/metrics/qpu.jsonl``, the job's output
+    to ``workdir/slurm/<name>-<jobid>.out`` unless ``output`` says otherwise."""
+    from dataclasses import replace
+
+    from hcqw.hetjob.percall import CALL_RECORDS_DIR, PerCallSettings, driver_request
+    from hcqw.paths import JOBS_DIR
+
+    workdir = Path(workdir).absolute()
+    existing = nearest_existing(workdir)  # the job trusts what it finds there: only its user may write it
+    require_private(existing, "run directory", PRIVATE_DIR_FIX, uid=submitter(existing))
+    qpu = settings.qpu
+    calls = PerCallSettings(partition=qpu.partition, gres=qpu.gres or "qpu:1", options=tuple(qpu.extra),
+                            time_limit=str(qpu.time_limit or 10), service=settings.device_service,
+                            call_dir=workdir / JOBS_DIR / f"{name}.calls", python=settings.python,
+                            heartbeat_timeout=settings.heartbeat_timeout, device_wait=settings.device_wait)
+    request = driver_request(["/bin/bash", "-c", command], workflow=workflow, run_dir=workdir, cwd=slurm_output(workdir),
+                             cpu=settings.cpu, settings=calls, node=name)
+    env = {**job_environment(settings, env_base), **request.environment}
+    # One driver's records apart from another's: each rule, app or wildcard of a run replays only its own calls.
+    env[environment.PER_CALL_RECORDS] = str(workdir / CALL_RECORDS_DIR / name)
+    return replace(request, environment=env, output=output or request.output)

@@ -102,3 +102,26 @@ def test_the_gateway_step_is_retried_only_while_srun_could_not_create_it_yet(tmp
     done = subprocess.run(["bash", "-c", start + "start_gateway"], env=env, capture_output=True, text=True)
     assert done.returncode == rc, done.stderr
     assert (tmp_path / "calls").read_text().strip() == str(calls)
+
+
+def test_a_per_call_command_is_a_cpu_job_whose_calls_take_the_qpu_settings(tmp_path):
+    """``per_call_request`` (the engines' per-call form): the driver job holds no qpu; the qpu component's settings
+    and the device service become each call's; each driver keeps its own call records."""
+    from hcqw import environment
+    from hcqw.hetjob.jobs import per_call_request
+    from hcqw.qpu import current_device
+    from hcqw.slurm import ComponentSpec
+
+    settings = NodeJobSettings(qpu=ComponentSpec("quantum", gres="qpu:2", time_limit=7, extra=("--nodelist=q1",)),
+                               device_service="ipc:///h/%n/qpu.ipc", environment={"MINE": "1"})
+    request = per_call_request("python vqe.py --seed 7", workflow="wf", name="vqe.it=1", workdir=tmp_path,
+                               settings=settings, output=str(tmp_path / "log-%j"))
+    env = request.environment
+    assert [c.partition for c in request.components] == ["cpu"] and not request.components[0].wants_qpu
+    assert env[environment.DEVICE] == environment.PER_CALL and env["MINE"] == "1"
+    assert env[environment.PER_CALL_RECORDS] == str(tmp_path / "calls" / "vqe.it=1")
+    calls = current_device(env).settings  # what the driver's open_qpu will read
+    assert (calls.partition, calls.gres, calls.time_limit, calls.options) == ("quantum", "qpu:2", "7", ("--nodelist=q1",))
+    assert calls.service == "ipc:///h/%n/qpu.ipc" and calls.call_dir == tmp_path / "jobs" / "vqe.it=1.calls"
+    assert "/bin/bash -c 'python vqe.py --seed 7' &" in request.body
+    assert request.job_name == "hcqw:wf:vqe.it=1.driver" and request.output == str(tmp_path / "log-%j")

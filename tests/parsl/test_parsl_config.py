@@ -42,16 +42,18 @@ def test_hcqw_config_takes_the_backends_of_every_adapter(backend):
     contacts no SLURM (``address=`` given, the provider opens its backend on first use)."""
     options = {"url": "http://127.0.0.1:6820"} if backend == "rest" else None
     config = hcqw_config(backend=backend, backend_options=options, address="127.0.0.1")
-    cpu, qpu = config.executors
+    cpu, qpu, *per_call = config.executors
     assert (cpu.label, qpu.label) == ("cpu", "qpu")
     # Tasks are pickles: the HighThroughputExecutors talk CurveZMQ, said explicitly (issue 24).
     assert all(executor.encrypted for executor in config.executors if hasattr(executor, "encrypted"))
     assert cpu.encrypted
     if backend == "local":
-        assert isinstance(qpu, HeldQpuExecutor) and isinstance(cpu.provider, LocalProvider)
-    else:  # on SLURM, through the backend asked for
-        assert isinstance(qpu, QpuJobExecutor)
-        assert cpu.provider.backend == qpu.provider.backend == backend
+        assert isinstance(qpu, HeldQpuExecutor) and isinstance(cpu.provider, LocalProvider) and not per_call
+    else:  # on SLURM, through the backend asked for; per-call apps are cpu jobs whose calls get qpu jobs
+        (per_call,) = per_call
+        assert isinstance(qpu, QpuJobExecutor) and isinstance(per_call, QpuJobExecutor)
+        assert per_call.label == "per-call" and per_call.provider.per_call and not per_call.provider.quantum
+        assert cpu.provider.backend == qpu.provider.backend == per_call.provider.backend == backend
 
 
 @pytest.mark.parametrize("backend", ["sbatch", "embedded", "cluster"])
@@ -72,6 +74,13 @@ def test_hcqw_config_refuses_combinations_that_mean_nothing(kwargs, named):
     with pytest.raises(ValueError) as err:
         hcqw_config(address="127.0.0.1", **kwargs)
     assert named in str(err.value) and SECRET not in str(err.value)
+
+
+def test_per_call_excludes_holding_the_qpu_for_the_block_and_sessions():
+    with pytest.raises(ValueError, match="quantum.*per_call.*exclude"):
+        HetjobSlurmProvider(quantum=True, per_call=True)
+    with pytest.raises(ValueError, match="per-call apps hold none"):
+        QpuJobExecutor(label="per-call", provider=HetjobSlurmProvider(per_call=True), session=QpuSession())
 
 
 def test_a_slurm_provider_refuses_local_at_once():

@@ -111,3 +111,15 @@ def test_cancelling_a_run_frees_the_device_its_running_qpu_rule_held(workdir, sp
     output = proc.communicate(timeout=60)[0]
     assert "hcqw: cancelling 1 job(s)" in output, output
     assert device.queue() == [] and list((device.directory / "holds").iterdir()) == []
+
+
+def test_a_per_call_rule_is_refused_on_this_machine_by_name(tmp_path):
+    """``qpu="per-call"`` gives each quantum call a qpu job from SLURM: the local backend says so instead of running
+    the driver with nothing to hold its calls."""
+    snakefile = tmp_path / "Snakefile"
+    snakefile.write_text('rule a:\n    output: "a.txt"\n    resources: qpu="per-call"\n    shell: "touch {output}"\n')
+    (tmp_path / "run").mkdir(mode=0o700)
+    run = run_snakemake(tmp_path / "run", snakefile=snakefile, timeout=120)
+    assert run.returncode != 0
+    assert "resources qpu='per-call' gives each quantum call a qpu job of its own from SLURM" in run.output
+    assert "--hcqw-backend slurm" in run.output and not (tmp_path / "run" / "a.txt").exists()

@@ -12,7 +12,7 @@ from hcqw.hetjob.jobs import NodeJobSettings, command_request
 from hcqw.slurm import SlurmSettingsError, render_script
 
 from snakemake_executor_plugin_hcqw import ExecutorSettings
-from snakemake_executor_plugin_hcqw.resources import job_settings, qpu_count, wildcards_part
+from snakemake_executor_plugin_hcqw.resources import job_settings, per_call, qpu_count, wildcards_part
 
 BASE = NodeJobSettings()
 
@@ -166,3 +166,15 @@ def test_bad_resource_values_name_the_resource(name, value, message):
             qpu_count(resources)
         else:
             job_settings(resources, 1, ExecutorSettings(), BASE)
+
+
+def test_qpu_per_call_is_a_cpu_job_whose_calls_get_the_qpu_settings():
+    """``qpu="per-call"``: the word of ``HCQW_DEVICE``; no qpu component (qpu_count 0), the calls' jobs from the
+    qpu settings, and any other word named with both choices."""
+    resources = {"qpu": "per-call", "runtime": 30}
+    assert per_call(resources) and qpu_count(resources) == 0
+    assert not per_call({"qpu": 1}) and not per_call({})
+    settings = job_settings(resources, 1, ExecutorSettings(qpu_partition="quantum", qpu_gres="qpu:ibmq:1"), BASE)
+    assert (settings.qpu.partition, settings.qpu.gres) == ("quantum", "qpu:ibmq:1")
+    with pytest.raises(ValueError, match=r"resource qpu must be a whole number .* or 'per-call' .* got 'percall'"):
+        qpu_count({"qpu": "percall"})

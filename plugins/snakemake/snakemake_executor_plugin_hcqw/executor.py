@@ -2,8 +2,10 @@
 
 Rules with ``resources: qpu=1`` (any qpu > 0) are quantum nodes: on SLURM a cpu+qpu
 hetjob whose qpu component ends when the rule's code closes its ``hcqw.qpu.open_qpu()``
-lease (or exits); locally a process that waits its turn for the machine's device. All
-other rules are plain jobs. Per-job logs: ``.snakemake/hcqw_logs/<rule>/<wildcards>/<job id>.log``;
+lease (or exits); locally a process that waits its turn for the machine's device. Rules
+with ``resources: qpu="per-call"`` run an unsplit driver as a cpu job whose quantum calls
+each get a qpu job of their own (``hcqw.hetjob.percall``; SLURM only). All other rules are
+plain jobs. Per-job logs: ``.snakemake/hcqw_logs/<rule>/<wildcards>/<job id>.log``;
 QPU metrics: ``.snakemake/hcqw/metrics/qpu.jsonl`` (``hcqw report .snakemake/hcqw``).
 """
 
@@ -24,7 +26,7 @@ from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
-from snakemake_executor_plugin_hcqw.resources import job_settings, path_part, qpu_count, wildcards_part
+from snakemake_executor_plugin_hcqw.resources import job_settings, path_part, per_call, qpu_count, wildcards_part
 from snakemake_executor_plugin_hcqw.runners import JobSpec, LocalRunner, Runner, SlurmRunner
 from snakemake_executor_plugin_hcqw.settings import ExecutorSettings
 
@@ -96,7 +98,7 @@ class Executor(RemoteExecutor):
                 node=path_part(f"{label}.{wildcards_part(wildcards)}" if wildcards else label),
                 command=self.format_job_exec(job), quantum=quantum,
                 settings=job_settings(job.resources, job.threads, self.settings, self.base_job_settings),
-                log_dir=log_dir,
+                log_dir=log_dir, per_call=per_call(job.resources),
             )
             log_dir.mkdir(parents=True, exist_ok=True)
             job_id, log_path = self.runner.submit(spec)
@@ -113,7 +115,7 @@ class Executor(RemoteExecutor):
         self.report_job_submission(SubmittedJobInfo(job, external_jobid=job_id,
                                                     aux={"label": label, "log": log_path}))
         kind = "quantum job (cpu+qpu hetjob)" if quantum and self.runner.name != "local" else (
-            "quantum job" if quantum else "job")
+            "quantum job" if quantum else "per-call job (a qpu job per quantum call)" if spec.per_call else "job")
         self.logger.info(f"hcqw: rule {label} submitted as {self.runner.name} {kind} {job_id}; log: {log_path}")
 
     # -- status ----------------------------------------------------------------

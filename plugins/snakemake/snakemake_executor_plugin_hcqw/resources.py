@@ -8,6 +8,9 @@ component keeps its small fixed request) and the whole of a plain job.
 resource               SLURM
 =====================  ===============================================================
 ``qpu`` > 0            a cpu+qpu hetjob (qpu component: ``--hcqw-qpu-partition/-gres``)
+``qpu="per-call"``     a cpu job whose quantum calls (each ``open_qpu`` lease) each get a
+                       qpu job of their own (``--hcqw-qpu-partition/-gres``), as
+                       ``hcqw slurm submit`` runs a driver script
 ``runtime`` (minutes)  ``--time`` (both components unless ``--hcqw-qpu-runtime``)
 ``mem_mb``             ``--mem``
 ``mem_mb_per_cpu``     ``--mem-per-cpu``; wins over ``mem_mb`` (with a warning) when both
@@ -42,6 +45,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from hcqw.environment import PER_CALL
 from hcqw.hetjob.jobs import NodeJobSettings
 from hcqw.slurm import ComponentSpec
 
@@ -79,8 +83,19 @@ def _whole(resources: Mapping[str, Any], name: str, *, minimum: int, zero_unsets
     return number
 
 
+def per_call(resources: Mapping[str, Any]) -> bool:
+    """Whether a job runs with per-call holding (``resources: qpu="per-call"``, the word of ``HCQW_DEVICE``)."""
+    return resources.get("qpu") == PER_CALL
+
+
 def qpu_count(resources: Mapping[str, Any]) -> int:
-    """How many QPUs a job asked for (``resources: qpu=1``); 0 for classical jobs."""
+    """How many QPUs a job holds for its whole block (``resources: qpu=1``); 0 for classical and per-call jobs."""
+    if per_call(resources):
+        return 0
+    value = resources.get("qpu")
+    if isinstance(value, str) and not re.fullmatch(r"\s*[+-]?\d*\s*", value):
+        raise ValueError(f"resource qpu must be a whole number (qpu=1: the QPU held for the job's block) or "
+                         f"{PER_CALL!r} (each quantum call its own qpu job), got {value!r}")
     return _whole(resources, "qpu", minimum=0) or 0
 
 

@@ -23,7 +23,7 @@ from typing import Protocol
 
 from hcqw.device import hold_command
 from hcqw.environment import METRICS, step_environment
-from hcqw.hetjob.jobs import NodeJobSettings, command_request
+from hcqw.hetjob.jobs import NodeJobSettings, command_request, per_call_request
 from hcqw.paths import run_metrics, slurm_output
 from hcqw.qpu import local_simulator
 from hcqw.slurm import Phase, SlurmBackend, command_env, tail
@@ -53,6 +53,7 @@ class JobSpec:
     quantum: bool  # needs the QPU (resources qpu > 0)
     settings: NodeJobSettings  # components from the job's resources, environment
     log_dir: Path  # the job's log goes here, named after its job id
+    per_call: bool = False  # resources qpu="per-call": a cpu job whose quantum calls each get a qpu job
 
 
 class Runner(Protocol):
@@ -88,6 +89,9 @@ class LocalRunner:
         return f"LocalRunner(workdir={str(self.workdir)!r})"
 
     def submit(self, spec: JobSpec) -> tuple[str, str]:
+        if spec.per_call:
+            raise ValueError("resources qpu='per-call' gives each quantum call a qpu job of its own from SLURM: run "
+                             "with --hcqw-backend slurm (or rest); on this machine use qpu=1")
         job_id = next(self._ids)
         log_path = spec.log_dir / f"{job_id}.log"
         env = {**self._env, **spec.settings.environment, **self._hcqw_environment(spec)}
@@ -165,12 +169,15 @@ class SlurmRunner:
 
     def submit(self, spec: JobSpec) -> tuple[str, str]:
         log_pattern = str(spec.log_dir / "%j.log")
-        request = command_request(
-            # Jobs start in hcqw's slurm/ directory; Snakemake's command runs in the workflow's.
-            "/bin/bash -c " + shlex.quote(f"cd {shlex.quote(str(self.workdir))} && {spec.command}"),
-            workflow=self.workflow, name=spec.node,
-            workdir=self.state_dir, settings=spec.settings, quantum=spec.quantum, output=log_pattern,
-        )
+        # Jobs start in hcqw's slurm/ directory; Snakemake's command runs in the workflow's.
+        command = f"cd {shlex.quote(str(self.workdir))} && {spec.command}"
+        if spec.per_call:
+            request = per_call_request(command, workflow=self.workflow, name=spec.node, workdir=self.state_dir,
+                                       settings=spec.settings, output=log_pattern)
+        else:
+            request = command_request("/bin/bash -c " + shlex.quote(command), workflow=self.workflow, name=spec.node,
+                                      workdir=self.state_dir, settings=spec.settings, quantum=spec.quantum,
+                                      output=log_pattern)
         job_id = self._left_running(request.job_name) or self.backend.submit(request)
         self._submitted_at[job_id] = time.monotonic()
         return job_id, log_pattern.replace("%j", job_id)
