@@ -16,7 +16,8 @@ from hcqw.service.client import ServiceClient, ServiceError
 from hcqw.service.limits import WorkLimits
 from victim import NOISY  # this directory: the script runs from the site's copy of tests/service
 
-BEYOND_ITEM_SHOTS = WorkLimits().item_shots + 1  # one more than the service's default --max-item-shots
+# 1000 repetitions at enough sweep points to pass the service's default --max-item-shots (and no device limit).
+BEYOND_ITEM_SHOTS = WorkItem(NOISY, 1000, ({},) * (WorkLimits().item_shots // 1000 + 1))
 
 
 def report(action) -> dict:
@@ -35,8 +36,8 @@ def main(address: str) -> None:
         for line in sys.stdin:
             if line.strip() == "quit" or not opened:
                 break
-            shots = BEYOND_ITEM_SHOTS if line.strip() == "big" else 16
-            got = report(lambda: {"samples": opened[0].run_batch([WorkItem(NOISY, shots)])[0][0]["m"].tolist()})
+            item = BEYOND_ITEM_SHOTS if line.strip() == "big" else WorkItem(NOISY, 16)
+            got = report(lambda: {"samples": opened[0].run_batch([item])[0][0]["m"].tolist()})
             print(json.dumps(got), flush=True)
 
 
