@@ -94,7 +94,7 @@ class ServiceMonitor:
         self.opened: dict[str, int] = {}
         self.refused = dict.fromkeys(REASONS, 0)
         self.limit_hits = dict.fromkeys(LIMITS, 0)
-        self.status: str | None = None
+        self.status = DeviceStatus.IDLE.value  # a dispatcher starts idle: its first change is the first entry
         self.status_changes = {s.value: 0 for s in DeviceStatus}
         self.wait_buckets = [0] * (len(WAIT_BUCKETS) + 1)  # the last one is +Inf
         self.wait_sum = 0.0
@@ -187,7 +187,6 @@ class ServiceCollector:
         yield GaugeMetricFamily(name("start_time_seconds"), METRICS[name("start_time_seconds")], value=m.started)
 
         status = d.status()
-        m.observe_status(status)  # so the gauge and the changes agree even between two loop turns
         gauge = GaugeMetricFamily(name("device_status"), METRICS[name("device_status")], labels=["status"])
         for s in DeviceStatus:
             gauge.add_metric([s.value], 1.0 if s is status else 0.0)

@@ -90,6 +90,7 @@ def test_a_scrape_reports_what_the_service_did_and_its_log_says(service):
         assert one(during, "hcqw_qpu_device_status", status="executing") == 0
         # Every run queued on an idle device made it executing, and back.
         assert one(during, "hcqw_qpu_device_status_changes_total", status="executing") == 4
+        assert one(during, "hcqw_qpu_device_status_changes_total", status="idle") == 4
         assert one(during, "hcqw_qpu_queue_wait_seconds_count") == 4
         assert one(during, "hcqw_qpu_queue_jobs") == 0
 
