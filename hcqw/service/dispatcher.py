@@ -490,8 +490,7 @@ class Dispatcher:
                     "shots": sum(i.repetitions * len(i.params) for i in items)}
         if self.metrics or self.monitor:
             self._record("exec", workflow=session.workflow, node=session.node, user=session.owner.user,
-                                uid=session.owner.uid, session=session.id, seq=job.seq, queued=pending.queued_at,
-                                **executed)
+                         uid=session.owner.uid, session=session.id, seq=job.seq, queued=pending.queued_at, **executed)
         self._check_drained()
         if session.id not in self.sessions:  # ended (closed, expired) while the executor ran its job
             return []
@@ -583,8 +582,8 @@ class Dispatcher:
             self._open_per_user.pop(uid, None)
         if self.metrics or self.monitor:
             self._record("hold", workflow=session.workflow, node=session.node, device=self.backend.name,
-                                user=session.owner.user, uid=uid, session=session.id, start=session.opened,
-                                end=time.time(), reason=reason)
+                         user=session.owner.user, uid=uid, session=session.id, start=session.opened, end=time.time(),
+                         reason=reason)
         log.info("session %s %s (%d queued runs dropped)", session.id, reason, len(dropped))
         return [(j.payload.peer, P.reply_error(j.payload.request_id, code, message)) for j in dropped]
 

@@ -96,8 +96,13 @@ class Service:
                                if self.monitor else None)
         options = {"max_clients": config.mpi_max_clients,
                    "clients_group": mpi_group(config.mpi_clients_group)} if address.startswith("mpi:") else {}
-        self.transport: ServerTransport = make_server_transport(address, config.max_message, mode == "munge",
-                                                                **options)
+        try:
+            self.transport: ServerTransport = make_server_transport(address, config.max_message, mode == "munge",
+                                                                    **options)
+        except BaseException:
+            if self.metrics_server is not None:
+                self.metrics_server.close()
+            raise
         self.address = self.transport.address
         key = getattr(self.transport, "server_key", None)
         auth.service_id = key.ident if key is not None else credential.NO_KEY
