@@ -75,6 +75,10 @@ def register(subparsers) -> None:
                             "so users can lower their priority but not raise it); repeatable")
     serve.add_argument("--mpi-clients-group", default=None, metavar="GROUP",
                        help="only members of this group may connect over MPI (default: the service's own group)")
+    serve.add_argument("--metrics-address", default=None, metavar="IP:PORT",
+                       help="serve Prometheus metrics (device status, queue, sessions, busy seconds per user and "
+                            "workflow, limits hit, refusals) at http://IP:PORT/metrics, e.g. 127.0.0.1:9464; "
+                            "off by default (needs hcqw[metrics]; docs/site-guide.md, Monitoring)")
     serve.set_defaults(handler=_serve)
 
     def client_parser(name: str, help_: str):
@@ -124,7 +128,7 @@ def _serve(args: argparse.Namespace) -> int:
                         priority_grants=tuple(_grant(g) for g in args.priority_grant), log_group=args.log_group,
                         auth=args.auth, owner_only=args.owner_only,
                         exclusive_sessions=args.exclusive_sessions, grants=args.grants,
-                        max_exclusive_seconds=args.max_exclusive_seconds,
+                        max_exclusive_seconds=args.max_exclusive_seconds, metrics_address=args.metrics_address,
                         operators=tuple(n.strip() for n in args.operators.split(",") if n.strip()),
                         limits=WorkLimits(**{k[len("limit_"):]: v for k, v in vars(args).items()
                                              if k.startswith("limit_")})))

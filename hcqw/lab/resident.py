@@ -18,6 +18,9 @@ from hcqw.lab.software import SiteSoftware
 
 #: The simulator behind each resident service unless the lab is told otherwise.
 DEFAULT_SIMULATOR = "qsim"
+#: Where each resident service serves its Prometheus metrics: the loopback of its own qpu host (each
+#: host is a network namespace), so only a process on that host (root's scrape in the tests) reaches it.
+METRICS_ADDRESS = "127.0.0.1:9464"
 
 
 def daemon_name(node: str) -> str:
@@ -34,6 +37,7 @@ def render_unit(layout: Layout, site: SiteSoftware, node: str, simulator: str = 
     socket = layout.qpu_service_address(node).removeprefix("ipc://")
     return config.render_fragment("hcqw-qpu.service", venv=site.venv, socket=socket, simulator=simulator,
                                   log=metrics_log(layout, node), grants=layout.grants_dir(node),
+                                  metrics_address=METRICS_ADDRESS,
                                   staging_options=staging_options(layout.staging_depth))
 
 

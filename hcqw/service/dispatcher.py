@@ -33,7 +33,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Hashable
+from typing import TYPE_CHECKING, Any, Hashable
 
 from hcqw.codec import Shape, decode_circuit, samples_to_wire, work_item_fields
 from hcqw.device.backend import DeviceStatus, QuantumBackend, batch_seed
@@ -44,8 +44,11 @@ from hcqw.metrics import MetricsLog
 from hcqw.service import protocol as P
 from hcqw.service.auth import Authenticator
 from hcqw.service.executor import INLINE_SECONDS, Executor, ExecutorGone
-from hcqw.service.limits import Cost, WorkLimits, check_item, check_run
+from hcqw.service.limits import Cost, LimitExceeded, WorkLimits, check_item, check_run
 from hcqw.service.policy import Job, make_policy
+
+if TYPE_CHECKING:
+    from hcqw.service.exporter import ServiceMonitor
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +99,9 @@ class Dispatcher:
                  session_timeout: float = 60.0, max_message: int = P.MAX_MESSAGE_BYTES,
                  circuit_cache: int = 256, auth: Authenticator | None = None, limits: WorkLimits | None = None,
                  executor: Executor | None = None, exclusive_sessions: bool = False,
-                 max_exclusive_seconds: float = 900.0):
+                 max_exclusive_seconds: float = 900.0, monitor: "ServiceMonitor | None" = None):
         self.backend = backend
+        self.monitor = monitor  # the Prometheus exporter's counters (hcqw.service.exporter), if it is on
         self.policy = make_policy(policy)
         self.metrics = MetricsLog(metrics_path, keep_open=True) if metrics_path else None
         self.session_timeout = session_timeout
@@ -174,14 +178,29 @@ class Dispatcher:
             request_id = request.id
             return self._handlers[request.type](peer, request)
         except P.ProtocolError as err:
-            return [(peer, P.reply_error(err.request_id if request_id is None else request_id, err.code, err.message))]
+            if self.monitor and isinstance(err, LimitExceeded):
+                self.monitor.limit_hit(err.limit)
+            return self._refuse(peer, err.request_id if request_id is None else request_id, err.code, err.message)
         except AuthError as err:
-            return [(peer, P.reply_error(request_id, P.E_UNAUTHENTICATED, f"not authenticated: {err}"))]
+            return self._refuse(peer, request_id, P.E_UNAUTHENTICATED, f"not authenticated: {err}")
         except CircuitError as err:
-            return [(peer, P.reply_error(request_id, P.E_CIRCUIT, str(err)))]
+            return self._refuse(peer, request_id, P.E_CIRCUIT, str(err))
         except Exception as err:  # noqa: BLE001 - the service must survive any request
             log.exception("internal error handling a request")
-            return [(peer, P.reply_error(request_id, P.E_INTERNAL, f"internal error: {type(err).__name__}: {err}"))]
+            return self._refuse(peer, request_id, P.E_INTERNAL, f"internal error: {type(err).__name__}: {err}")
+
+    def _refuse(self, peer: Hashable, request_id: Any, code: str, message: str) -> list[Reply]:
+        """The error reply to a request, counted by its code for the metrics."""
+        if self.monitor:
+            self.monitor.refused_request(code)
+        return [(peer, P.reply_error(request_id, code, message))]
+
+    def _record(self, kind: str, **fields: Any) -> None:
+        """Append an event to the metrics log and give it to the exporter: one source for both."""
+        if self.metrics:
+            self.metrics.record(kind, **fields)
+        if self.monitor:
+            self.monitor.event(kind, fields)
 
     def _session(self, peer: Hashable, request: P.Request) -> Session:
         session = self.sessions.get(request.fields["session"])
@@ -224,13 +243,16 @@ class Dispatcher:
         if refusal:
             raise P.ProtocolError(P.E_FORBIDDEN, refusal, request.id)
         if self._open_per_user.get(who.uid, 0) >= self.limits.sessions_per_user:
-            raise P.ProtocolError(P.E_QUOTA, f"{who} already has {self.limits.sessions_per_user} open sessions, the "
-                                  "limit per user; close some (hcqw device serve --max-sessions-per-user)", request.id)
+            raise LimitExceeded("sessions_per_user", P.E_QUOTA,
+                                f"{who} already has {self.limits.sessions_per_user} open sessions, the limit per "
+                                "user; close some (hcqw device serve --max-sessions-per-user)", request.id)
         # 128 random bits: a session id is never shown to other users, and is not guessable either.
         session = Session(id=secrets.token_hex(16), workflow=f["workflow"], node=f["node"], owner=who, peer=peer,
                           priority=f.get("priority", 0), wait_timeout=f.get("timeout"), seed=f.get("seed"))
         self.sessions[session.id] = session
         self._open_per_user[who.uid] = self._open_per_user.get(who.uid, 0) + 1
+        if self.monitor:
+            self.monitor.session_opened(who.user)
         limits = self.backend.limits
         log.info("session %s opened: %s/%s by %s", session.id, session.workflow, session.node, who)
         return [(peer, P.reply_ok(request.id, session=session.id, device=self.backend.name,
@@ -279,9 +301,10 @@ class Dispatcher:
         uid = session.owner.uid
         queued = self._queued_per_user.get(uid, 0)
         if queued + len(items) > self.limits.queued_items_per_user:
-            raise P.ProtocolError(P.E_QUOTA, f"run: {session.owner} has {queued} work items queued; {len(items)} more "
-                                  f"exceed the limit of {self.limits.queued_items_per_user} per user; wait for "
-                                  "results first (hcqw device serve --max-queued-items-per-user)", request.id)
+            raise LimitExceeded("queued_items_per_user", P.E_QUOTA,
+                                f"run: {session.owner} has {queued} work items queued; {len(items)} more exceed the "
+                                f"limit of {self.limits.queued_items_per_user} per user; wait for results first "
+                                "(hcqw device serve --max-queued-items-per-user)", request.id)
         wait = request.fields.get("timeout", session.wait_timeout)
         deadline = None if wait is None else time.monotonic() + wait
         job = Job(seq=next(self._seq), session=session.id, workflow=session.workflow, priority=session.priority,
@@ -465,10 +488,9 @@ class Dispatcher:
         executed = {"device": self.backend.name, "start": start, "end": end, "items": len(items),
                     "qubits": max(len(i.circuit.all_qubits()) for i in items),
                     "shots": sum(i.repetitions * len(i.params) for i in items)}
-        if self.metrics:
-            self.metrics.record("exec", workflow=session.workflow, node=session.node, user=session.owner.user,
-                                uid=session.owner.uid, session=session.id, seq=job.seq, queued=pending.queued_at,
-                                **executed)
+        if self.metrics or self.monitor:
+            self._record("exec", workflow=session.workflow, node=session.node, user=session.owner.user,
+                         uid=session.owner.uid, session=session.id, seq=job.seq, queued=pending.queued_at, **executed)
         self._check_drained()
         if session.id not in self.sessions:  # ended (closed, expired) while the executor ran its job
             return []
@@ -498,6 +520,8 @@ class Dispatcher:
                                   and self.executing in (None, j.session))
         for job in late:
             self._unqueue(job)
+            if self.monitor:
+                self.monitor.refused_request(P.E_TIMEOUT)
             state = self.status()
             why = f"the device is {state.value}" + (f" ({self.forced[1]})" if self.forced and self.forced[1] else "")
             replies.append((job.payload.peer, P.reply_error(
@@ -524,6 +548,8 @@ class Dispatcher:
             why = (f"session {executor.id} was closed: it kept the device for more than {self.max_exclusive_seconds:g} "
                    "s, the cap per exclusive session (hcqw device serve --max-exclusive-seconds); open a new one")
             replies += self._end_session(executor, "device time cap", P.E_QUOTA, why)
+            if self.monitor:
+                self.monitor.limit_hit("max_exclusive_seconds")
             self._remember(executor.id, P.E_QUOTA, why)
         return replies
 
@@ -554,10 +580,10 @@ class Dispatcher:
             self._open_per_user[uid] -= 1
         else:
             self._open_per_user.pop(uid, None)
-        if self.metrics:
-            self.metrics.record("hold", workflow=session.workflow, node=session.node, device=self.backend.name,
-                                user=session.owner.user, uid=uid, session=session.id, start=session.opened,
-                                end=time.time(), reason=reason)
+        if self.metrics or self.monitor:
+            self._record("hold", workflow=session.workflow, node=session.node, device=self.backend.name,
+                         user=session.owner.user, uid=uid, session=session.id, start=session.opened, end=time.time(),
+                         reason=reason)
         log.info("session %s %s (%d queued runs dropped)", session.id, reason, len(dropped))
         return [(j.payload.peer, P.reply_error(j.payload.request_id, code, message)) for j in dropped]
 

@@ -46,6 +46,15 @@ class WorkLimits:
                                                         "queued_items_per_user")}
 
 
+class LimitExceeded(P.ProtocolError):
+    """A request refused at one of the limits; ``limit`` names it (a ``WorkLimits`` field), for the
+    service's metrics (``hcqw.service.exporter``)."""
+
+    def __init__(self, limit: str, code: str, message: str, request_id: Any = None):
+        super().__init__(code, message, request_id)
+        self.limit = limit
+
+
 @dataclass
 class Cost:
     """What running some work items takes."""
@@ -75,32 +84,38 @@ def check_item(shape: Shape, item: WorkItem, index: int, limits: WorkLimits) -> 
     """``ProtocolError(too_large)`` if one item is beyond the limits; else its cost."""
     where = f"work item {index}"
     if limits.qubits is not None and shape.qubits > limits.qubits:
-        raise P.ProtocolError(P.E_TOO_LARGE, f"{where}: {shape.qubits} qubits exceed this service's limit of "
-                                             f"{limits.qubits} (hcqw device serve --max-qubits)")
+        raise LimitExceeded("qubits", P.E_TOO_LARGE,
+                            f"{where}: {shape.qubits} qubits exceed this service's limit of "
+                            f"{limits.qubits} (hcqw device serve --max-qubits)")
     cost = item_cost(shape, item, limits)
     if cost.shots > limits.item_shots:
-        raise P.ProtocolError(P.E_TOO_LARGE, f"{where}: {item.repetitions} repetitions x {len(item.params)} sweep "
-                                             f"points = {cost.shots} shots exceed the limit of {limits.item_shots} "
-                                             "per work item; split it (hcqw device serve --max-item-shots)")
+        raise LimitExceeded("item_shots", P.E_TOO_LARGE,
+                            f"{where}: {item.repetitions} repetitions x {len(item.params)} sweep "
+                            f"points = {cost.shots} shots exceed the limit of {limits.item_shots} "
+                            "per work item; split it (hcqw device serve --max-item-shots)")
     if cost.seconds > limits.item_seconds:
-        raise P.ProtocolError(P.E_TOO_LARGE, f"{where}: modelled device time {cost.seconds:.1f} s exceeds the limit "
-                                             f"of {limits.item_seconds:g} s per work item; use fewer qubits, sweep "
-                                             "points or (non-terminal measurements) repetitions "
-                                             "(hcqw device serve --max-item-seconds)")
+        raise LimitExceeded("item_seconds", P.E_TOO_LARGE,
+                            f"{where}: modelled device time {cost.seconds:.1f} s exceeds the limit "
+                            f"of {limits.item_seconds:g} s per work item; use fewer qubits, sweep "
+                            "points or (non-terminal measurements) repetitions "
+                            "(hcqw device serve --max-item-seconds)")
     return cost
 
 
 def check_run(total: Cost, limits: WorkLimits) -> None:
     """``ProtocolError(too_large)`` if one run request as a whole is beyond the limits."""
     if total.shots > limits.run_shots:
-        raise P.ProtocolError(P.E_TOO_LARGE, f"run: {total.shots} shots in one request exceed the limit of "
-                                             f"{limits.run_shots}; send fewer items per run "
-                                             "(hcqw device serve --max-run-shots)")
+        raise LimitExceeded("run_shots", P.E_TOO_LARGE,
+                            f"run: {total.shots} shots in one request exceed the limit of "
+                            f"{limits.run_shots}; send fewer items per run "
+                            "(hcqw device serve --max-run-shots)")
     if total.result_bytes > limits.result_bytes:
-        raise P.ProtocolError(P.E_TOO_LARGE, f"run: {total.result_bytes} bytes of samples exceed the limit of "
-                                             f"{limits.result_bytes} per request; send fewer shots per run "
-                                             "(hcqw device serve --max-result-bytes)")
+        raise LimitExceeded("result_bytes", P.E_TOO_LARGE,
+                            f"run: {total.result_bytes} bytes of samples exceed the limit of "
+                            f"{limits.result_bytes} per request; send fewer shots per run "
+                            "(hcqw device serve --max-result-bytes)")
     if total.seconds > limits.run_seconds:
-        raise P.ProtocolError(P.E_TOO_LARGE, f"run: modelled device time {total.seconds:.1f} s exceeds the limit of "
-                                             f"{limits.run_seconds:g} s per request; send fewer items per run "
-                                             "(hcqw device serve --max-run-seconds)")
+        raise LimitExceeded("run_seconds", P.E_TOO_LARGE,
+                            f"run: modelled device time {total.seconds:.1f} s exceeds the limit of "
+                            f"{limits.run_seconds:g} s per request; send fewer items per run "
+                            "(hcqw device serve --max-run-seconds)")

@@ -25,6 +25,7 @@ from hcqw.service.auth import Authenticator, resolve_mode
 from hcqw.service.grants import Grants
 from hcqw.service.dispatcher import Dispatcher
 from hcqw.service.executor import Executor
+from hcqw.service.exporter import MetricsServer, ServiceMonitor
 from hcqw.service.limits import WorkLimits
 from hcqw.service.policy import PriorityCaps, PriorityPolicy
 from hcqw.service.transport import ServerTransport, default_address, make_server_transport, publish_address
@@ -64,6 +65,7 @@ class ServiceConfig:
     exclusive_sessions: bool = False  # one executing session at a time, the others staged (dispatcher.py)
     grants: str | None = None  # a resident service: SLURM's grant directory (hcqw.service.grants)
     max_exclusive_seconds: float = 900.0  # with exclusive_sessions: the most one session keeps the device
+    metrics_address: str | None = None  # IP:PORT of the Prometheus endpoint (hcqw.service.exporter); None: off
 
 
 class Service:
@@ -83,15 +85,24 @@ class Service:
         if metrics:
             private_log(Path(metrics), config.log_group)
         PriorityPolicy.caps = PriorityCaps(grants={uid_of(user): cap for user, cap in config.priority_grants})
+        self.monitor = ServiceMonitor() if config.metrics_address else None
         self.dispatcher = Dispatcher(backend, policy=config.policy, metrics_path=metrics,
                                      session_timeout=config.session_timeout, max_message=config.max_message,
                                      auth=auth, limits=config.limits, executor=executor,
                                      exclusive_sessions=config.exclusive_sessions,
-                                     max_exclusive_seconds=config.max_exclusive_seconds)
+                                     max_exclusive_seconds=config.max_exclusive_seconds, monitor=self.monitor)
+        # Before the transport: a taken metrics port fails the start-up before any client could connect.
+        self.metrics_server = (MetricsServer(config.metrics_address, self.dispatcher, self.monitor)
+                               if self.monitor else None)
         options = {"max_clients": config.mpi_max_clients,
                    "clients_group": mpi_group(config.mpi_clients_group)} if address.startswith("mpi:") else {}
-        self.transport: ServerTransport = make_server_transport(address, config.max_message, mode == "munge",
-                                                                **options)
+        try:
+            self.transport: ServerTransport = make_server_transport(address, config.max_message, mode == "munge",
+                                                                    **options)
+        except BaseException:
+            if self.metrics_server is not None:
+                self.metrics_server.close()
+            raise
         self.address = self.transport.address
         key = getattr(self.transport, "server_key", None)
         auth.service_id = key.ident if key is not None else credential.NO_KEY
@@ -133,6 +144,8 @@ class Service:
         handled = 0
         while message is not None:
             self._send(d.handle(*message))
+            if self.monitor:  # a run queued on an idle device: executing, even if it also ends this turn
+                self.monitor.observe_status(d.status())
             handled += 1
             # With work queued, take in what else has arrived first, so the policy chooses among
             # all of it; with none, the next turn's blocking receive is as quick as a check here.
@@ -145,6 +158,8 @@ class Service:
             self._send(d.run_next())
             if d.running is None:  # it ran inline: the loop did not listen meanwhile
                 d.quiet_for(time.monotonic() - started)
+        if self.monitor:
+            self.monitor.observe_status(d.status())
 
     def _send(self, replies) -> None:
         for peer, frames in replies:
@@ -158,6 +173,8 @@ class Service:
         # ZeroMQ sockets close with LINGER 0: give the last replies (e.g. to close or shutdown) time to leave.
         time.sleep(_FLUSH_GRACE)
         self.transport.close()
+        if self.metrics_server is not None:
+            self.metrics_server.close()
         self.dispatcher.close()
         if self.config.address_file:
             Path(self.config.address_file).unlink(missing_ok=True)

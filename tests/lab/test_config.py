@@ -55,7 +55,7 @@ def test_the_resident_service_command_comes_from_the_unit() -> None:
     assert argv == ["/opt/site/venv/bin/hcqw", "device", "serve", "--address",
                     "ipc:///tmp/lab/hosts/hcqw-q2/qpu/qpu.ipc", "--auth", "munge", "--simulator", "cirq", "--grants",
                     "/tmp/lab/hosts/hcqw-q2/grants", "--log", "/tmp/lab/hosts/hcqw-q2/qpu/qpu.jsonl", "--log-group",
-                    "hcqw-admin"]
+                    "hcqw-admin", "--metrics-address", "127.0.0.1:9464"]
     assert layout.qpu_service_address_pattern.replace("%n", "hcqw-q2") == layout.qpu_service_address("hcqw-q2")
 
 

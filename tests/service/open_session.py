@@ -1,7 +1,7 @@
 """A user's session on a QPU service, driven over stdin, for the access tests (run as a lab user).
 
-    python open_session.py ADDRESS [TIMEOUT]  prints what the open got, then per line "run": what the run got;
-                                        "quit" ends. Each line is JSON: {"code": "ok" or the error code,
+    python open_session.py ADDRESS [TIMEOUT]  prints what the open got, then per line "run": what the run got
+                                        ("big": a run beyond the default limit of shots per item); "quit" ends. Each line is JSON: {"code": "ok" or the error code,
                                         "message": ..., "samples": [...] (a run's)}.
 """
 
@@ -13,7 +13,11 @@ import sys
 from hcqw.device.work import WorkItem
 from hcqw.errors import DeviceError
 from hcqw.service.client import ServiceClient, ServiceError
+from hcqw.service.limits import WorkLimits
 from victim import NOISY  # this directory: the script runs from the site's copy of tests/service
+
+# 1000 repetitions at enough sweep points to pass the service's default --max-item-shots (and no device limit).
+BEYOND_ITEM_SHOTS = WorkItem(NOISY, 1000, ({},) * (WorkLimits().item_shots // 1000 + 1))
 
 
 def report(action) -> dict:
@@ -32,7 +36,8 @@ def main(address: str) -> None:
         for line in sys.stdin:
             if line.strip() == "quit" or not opened:
                 break
-            got = report(lambda: {"samples": opened[0].run_batch([WorkItem(NOISY, 16)])[0][0]["m"].tolist()})
+            item = BEYOND_ITEM_SHOTS if line.strip() == "big" else WorkItem(NOISY, 16)
+            got = report(lambda: {"samples": opened[0].run_batch([item])[0][0]["m"].tolist()})
             print(json.dumps(got), flush=True)
 
 
