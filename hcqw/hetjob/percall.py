@@ -291,11 +291,20 @@ class _CallGateway(GatewayDevice):
         return f"the per-call gateway of qpu job {self.job} on {self.device_name or '?'}{where} (log: {self.gateway_log})"
 
 
+#: One provider per settings in a process: ``open_qpu`` asks for the device at every call, and the job one call
+#: requested ahead must be found by the next.
+_PROVIDERS: dict[tuple[PerCallSettings, Path | None], PerCallDevice] = {}
+
+
 def per_call_device(env: Mapping[str, str] | None = None) -> PerCallDevice:
-    """The per-call provider as the environment describes it (``HCQW_PER_CALL_*``)."""
+    """The per-call provider as the environment describes it (``HCQW_PER_CALL_*``), the same one for the same
+    settings throughout the process."""
     env = os.environ if env is None else env
     records = env.get(environment.PER_CALL_RECORDS)
-    return PerCallDevice(PerCallSettings.from_environment(env), records_dir=Path(records) if records else None)
+    key = (PerCallSettings.from_environment(env), Path(records) if records else None)
+    if key not in _PROVIDERS:
+        _PROVIDERS[key] = PerCallDevice(key[0], records_dir=key[1])
+    return _PROVIDERS[key]
 
 
 def driver_environment(settings: PerCallSettings, workflow: str, node: str, run_dir: Path) -> dict[str, str]:

@@ -53,6 +53,9 @@ def test_requesting_ahead_is_a_yes_or_no_setting_passed_on_to_the_driver(tmp_pat
     assert not current_device(per_call).settings.ahead
     assert not current_device({**per_call, environment.PER_CALL_AHEAD: "0"}).settings.ahead
     assert current_device({**per_call, environment.PER_CALL_AHEAD: "1"}).settings.ahead
+    # open_qpu asks for the device at every call: the same provider, so the next call finds the job requested ahead
+    assert current_device({**per_call, environment.PER_CALL_AHEAD: "1"}) is current_device({**per_call,
+                                                                                          environment.PER_CALL_AHEAD: "1"})
     with pytest.raises(DeviceError, match=r"HCQW_PER_CALL_AHEAD is 'soon': set it to 1"):
         current_device({**per_call, environment.PER_CALL_AHEAD: "soon"})
     settings = PerCallSettings(call_dir=tmp_path, ahead=True)
