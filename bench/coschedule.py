@@ -81,15 +81,17 @@ log = logging.getLogger("bench.coschedule")
 _USABLE_CORES = sorted(os.sched_getaffinity(0))
 
 MODES = ("monolithic", "split", "split-interleaved", "split-resident", "fused", "session", "staged", "staged-fused",
-         "per-call", "per-call-staged")
-SLURM_ONLY = ("split-interleaved", "split-resident", "fused", "staged", "staged-fused", "per-call", "per-call-staged")
+         "per-call", "per-call-staged", "per-call-ahead")
+SLURM_ONLY = ("split-interleaved", "split-resident", "fused", "staged", "staged-fused", "per-call", "per-call-staged",
+              "per-call-ahead")
 # One staging slot per quantum node (or per call) on a staged lab (staged_gres).
-STAGED_MODES = ("staged", "staged-fused", "per-call-staged")
+STAGED_MODES = ("staged", "staged-fused", "per-call-staged", "per-call-ahead")
 FUSED_MODES = ("fused", "staged-fused")  # one hetjob per iteration
 # Issue 21: the loop unsplit, one cpu job per workflow (``hcqw slurm submit``'s driver job) whose every quantum
 # step acquires the QPU with a qpu-only job of its own (``HCQW_DEVICE=per-call``, ``hcqw.hetjob.percall``): the
-# whole device (per-call), or one staging slot of a staged qpu host (per-call-staged).
-PER_CALL_MODES = ("per-call", "per-call-staged")
+# whole device (per-call), or one staging slot of a staged qpu host (per-call-staged), and the next call's job
+# requested as a call ends (per-call-ahead, HCQW_PER_CALL_AHEAD=1).
+PER_CALL_MODES = ("per-call", "per-call-staged", "per-call-ahead")
 RESIDENT_MODES = ("split-resident", "fused", *PER_CALL_MODES)  # relay to the benchmark's resident QPU service (or --device-service)
 
 
@@ -465,7 +467,7 @@ def per_call_job(params: dict, workflow: str, run_dir: str) -> None:
     run_split([Workflow(loop, RunContext(workflow, Path(run_dir)))], current_device(), cpu_workers=1)
 
 
-def submit_per_call(backend, params: dict, workflow: str, cell_dir: Path, settings) -> str:
+def submit_per_call(backend, params: dict, workflow: str, cell_dir: Path, settings, ahead: bool = False) -> str:
     """One cpu job running ``per_call_job`` as ``hcqw slurm submit`` runs a driver (``driver_request``); each call's
     qpu job asks for the cell's qpu gres and nodes and relays to ``settings.device_service``."""
     from hcqw.hetjob.percall import PerCallSettings, driver_request
@@ -474,7 +476,8 @@ def submit_per_call(backend, params: dict, workflow: str, cell_dir: Path, settin
     slurm_output(run_dir).mkdir(parents=True, exist_ok=True)
     calls = PerCallSettings(partition=settings.qpu.partition, gres=settings.qpu.gres or "qpu:1",
                             options=tuple(settings.qpu.extra), time_limit=str(settings.qpu.time_limit),
-                            service=settings.device_service, call_dir=run_dir / "jobs", python=settings.python)
+                            service=settings.device_service, call_dir=run_dir / "jobs", python=settings.python,
+                            ahead=ahead)
     argv = [settings.python, "-m", "bench.coschedule", "--per-call-job", json.dumps(params), "--workflow", workflow,
             "--run-dir", str(run_dir)]
     request = driver_request(argv, workflow=workflow, run_dir=run_dir, cwd=ROOT, cpu=settings.cpu, settings=calls)
@@ -486,6 +489,17 @@ def per_call_jobs(run_dir: Path) -> list[tuple[str, str]]:
     path = run_metrics(run_dir)
     events = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
     return [(e["node"], str(e["job"])) for e in sorted(events, key=lambda e: e["start"]) if e.get("kind") == "acquire"]
+
+
+def unused_call_jobs(workflow: str, run_dir: Path, used: set[str]) -> list[str]:
+    """A per-call driver's call jobs that no call used (per-call-ahead: the job requested for a call that never
+    came, cancelled at the driver's exit): SLURM charges them too. Found by their tag and directory."""
+    from hcqw.slurm.commands import run_slurm
+
+    records = [dict(f.split("=", 1) for f in line.split() if "=" in f)
+               for line in run_slurm(["scontrol", "-o", "show", "job"]).stdout.splitlines()]
+    return [r["JobId"] for r in records if r.get("JobName", "").startswith(f"hcqw:{workflow}:")
+            and r.get("WorkDir", "").startswith(f"{run_dir.absolute()}/") and r["JobId"] not in used]
 
 
 def slurm_settings(python: str, simulator: str = "bench.coschedule:pinned_qsim") -> "Any":
@@ -590,7 +604,8 @@ def submit_workflow(backend, order: dict) -> list[tuple[str, str]]:
     if order["mode"] == "monolithic":
         return [("monolithic", submit_monolithic(backend, order["params"], wf, cell_dir, settings))]
     if order["mode"] in PER_CALL_MODES:
-        return [("driver", submit_per_call(backend, order["params"], wf, cell_dir, settings))]
+        return [("driver", submit_per_call(backend, order["params"], wf, cell_dir, settings,
+                                           ahead=order["mode"] == "per-call-ahead"))]
     nice_step = order.get("nice_step")
     chain = submit_chain(backend, SLURM_LOOP, order["params"], wf, cell_dir, settings,
                          NICE_STEP if nice_step is None else nice_step, fused=order["mode"] in FUSED_MODES)
@@ -717,6 +732,12 @@ def run_slurm_cell(backend, cal: dict, mode: str, k: int, iterations: int, cell_
                 held = [e for e in logged if e.kind == "hold" and e.workflow == wf and e.node == quantum]
                 if held:
                     lags.append(end - held[-1].end)
+            unused = unused_call_jobs(wf, cell_dir / wf, {job_id for _, job_id in calls})
+            for job_id, state in (backend.status(unused) if unused else {}).items():
+                call = state.component(0)
+                if call and call.start_time and call.end_time:  # started, then cancelled unused: charged
+                    charged += call.end_time.timestamp() - call.start_time.timestamp()
+                    charged_by_wf[wf] = charged_by_wf.get(wf, 0.0) + call.end_time.timestamp() - call.start_time.timestamp()
             continue
         for node, job_id in listed:
             state = states[job_id]
