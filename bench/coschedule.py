@@ -463,6 +463,10 @@ def per_call_job(params: dict, workflow: str, run_dir: str) -> None:
     from hcqw.qpu import current_device
     from hcqw.workflow import RunContext
 
+    import hcqw.codec  # noqa: F401 - the first call's imports (about 1 s, numpy's), paid before asking for the QPU
+    import hcqw.hetjob.device  # noqa: F401
+    import hcqw.service.client  # noqa: F401
+
     loop = slurm_loop(**params)
     run_split([Workflow(loop, RunContext(workflow, Path(run_dir)))], current_device(), cpu_workers=1)
 
@@ -962,7 +966,8 @@ def aggregate(results: list[dict]) -> list[dict]:
             "allocated_idle": median_of(cells, lambda s: s["qpu_allocated_idle"]),
             "wait_mean": median_of(cells, lambda s: s["wait_mean"]),
             "wait_max": median_of(cells, lambda s: s["wait_max"]),
-            "hold_per_workflow": median_of(cells, lambda s: statistics.fmean(s["hold_per_workflow"].values())),
+            "hold_per_workflow": median_of(cells, lambda s: statistics.fmean(s["hold_per_workflow"].values())
+                                           if s["hold_per_workflow"] else None),  # staged: sessions, not holds
             "bound": median_of(cells, lambda s: s["bound"]),
             "over_bound": median_of(cells, lambda s: s["makespan_over_bound"]),
             "handover_median": median_of(cells, lambda s: s["handover_median"]),
