@@ -503,6 +503,7 @@ def unused_call_jobs(workflow: str, run_dir: Path, used: set[str]) -> list[str]:
     records = [dict(f.split("=", 1) for f in line.split() if "=" in f)
                for line in run_slurm(["scontrol", "-o", "show", "job"]).stdout.splitlines()]
     return [r["JobId"] for r in records if r.get("JobName", "").startswith(f"hcqw:{workflow}:")
+            and r.get("Partition") == "qpu"  # not the driver's own job
             and r.get("WorkDir", "").startswith(f"{run_dir.absolute()}/") and r["JobId"] not in used]
 
 
