@@ -80,11 +80,19 @@ log = logging.getLogger("bench.coschedule")
 # Read once at import, before any thread pins itself (sched_getaffinity(0) is per thread).
 _USABLE_CORES = sorted(os.sched_getaffinity(0))
 
-MODES = ("monolithic", "split", "split-interleaved", "split-resident", "fused", "session", "staged", "staged-fused")
-SLURM_ONLY = ("split-interleaved", "split-resident", "fused", "staged", "staged-fused")
-STAGED_MODES = ("staged", "staged-fused")  # one staging slot per quantum node on a staged lab (staged_gres)
+MODES = ("monolithic", "split", "split-interleaved", "split-resident", "fused", "session", "staged", "staged-fused",
+         "per-call", "per-call-staged", "per-call-ahead")
+SLURM_ONLY = ("split-interleaved", "split-resident", "fused", "staged", "staged-fused", "per-call", "per-call-staged",
+              "per-call-ahead")
+# One staging slot per quantum node (or per call) on a staged lab (staged_gres).
+STAGED_MODES = ("staged", "staged-fused", "per-call-staged", "per-call-ahead")
 FUSED_MODES = ("fused", "staged-fused")  # one hetjob per iteration
-RESIDENT_MODES = ("split-resident", "fused")  # relay to the benchmark's resident QPU service (or --device-service)
+# Issue 21: the loop unsplit, one cpu job per workflow (``hcqw slurm submit``'s driver job) whose every quantum
+# step acquires the QPU with a qpu-only job of its own (``HCQW_DEVICE=per-call``, ``hcqw.hetjob.percall``): the
+# whole device (per-call), or one staging slot of a staged qpu host (per-call-staged), and the next call's job
+# requested as a call ends (per-call-ahead, HCQW_PER_CALL_AHEAD=1).
+PER_CALL_MODES = ("per-call", "per-call-staged", "per-call-ahead")
+RESIDENT_MODES = ("split-resident", "fused", *PER_CALL_MODES)  # relay to the benchmark's resident QPU service (or --device-service)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -448,6 +456,57 @@ def monolithic_job(params: dict, workflow: str, run_dir: str) -> None:
     run_monolithic(Workflow(loop, RunContext(workflow, Path(run_dir))), gateway_device())
 
 
+def per_call_job(params: dict, workflow: str, run_dir: str) -> None:
+    """Body of the per-call form: the whole loop in this one classical process (a cpu job), each quantum step
+    opening the device of ``HCQW_DEVICE=per-call``: a qpu job of its own, released when the step's block ends."""
+    from hcqw.embedded import Workflow, run_split
+    from hcqw.qpu import current_device
+    from hcqw.workflow import RunContext
+
+    import hcqw.codec  # noqa: F401 - the first call's imports (about 1 s, numpy's), paid before asking for the QPU
+    import hcqw.hetjob.device  # noqa: F401
+    import hcqw.service.client  # noqa: F401
+
+    loop = slurm_loop(**params)
+    run_split([Workflow(loop, RunContext(workflow, Path(run_dir)))], current_device(), cpu_workers=1)
+
+
+def submit_per_call(backend, params: dict, workflow: str, cell_dir: Path, settings, ahead: bool = False) -> str:
+    """One cpu job running ``per_call_job`` as ``hcqw slurm submit`` runs a driver (``driver_request``); each call's
+    qpu job asks for the cell's qpu gres and nodes and relays to ``settings.device_service``."""
+    from hcqw.hetjob.percall import PerCallSettings, driver_request
+
+    run_dir = (cell_dir / workflow).absolute()
+    slurm_output(run_dir).mkdir(parents=True, exist_ok=True)
+    calls = PerCallSettings(partition=settings.qpu.partition, gres=settings.qpu.gres or "qpu:1",
+                            options=tuple(settings.qpu.extra), time_limit=str(settings.qpu.time_limit),
+                            service=settings.device_service, call_dir=run_dir / "jobs", python=settings.python,
+                            ahead=ahead)
+    argv = [settings.python, "-m", "bench.coschedule", "--per-call-job", json.dumps(params), "--workflow", workflow,
+            "--run-dir", str(run_dir)]
+    request = driver_request(argv, workflow=workflow, run_dir=run_dir, cwd=ROOT, cpu=settings.cpu, settings=calls)
+    return backend.submit(replace(request, environment={**request.environment, **settings.environment}))
+
+
+def per_call_jobs(run_dir: Path) -> list[tuple[str, str]]:
+    """[(quantum node, call job id)] of a per-call driver, from its run log's ``acquire`` events."""
+    path = run_metrics(run_dir)
+    events = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return [(e["node"], str(e["job"])) for e in sorted(events, key=lambda e: e["start"]) if e.get("kind") == "acquire"]
+
+
+def unused_call_jobs(workflow: str, run_dir: Path, used: set[str]) -> list[str]:
+    """A per-call driver's call jobs that no call used (per-call-ahead: the job requested for a call that never
+    came, cancelled at the driver's exit): SLURM charges them too. Found by their tag and directory."""
+    from hcqw.slurm.commands import run_slurm
+
+    records = [dict(f.split("=", 1) for f in line.split() if "=" in f)
+               for line in run_slurm(["scontrol", "-o", "show", "job"]).stdout.splitlines()]
+    return [r["JobId"] for r in records if r.get("JobName", "").startswith(f"hcqw:{workflow}:")
+            and r.get("Partition") == "qpu"  # not the driver's own job
+            and r.get("WorkDir", "").startswith(f"{run_dir.absolute()}/") and r["JobId"] not in used]
+
+
 def slurm_settings(python: str, simulator: str = "bench.coschedule:pinned_qsim") -> "Any":
     from hcqw.hetjob.jobs import NodeJobSettings
     from hcqw.slurm import ComponentSpec
@@ -549,6 +608,9 @@ def submit_workflow(backend, order: dict) -> list[tuple[str, str]]:
     cell_dir, wf = Path(order["cell_dir"]), order["workflow"]
     if order["mode"] == "monolithic":
         return [("monolithic", submit_monolithic(backend, order["params"], wf, cell_dir, settings))]
+    if order["mode"] in PER_CALL_MODES:
+        return [("driver", submit_per_call(backend, order["params"], wf, cell_dir, settings,
+                                           ahead=order["mode"] == "per-call-ahead"))]
     nice_step = order.get("nice_step")
     chain = submit_chain(backend, SLURM_LOOP, order["params"], wf, cell_dir, settings,
                          NICE_STEP if nice_step is None else nice_step, fused=order["mode"] in FUSED_MODES)
@@ -655,9 +717,33 @@ def run_slurm_cell(backend, cal: dict, mode: str, k: int, iterations: int, cell_
     view: list[Event] = [e for e in logged if e.kind not in ("hold", "ready")]
     lags: list[float] = []
     charged = 0.0  # seconds of qpu components, what SLURM charges (whole seconds)
+    charged_by_wf: dict[str, float] = {}
     for wf, listed in jobs.items():
         view.append(Event("ready", wf, "submitted", submitted, submitted))  # the makespan starts at submission
         previous_end = submitted
+        if mode in PER_CALL_MODES:  # the calls' own qpu jobs are the holds; the driver logs when each was ready
+            calls = per_call_jobs(cell_dir / wf)
+            call_states = backend.status([job_id for _, job_id in calls]) if calls else {}
+            for quantum, job_id in calls:
+                call = call_states[job_id].component(0)
+                if call is None or call.start_time is None or call.end_time is None:
+                    raise RuntimeError(f"SLURM has no times for {wf}/{quantum}'s call job {job_id}")
+                start, end = call.start_time.timestamp(), call.end_time.timestamp()
+                kind = "session" if mode in STAGED_MODES else "hold"  # staged calls overlap by design
+                view.append(Event(kind, wf, quantum, start, end, call.nodelist or SLURM_QPU_DEVICE))
+                view += [e for e in logged if e.kind == "ready" and e.workflow == wf and e.node == quantum]
+                charged += end - start
+                charged_by_wf[wf] = charged_by_wf.get(wf, 0.0) + end - start
+                held = [e for e in logged if e.kind == "hold" and e.workflow == wf and e.node == quantum]
+                if held:
+                    lags.append(end - held[-1].end)
+            unused = unused_call_jobs(wf, cell_dir / wf, {job_id for _, job_id in calls})
+            for job_id, state in (backend.status(unused) if unused else {}).items():
+                call = state.component(0)
+                if call and call.start_time and call.end_time:  # started, then cancelled unused: charged
+                    charged += call.end_time.timestamp() - call.start_time.timestamp()
+                    charged_by_wf[wf] = charged_by_wf.get(wf, 0.0) + call.end_time.timestamp() - call.start_time.timestamp()
+            continue
         for node, job_id in listed:
             state = states[job_id]
             leader = state.component(0)
@@ -672,6 +758,7 @@ def run_slurm_cell(backend, cal: dict, mode: str, k: int, iterations: int, cell_
                 kind = "session" if mode in STAGED_MODES else "hold"
                 view.append(Event(kind, wf, quantum, start, end, (qpu.nodelist if qpu else None) or SLURM_QPU_DEVICE))
                 charged += end - start
+                charged_by_wf[wf] = charged_by_wf.get(wf, 0.0) + end - start
                 held = [e for e in logged if e.kind == "hold" and e.workflow == wf and e.node == quantum]
                 if held:
                     lags.append(end - held[-1].end)
@@ -691,6 +778,14 @@ def run_slurm_cell(backend, cal: dict, mode: str, k: int, iterations: int, cell_
         problems += staged_problems(view)
     summary = summarize(view).to_dict()
     summary["qpu_charged"] = charged
+    # Per user (workflow j is users[j % len(users)]'s): SLURM's allocation seconds of their qpu jobs (whole seconds,
+    # one per allocation whatever its gres count) beside the device's busy seconds for them (their execs).
+    per_user: dict[str, dict[str, float]] = {}
+    for wf in ids:
+        mine = per_user.setdefault(owners.get(wf, "submitter"), {"charged": 0.0, "busy": 0.0})
+        mine["charged"] += charged_by_wf.get(wf, 0.0)
+        mine["busy"] += sum(e.end - e.start for e in view if e.kind == "exec" and e.workflow == wf)
+    summary["per_user"] = per_user
     summary["release_lag_mean"] = statistics.fmean(lags) if lags else None
     summary["release_lag_max"] = max(lags) if lags else None
     log_summary = summarize(logged).to_dict()  # the run logs alone: what `hcqw report` shows for the cell
@@ -792,7 +887,7 @@ def accounting_problems(events: list, mode: str, workflows: list[str], iteration
         kinds = lambda kind: sorted(e.node for e in mine if e.kind == kind)  # noqa: E731
         cpu_expected = [f"c{i:04d}" for i in range(1, iterations + 1)]
         quantum = [f"q{i:04d}" for i in range(1, iterations + 1)]
-        if mode.startswith("split") or mode == "fused":  # fused logs as split does
+        if mode.startswith("split") or mode == "fused" or mode == "per-call":  # fused logs as split does
             expected = {"hold": quantum, "exec": quantum, "ready": quantum, "cpu": cpu_expected}
         elif mode in STAGED_MODES:  # SLURM's qpu allocations are sessions (staged_problems checks the device)
             expected = {"hold": [], "session": quantum, "exec": quantum, "ready": quantum, "cpu": cpu_expected}
@@ -846,6 +941,14 @@ def median_of(cells: list[dict], get: Callable[[dict], float | None]) -> float |
     return statistics.median(values) if values else None
 
 
+def charge_per_busy(cells: list[dict]) -> dict[str, float] | None:
+    """Per user: SLURM's qpu allocation seconds over the device's busy seconds for them (median over cells)."""
+    users = sorted({user for c in cells for user in c["summary"].get("per_user", {})})
+    ratios = {user: [c["summary"]["per_user"][user]["charged"] / c["summary"]["per_user"][user]["busy"] for c in cells
+                     if c["summary"].get("per_user", {}).get(user, {}).get("busy")] for user in users}
+    return {user: statistics.median(values) for user, values in ratios.items() if values} or None
+
+
 def aggregate(results: list[dict]) -> list[dict]:
     """One row per (ratio, K, mode): medians over repetitions."""
     groups: dict[tuple, list[dict]] = {}
@@ -864,12 +967,14 @@ def aggregate(results: list[dict]) -> list[dict]:
             "allocated_idle": median_of(cells, lambda s: s["qpu_allocated_idle"]),
             "wait_mean": median_of(cells, lambda s: s["wait_mean"]),
             "wait_max": median_of(cells, lambda s: s["wait_max"]),
-            "hold_per_workflow": median_of(cells, lambda s: statistics.fmean(s["hold_per_workflow"].values())),
+            "hold_per_workflow": median_of(cells, lambda s: statistics.fmean(s["hold_per_workflow"].values())
+                                           if s["hold_per_workflow"] else None),  # staged: sessions, not holds
             "bound": median_of(cells, lambda s: s["bound"]),
             "over_bound": median_of(cells, lambda s: s["makespan_over_bound"]),
             "handover_median": median_of(cells, lambda s: s["handover_median"]),
             "handover_p95": median_of(cells, lambda s: s["handover_p95"]),
             "release_lag": median_of(cells, lambda s: s.get("release_lag_mean")),  # SLURM only
+            "charge_per_busy": charge_per_busy(cells),  # SLURM only
         })
     by_key = {(r["ratio"], r["k"], r["mode"]): r for r in rows}
     for row in rows:
@@ -883,10 +988,12 @@ def aggregate(results: list[dict]) -> list[dict]:
 def markdown_table(rows: list[dict]) -> str:
     f = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
     lag = any(r.get("release_lag") is not None for r in rows)
+    charge = any(r.get("charge_per_busy") for r in rows)
     lines = ["| q:c | K | mode | q s | c s | makespan s | vs mono | QPU busy | QPU alloc | alloc-idle s | wait mean s | "
              "wait max s | hold/wf s | hand-over median / p95 s | bound s | makespan/bound |" +
-             (" release lag s |" if lag else ""),
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if lag else "")]
+             (" release lag s |" if lag else "") + (" charged/busy per user |" if charge else ""),
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if lag else "") +
+             ("---|" if charge else "")]
     for r in rows:
         lines.append(f"| {r['ratio']} | {r['k']} | {r['mode']} | {f(r['q'], '.2f')} | {f(r['c'], '.2f')} | "
                      f"{f(r['makespan'], '.2f')} | "
@@ -895,7 +1002,9 @@ def markdown_table(rows: list[dict]) -> str:
                      f"{f(r['wait_mean'], '.2f')} | {f(r['wait_max'], '.2f')} | {f(r['hold_per_workflow'], '.2f')} | "
                      f"{f(r['handover_median'], '.2f')} / {f(r['handover_p95'], '.2f')} | "
                      f"{f(r['bound'], '.2f')} | {f(r['over_bound'], '.2f')} |" +
-                     (f" {f(r.get('release_lag'), '.2f')} |" if lag else ""))
+                     (f" {f(r.get('release_lag'), '.2f')} |" if lag else "") +
+                     (" " + ", ".join(f"{u.removeprefix('hcqw-')} {v:.2f}" for u, v in (r.get("charge_per_busy") or {}).items())
+                      + " |" if charge else ""))
     return "\n".join(lines)
 
 
@@ -903,7 +1012,7 @@ def goals(rows: list[dict], busy_goal: float = 0.95) -> list[str]:
     """The issue's targets for split (and session, side by side), reported, never asserted: timings depend on
     the machine's load."""
     out = []
-    for mode in ("split", "split-interleaved", "split-resident", "fused", "session", *STAGED_MODES):
+    for mode in ("split", "split-interleaved", "split-resident", "fused", "session", *STAGED_MODES, "per-call"):
         for r in rows:
             if r["mode"] == mode and r["k"] == 4 and r["ratio"] == "1:1" and r["vs_monolithic"] is not None:
                 verdict = "met" if r["vs_monolithic"] <= 0.6 else "NOT met"
@@ -996,6 +1105,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="slurm split chains: nice = iteration x NICE_STEP (default hcqw's; 0 turns it off)")
     p.add_argument("--submit", default=None, help=argparse.SUPPRESS)  # submit_workflow's order, as a lab user
     p.add_argument("--monolithic-job", default=None, help=argparse.SUPPRESS)  # the SLURM monolithic job's body
+    p.add_argument("--per-call-job", default=None, help=argparse.SUPPRESS)  # the per-call driver's body
     p.add_argument("--workflow", default=None, help=argparse.SUPPRESS)
     p.add_argument("--run-dir", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -1011,6 +1121,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.monolithic_job:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         monolithic_job(json.loads(args.monolithic_job), args.workflow, args.run_dir)
+        return 0
+    if args.per_call_job:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+        per_call_job(json.loads(args.per_call_job), args.workflow, args.run_dir)
         return 0
     slurm = args.backend == "slurm"
     if slurm and not os.environ.get("SLURM_CONF"):

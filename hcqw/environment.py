@@ -41,6 +41,7 @@ PER_CALL_OPTIONS = "HCQW_PER_CALL_OPTIONS"  # further sbatch options of each cal
 PER_CALL_TIME_LIMIT = "HCQW_PER_CALL_TIME_LIMIT"  # each call's job, minutes or a SLURM time; default 10
 PER_CALL_RECORDS = "HCQW_PER_CALL_RECORDS"  # signed records of finished calls, replayed by a re-run (hcqw.hetjob.replay)
 PER_CALL_DIR = "HCQW_PER_CALL_DIR"  # the calls' private job directories; default <state dir>/per-call
+PER_CALL_AHEAD = "HCQW_PER_CALL_AHEAD"  # 1: request the next call's job as a call ends (for a staged qpu host only)
 
 # -- set by users and sites --------------------------------------------------------------------
 DEVICE_ADDRESS = "HCQW_DEVICE_ADDRESS"  # a running QPU service open_qpu uses

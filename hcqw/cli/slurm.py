@@ -72,6 +72,9 @@ def register(subparsers) -> None:
     p.add_argument("--call-option", action="append", default=[], metavar="OPTION",
                    help="a further sbatch option of each call's job, e.g. --call-option=--nodelist=q1; repeatable")
     p.add_argument("--call-time-limit", default=None, help="time limit of each call's job (default 10 minutes)")
+    p.add_argument("--ahead", action="store_true", default=None,
+                   help="request the next call's job as a call ends, so it starts during the classical part (for "
+                        "staged qpu hosts: it holds a staging slot meanwhile, charged; $HCQW_PER_CALL_AHEAD)")
     p.add_argument("--wait", action="store_true", help="wait for the driver job to end; exit 1 if it failed")
     p.set_defaults(handler=_submit)
 
@@ -140,7 +143,7 @@ def _submit(args: argparse.Namespace) -> int:
     (run_dir / JOBS_DIR).mkdir(mode=0o700, exist_ok=True)
     given = {"partition": args.qpu_partition, "gres": args.qpu_gres, "time_limit": args.call_time_limit,
              "service": args.device_service or os.environ.get(environment.PER_CALL_SERVICE),
-             "options": tuple(args.call_option) or None}
+             "options": tuple(args.call_option) or None, "ahead": args.ahead}
     settings = replace(PerCallSettings(call_dir=run_dir / JOBS_DIR),
                        **{name: value for name, value in given.items() if value})
     request = driver_request([sys.executable, str(script), *args.args], workflow=workflow, run_dir=run_dir,

@@ -17,10 +17,18 @@ the job from here as well: the qpu allocation starts when the call needs the dev
 the call returns, and between calls SLURM gives the device to others. What a call is charged is
 SLURM's record of its job. A driver killed while a call's job still waits leaves a gateway that
 nobody connects to: it stops after ``CONNECT_TIMEOUT_S`` and cancels its job.
+
+With ``ahead`` (``HCQW_PER_CALL_AHEAD=1``) the next call's job is submitted as a call ends, so SLURM's
+start and the gateway's start-up run during the driver's classical part; the next lease takes that job
+(or a fresh one if it has ended meanwhile). Only for a staged qpu host (gres ``qpu:N``, the resident
+service with ``--exclusive-sessions``): the job waiting ahead holds one staging slot, charged, not the
+device; on an unstaged host it would hold the device through the classical part. A job requested ahead
+and never used stops after ``CONNECT_TIMEOUT_S`` without a session, or when the driver exits.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import shlex
@@ -66,6 +74,7 @@ class PerCallSettings:
     python: str = sys.executable
     heartbeat_timeout: float = PEER_TIMEOUT_S
     device_wait: float = DEVICE_WAIT_S
+    ahead: bool = False
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str]) -> "PerCallSettings":
@@ -76,6 +85,7 @@ class PerCallSettings:
             "service": env.get(environment.PER_CALL_SERVICE),
             "call_dir": Path(env[environment.PER_CALL_DIR]) if env.get(environment.PER_CALL_DIR) else None,
             "options": tuple(shlex.split(env.get(environment.PER_CALL_OPTIONS, ""))) or None,
+            "ahead": _flag(env, environment.PER_CALL_AHEAD),
         }
         settings = cls(**{name: value for name, value in given.items() if value})
         try:
@@ -89,6 +99,15 @@ class PerCallSettings:
     def component(self) -> ComponentSpec:
         """The call's one component: refuses options hcqw sets itself (partition, gres...) by name."""
         return ComponentSpec(self.partition, gres=self.gres, time_limit=self.time_limit, extra=self.options)
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool | None:
+    value = env.get(name, "").strip().lower()
+    if value in ("", "0", "no", "false"):
+        return None
+    if value in ("1", "yes", "true"):
+        return True
+    raise DeviceError(f"${name} is {value!r}: set it to 1 (or leave it unset)")
 
 
 def call_job_name(workflow: str, node: str) -> str:
@@ -116,6 +135,15 @@ def call_request(settings: PerCallSettings, workflow: str, node: str, call_dir: 
                       workdir=call_dir, output="slurm-%j.out", environment={"PYTHONUNBUFFERED": "1"})
 
 
+@dataclass
+class _CallJob:
+    """A call's qpu job as submitted: its id, private directory and submission time."""
+
+    job: str
+    call_dir: Path
+    submitted: float
+
+
 class PerCallDevice:
     """A ``DeviceProvider`` that acquires the QPU from SLURM for each lease (see the module docstring).
 
@@ -127,6 +155,9 @@ class PerCallDevice:
         self.settings = settings
         self.backend = backend if backend is not None else SbatchBackend(poll_interval=STATE_POLL_S)
         self.records_dir = records_dir
+        self._ahead: _CallJob | None = None  # the next call's job, requested as the last call ended (``ahead``)
+        if settings.ahead:
+            atexit.register(self.cancel_ahead)
 
     def acquire(self, workflow: str, node: str, timeout: float | None = None, metrics: MetricsLog | None = None,
                 seed: int | None = None) -> Any:
@@ -148,34 +179,78 @@ class PerCallDevice:
             return ReplayLease(record, records.path(call), workflow, node)
         return RecordingLease(self._acquire_live(workflow, node, timeout, metrics, seed), records, call, seed)
 
-    def _acquire_live(self, workflow: str, node: str, timeout: float | None, metrics: MetricsLog | None,
-                      seed: int | None) -> GatewayLease:
-        """Submit this call's qpu job, wait (at most ``timeout`` s in all, else as long as SLURM queues it) for its
-        gateway, and open a session there; the job is cancelled on any failure."""
+    def cancel_ahead(self) -> None:
+        """Cancel the job requested ahead, if any (the driver is done calling)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            try:
+                self.backend.cancel(ahead.job)
+            except Exception as err:  # noqa: BLE001 - its gateway's connect time-out is the backstop
+                log.warning("cancelling the qpu job %s requested ahead: %s", ahead.job, err)
+
+    def _submit(self, workflow: str, node: str, metrics: MetricsLog | None) -> _CallJob:
         self.settings.call_dir.mkdir(parents=True, exist_ok=True)
         call_dir = Path(tempfile.mkdtemp(prefix=f"{node}.", dir=self.settings.call_dir))  # 0700: the address is ours
         gateway_metrics = metrics.path.with_name(GATEWAY_METRICS) if metrics else None  # beside the run's own
         submitted = time.time()
         job = self.backend.submit(call_request(self.settings, workflow, node, call_dir, gateway_metrics))
-        release = lambda: self.backend.cancel(job)  # noqa: E731 - the gateway cancels it too; either suffices
+        return _CallJob(job, call_dir, submitted)
+
+    def _take_ahead(self) -> _CallJob | None:
+        """The job requested ahead, unless it already ended (its gateway waited ``CONNECT_TIMEOUT_S`` for us)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and self.backend.status([ahead.job])[ahead.job].phase.terminal:
+            log.info("the qpu job %s requested ahead has ended; requesting a new one", ahead.job)
+            return None
+        return ahead
+
+    def _acquire_live(self, workflow: str, node: str, timeout: float | None, metrics: MetricsLog | None,
+                      seed: int | None) -> GatewayLease:
+        """Submit this call's qpu job (or take the one requested ahead), wait (at most ``timeout`` s in all, else as
+        long as SLURM queues it) for its gateway, and open a session there; the job is cancelled on any failure."""
+        asked = time.time()
+        ahead = self._take_ahead() if self.settings.ahead else None
         try:
-            self._wait_for_gateway(job, call_dir, timeout, submitted)
+            return self._open(ahead or self._submit(workflow, node, metrics), workflow, node, timeout, metrics, seed,
+                              asked)
+        except DeviceError as err:
+            if ahead is None:
+                raise
+            # Its gateway may have given up waiting just as we came: one fresh request, as without ahead.
+            log.info("the qpu job %s requested ahead failed (%s); requesting a new one", ahead.job, err)
+            return self._open(self._submit(workflow, node, metrics), workflow, node, timeout, metrics, seed, asked)
+
+    def _open(self, call: _CallJob, workflow: str, node: str, timeout: float | None, metrics: MetricsLog | None,
+              seed: int | None, asked: float) -> GatewayLease:
+        job, call_dir = call.job, call.call_dir
+        cancel = lambda: self.backend.cancel(job)  # noqa: E731 - the gateway cancels it too; either suffices
+
+        def release() -> None:  # the call ended (or its gateway was lost): free its job, request the next
+            cancel()
+            if self.settings.ahead:
+                try:
+                    self._ahead = self._submit(workflow, node, metrics)
+                except Exception as err:  # noqa: BLE001 - the next call then requests its job itself
+                    log.warning("%s/%s: could not request the next call's qpu job ahead: %s", workflow, node, err)
+        try:
+            self._wait_for_gateway(job, call_dir, timeout, asked)
             started = time.time()
             qpu_node = (call_dir / NODE_FILE).read_text().strip() or None
-            remaining = None if timeout is None else max(0.0, timeout - (started - submitted))
+            remaining = None if timeout is None else max(0.0, timeout - (started - asked))
             device = _CallGateway(call_dir / GATEWAY_ADDRESS, connect_timeout=CONNECT_TIMEOUT_S, release=release,
                                    gateway_log=str(call_dir / "gateway.log"), peer_timeout=self.settings.heartbeat_timeout,
                                    device_wait=self.settings.device_wait, device_name=qpu_node, job=job)
             lease = device.acquire(workflow, node, timeout=remaining, metrics=metrics, seed=seed)
         except BaseException:
-            release()
+            cancel()
             raise
         if metrics:
-            # submit -> gateway ready -> session open: what acquiring the QPU from SLURM cost this call.
-            metrics.record("acquire", workflow=workflow, node=node, device=qpu_node, job=job, start=submitted,
-                           allocated=started, end=lease.acquired_at)
+            # asked -> gateway ready -> session open: what acquiring the QPU from SLURM cost this call (``submitted``:
+            # when its job was submitted, before ``start`` if it was requested ahead).
+            metrics.record("acquire", workflow=workflow, node=node, device=qpu_node, job=job, start=asked,
+                           submitted=call.submitted, allocated=started, end=lease.acquired_at)
         log.info("%s/%s: qpu job %s on %s acquired in %.3f s", workflow, node, job, qpu_node,
-                 lease.acquired_at - submitted)
+                 lease.acquired_at - asked)
         return lease
 
     def _wait_for_gateway(self, job: str, call_dir: Path, timeout: float | None, submitted: float) -> None:
@@ -216,11 +291,20 @@ class _CallGateway(GatewayDevice):
         return f"the per-call gateway of qpu job {self.job} on {self.device_name or '?'}{where} (log: {self.gateway_log})"
 
 
+#: One provider per settings in a process: ``open_qpu`` asks for the device at every call, and the job one call
+#: requested ahead must be found by the next.
+_PROVIDERS: dict[tuple[PerCallSettings, Path | None], PerCallDevice] = {}
+
+
 def per_call_device(env: Mapping[str, str] | None = None) -> PerCallDevice:
-    """The per-call provider as the environment describes it (``HCQW_PER_CALL_*``)."""
+    """The per-call provider as the environment describes it (``HCQW_PER_CALL_*``), the same one for the same
+    settings throughout the process."""
     env = os.environ if env is None else env
     records = env.get(environment.PER_CALL_RECORDS)
-    return PerCallDevice(PerCallSettings.from_environment(env), records_dir=Path(records) if records else None)
+    key = (PerCallSettings.from_environment(env), Path(records) if records else None)
+    if key not in _PROVIDERS:
+        _PROVIDERS[key] = PerCallDevice(key[0], records_dir=key[1])
+    return _PROVIDERS[key]
 
 
 def driver_environment(settings: PerCallSettings, workflow: str, node: str, run_dir: Path) -> dict[str, str]:
@@ -239,6 +323,8 @@ def driver_environment(settings: PerCallSettings, workflow: str, node: str, run_
         env[environment.PER_CALL_OPTIONS] = shlex.join(settings.options)
     if settings.service:
         env[environment.PER_CALL_SERVICE] = settings.service
+    if settings.ahead:
+        env[environment.PER_CALL_AHEAD] = "1"
     return env
 
 

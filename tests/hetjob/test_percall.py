@@ -48,6 +48,22 @@ def test_per_call_mode_chooses_the_per_call_provider_with_its_settings(tmp_path)
     assert (defaults.partition, defaults.gres, defaults.options, defaults.service) == ("qpu", "qpu:1", (), None)
 
 
+def test_requesting_ahead_is_a_yes_or_no_setting_passed_on_to_the_driver(tmp_path):
+    per_call = {environment.DEVICE: environment.PER_CALL}
+    assert not current_device(per_call).settings.ahead
+    assert not current_device({**per_call, environment.PER_CALL_AHEAD: "0"}).settings.ahead
+    assert current_device({**per_call, environment.PER_CALL_AHEAD: "1"}).settings.ahead
+    # open_qpu asks for the device at every call: the same provider, so the next call finds the job requested ahead
+    assert current_device({**per_call, environment.PER_CALL_AHEAD: "1"}) is current_device({**per_call,
+                                                                                          environment.PER_CALL_AHEAD: "1"})
+    with pytest.raises(DeviceError, match=r"HCQW_PER_CALL_AHEAD is 'soon': set it to 1"):
+        current_device({**per_call, environment.PER_CALL_AHEAD: "soon"})
+    settings = PerCallSettings(call_dir=tmp_path, ahead=True)
+    request = driver_request(["python", "vqe.py"], workflow="wf", run_dir=tmp_path, cwd=tmp_path, cpu=ComponentSpec("cpu"),
+                             settings=settings)
+    assert current_device(request.environment).settings == settings
+
+
 def test_a_quantum_jobs_own_gateway_comes_before_per_call():
     from hcqw.hetjob.device import GatewayDevice
 
@@ -97,10 +113,10 @@ def _time(value: str) -> float:
     return datetime.fromisoformat(value).timestamp()
 
 
-def _call_jobs(workflow: str) -> list[dict[str, str]]:
+def _call_jobs(workflow: str, env: dict[str, str] | None = None) -> list[dict[str, str]]:
     """SLURM's records of a driver's call jobs (``scontrol -o show job``; finished jobs stay for MinJobAge)."""
     records = [dict(f.split("=", 1) for f in line.split() if "=" in f)
-               for line in run(["scontrol", "-o", "show", "job"]).splitlines()]
+               for line in run(["scontrol", "-o", "show", "job"], env).splitlines()]
     return sorted((r for r in records if r.get("JobName", "").startswith(f"hcqw:{workflow}:")
                    and r["Partition"] == "qpu"),
                   key=lambda r: (_time(r["StartTime"]), int(r["JobId"])))

@@ -152,3 +152,34 @@ def test_a_staged_node_starts_when_the_node_ahead_of_it_ends_abnormally(staged_l
     ahead_session, = device_log(staged_lab, {f"{tag}-a"}, "hold")
     staged_execs = device_log(staged_lab, {f"{tag}-b"}, "exec")
     assert len(staged_execs) == BLOCK["runs"] and staged_execs[0]["start"] >= ahead_session["end"]
+
+
+def test_a_per_call_driver_requesting_ahead_finds_its_next_calls_job_started_and_leaves_nothing_held(staged_lab,
+                                                                                                       run_dir):
+    """``HCQW_PER_CALL_AHEAD=1`` on a staged host: each call's job after the first was submitted as the call before it
+    ended, and had started (its gateway ready) before the driver asked for it; the device executed one call at a
+    time; when the driver exits, the job it requested ahead for a call that never came is cancelled."""
+    from hcqw import environment
+    from tests.hetjob.test_percall import _call_jobs, _time
+
+    home, workflow, calls = run_dir(ALICE), fresh("ahead"), 3
+    python, driver = staged_lab.site.bin / "python", staged_lab.site.src / "tests" / "hetjob" / "percall_driver.py"
+    done = staged_lab.exec(ALICE, [str(python), str(driver), str(home / "calls.jsonl"), str(calls), "3"], cwd=home,
+                           env={environment.DEVICE: environment.PER_CALL, environment.WORKFLOW: workflow,
+                                environment.PER_CALL_SERVICE: staged_lab.layout.qpu_service_address_pattern,
+                                environment.PER_CALL_GRES: "qpu:1", environment.PER_CALL_AHEAD: "1",
+                                environment.METRICS: str(home / "qpu.jsonl")},
+                           capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    acquires = sorted(read_events(home / "qpu.jsonl", "acquire"), key=lambda e: e["start"])
+    assert len(acquires) == calls and len({a["job"] for a in acquires}) == calls
+    assert acquires[0]["submitted"] >= acquires[0]["start"]  # the first call's job is requested when it asks
+    # One job per call and the one requested ahead for a fourth call: all ended, none left holding the host.
+    jobs = lambda: _call_jobs(workflow, staged_lab.env)  # noqa: E731
+    wait_for(lambda: len(jobs()) == calls + 1 and all(j["JobState"] in ("COMPLETED", "CANCELLED") for j in jobs()),
+             30, "every call job, and the one requested ahead, to end")
+    started = {j["JobId"]: _time(j["StartTime"]) for j in jobs()}  # whole seconds, truncated
+    for before, after in zip(acquires, acquires[1:]):  # the others as the call before ended, started before asked
+        assert before["end"] < after["submitted"] < after["start"] and started[str(after["job"])] <= after["start"]
+    execs = device_log(staged_lab, {workflow}, "exec")
+    assert len(execs) == calls and all(b["start"] >= a["end"] for a, b in zip(execs, execs[1:]))
