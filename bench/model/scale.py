@@ -46,7 +46,7 @@ def scale_cell(cal: Calibration, users: int, qpus: int, mode: str, n: int, q: fl
     span = sorted(last[wf] - first[wf] for wf in first)
     rpcs = total_rpcs(out, cal.rpc_per)
     return {"users": users, "qpus": qpus, "mode": mode, "window": window, "init_job": init_job,
-            "makespan_s": round(s.makespan, 1), "qpu_busy": round(s.qpu_busy_fraction, 3),
+            "makespan_s": round(s.makespan, 1), "qpu_busy": round(s.quantum_work / (qpus * s.makespan), 3),  # over every QPU, used or not
             "wait_per_node_mean_s": round(s.wait_mean or 0.0, 2),
             "turnaround_median_s": round(span[len(span) // 2], 1), "turnaround_p95_s": round(span[int(len(span) * 0.95)], 1),
             "ideal_turnaround_s": round(n * (q + c), 1),
