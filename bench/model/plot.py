@@ -23,7 +23,7 @@ from bench.model.params import Calibration  # noqa: E402
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--blind", type=Path, required=True, help="the prediction file, with its 'measured' part")
-    p.add_argument("--scale", type=Path, required=True, help="python -m bench.model scale --out's file")
+    p.add_argument("--scale", type=Path, nargs="+", required=True, help="python -m bench.model scale --out's files")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
@@ -47,21 +47,26 @@ def main(argv: list[str] | None = None) -> int:
     pred = blind["predictions_by_load"][str(got["prediction_load"])]
     modes = list(got["modes"])
     xs = range(len(modes))
-    ax.bar([x - 0.2 for x in xs], [pred[m]["makespan"] for m in modes], 0.4, label=f"predicted (load {got['prediction_load']})")
-    ax.bar([x + 0.2 for x in xs], [got["modes"][m]["makespan"] for m in modes], 0.4, label="measured")
+    ax.bar([x - 0.27 for x in xs], [pred[m]["makespan"] for m in modes], 0.27,
+           label=f"predicted blind (load {got['prediction_load']})")
+    ax.bar(list(xs), [got["modes"][m]["makespan"] for m in modes], 0.27, label=f"measured (load {got['run_load'][0]}-{got['run_load'][1]})")
+    posthoc = got.get("posthoc_at_load_28")
+    if posthoc:
+        ax.bar([x + 0.27 for x in xs], [posthoc[m]["makespan"] for m in modes], 0.27, hatch="//", color="white",
+               edgecolor="tab:green", label="model post hoc (load 28)")
     ax.set_xticks(list(xs), modes, rotation=15)
     ax.set_ylabel("makespan (s)")
     ax.set_title("blind cell: K=6, 2 QPUs, q=2 s, 4:1, N=4")
     ax.legend()
 
     ax = axes[2]
-    scale = json.loads(args.scale.read_text())["rows"]
-    labels = [f"{r['mode']}{' w2' if r.get('window') else ''}\n{r['qpus']} QPUs" for r in scale]
+    scale = [row for path in args.scale for row in json.loads(path.read_text())["rows"]]
+    labels = [f"{r['mode']}{' (window 2)' if r.get('window') else ''}, {r['qpus']} QPUs" for r in scale]
     xs = range(len(scale))
     ax.bar(xs, [r["qpu_busy"] for r in scale], color="tab:blue")
     ax.set_ylabel("QPU busy", color="tab:blue")
     ax.set_ylim(0, 1)
-    ax.set_xticks(list(xs), labels, fontsize=7)
+    ax.set_xticks(list(xs), labels, fontsize=6, rotation=30, ha="right")
     ax2 = ax.twinx()
     ax2.plot(list(xs), [r["turnaround_median_s"] for r in scale], "o", color="tab:red")
     ax2.set_ylabel("turnaround per user, median (s)", color="tab:red")
