@@ -59,7 +59,8 @@ class Timings:
     # between a classical step and the next batch inside the job.
     mono_startup: Loaded = Loaded(1.0, 0.0)
     mono_step: float = 0.03
-    # Monolithic jobs released the qpu at their end before 05ba007; since, after their last block.
+    # Monolithic jobs release the qpu after their last block (this branch's cells); the older q = 5 s
+    # cells' hand-overs (c + 1 s) show a release at the job's end, modelled with True.
     mono_release_at_end: bool = False
     # Cores the classical blocks share (processor sharing); None: each has cores of its own.
     classical_cores: float | None = 2.0

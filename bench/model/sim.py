@@ -47,7 +47,6 @@ class Outcome:
     rpcs: Counter
     records: list[tuple[float, int]]  # (time, +1/-1 job records)
     jobs: Counter = field(default_factory=Counter)
-    end: float = 0.0
 
     def peak_records(self) -> int:
         live = peak = 0
@@ -116,7 +115,6 @@ class Cluster:
         self.devices = [simpy.Resource(env, capacity=1) for _ in range(w.qpus)]
         self.last_exec_end = [0.0] * w.qpus
         self.seq = itertools.count()
-        self.active = 0
         self.ticking = False
 
     def submit(self, kind: str, records: int) -> None:
@@ -193,13 +191,11 @@ class Model:
         for j, at in enumerate(arrivals):
             self.env.process(self.workflow(f"w{j}", at))
         self.env.run()
-        self.out.end = self.env.now
         return self.out
 
     def workflow(self, wf: str, at: float):
         yield self.env.timeout(at)
         self.event("ready", wf, "submitted", at, at)
-        self.cluster.active += 1
         start = self.env.now
         if self.w.mode == "monolithic":
             yield from self.monolithic(wf)
@@ -241,7 +237,6 @@ class Model:
             elif name.startswith("q"):
                 yield from self.quantum(wf, name, int(name[1:]), seqs[name])
             else:
-                # The job's start (Python, imports, checkpoint) needs the classical cores too.
                 yield env.timeout(t.main_start)
                 yield from self.startup(t.job_startup)
                 begin = env.now
@@ -310,7 +305,7 @@ class Model:
             if i < w.n:
                 yield env.timeout(t.mono_step)
         yield env.timeout(t.job_end)
-        if not released:  # before 05ba007 the job released the qpu at its end
+        if not released:  # older runs (BENCHMARKS' q = 5 s monolithic cells) released at the job's end
             yield from self._release_mono(wf, device, alloc)
         self.cluster.finished(2)
         self.out.rpcs["step"] += 1
