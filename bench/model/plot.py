@@ -1,7 +1,7 @@
 """The model's PNG (docs/model.png): calibration cells, the blind cell, and 1,000 users.
 
     .venv/bin/python -m bench.model.plot --blind bench/model/predictions/k6-2qpus-q2.json \
-        --scale docs/model-1000-users.json --out docs/model.png
+        --scale /tmp/model-runs/scale/hour.json /tmp/model-runs/scale/hour-window2.json --out docs/model.png
 """
 
 from __future__ import annotations
@@ -47,17 +47,22 @@ def main(argv: list[str] | None = None) -> int:
     pred = blind["predictions_by_load"][str(got["prediction_load"])]
     modes = list(got["modes"])
     xs = range(len(modes))
-    ax.bar([x - 0.27 for x in xs], [pred[m]["makespan"] for m in modes], 0.27,
-           label=f"predicted blind (load {got['prediction_load']})")
-    ax.bar(list(xs), [got["modes"][m]["makespan"] for m in modes], 0.27, label=f"measured (load {got['run_load'][0]}-{got['run_load'][1]})")
-    posthoc = got.get("posthoc_at_load_28")
-    if posthoc:
-        ax.bar([x + 0.27 for x in xs], [posthoc[m]["makespan"] for m in modes], 0.27, hatch="//", color="white",
-               edgecolor="tab:green", label="model post hoc (load 28)")
+    second = blind.get("measured_second")
+    bars = [(pred, f"predicted blind (load {got['prediction_load']})", {}),
+            (got["modes"], f"measured (load {got['run_load'][0]}-{got['run_load'][1]})", {})]
+    if second:
+        bars += [(blind["predictions_by_load"][str(second["prediction_load"])],
+                  f"predicted blind (load {second['prediction_load']})", {"color": "tab:cyan"}),
+                 (second["modes"], f"measured again (load {second['run_load'][0]}-{second['run_load'][1]})",
+                  {"color": "tab:red"})]
+    width = 0.8 / len(bars)
+    for i, (figures_, label, style) in enumerate(bars):
+        ax.bar([x - 0.4 + width * (i + 0.5) for x in xs], [figures_[m]["makespan"] for m in modes], width,
+               label=label, **style)
     ax.set_xticks(list(xs), modes, rotation=15)
     ax.set_ylabel("makespan (s)")
     ax.set_title("blind cell: K=6, 2 QPUs, q=2 s, 4:1, N=4")
-    ax.legend()
+    ax.legend(fontsize=7)
 
     ax = axes[2]
     scale = [row for path in args.scale for row in json.loads(path.read_text())["rows"]]
