@@ -1,0 +1,51 @@
+"""A model run's figures, computed by ``hcqw.timeline.analysis`` from its events as for a lab cell."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+from bench.model.params import Timings, Workload
+from bench.model.sim import Outcome, simulate
+from hcqw.timeline.analysis import summarize
+
+
+@dataclass(frozen=True)
+class Figures:
+    makespan: float
+    busy: float
+    handover_median: float | None
+    handover_p95: float | None
+    wait_mean: float
+    classical: float  # mean classical block as run (stretched by sharing cores)
+    rpc_per_s: float
+    peak_records: int
+
+    def to_dict(self) -> dict:
+        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+def figures(outcome: Outcome, rpc_per: dict | None = None) -> Figures:
+    summary = summarize(outcome.events)
+    cpu = [e.duration for e in outcome.events if e.kind == "cpu"]
+    rpcs = total_rpcs(outcome, rpc_per)
+    return Figures(summary.makespan, summary.qpu_busy_fraction, summary.handover_median, summary.handover_p95,
+                   summary.wait_mean or 0.0, statistics.fmean(cpu) if cpu else 0.0,
+                   rpcs / summary.makespan if summary.makespan else 0.0, outcome.peak_records())
+
+
+def total_rpcs(outcome: Outcome, rpc_per: dict | None = None) -> float:
+    """slurmctld's RPCs: the model's counts weighted by the RPCs each stands for (calibration's rpc_per)."""
+    weights = rpc_per or {}
+    return sum(count * weights.get(kind, 1.0) for kind, count in outcome.rpcs.items())
+
+
+def run(timings: Timings, workload: Workload, seeds: int = 5, rpc_per: dict | None = None) -> dict[str, float]:
+    """Median of each figure over ``seeds`` runs (tick phase and follower timing vary per seed)."""
+    runs = [figures(simulate(timings, workload.with_(seed=workload.seed + s)), rpc_per) for s in range(seeds)]
+    keys = runs[0].to_dict().keys()
+    out = {}
+    for key in keys:
+        values = [getattr(r, key) for r in runs if getattr(r, key) is not None]
+        out[key] = statistics.median(values) if values else None
+    return out
