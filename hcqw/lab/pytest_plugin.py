@@ -11,17 +11,25 @@
   6950; one cpu and one qpu host). It does NOT touch os.environ: pass
   ``slurm_lab_c2.env``.
 
+- ``slurm_lab_acct``: a site in accounting mode (root /tmp/hcqw-pytest-lab-usage, port base 7000; MariaDB,
+  slurmdbd, fair share), shared by the session's accounting tests; pass ``slurm_lab_acct.env``.
+
 - ``lab_user_dir``: ``lab_user_dir("hcqw-alice")`` makes a fresh directory in that user's
   home, owned by them (0700), for what the test runs as them (pytest's ``tmp_path`` is
   root's and private); removed after the test. ``make_user_dir(lab, user, label)`` makes one
   for a fixture of wider scope.
 
-``HCQW_TEST_LAB_DIR``/``HCQW_TEST_LAB_PORT`` (and ``HCQW_TEST_LAB_C2_DIR``/``_PORT``) move
+``HCQW_TEST_LAB_DIR``/``HCQW_TEST_LAB_PORT`` (and ``HCQW_TEST_LAB_C2_DIR``/``_PORT``,
+``HCQW_TEST_LAB_ACCT_DIR``/``_PORT``) move
 them elsewhere, so that independent test runs on one machine need not share a qpu node.
 
 Several pytest sessions may share a cluster (e.g. two checkouts tested at
 once): each registers itself in ``root/holders`` and only the last one to
 finish stops the cluster.
+
+The main lab starts in the background as soon as the session's tests are collected (if any of them
+uses it), while the tests that need no lab run first: a clean machine installs the lab's packages
+and the site venv meanwhile. Tests that need a lab wait for that start before their setup.
 
 ``HCQW_TEST_SLURM=0`` skips tests that use them. Otherwise a cluster that does
 not start is a test *error* (never a silent skip): CI must notice.
@@ -33,6 +41,8 @@ import contextlib
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -44,7 +54,7 @@ import pytest
 
 from hcqw import environment
 from hcqw.lab.cluster import LabCluster
-from hcqw.lab.errors import LabConfigChanged
+from hcqw.lab.errors import LabConfigChanged, LabError
 from hcqw.lab.procs import PidRecord, proc_stat
 from hcqw.lab.users import ensure_owned_dir
 
@@ -53,6 +63,9 @@ MAIN_PORT_BASE = int(os.environ.get(environment.TEST_LAB_PORT, "6900"))
 C2_ROOT = Path(os.environ.get(environment.TEST_LAB_C2_DIR, "/tmp/hcqw-pytest-lab-c2"))
 C2_PORT_BASE = int(os.environ.get(environment.TEST_LAB_C2_PORT, "6950"))
 C2_NAME = "qpuside"
+# 7000..7010: the 6900-6999 range of the other lab fixtures has no 11 free ports left.
+ACCT_ROOT = Path(os.environ.get(environment.TEST_LAB_ACCT_DIR, "/tmp/hcqw-pytest-lab-usage"))
+ACCT_PORT_BASE = int(os.environ.get(environment.TEST_LAB_ACCT_PORT, "7000"))
 
 
 def _skip_if_disabled() -> None:
@@ -64,8 +77,8 @@ def _holder_file(lab: LabCluster) -> Path:
     return lab.root / "holders" / str(os.getpid())
 
 
-def _start(lab: LabCluster) -> None:
-    """Register this session as a user of the cluster, then bring it up."""
+def _register(lab: LabCluster) -> None:
+    """Register this session as a user of the cluster (before it starts: a concurrent session's end keeps it)."""
     holder = _holder_file(lab)
     lab.secure_root()  # before root writes anything there
     holder.parent.mkdir(parents=True, exist_ok=True)
@@ -73,6 +86,9 @@ def _start(lab: LabCluster) -> None:
     tmp = holder.with_name(f"{holder.name}.tmp")
     tmp.write_text(f"{os.getpid()} {stat.start_time if stat else 0}\n")
     tmp.replace(holder)  # atomic: a concurrent _release never reads half a file
+
+
+def _up(lab: LabCluster) -> None:
     try:
         lab.up()
     except LabConfigChanged:
@@ -80,6 +96,12 @@ def _start(lab: LabCluster) -> None:
         # (e.g. older hcqw). These roots belong to the test suite: restart it.
         lab.down()
         lab.up()
+
+
+def _start(lab: LabCluster) -> None:
+    """Register this session as a user of the cluster, then bring it up."""
+    _register(lab)
+    _up(lab)
 
 
 def _release(lab: LabCluster) -> None:
@@ -98,11 +120,96 @@ def _release(lab: LabCluster) -> None:
     lab.down()
 
 
+def _main_lab() -> LabCluster:
+    return LabCluster(MAIN_ROOT, port_base=MAIN_PORT_BASE)
+
+
+#: Fixtures that start a lab cluster (their own or the session's); a test using none of them runs before those
+#: that do, while the main lab starts (see pytest_collection_finish).
+LAB_FIXTURES = frozenset({"slurm_lab_c2", "slurm_lab_acct"})
+
+
+def needs_lab(item: pytest.Item) -> bool:
+    """Whether ``item`` needs a lab cluster: it is marked ``slurm`` or uses a fixture whose name ends in ``_lab``."""
+    names = getattr(item, "fixturenames", ())
+    return item.get_closest_marker("slurm") is not None or any(n in LAB_FIXTURES or n.endswith("_lab") for n in names)
+
+
+class _EarlyStart:
+    """The main lab's start in a child process (``python -m hcqw.lab.pytest_plugin``), from collection to the first
+    test that needs a lab. A child, not a thread: the tests running meanwhile change ``os.environ``. Its failure
+    is the fixture's to report: the fixture's own ``up()`` meets it again and names what to do."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.fixture_used = False
+
+    def begin(self) -> None:
+        if os.geteuid() != 0:
+            return  # the fixture's up() says why a lab needs root
+        try:
+            _register(_main_lab())  # ours from now on: another session ending meanwhile leaves it running
+        except (LabError, OSError):
+            return  # a root another user prepared, say: the fixture reports it
+        self.proc = subprocess.Popen([sys.executable, "-m", "hcqw.lab.pytest_plugin"], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def wait(self) -> None:
+        """Let the background start end, however it ends."""
+        if self.proc is not None:
+            self.proc.wait()
+
+    def finish(self) -> None:
+        """At the session's end: release the lab if it was started early but no test set the fixture up."""
+        if self.proc is None:
+            return
+        self.wait()
+        if not self.fixture_used:
+            _release(_main_lab())
+
+
+_early = _EarlyStart()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that need no lab first, otherwise in their collected order (a stable sort: deterministic)."""
+    items.sort(key=needs_lab)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.option.collectonly or os.environ.get(environment.TEST_SLURM) == "0":
+        return
+    if any("slurm_lab" in getattr(item, "fixturenames", ()) for item in session.items):
+        _early.begin()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test that needs a lab waits for the main lab's background start: labs starting side by side would
+    install packages at once (one dpkg lock) and compete for the two cores."""
+    if needs_lab(item):
+        _early.wait()
+
+
+def pytest_sessionfinish() -> None:
+    _early.finish()
+
+
+def _start_main_lab() -> None:
+    """The child process of ``_EarlyStart``: start the main lab (its holder is the parent session)."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _up(_main_lab())
+
+
 @pytest.fixture(scope="session")
 def slurm_lab() -> Iterator[LabCluster]:
     """The session's main lab cluster; SLURM_CONF in os.environ points at it."""
     _skip_if_disabled()
-    lab = LabCluster(MAIN_ROOT, port_base=MAIN_PORT_BASE)
+    _early.wait()
+    _early.fixture_used = True
+    lab = _main_lab()
     try:
         _start(lab)
     except BaseException:
@@ -128,6 +235,27 @@ def slurm_lab_c2() -> Iterator[LabCluster]:
     lab = LabCluster(C2_ROOT, name=C2_NAME, port_base=C2_PORT_BASE, cpu_nodes=1, qpu_nodes=1)
     try:
         _start(lab)
+        yield lab
+    finally:
+        _release(lab)
+
+
+@pytest.fixture(scope="session")
+def slurm_lab_acct() -> Iterator[LabCluster]:
+    """A site in accounting mode (MariaDB + slurmdbd, fair share and gres/qpu billing, an account per user; 2 cpu
+    and 2 qpu hosts), one for every test of the session that needs accounting; use ``slurm_lab_acct.env``.
+
+    Its accounting database outlives the cluster and the tests share it: select jobs by id or by a period
+    that starts with the test."""
+    _skip_if_disabled()
+    lab = LabCluster(ACCT_ROOT, name="usageacct", port_base=ACCT_PORT_BASE, cpu_nodes=2, accounting=True)
+    try:
+        _register(lab)
+        try:
+            lab.up(timeout=180)  # the first start initialises MariaDB
+        except LabConfigChanged:
+            lab.down()
+            lab.up(timeout=180)
         yield lab
     finally:
         _release(lab)
@@ -224,3 +352,7 @@ def during_controller_outage(lab: LabCluster, call: Callable[[], T], outage: flo
     thread.join(240)
     assert not thread.is_alive() and "error" not in outcome, outcome
     return outcome["value"]  # type: ignore[return-value]
+
+
+if __name__ == "__main__":
+    _start_main_lab()
