@@ -89,13 +89,14 @@ def _register(lab: LabCluster) -> None:
 
 
 def _up(lab: LabCluster) -> None:
+    timeout = 180 if lab.accounting else 60  # the first start of an accounting lab initialises MariaDB
     try:
-        lab.up()
+        lab.up(timeout=timeout)
     except LabConfigChanged:
         # A crashed earlier session left the cluster running with another configuration
         # (e.g. older hcqw). These roots belong to the test suite: restart it.
         lab.down()
-        lab.up()
+        lab.up(timeout=timeout)
 
 
 def _start(lab: LabCluster) -> None:
@@ -120,52 +121,62 @@ def _release(lab: LabCluster) -> None:
     lab.down()
 
 
-def _main_lab() -> LabCluster:
-    return LabCluster(MAIN_ROOT, port_base=MAIN_PORT_BASE)
-
-
-#: Fixtures that start a lab cluster (their own or the session's); a test using none of them runs before those
-#: that do, while the main lab starts (see pytest_collection_finish).
-LAB_FIXTURES = frozenset({"slurm_lab_c2", "slurm_lab_acct"})
+#: The session's shared labs, by fixture: started once, by the first test that needs them or in the
+#: background before (see ``_EarlyStart``), and stopped when the last session using them ends.
+SESSION_LABS: dict[str, Callable[[], LabCluster]] = {
+    "slurm_lab": lambda: LabCluster(MAIN_ROOT, port_base=MAIN_PORT_BASE),
+    "slurm_lab_c2": lambda: LabCluster(C2_ROOT, name=C2_NAME, port_base=C2_PORT_BASE, cpu_nodes=1, qpu_nodes=1),
+    "slurm_lab_acct": lambda: LabCluster(ACCT_ROOT, name="usageacct", port_base=ACCT_PORT_BASE, cpu_nodes=2,
+                                         accounting=True),
+}
 
 
 def needs_lab(item: pytest.Item) -> bool:
-    """Whether ``item`` needs a lab cluster: it is marked ``slurm`` or uses a fixture whose name ends in ``_lab``."""
+    """Whether ``item`` needs a lab cluster: it is marked ``slurm`` or uses a fixture whose name ends in ``_lab``
+    (or a session lab's)."""
     names = getattr(item, "fixturenames", ())
-    return item.get_closest_marker("slurm") is not None or any(n in LAB_FIXTURES or n.endswith("_lab") for n in names)
+    return item.get_closest_marker("slurm") is not None or any(n in SESSION_LABS or n.endswith("_lab") for n in names)
 
 
 class _EarlyStart:
-    """The main lab's start in a child process (``python -m hcqw.lab.pytest_plugin``), from collection to the first
-    test that needs a lab. A child, not a thread: the tests running meanwhile change ``os.environ``. Its failure
-    is the fixture's to report: the fixture's own ``up()`` meets it again and names what to do."""
+    """The start of the session labs its tests use, one after the other in a child process (``python -m
+    hcqw.lab.pytest_plugin <fixture>...``), from collection on, while the tests that need no lab run. A child, not a
+    thread: the tests running meanwhile change ``os.environ``. Its failure is the fixture's to report: the
+    fixture's own ``up()`` meets it again and names what to do."""
 
     def __init__(self) -> None:
         self.proc: subprocess.Popen | None = None
-        self.fixture_used = False
+        self.started: set[str] = set()  # the fixtures whose lab this session registered for early
+        self.set_up: set[str] = set()  # the fixtures set up since (they release their lab themselves)
 
-    def begin(self) -> None:
+    def begin(self, fixtures: list[str]) -> None:
         if os.geteuid() != 0:
             return  # the fixture's up() says why a lab needs root
-        try:
-            _register(_main_lab())  # ours from now on: another session ending meanwhile leaves it running
-        except (LabError, OSError):
-            return  # a root another user prepared, say: the fixture reports it
-        self.proc = subprocess.Popen([sys.executable, "-m", "hcqw.lab.pytest_plugin"], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for name in fixtures:
+            try:
+                _register(SESSION_LABS[name]())  # ours from now on: another session ending meanwhile leaves it up
+            except (LabError, OSError):
+                continue  # a root another user prepared, say: the fixture reports it
+            self.started.add(name)
+        if self.started:
+            self.proc = subprocess.Popen([sys.executable, "-m", "hcqw.lab.pytest_plugin",
+                                          *[name for name in fixtures if name in self.started]],
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def wait(self) -> None:
         """Let the background start end, however it ends."""
         if self.proc is not None:
             self.proc.wait()
 
-    def finish(self) -> None:
-        """At the session's end: release the lab if it was started early but no test set the fixture up."""
-        if self.proc is None:
-            return
+    def fixture_setup(self, name: str) -> None:
         self.wait()
-        if not self.fixture_used:
-            _release(_main_lab())
+        self.set_up.add(name)
+
+    def finish(self) -> None:
+        """At the session's end: release the labs started early that no test set up."""
+        self.wait()
+        for name in sorted(self.started - self.set_up):
+            _release(SESSION_LABS[name]())
 
 
 _early = _EarlyStart()
@@ -177,16 +188,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the session labs the collected tests use, main lab first, in the background."""
     if session.config.option.collectonly or os.environ.get(environment.TEST_SLURM) == "0":
         return
-    if any("slurm_lab" in getattr(item, "fixturenames", ()) for item in session.items):
-        _early.begin()
+    used = {name for item in session.items for name in getattr(item, "fixturenames", ())}
+    _early.begin([name for name in SESSION_LABS if name in used])
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """A test that needs a lab waits for the main lab's background start: labs starting side by side would
-    install packages at once (one dpkg lock) and compete for the two cores."""
+    """A test that needs a lab waits for the background start: labs starting side by side would install
+    packages at once (one dpkg lock), and a start competes with the test for the two cores."""
     if needs_lab(item):
         _early.wait()
 
@@ -195,21 +207,24 @@ def pytest_sessionfinish() -> None:
     _early.finish()
 
 
-def _start_main_lab() -> None:
-    """The child process of ``_EarlyStart``: start the main lab (its holder is the parent session)."""
+def _start_early(fixtures: list[str]) -> None:
+    """The child process of ``_EarlyStart``: start these session labs (their holder is the parent session)."""
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    _up(_main_lab())
+    for name in fixtures:
+        try:
+            _up(SESSION_LABS[name]())
+        except Exception:  # noqa: BLE001 - the fixture tries again and reports it; the other labs still start
+            logging.exception("could not start %s early", name)
 
 
 @pytest.fixture(scope="session")
 def slurm_lab() -> Iterator[LabCluster]:
     """The session's main lab cluster; SLURM_CONF in os.environ points at it."""
     _skip_if_disabled()
-    _early.wait()
-    _early.fixture_used = True
-    lab = _main_lab()
+    _early.fixture_setup("slurm_lab")
+    lab = SESSION_LABS["slurm_lab"]()
     try:
         _start(lab)
     except BaseException:
@@ -231,13 +246,7 @@ def slurm_lab() -> Iterator[LabCluster]:
 @pytest.fixture(scope="session")
 def slurm_lab_c2() -> Iterator[LabCluster]:
     """A second, independent site ("qpuside", 1 cpu and 1 qpu host); use ``slurm_lab_c2.env`` explicitly."""
-    _skip_if_disabled()
-    lab = LabCluster(C2_ROOT, name=C2_NAME, port_base=C2_PORT_BASE, cpu_nodes=1, qpu_nodes=1)
-    try:
-        _start(lab)
-        yield lab
-    finally:
-        _release(lab)
+    yield from _session_lab("slurm_lab_c2")
 
 
 @pytest.fixture(scope="session")
@@ -247,15 +256,15 @@ def slurm_lab_acct() -> Iterator[LabCluster]:
 
     Its accounting database outlives the cluster and the tests share it: select jobs by id or by a period
     that starts with the test."""
+    yield from _session_lab("slurm_lab_acct")
+
+
+def _session_lab(fixture: str) -> Iterator[LabCluster]:
     _skip_if_disabled()
-    lab = LabCluster(ACCT_ROOT, name="usageacct", port_base=ACCT_PORT_BASE, cpu_nodes=2, accounting=True)
+    _early.fixture_setup(fixture)
+    lab = SESSION_LABS[fixture]()
     try:
-        _register(lab)
-        try:
-            lab.up(timeout=180)  # the first start initialises MariaDB
-        except LabConfigChanged:
-            lab.down()
-            lab.up(timeout=180)
+        _start(lab)
         yield lab
     finally:
         _release(lab)
@@ -355,4 +364,4 @@ def during_controller_outage(lab: LabCluster, call: Callable[[], T], outage: flo
 
 
 if __name__ == "__main__":
-    _start_main_lab()
+    _start_early(sys.argv[1:])
