@@ -14,13 +14,16 @@
 - ``slurm_lab_acct``: a site in accounting mode (root /tmp/hcqw-pytest-lab-usage, port base 7000; MariaDB,
   slurmdbd, fair share), shared by the session's accounting tests; pass ``slurm_lab_acct.env``.
 
+- ``slurm_lab_staged``: a site staging quantum nodes (root /tmp/hcqw-pytest-lab-staged, port base 7020; one qpu
+  host, ``Gres=qpu:3``), for the staging tests.
+
 - ``lab_user_dir``: ``lab_user_dir("hcqw-alice")`` makes a fresh directory in that user's
   home, owned by them (0700), for what the test runs as them (pytest's ``tmp_path`` is
   root's and private); removed after the test. ``make_user_dir(lab, user, label)`` makes one
   for a fixture of wider scope.
 
 ``HCQW_TEST_LAB_DIR``/``HCQW_TEST_LAB_PORT`` (and ``HCQW_TEST_LAB_C2_DIR``/``_PORT``,
-``HCQW_TEST_LAB_ACCT_DIR``/``_PORT``) move
+``HCQW_TEST_LAB_ACCT_DIR``/``_PORT``, ``HCQW_TEST_LAB_STAGED_DIR``/``_PORT``) move
 them elsewhere, so that independent test runs on one machine need not share a qpu node.
 
 Several pytest sessions may share a cluster (e.g. two checkouts tested at
@@ -66,6 +69,10 @@ C2_NAME = "qpuside"
 # 7000..7010: the 6900-6999 range of the other lab fixtures has no 11 free ports left.
 ACCT_ROOT = Path(os.environ.get(environment.TEST_LAB_ACCT_DIR, "/tmp/hcqw-pytest-lab-usage"))
 ACCT_PORT_BASE = int(os.environ.get(environment.TEST_LAB_ACCT_PORT, "7000"))
+STAGED_ROOT = Path(os.environ.get(environment.TEST_LAB_STAGED_DIR, "/tmp/hcqw-pytest-lab-staged"))
+STAGED_PORT_BASE = int(os.environ.get(environment.TEST_LAB_STAGED_PORT, "7020"))
+#: The staged lab's Gres=qpu count: two nodes staged behind an executing one (tests/hetjob/test_staging.py).
+STAGING_DEPTH = 3
 
 
 def _skip_if_disabled() -> None:
@@ -128,6 +135,8 @@ SESSION_LABS: dict[str, Callable[[], LabCluster]] = {
     "slurm_lab_c2": lambda: LabCluster(C2_ROOT, name=C2_NAME, port_base=C2_PORT_BASE, cpu_nodes=1, qpu_nodes=1),
     "slurm_lab_acct": lambda: LabCluster(ACCT_ROOT, name="usageacct", port_base=ACCT_PORT_BASE, cpu_nodes=2,
                                          accounting=True),
+    "slurm_lab_staged": lambda: LabCluster(STAGED_ROOT, name="staged", port_base=STAGED_PORT_BASE, cpu_nodes=2,
+                                           qpu_nodes=1, staging_depth=STAGING_DEPTH),
 }
 
 
@@ -257,6 +266,13 @@ def slurm_lab_acct() -> Iterator[LabCluster]:
     Its accounting database outlives the cluster and the tests share it: select jobs by id or by a period
     that starts with the test."""
     yield from _session_lab("slurm_lab_acct")
+
+
+@pytest.fixture(scope="session")
+def slurm_lab_staged() -> Iterator[LabCluster]:
+    """A site that stages quantum nodes: one qpu host with ``Gres=qpu:3`` whose resident service runs with
+    ``--exclusive-sessions`` (``hcqw lab up --staging-depth 3``), and two cpu hosts; use ``slurm_lab_staged.env``."""
+    yield from _session_lab("slurm_lab_staged")
 
 
 def _session_lab(fixture: str) -> Iterator[LabCluster]:
