@@ -66,6 +66,9 @@ MAIN_PORT_BASE = int(os.environ.get(environment.TEST_LAB_PORT, "6900"))
 C2_ROOT = Path(os.environ.get(environment.TEST_LAB_C2_DIR, "/tmp/hcqw-pytest-lab-c2"))
 C2_PORT_BASE = int(os.environ.get(environment.TEST_LAB_C2_PORT, "6950"))
 C2_NAME = "qpuside"
+#: Seconds a session lab's daemons may take to start: the first start of an accounting lab initialises MariaDB,
+#: and the tests that need no lab load the machine meanwhile.
+UP_TIMEOUT = 180
 # 7000..7010: the 6900-6999 range of the other lab fixtures has no 11 free ports left.
 ACCT_ROOT = Path(os.environ.get(environment.TEST_LAB_ACCT_DIR, "/tmp/hcqw-pytest-lab-usage"))
 ACCT_PORT_BASE = int(os.environ.get(environment.TEST_LAB_ACCT_PORT, "7000"))
@@ -96,14 +99,13 @@ def _register(lab: LabCluster) -> None:
 
 
 def _up(lab: LabCluster) -> None:
-    timeout = 180 if lab.accounting else 60  # the first start of an accounting lab initialises MariaDB
     try:
-        lab.up(timeout=timeout)
+        lab.up(timeout=UP_TIMEOUT)
     except LabConfigChanged:
         # A crashed earlier session left the cluster running with another configuration
         # (e.g. older hcqw). These roots belong to the test suite: restart it.
         lab.down()
-        lab.up(timeout=timeout)
+        lab.up(timeout=UP_TIMEOUT)
 
 
 def _start(lab: LabCluster) -> None:
@@ -284,21 +286,6 @@ def _session_lab(fixture: str) -> Iterator[LabCluster]:
         yield lab
     finally:
         _release(lab)
-
-
-def own_lab(lab: LabCluster, timeout: float = 300) -> Iterator[LabCluster]:
-    """A lab cluster a test module has to itself: started (restarted when a crashed run left it running
-    with another configuration), yielded, stopped. In a fixture: ``yield from own_lab(LabCluster(...))``."""
-    _skip_if_disabled()
-    try:
-        lab.up(timeout=timeout)
-    except LabConfigChanged:
-        lab.down()
-        lab.up(timeout=timeout)
-    try:
-        yield lab
-    finally:
-        lab.down()
 
 
 def make_user_dir(lab: LabCluster, user: str, label: str) -> Path:

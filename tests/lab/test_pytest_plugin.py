@@ -12,7 +12,7 @@ TESTS = textwrap.dedent("""
     import pytest
 
     @pytest.fixture
-    def own_lab():
+    def private_lab():
         pytest.skip("not started here")
 
     def test_main(slurm_lab):
@@ -25,7 +25,7 @@ TESTS = textwrap.dedent("""
     def test_marked():
         pass
 
-    def test_own(own_lab):
+    def test_private(private_lab):
         pass
 
     def test_second_site(slurm_lab_c2):
@@ -49,5 +49,5 @@ def collected(tmp_path: Path) -> list[str]:
 
 
 def test_tests_that_need_no_lab_run_first_and_the_rest_keep_their_order(tmp_path):
-    assert collected(tmp_path) == ["test_pure_first", "test_pure_second", "test_main", "test_marked", "test_own",
+    assert collected(tmp_path) == ["test_pure_first", "test_pure_second", "test_main", "test_marked", "test_private",
                                    "test_second_site"]
