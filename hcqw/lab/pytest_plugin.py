@@ -30,9 +30,9 @@ Several pytest sessions may share a cluster (e.g. two checkouts tested at
 once): each registers itself in ``root/holders`` and only the last one to
 finish stops the cluster.
 
-The main lab starts in the background as soon as the session's tests are collected (if any of them
-uses it), while the tests that need no lab run first: a clean machine installs the lab's packages
-and the site venv meanwhile. Tests that need a lab wait for that start before their setup.
+The session labs above that the collected tests use start in the background, main lab first, as soon
+as the tests are collected, while the tests that need no lab run first: a clean machine installs the
+lab's packages and the site venv meanwhile. Tests that need a lab wait for that start before their setup.
 
 ``HCQW_TEST_SLURM=0`` skips tests that use them. Otherwise a cluster that does
 not start is a test *error* (never a silent skip): CI must notice.
