@@ -6,22 +6,20 @@ stuck behind a predecessor that is cancelled or overruns its time limit.
 
 Depth 3 (the site guide recommends 2) so that two nodes can be staged behind an executing one,
 which the order test needs. The lab has one qpu host: one device, every node at it.
-``HCQW_TEST_LAB_STAGED_DIR``/``HCQW_TEST_LAB_STAGED_PORT`` move the lab (default
+The lab is the session's ``slurm_lab_staged`` (hcqw.lab.pytest_plugin), started in the background with the
+session's other labs; ``HCQW_TEST_LAB_STAGED_DIR``/``HCQW_TEST_LAB_STAGED_PORT`` move it (default
 /tmp/hcqw-pytest-lab-staged, ports 7020..7029).
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from hcqw.lab import LabCluster, resident
-from hcqw.lab.pytest_plugin import own_lab, user_dirs, wait_for
+from hcqw.lab.pytest_plugin import STAGING_DEPTH, user_dirs, wait_for
 from hcqw.metrics import read_events
 from hcqw.service.client import ServiceClient
 from hcqw.slurm import Phase, open_backend
@@ -29,19 +27,16 @@ from tests.usage.fair_share import submit_as
 
 pytestmark = pytest.mark.slurm
 
-ROOT = Path(os.environ.get("HCQW_TEST_LAB_STAGED_DIR", "/tmp/hcqw-pytest-lab-staged"))
-PORT_BASE = int(os.environ.get("HCQW_TEST_LAB_STAGED_PORT", "7020"))
-DEPTH = 3
+DEPTH = STAGING_DEPTH
 ALICE, BOB = "hcqw-alice", "hcqw-bob"
 # Each block runs three batches 0.3 s apart and keeps the device 2 s more: long enough for SLURM to
 # start the next node (about a second) while it executes, so the next one stages.
 BLOCK = {"runs": 3, "pause": 0.3, "hold": 2.0, "shots": 20}
 
 
-@pytest.fixture(scope="module")
-def staged_lab() -> Iterator[LabCluster]:
-    yield from own_lab(LabCluster(ROOT, name="staged", port_base=PORT_BASE, cpu_nodes=2, qpu_nodes=1,
-                                  staging_depth=DEPTH))
+@pytest.fixture
+def staged_lab(slurm_lab_staged) -> LabCluster:
+    return slurm_lab_staged
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Lab clusters of the lab's own tests, beyond the shared ``slurm_lab``/``slurm_lab_c2``.
 
 Their port bases (which also name their networks) follow the main lab's:
-``HCQW_TEST_LAB_PORT`` + 20 (a lab the tests start and stop themselves) and + 30 (accounting).
+``HCQW_TEST_LAB_PORT`` + 20 (a lab the tests start and stop themselves).
 """
 
 from __future__ import annotations
@@ -34,15 +34,7 @@ def small_lab() -> Iterator[LabCluster]:
         lab.down()
 
 
-@pytest.fixture(scope="module")
-def acct_lab() -> Iterator[LabCluster]:
-    """A running lab in accounting mode (slurmdbd, fair share, an account per user)."""
-    _skip_if_disabled()
-    lab = LabCluster(Path(f"{MAIN_ROOT}-acct"), name="accttest", port_base=MAIN_PORT_BASE + 30, cpu_nodes=1,
-                     accounting=True)
-    lab.down()
-    lab.up(timeout=180)  # the first start initialises MariaDB
-    try:
-        yield lab
-    finally:
-        lab.down()
+@pytest.fixture
+def acct_lab(slurm_lab_acct) -> LabCluster:
+    """A running lab in accounting mode (slurmdbd, fair share, an account per user): the session's."""
+    return slurm_lab_acct

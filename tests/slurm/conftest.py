@@ -27,10 +27,10 @@ def _lab(root: str, name: str, port_base: int, **kw) -> Iterator[LabCluster]:
         lab.down()
 
 
-@pytest.fixture(scope="module")
-def slurm_acct_lab() -> Iterator[LabCluster]:
-    """A cluster with slurmdbd, so that sacct really works (status then comes from sacct)."""
-    yield from _lab("/tmp/hcqw-pytest-slurm-acct", "slurmacct", 6912, accounting=True)
+@pytest.fixture
+def slurm_acct_lab(slurm_lab_acct) -> LabCluster:
+    """A cluster with slurmdbd, so that sacct really works (status then comes from sacct): the session's."""
+    return slurm_lab_acct
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 from hcqw.device import LocalDevice
 from hcqw.lab.pytest_plugin import wait_for
 from hcqw.metrics import read_events
-from tests.support.snakemake_runs import DIRECT, EARLY, LATE, TOLERANCE, read_energy, run_side_by_side, run_snakemake, snakemake_argv
+from tests.support.snakemake_runs import DIRECT, DIRECT_RULES, EARLY, LATE, TOLERANCE, read_energy, run_side_by_side, run_snakemake, snakemake_argv
 
 log = logging.getLogger(__name__)
 pytestmark = pytest.mark.slow
@@ -68,10 +68,10 @@ def holds(workdir: Path) -> list[tuple[float, float]]:
 def test_two_workflows_whose_qpu_rules_call_the_simulator_take_turns_on_the_device(tmp_path, spawn):
     dirs = run_side_by_side(tmp_path, spawn, {"a": DIRECT, "b": DIRECT}, other={"a": "b", "b": "a"})
     runs = sorted((r["start"], r["end"], name) for name, path in dirs.items()
-                  for r in (json.loads((path / f"q{i}.json").read_text()) for i in (1, 2, 3)))
+                  for r in (json.loads((path / f"q{i}.json").read_text()) for i in range(1, DIRECT_RULES + 1)))
     # Never two rules on the device at once...
     assert all(a[1] <= b[0] for a, b in zip(runs, runs[1:])), runs
-    # ...and each workflow got turns before the other finished (not a-a-a-b-b-b).
+    # ...and each workflow got turns before the other finished (not a-a-b-b).
     order = [name for _, _, name in runs]
     log.info("qpu rules on the device, in order: %s", " ".join(order))
     assert sum(a != b for a, b in zip(order, order[1:])) >= 2, order
@@ -79,7 +79,7 @@ def test_two_workflows_whose_qpu_rules_call_the_simulator_take_turns_on_the_devi
     for name, path in dirs.items():
         own = holds(path)
         rules = sorted((start, end) for start, end, owner in runs if owner == name)
-        assert len(own) == 3 and all(h[0] <= r[0] and r[1] <= h[1] for h, r in zip(own, rules)), (own, rules)
+        assert len(own) == DIRECT_RULES and all(h[0] <= r[0] and r[1] <= h[1] for h, r in zip(own, rules)), (own, rules)
     every = sorted(h for path in dirs.values() for h in holds(path))
     assert all(a[1] <= b[0] for a, b in zip(every, every[1:])), every
 

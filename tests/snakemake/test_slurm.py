@@ -20,7 +20,7 @@ from hcqw.lab.resident import metrics_log
 from hcqw.metrics import read_events
 from hcqw.slurm.commands import run_slurm
 from hcqw.slurm.parsing import parse_scontrol
-from tests.support.snakemake_runs import (DIRECT, EARLY, LATE, TOLERANCE, read_energy, run_side_by_side, run_snakemake, run_snakemake_as,
+from tests.support.snakemake_runs import (DIRECT, DIRECT_RULES, EARLY, LATE, TOLERANCE, read_energy, run_side_by_side, run_snakemake, run_snakemake_as,
                          snakemake_argv)
 from tests.support.lab_user import ALICE, BOB, assert_private, key_file, quantum_nodes_across_hosts
 
@@ -285,7 +285,8 @@ def test_two_workflows_whose_qpu_rules_call_the_simulator_take_turns_on_the_qpu_
     dirs = run_side_by_side(tmp_path, spawn, {"a": DIRECT, "b": DIRECT}, other={"a": "b", "b": "a"},
                             extra=lambda kind: (*SLURM, "--hcqw-workflow-id", names[kind]))
     runs = sorted((r["start"], r["end"], kind) for kind, path in dirs.items()
-                  for r in (json.loads((path / f"q{i}.json").read_text()) for i in (1, 2, 3)))
+                  for r in (json.loads((path / f"q{i}.json").read_text())
+                            for i in range(1, DIRECT_RULES + 1)))
     # The rules' own clocks (sub-second): never two on the device at once, and they took turns.
     assert all(a[1] <= b[0] for a, b in zip(runs, runs[1:])), runs
     order = [kind for _, _, kind in runs]
@@ -293,7 +294,7 @@ def test_two_workflows_whose_qpu_rules_call_the_simulator_take_turns_on_the_qpu_
     assert sum(a != b for a, b in zip(order, order[1:])) >= 2, order
     # SLURM's records: each rule ran inside a qpu component of its own on that node, one at a time.
     components = sorted((start, end, node, kind) for kind in dirs for start, end, node in qpu_components(names[kind]))
-    assert len(components) == 6 and {node for _, _, node, _ in components} == {one_qpu_node}, components
+    assert len(components) == 2 * DIRECT_RULES and {node for _, _, node, _ in components} == {one_qpu_node}, components
     assert all(a[1] <= b[0] for a, b in zip(components, components[1:])), components
     for (start, end, _, owner), (rule_start, rule_end, kind) in zip(components, runs):
         assert owner == kind and start.timestamp() <= rule_start and rule_end <= end.timestamp() + 1, (components, runs)

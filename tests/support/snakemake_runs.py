@@ -54,14 +54,17 @@ def read_energy(workdir: Path) -> dict[str, float]:
     return {key: float(value) for key, value in (line.split() for line in lines if line)}
 
 
+#: How many qpu rules each DIRECT workflow chains: two suffice to show turns (a-b-a-b, not a-a-b-b), and on
+#: SLURM each is a hetjob that holds the qpu node all its run, one after the other (a third cost CI a minute).
+DIRECT_RULES = 2
 # Both workflows run this Snakefile (``--config other=<the other's directory>``): after a barrier,
-# a chain of three qpu rules that call qsimcirq directly, never open_qpu. Each stays on the device until the
-# other workflow waits for it, so the FIFO alone decides who is next.
-DIRECT = textwrap.dedent("""
+# a chain of DIRECT_RULES qpu rules that call qsimcirq directly, never open_qpu. Each stays on the device until
+# the other workflow waits for it, so the FIFO alone decides who is next.
+DIRECT = textwrap.dedent(f"""
     import json, os, time
 
     rule all:
-        input: "q3.json"
+        input: "q{DIRECT_RULES}.json"
 
     rule ready:
         output: "ready"
@@ -72,8 +75,8 @@ DIRECT = textwrap.dedent("""
                 time.sleep(0.05)
 
     rule quantum:
-        input: lambda wc: "ready" if wc.i == "1" else f"q{int(wc.i) - 1}.json"
-        output: "q{i}.json"
+        input: lambda wc: "ready" if wc.i == "1" else f"q{{int(wc.i) - 1}}.json"
+        output: "q{{i}}.json"
         wildcard_constraints: i=r"\\d+"
         resources: qpu=1
         run:
@@ -88,13 +91,13 @@ DIRECT = textwrap.dedent("""
                 # Stay on the device until the other workflow queues for it (or has finished), so the order
                 # that follows is the device's FIFO, not which snakemake happened to start faster.
                 from hcqw.device import LocalDevice
-                other_done = os.path.join(config["other"], "q3.json")
+                other_done = os.path.join(config["other"], "q{DIRECT_RULES}.json")
                 deadline = time.time() + 120
                 while time.time() < deadline and not os.path.exists(other_done) and not any(
                         owner.get("workflow") != os.environ["HCQW_WORKFLOW"] for owner in LocalDevice().queue()[1:]):
                     time.sleep(0.05)
             counts = simulator.run(bell, repetitions=100).histogram(key="m")
-            json.dump({"start": start, "end": time.time(), "counts": dict(counts)}, open(output[0], "w"))
+            json.dump({{"start": start, "end": time.time(), "counts": dict(counts)}}, open(output[0], "w"))
 """)
 
 # Workflow "early" opens open_qpu, closes it, then waits for the "late" workflow's qpu rule to run.
