@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hcqw import identity
-from hcqw.errors import AuthError, DeviceError
+from hcqw.errors import DeviceError
 from hcqw.identity import Identity
 from hcqw.service import credential
 from hcqw.service.grants import Grants

@@ -27,7 +27,6 @@ from hcqw.service.client import ServiceClient
 from hcqw.slurm import Phase
 
 from hcqw.lab.pytest_plugin import wait_for
-from tests.support import ROOT
 from tests.support.loops import _bell_json
 from tests.hetjob.test_quantum_node import prepare, submit_q1
 from tests.support.munge import PrivateMunged

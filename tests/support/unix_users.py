@@ -7,7 +7,6 @@ import pwd
 import signal
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 from tests.support import ROOT
