@@ -27,6 +27,9 @@ CHECKPOINTS_DIR = "checkpoints"
 JOBS_DIR = "jobs"
 SLURM_DIR = "slurm"
 GATEWAY_ADDRESS = "gateway.address"  # in a quantum node's job directory
+# Also there: written once the qpu component was released, so the gateway and the batch script's trap
+# do not ask slurmctld again (one release request per quantum node).
+QPU_RELEASED = "qpu.released"
 STATE_FILE_GLOB = "state-*.ckpt"
 _STATE_FILE = re.compile(r"state-(\d{4,})\.ckpt$")
 

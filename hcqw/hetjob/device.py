@@ -26,7 +26,8 @@ from hcqw.errors import DeviceError, DeviceOffline
 from hcqw.metrics import MetricsLog
 from hcqw.slurm.errors import SlurmError
 from hcqw.service.client import ServiceClient, ServiceUnreachable, SessionLease
-from hcqw.trust import read_own_file, require_private
+from hcqw.paths import QPU_RELEASED
+from hcqw.trust import read_own_file, require_private, write_nofollow
 
 log = logging.getLogger(__name__)
 
@@ -264,6 +265,17 @@ def _release_from_environment() -> None:
         log.warning("not inside a hetjob (no SLURM_JOB_ID_HET_GROUP_1): nothing to release")
         return
     release_qpu_component(leader)
+    address_file = os.environ.get(environment.GATEWAY_ADDRESS_FILE)
+    if address_file:  # the gateway's exit and the job script's trap need not scancel again
+        mark_released(Path(address_file).parent)
+
+
+def mark_released(job_dir: Path) -> None:
+    """Record in the job directory that the qpu component was released (``hcqw.paths.QPU_RELEASED``)."""
+    try:
+        write_nofollow(job_dir / QPU_RELEASED, b"", mode=0o600)
+    except OSError as err:  # the backstops then release again: a no-op for SLURM
+        log.warning("could not record the qpu release in %s: %s", job_dir, err)
 
 
 def describe_gateway(address: str | None, gateway_log: str | None, env: dict[str, str] | None = None) -> str:
