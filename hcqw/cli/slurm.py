@@ -135,6 +135,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"  ({len(chain.waiting)} more node(s) submitted as these complete: at most {window} job records at once)")
     if args.no_wait:
         return 0
+    chain.on_submit = lambda node, job_id: print(f"  {node}: SLURM job {job_id}", flush=True)
     follow_chain(backend, chain)
     state = final_state(chain)
     print(chain.loop.describe(state) if chain.loop.describe else f"final state: {state!r}")

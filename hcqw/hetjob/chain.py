@@ -24,12 +24,17 @@ records for N split iterations) stays available as ``window=None`` for side-by-s
 The initial step runs in the submitting process (``run_initial_step``): it only writes the
 initial state, and a job for it waited a backfill tick for nothing.
 
-Fair order between chains: with a window, a quantum node enters SLURM only shortly before it
-becomes ready, so submit order is (about) ready order and concurrent workflows take turns on the
-qpu node without any ``nice``: nothing grows with the iteration, and under priority/multifactor
-fair share between users is left as the site configured it. ``nice_step`` (``nice = iteration *
-nice_step``, the old rule) is kept only for the whole-chain form, where a first-submitted chain's
-late iterations would otherwise outrank a second chain's early ones.
+Fair order between chains: with a window, a quantum node enters SLURM at most one quantum node
+ahead of its chain, so submit order is about ready order. The one exception is a *look-ahead*
+quantum node, submitted while an earlier quantum node of its chain is still unfinished (so that it
+is queued before it becomes ready): it gets the constant ``nice = LOOKAHEAD_NICE``, so a chain's
+next iteration yields to the quantum nodes other chains submitted as their next ready work --
+without it, chains submitted one after another would each put their second iteration ahead of the
+next chain's first. Nothing grows with the iteration: every look-ahead node of every user carries
+the same offset, so under priority/multifactor the fair-share order between users is the site's
+(``tests/usage/test_slurm_fair_share.py``). ``nice_step`` (``nice = iteration * nice_step``, the
+old rule) is kept only for the whole-chain form, where a first-submitted chain's late iterations
+would otherwise outrank a second chain's early ones.
 """
 
 from __future__ import annotations
@@ -61,6 +66,9 @@ NICE_STEP = 1000
 #: Job records a workflow keeps unfinished in SLURM at most (the window): a split chain's quantum,
 #: classical and next quantum node (2 + 1 + 2), a fused chain's two next iterations (2 + 2).
 WINDOW_RECORDS = 5
+#: Nice of a look-ahead quantum node (see the module docstring): more than the priority spread of the
+#: jobs submitted while it waits under priority/basic (one unit per job component).
+LOOKAHEAD_NICE = 1000
 #: The smallest window: the running job and the next hetjob, queued before the running one ends.
 MIN_WINDOW_RECORDS = 4
 #: Seconds a just-submitted job may be missing from the status snapshot (taken before it was
@@ -99,7 +107,8 @@ class Chain:
     completed: int = 0  # how many of ``jobs`` (from the first) the follower saw complete
     records: dict[str, int] = field(default_factory=dict)  # node -> its job's records (hetjob components)
     submitted_at: dict[str, float] = field(default_factory=dict)  # job id -> when this process submitted it
-    submit: Callable[[Node, tuple[str, ...]], str] | None = field(default=None, repr=False)
+    submit: Callable[[Node, tuple[str, ...], bool], str] | None = field(default=None, repr=False)
+    on_submit: Callable[[str, str], None] | None = field(default=None, repr=False)  # (node, job id) as the window refills
 
     @property
     def ctx(self) -> RunContext:
@@ -151,10 +160,11 @@ def submit_chain(backend: SlurmBackend, loop_ref: str, params: Mapping | None, w
     todo = [node for node in dag if node.name not in chain.skipped]
     chain.records = {node.name: _records(node) for node in todo}
 
-    def submit(node: Node, deps: tuple[str, ...]) -> str:
+    def submit(node: Node, deps: tuple[str, ...], lookahead: bool) -> str:
         request = node_request(node, loop_ref=loop_ref, params=params, workflow=workflow, run_dir=run_dir,
                                settings=settings, dependencies=deps)
-        return backend.submit(dataclasses.replace(request, nice=min(node.iteration * nice_step, MAX_NICE)))
+        nice = node.iteration * nice_step if window is None else LOOKAHEAD_NICE * lookahead
+        return backend.submit(dataclasses.replace(request, nice=min(nice, MAX_NICE)))
 
     chain.submit = submit
     adopted = _adopt_live_jobs(backend, chain, todo, fused)
@@ -187,8 +197,9 @@ def refill(backend: SlurmBackend, chain: Chain) -> list[tuple[str, str]]:
         node = chain.waiting[0]
         unfinished = dict(chain.jobs[chain.completed:])
         deps = tuple(unfinished[a] for a in node.after if a in unfinished)
+        lookahead = node.uses_qpu and any(chain.records[name] == 2 for name in unfinished)
         try:
-            job_id = chain.submit(node, deps)
+            job_id = chain.submit(node, deps, lookahead)
         except SlurmError:
             cancel_chain(backend, chain)
             raise
@@ -197,6 +208,8 @@ def refill(backend: SlurmBackend, chain: Chain) -> list[tuple[str, str]]:
         chain.submitted_at[job_id] = time.monotonic()
         live += chain.records[node.name]
         new.append((node.name, job_id))
+        if chain.on_submit:
+            chain.on_submit(node.name, job_id)
     return new
 
 
