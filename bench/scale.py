@@ -206,6 +206,7 @@ def summarise(form: str, args, outputs: dict, counters: dict, sampler: Sampler, 
 
 def main(argv: list[str] | None = None) -> int:
     from hcqw.lab import LabCluster
+    from hcqw.lab.software import ensure_site_venv
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--lab-dir", type=Path, required=True, help="a running lab with two qpu hosts")
@@ -217,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", action="store_true", help="split chains (default: fused, one hetjob per iteration)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
+    ensure_site_venv()  # the lab users' jobs run this checkout
     lab = LabCluster.from_dir(args.lab_dir)
     os.environ.update(lab.env)
     rows = []

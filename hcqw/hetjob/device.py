@@ -264,18 +264,33 @@ def _release_from_environment() -> None:
     if not leader or not os.environ.get("SLURM_JOB_ID_HET_GROUP_1"):
         log.warning("not inside a hetjob (no SLURM_JOB_ID_HET_GROUP_1): nothing to release")
         return
-    release_qpu_component(leader)
     address_file = os.environ.get(environment.GATEWAY_ADDRESS_FILE)
-    if address_file:  # the gateway's exit and the job script's trap need not scancel again
-        mark_released(Path(address_file).parent)
-
-
-def mark_released(job_dir: Path) -> None:
-    """Record in the job directory that the qpu component was released (``hcqw.paths.QPU_RELEASED``)."""
+    job_dir = Path(address_file).parent if address_file else None
+    # "requested" first: the scancel ends the gateway's step, and the gateway, stopping, must already see
+    # it; "done" once slurmctld accepted it: only then does the job script's trap skip its own release (a
+    # node process that ends while its release still rides out an outage leaves it to the trap).
+    marked = job_dir is not None and mark_released(job_dir, "requested")
     try:
-        write_nofollow(job_dir / QPU_RELEASED, b"", mode=0o600)
-    except OSError as err:  # the backstops then release again: a no-op for SLURM
+        release_qpu_component(leader)
+    except BaseException:
+        if marked:  # not released: the gateway's exit and the job script's trap must try
+            (job_dir / QPU_RELEASED).unlink(missing_ok=True)
+        raise
+    if marked:
+        mark_released(job_dir, "done")
+
+
+def mark_released(job_dir: Path, stage: str) -> bool:
+    """Record in the job directory how far this node's release of the qpu component is
+    (``hcqw.paths.QPU_RELEASED``: "requested", then "done"), so the gateway's exit and the job script's
+    trap do not ask slurmctld again; False if it could not be written (the backstops then release
+    again: a no-op for SLURM)."""
+    try:
+        write_nofollow(job_dir / QPU_RELEASED, f"{stage}\n".encode(), mode=0o600)
+        return True
+    except OSError as err:
         log.warning("could not record the qpu release in %s: %s", job_dir, err)
+        return False
 
 
 def describe_gateway(address: str | None, gateway_log: str | None, env: dict[str, str] | None = None) -> str:

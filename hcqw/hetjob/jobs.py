@@ -189,8 +189,8 @@ release_qpu() {{
     case "$said" in {unreachable}) sleep $pause ;; *) return ;; esac
   done
 }}
-# Once: not again if the node released it ({QPU_RELEASED} in the job directory).
-trap '[ -e "$JOBDIR/{QPU_RELEASED}" ] || release_qpu' EXIT
+# Once: not again if the node released it ("done" in {QPU_RELEASED} in the job directory).
+trap '[ "$(cat "$JOBDIR/{QPU_RELEASED}" 2>/dev/null)" = done ] || release_qpu' EXIT
 # Nor can srun create the gateway's step then: that is retried for about two minutes too. A step that
 # waits for the qpu host (still finishing its last job: "Requested nodes are busy") gives up after
 # {STEP_WAIT_S} s and asks again: srun waits for slurmctld's wake-up, which a restarted slurmctld never sends.
