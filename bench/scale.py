@@ -2,7 +2,7 @@
 
     hcqw lab up --dir DIR --port-base P --qpu-nodes 2 --simulator modelled
     .venv/bin/python bench/scale.py --lab-dir DIR [--workflows 200] [--iterations 3] [--hold 0.2]
-        [--classical 0.2] [--forms window,whole] [--split] [--json out.json]
+        [--classical 0.2] [--forms window,whole[,window-split]] [--split] [--json out.json]
 
 Per form, one after the other in one run (``sdiag --reset`` before each): ``--workflows`` chains of the
 light loop ``bench/scale_loop.py`` (a Bell batch, a ``--hold`` s hold of the device, a ``--classical`` s
@@ -51,7 +51,7 @@ from hcqw.hetjob.jobs import NodeJobSettings
 from hcqw.hetjob.records import qpu_component_times
 from hcqw.slurm import open_backend
 args = json.loads(sys.argv[1])
-window = args["form"] == "window"
+window = args["form"].startswith("window")
 settings = NodeJobSettings(device_service=args["device_service"])
 results, errors = {}, {}
 
@@ -132,6 +132,11 @@ class Sampler(threading.Thread):
             self.stop.wait(1.0)
 
 
+def split(form: str, args) -> bool:
+    """Whether ``form``'s chains are split (``--split``, or a form named ``...-split``) rather than fused."""
+    return args.split or form.endswith("-split")
+
+
 def run_form(lab, form: str, args, tag: str) -> dict:
     from hcqw.lab import users
 
@@ -144,7 +149,7 @@ def run_form(lab, form: str, args, tag: str) -> dict:
     started = time.time()
     workers = {}
     for user, workflows in by_user.items():
-        order = {"form": form, "workflows": workflows, "fused": not args.split,
+        order = {"form": form, "workflows": workflows, "fused": not split(form, args),
                  "params": {"iterations": args.iterations, "hold": args.hold, "classical": args.classical},
                  "runs_dir": str(lab.home(user) / "scale-runs"), "device_service": lab.qpu_service_address("%n")}
         workers[user] = subprocess.Popen(users.as_user(user, [str(lab.site.python), "-c", _WORKER, json.dumps(order)]),
@@ -189,7 +194,7 @@ def summarise(form: str, args, outputs: dict, counters: dict, sampler: Sampler, 
     bound = quantum_nodes * args.hold / qpu_hosts
     kills = rpcs.get("REQUEST_KILL_JOB", 0) + rpcs.get("REQUEST_CANCEL_JOB_STEP", 0)
     return {
-        "form": form, "workflows": args.workflows, "iterations": args.iterations, "fused": not args.split,
+        "form": form, "workflows": args.workflows, "iterations": args.iterations, "fused": not split(form, args),
         "errors": errors, "elapsed_s": elapsed, "makespan_s": makespan, "bound_s": bound,
         "records_peak_total": sampler.peak_total, "records_peak_per_workflow": sampler.peak_per_workflow,
         "records_peak_per_live_workflow": sampler.peak_total / max(1, args.workflows),
@@ -214,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iterations", type=int, default=3)
     p.add_argument("--hold", type=float, default=0.2, help="seconds each quantum block keeps the device")
     p.add_argument("--classical", type=float, default=0.2, help="seconds each classical step sleeps")
-    p.add_argument("--forms", default="window,whole", help="comma-separated: window, whole")
+    p.add_argument("--forms", default="window,whole",
+                   help="comma-separated: window, whole; '-split' after one makes its chains split (e.g. window-split)")
     p.add_argument("--split", action="store_true", help="split chains (default: fused, one hetjob per iteration)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)

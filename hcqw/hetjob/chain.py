@@ -292,7 +292,7 @@ def follow_chains(backend: SlurmBackend, chains: list[Chain], timeout: float | N
         if deadline is not None and time.monotonic() >= deadline:
             waiting = " ".join(f"{c.workflow}:{c.jobs[c.completed][0]}={c.jobs[c.completed][1]}" for c in active)
             raise SlurmError(f"no job of these chains completed in {timeout:.0f} s: {waiting}")
-        time.sleep(max(0.05, getattr(getattr(backend, "_poller", None), "min_interval", 1.0)))
+        time.sleep(max(0.05, getattr(backend, "poll_interval", 1.0)))
 
 
 def _fail(backend: SlurmBackend, chain: Chain, node: str, job_id: str, state) -> None:
