@@ -1,13 +1,14 @@
 """Fair order of concurrent chains on the lab cluster: a quantum node of an earlier iteration
 gets the qpu node before a waiting node of a later iteration, whichever workflow was submitted
-first (``nice = iteration * nice_step``), plus the ``nice`` field on both submission paths.
+first (each chain keeps a window of its jobs in SLURM; a quantum node queued ahead of its turn
+carries ``nice = LOOKAHEAD_NICE``), plus the ``nice`` field on both submission paths.
 
 With two chains the contest depends on timing (A's c0001 must end before the qpu node is free
 again for B's q0001; releasing the node and starting the next hetjob take about a second each),
 so three users submit one after another: while B's q0001 holds the qpu node, A's q0002 becomes
-eligible and C's q0001 is still waiting. Without nice, SLURM's submit order gives A all its
-iterations first (checked: the test then fails). The lab has two qpu nodes; the contest needs one,
-so every qpu component asks for the first.
+eligible and C's q0001 is still waiting. A's q0002 entered SLURM with A's first window, before
+C's q0001: without the look-ahead nice, SLURM's submit order would give it the qpu node first. The
+lab has two qpu nodes; the contest needs one, so every qpu component asks for the first.
 """
 
 from __future__ import annotations
