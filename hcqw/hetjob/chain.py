@@ -183,7 +183,6 @@ def run_initial_step(chain: Chain, node: Node) -> None:
     """The ``init`` node in this process: it writes the initial state, nothing more (a job for it waited
     for SLURM's scheduler to start a process that did that)."""
     run_node(chain.loop, node, chain.ctx, None)
-    chain.skipped.append(node.name)
     log.info("%s: initial state written by the submitter", chain.workflow)
 
 

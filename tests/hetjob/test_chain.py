@@ -33,7 +33,7 @@ def test_vqe_chain_killed_resumes_and_matches_embedded(sbatch, tmp_path):
 
     chain = submit_chain(sbatch, VQE, PARAMS, "vqe-chain", tmp_path / "runs")
     # The submitter wrote the initial state; SLURM has a window of the chain: 2 + 1 + 2 job records.
-    assert chain.skipped == ["init"] and chain.ctx.path("state-0000.ckpt").exists()
+    assert chain.skipped == [] and chain.ctx.path("state-0000.ckpt").exists()
     assert [n for n, _ in chain.jobs] == ["q0001", "c0001", "q0002"] and chain.window == 5
     outcome: dict = {}
     follower = threading.Thread(target=lambda: outcome.update(error=_follow(sbatch, chain, timeout=120)))

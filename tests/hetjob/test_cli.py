@@ -87,7 +87,7 @@ def test_slurm_run_over_rest_completes_a_chain_and_never_shows_the_token(slurm_l
                       "--rest-url", slurm_lab.rest_url, "--token-file", str(token_file)])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert "q0001: SLURM job" in out and "c0001: SLURM job" in out
+    assert "qc0001: SLURM job" in out and "resuming" not in out  # fused by default; the submitter wrote init
     assert f"{brute_force_max_cut()}" in out  # the loop's summary line names the optimum
     assert token not in out + err
     for path in (tmp_path / "runs").rglob("*"):
