@@ -80,6 +80,10 @@ for workflow, (submitted, jobs) in results.items():
     for node, job in jobs:
         state = states[job]
         lead = state.component(0)
+        if lead is None:  # purged from slurmctld (finished more than MinJobAge ago; no accounting here)
+            nodes.append({"node": node, "job": job, "submit": None, "start": None, "end": None, "qpu_start": None,
+                          "qpu_end": None, "state": "PURGED"})
+            continue
         qpu = qpu_component_times(state) if state.component(1) is not None else (None, None)
         nodes.append({"node": node, "job": job, "submit": lead.submit_time.timestamp() if lead.submit_time else None,
                       "start": lead.start_time.timestamp() if lead.start_time else None,
@@ -157,6 +161,18 @@ def run_form(lab, form: str, args, tag: str) -> dict:
                                          cwd=lab.home(user), umask=users.USER_UMASK, start_new_session=True,
                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     outputs = {}
+    if args.max_seconds:  # a capped run: records and RPC rates only, then stop the followers and the jobs
+        time.sleep(args.max_seconds)
+        sampler.stop.set()
+        sampler.join(30)
+        elapsed = time.time() - started
+        counters = sdiag(env)
+        for worker in workers.values():
+            os.killpg(worker.pid, 9)
+            worker.wait()
+        for user in USERS:
+            subprocess.run(["scancel", "-u", user], env=env, capture_output=True, timeout=60)
+        return summarise(form, args, {}, counters, sampler, elapsed)
     for user, worker in workers.items():
         out, err = worker.communicate(timeout=3600)
         if worker.returncode != 0 or not out.strip():
@@ -188,7 +204,7 @@ def summarise(form: str, args, outputs: dict, counters: dict, sampler: Sampler, 
                     ready = previous_end if previous_end is not None else node["submit"]
                     waits[user].append(node["qpu_start"] - ready)
                 previous_end = node["end"]
-    makespan = last_end - first_submit
+    makespan = last_end - first_submit if holds else 0.0
     qpu_hosts = 2
     busy = sum(end - start for start, end in holds)
     bound = quantum_nodes * args.hold / qpu_hosts
@@ -203,7 +219,7 @@ def summarise(form: str, args, outputs: dict, counters: dict, sampler: Sampler, 
         "release_rpcs_per_quantum_node": kills / max(1, quantum_nodes), "quantum_nodes": quantum_nodes,
         "main_mean_us": counters["main_mean_us"], "main_max_us": counters["main_max_us"],
         "backfill_mean_us": counters["backfill_mean_us"], "backfill_max_us": counters["backfill_max_us"],
-        "qpu_busy": busy / (qpu_hosts * makespan) if makespan > 0 else None,
+        "qpu_busy": busy / (qpu_hosts * makespan) if makespan > 0 else 0.0,
         "wait_mean_s": {user: sum(w) / len(w) for user, w in waits.items() if w},
         "wait_max_s": {user: max(w) for user, w in waits.items() if w},
     }
@@ -222,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--forms", default="window,whole",
                    help="comma-separated: window, whole; '-split' after one makes its chains split (e.g. window-split)")
     p.add_argument("--split", action="store_true", help="split chains (default: fused, one hetjob per iteration)")
+    p.add_argument("--max-seconds", type=float, default=None,
+                   help="stop each form after this long (followers killed, jobs cancelled): records and RPC rates "
+                        "only, for scales whose runs outlast the time at hand")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     ensure_site_venv()  # the lab users' jobs run this checkout
