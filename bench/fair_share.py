@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hcqw.hetjob.chain import NICE_STEP
+    from hcqw.hetjob.chain import NICE_STEP, WINDOW_RECORDS
     from hcqw.lab import LabCluster
     from hcqw.slurm import open_backend
     from tests.usage import fair_share
@@ -45,9 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with fair_share.only_qpu_node(lab, qpu_node):
         for run in range(args.runs):
-            for rule, step in (("nice = iteration x 1000", NICE_STEP), ("nice 0", 0)):
-                tag = f"fs{int(time.time())}-{step}"
-                figures, _ = fair_share.run(lab, backend, tag, iterations=args.iterations, hold=args.hold, nice_step=step)
+            for rule, step, window in (("window 5 records", 0, WINDOW_RECORDS),
+                                       ("whole, nice = iteration x 1000", NICE_STEP, None), ("whole, nice 0", 0, None)):
+                tag = f"fs{int(time.time())}-{step}-{window}"
+                figures, _ = fair_share.run(lab, backend, tag, iterations=args.iterations, hold=args.hold, nice_step=step,
+                                            window=window)
                 row = {"run": run, "rule": rule, **asdict(figures), "light_not_starved": figures.light_not_starved,
                        "light_finishes_first": figures.light_finishes_first,
                        "light_end_s": figures.light_end - (figures.heavy_last_end - figures.makespan)}

@@ -27,6 +27,10 @@ CHECKPOINTS_DIR = "checkpoints"
 JOBS_DIR = "jobs"
 SLURM_DIR = "slurm"
 GATEWAY_ADDRESS = "gateway.address"  # in a quantum node's job directory
+# Also there: the node's release of the qpu component, "requested" then "done", so the gateway (on
+# "requested") and the batch script's trap (on "done") do not ask slurmctld again: one release
+# request per quantum node (hcqw.hetjob.device).
+QPU_RELEASED = "qpu.released"
 STATE_FILE_GLOB = "state-*.ckpt"
 _STATE_FILE = re.compile(r"state-(\d{4,})\.ckpt$")
 

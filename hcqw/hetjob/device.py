@@ -26,7 +26,8 @@ from hcqw.errors import DeviceError, DeviceOffline
 from hcqw.metrics import MetricsLog
 from hcqw.slurm.errors import SlurmError
 from hcqw.service.client import ServiceClient, ServiceUnreachable, SessionLease
-from hcqw.trust import read_own_file, require_private
+from hcqw.paths import QPU_RELEASED
+from hcqw.trust import read_own_file, require_private, write_nofollow
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,8 @@ class GatewayDevice:
         self.peer_timeout = peer_timeout
         self.device_wait = device_wait
         self._release = _Once(release if release is not None else _release_from_environment)
+        # The job's own release also tells the gateway, before the session closes, not to release again.
+        self._announce = _announce_from_environment if release is None else None
 
     def release(self) -> None:
         """Free the qpu component now if no lease did (a fused node whose quantum part had nothing to run)."""
@@ -148,7 +151,8 @@ class GatewayDevice:
         except BaseException:
             self._release()  # no lease to close: free the qpu component here
             raise
-        return GatewayLease(client, session, metrics, self._release, device=self.device_name, job=self.job)
+        return GatewayLease(client, session, metrics, self._release, device=self.device_name, job=self.job,
+                            announce=self._announce)
 
     def _gateway_gone(self) -> str | None:
         """Why the gateway is known dead (its srun step ended), with the end of its log; else ``None``."""
@@ -185,10 +189,11 @@ class GatewayLease(SessionLease):
             return super().run_batch(items)
 
     def __init__(self, client: Any, session: Any, metrics: MetricsLog | None, release: Callable[[], None],
-                 device: str | None = None, job: str | None = None):
+                 device: str | None = None, job: str | None = None, announce: Callable[[], None] | None = None):
         super().__init__(client, session)
         self._metrics = metrics
         self._release = release
+        self._announce = announce
         self._device_name = device
         self._job = job
         self.block_end: float | None = None
@@ -199,6 +204,8 @@ class GatewayLease(SessionLease):
         if self.block_end is not None:
             return
         self.block_end = time.time()
+        if self._announce:  # before the session closes: the gateway stops on that, and must see it
+            self._announce()
         try:
             # Closing the session is the listener's shut-down notice (listing 5): the gateway
             # stops on its own once the session has ended. Closing the client disconnects it
@@ -263,7 +270,45 @@ def _release_from_environment() -> None:
     if not leader or not os.environ.get("SLURM_JOB_ID_HET_GROUP_1"):
         log.warning("not inside a hetjob (no SLURM_JOB_ID_HET_GROUP_1): nothing to release")
         return
-    release_qpu_component(leader)
+    job_dir = _job_dir()
+    # "requested" first (the lease's close announced it already): the scancel ends the gateway's step, and
+    # the gateway, stopping, must already see it; "done" once slurmctld accepted it: only then does the job
+    # script's trap skip its own release (a node process that ends while its release still rides out an
+    # outage leaves it to the trap).
+    marked = job_dir is not None and mark_released(job_dir, "requested")
+    try:
+        release_qpu_component(leader)
+    except BaseException:
+        if marked:  # not released: the gateway's exit and the job script's trap must try
+            (job_dir / QPU_RELEASED).unlink(missing_ok=True)
+        raise
+    if marked:
+        mark_released(job_dir, "done")
+
+
+def _job_dir() -> Path | None:
+    address_file = os.environ.get(environment.GATEWAY_ADDRESS_FILE)
+    return Path(address_file).parent if address_file else None
+
+
+def _announce_from_environment() -> None:
+    """Tell the gateway that this node releases the qpu component (before closing its session)."""
+    job_dir = _job_dir()
+    if job_dir is not None and os.environ.get("SLURM_JOB_ID_HET_GROUP_1"):
+        mark_released(job_dir, "requested")
+
+
+def mark_released(job_dir: Path, stage: str) -> bool:
+    """Record in the job directory how far this node's release of the qpu component is
+    (``hcqw.paths.QPU_RELEASED``: "requested", then "done"), so the gateway's exit and the job script's
+    trap do not ask slurmctld again; False if it could not be written (the backstops then release
+    again: a no-op for SLURM)."""
+    try:
+        write_nofollow(job_dir / QPU_RELEASED, f"{stage}\n".encode(), mode=0o600)
+        return True
+    except OSError as err:
+        log.warning("could not record the qpu release in %s: %s", job_dir, err)
+        return False
 
 
 def describe_gateway(address: str | None, gateway_log: str | None, env: dict[str, str] | None = None) -> str:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Callable
 
 from hcqw.hetjob.address import cluster_address, expand_node, tcp_bind_address
+from hcqw.paths import QPU_RELEASED
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +59,14 @@ class GatewayConfig:
     upstream_timeout: float = 10.0
 
 
-def release_component(job_id: str | None) -> None:
+def release_component(job_id: str | None, job_dir: Path | None = None) -> None:
     """``scancel`` this component, riding out a controller outage; never raises (the gateway is on its
-    way out anyway, and the batch script's trap in component 0 is the backstop)."""
+    way out anyway, and the batch script's trap in component 0 is the backstop). Not if the node in
+    component 0 has already released it (``hcqw.paths.QPU_RELEASED`` in ``job_dir``)."""
     if not job_id:
+        return
+    if job_dir is not None and (job_dir / QPU_RELEASED).exists():
+        log.info("qpu component %s already released by the node", job_id)
         return
     from hcqw.slurm import SlurmError
     from hcqw.slurm.backend import ride_out
@@ -249,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:  # noqa: BLE001 - whatever happened, the component must be released below
         log.exception("gateway failed")
         code = 1
-    release_component(config.release_job)
+    release_component(config.release_job, Path(config.address_file).parent if config.address_file else None)
     return code
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from hcqw import environment
 from hcqw.environment import step_environment
 from hcqw.hetjob.device import DEVICE_WAIT_S, PEER_TIMEOUT_S
-from hcqw.paths import GATEWAY_ADDRESS, gateway_metrics, job_prefix, run_metrics, slurm_output
+from hcqw.paths import GATEWAY_ADDRESS, QPU_RELEASED, gateway_metrics, job_prefix, run_metrics, slurm_output
 from hcqw.slurm import ComponentSpec, JobRequest
 from hcqw.trust import PRIVATE_DIR_FIX, nearest_existing, require_private, submitter
 from hcqw.slurm.commands import STEP_PENDING_MARKERS, UNREACHABLE_MARKERS
@@ -189,7 +189,8 @@ release_qpu() {{
     case "$said" in {unreachable}) sleep $pause ;; *) return ;; esac
   done
 }}
-trap release_qpu EXIT
+# Once: not again if the node released it ("done" in {QPU_RELEASED} in the job directory).
+trap '[ "$(cat "$JOBDIR/{QPU_RELEASED}" 2>/dev/null)" = done ] || release_qpu' EXIT
 # Nor can srun create the gateway's step then: that is retried for about two minutes too. A step that
 # waits for the qpu host (still finishing its last job: "Requested nodes are busy") gives up after
 # {STEP_WAIT_S} s and asks again: srun waits for slurmctld's wake-up, which a restarted slurmctld never sends.

@@ -59,5 +59,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def exit_now(code: int) -> None:
+    """Exit with ``code`` as soon as what the node wrote is out: its checkpoint and metrics are closed
+    files already, so flush the logs and standard streams and skip the interpreter's teardown -- after
+    importing cirq that took 0.5-0.7 s of the job's (and the next node's) time (issue 22). Under MPI the
+    normal exit stays: mpi4py finalizes MPI there, and its peer waits for that."""
+    if "mpi4py.MPI" in sys.modules:
+        sys.exit(code)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -150,6 +150,11 @@ class BaseBackend:
         self._poller.track(job_id)
         log.info("submitted %s as SLURM job %s via %s", request.tag, job_id, self.name)
 
+    @property
+    def poll_interval(self) -> float:
+        """Seconds between two status queries: how often a follower need look."""
+        return self._poller.min_interval
+
     def status(self, job_ids: Iterable[str], *, force: bool = False) -> dict[str, NodeState]:
         """Merged state per job id; at most one SLURM query per poll interval for all jobs."""
         return self._poller.status(job_ids, force=force)

@@ -11,7 +11,7 @@ from hcqw.slurm.commands import command_env, never_sent, run_slurm
 from hcqw.slurm.errors import InvalidGres, SlurmError, SubmitError, UnknownPartition
 from hcqw.slurm.script import render_script
 from hcqw.slurm.settings import JobRequest
-from hcqw.slurm.status import CliStatusSource, StatusPoller, leader_of
+from hcqw.slurm.status import CliStatusSource, SharedStatusSource, StatusPoller, leader_of
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,8 @@ class SbatchBackend(BaseBackend):
     ``env`` is added to the environment of every SLURM command (e.g.
     ``{"SLURM_CONF": ...}`` to pick a cluster); credentials are dropped from it. ``outage_bound``:
     seconds submit (while sbatch cannot reach the controller at all), squeue and scancel ride out a
-    controller outage.
+    controller outage. ``shared_status``: status from the snapshot all of this user's followers on this
+    host share (``hcqw.slurm.status.SharedStatusSource``), not a query of this process's own.
     """
 
     name = "slurm"
@@ -55,10 +56,15 @@ class SbatchBackend(BaseBackend):
         poll_interval: float = 2.0,
         use_sacct: bool | None = None,
         outage_bound: float = OUTAGE_BOUND_S,
+        shared_status: bool = True,
     ):
         self._env = command_env(env)
         self._outage_bound = outage_bound
-        super().__init__(StatusPoller(CliStatusSource(self._env, use_sacct), poll_interval))
+        source = CliStatusSource(self._env, use_sacct)
+        if shared_status:
+            # One controller query per interval for every follower of this user on this host.
+            source = SharedStatusSource(source, max_age=poll_interval, cluster_key=self._env.get("SLURM_CONF", ""))
+        super().__init__(StatusPoller(source, poll_interval))
 
     def __repr__(self) -> str:
         return f"SbatchBackend(SLURM_CONF={self._env.get('SLURM_CONF', '(default)')!r})"

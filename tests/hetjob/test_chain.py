@@ -13,7 +13,7 @@ import pytest
 from hcqw.device import LocalDevice
 from hcqw.embedded import Workflow, run_split
 from hcqw.errors import WorkflowError
-from hcqw.hetjob.chain import ChainFailed, cancel_chain, final_state, follow_chain, run_chain, submit_chain
+from hcqw.hetjob.chain import ChainFailed, final_state, follow_chain, run_chain, submit_chain
 from hcqw.slurm import Phase
 from hcqw.workflow import load_loop
 
@@ -32,13 +32,19 @@ def test_vqe_chain_killed_resumes_and_matches_embedded(sbatch, tmp_path):
     expected = embedded.final_state()
 
     chain = submit_chain(sbatch, VQE, PARAMS, "vqe-chain", tmp_path / "runs")
-    assert [n for n, _ in chain.jobs][:3] == ["init", "q0001", "c0001"] and len(chain.jobs) == 11
+    # The submitter wrote the initial state; SLURM has a window of the chain: 2 + 1 + 2 job records.
+    assert chain.skipped == [] and chain.ctx.path("state-0000.ckpt").exists()
+    assert [n for n, _ in chain.jobs] == ["q0001", "c0001", "q0002"] and chain.window == 5
+    outcome: dict = {}
+    follower = threading.Thread(target=lambda: outcome.update(error=_follow(sbatch, chain, timeout=120)))
+    follower.start()
+    wait_for(lambda: "q0003" in dict(chain.jobs), 120, "the follower to submit q0003")
     victim = chain.job_of("q0003")
     wait_for(lambda: sbatch.status([victim])[victim].phase is Phase.RUNNING, 120, "q0003 to run")
     sbatch.cancel(victim)
-    with pytest.raises(ChainFailed) as failed:
-        follow_chain(sbatch, chain, timeout=120)
-    message = str(failed.value)
+    follower.join(180)
+    assert not follower.is_alive() and isinstance(outcome["error"], ChainFailed), outcome
+    message = str(outcome["error"])
     log.info("chain failure: %s", message.splitlines()[0])
     assert f"node q0003 (SLURM job {victim}) ended CANCELLED" in message
     assert "q0003-" in message and "state-0002.ckpt" in message
@@ -54,8 +60,9 @@ def test_vqe_chain_killed_resumes_and_matches_embedded(sbatch, tmp_path):
 LOOP = "tests.support.loops:make"
 
 
-def test_rerun_adopts_the_live_jobs_of_its_workflow_and_refuses_part_of_them(sbatch, tmp_path):
-    """A re-run while the last run's jobs are still in SLURM (its follower died) submits nothing again."""
+def test_rerun_adopts_the_live_jobs_of_its_workflow_and_refuses_others(sbatch, slurm_lab, tmp_path):
+    """A re-run while the last run's jobs are still in SLURM (its follower died) submits nothing again: it
+    adopts them when they are the next nodes to run (a window's worth) and submits the rest after them."""
     params = {"iterations": 1, "hold": 1.0}
     first = submit_chain(sbatch, LOOP, params, "adopt", tmp_path / "runs")
     again = submit_chain(sbatch, LOOP, params, "adopt", tmp_path / "runs")
@@ -63,16 +70,29 @@ def test_rerun_adopts_the_live_jobs_of_its_workflow_and_refuses_part_of_them(sba
     follow_chain(sbatch, again, timeout=120)
     assert final_state(again) == final_state(first)
 
-    params = {"iterations": 1, "hold": 30.0}
-    partial = submit_chain(sbatch, LOOP, params, "partial", tmp_path / "runs")
+    params = {"iterations": 1, "hold": 5.0}
+    prefix = submit_chain(sbatch, LOOP, params, "prefix", tmp_path / "runs")
+    sbatch.cancel(prefix.job_of("c0001"))  # the user cancelled the last job; q0001 runs on
+    wait_for(lambda: sbatch.status([prefix.job_of("c0001")], force=True)[prefix.job_of("c0001")].done, 30,
+             "c0001 to be cancelled")
+    resumed = submit_chain(sbatch, LOOP, params, "prefix", tmp_path / "runs")
+    # q0001 adopted, c0001 submitted again after it (the window has room for both).
+    assert resumed.jobs[0] == ("q0001", prefix.job_of("q0001")) and [n for n, _ in resumed.jobs] == ["q0001", "c0001"]
+    assert resumed.job_of("c0001") != prefix.job_of("c0001")
+    follow_chain(sbatch, resumed, timeout=120)
+    assert final_state(resumed) is not None
+
+    # A live job that is not the next node to run (here one named as c0001 while q0001 has not run): refused.
+    import subprocess
+
+    stray = subprocess.run(["sbatch", "--parsable", "-p", "cpu", "-J", "hcqw:stray:c0001", "-o", "/dev/null",
+                            "--wrap", "sleep 60"], env=slurm_lab.env, capture_output=True, text=True, check=True)
+    stray_id = stray.stdout.strip().split(";")[0]
     try:
-        sbatch.cancel(partial.job_of("c0001"))  # the user cancelled one job; q0001 runs on
-        wait_for(lambda: sbatch.status([partial.job_of("c0001")], force=True)[partial.job_of("c0001")].done, 30,
-                 "c0001 to be cancelled")
-        with pytest.raises(WorkflowError, match=rf"still in SLURM .*q0001={partial.job_of('q0001')}.*scancel"):
-            submit_chain(sbatch, LOOP, params, "partial", tmp_path / "runs")
+        with pytest.raises(WorkflowError, match=rf"still in SLURM .*c0001={stray_id}.*scancel"):
+            submit_chain(sbatch, LOOP, params, "stray", tmp_path / "runs")
     finally:
-        cancel_chain(sbatch, partial)
+        sbatch.cancel(stray_id)
 
 
 def test_chain_rides_out_a_controller_restart(sbatch, slurm_lab, tmp_path):
@@ -95,9 +115,9 @@ def test_chain_rides_out_a_controller_restart(sbatch, slurm_lab, tmp_path):
     assert final_state(chain) == final_state(reference)
 
 
-def _follow(backend, chain) -> BaseException | None:
+def _follow(backend, chain, timeout: float = 300) -> BaseException | None:
     try:
-        follow_chain(backend, chain, timeout=300)
+        follow_chain(backend, chain, timeout=timeout)
     except BaseException as err:  # noqa: BLE001 - reported by the test
         return err
     return None

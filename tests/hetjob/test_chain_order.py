@@ -1,13 +1,14 @@
 """Fair order of concurrent chains on the lab cluster: a quantum node of an earlier iteration
 gets the qpu node before a waiting node of a later iteration, whichever workflow was submitted
-first (``nice = iteration * nice_step``), plus the ``nice`` field on both submission paths.
+first (each chain keeps a window of its jobs in SLURM; a quantum node queued ahead of its turn
+carries ``nice = LOOKAHEAD_NICE``), plus the ``nice`` field on both submission paths.
 
 With two chains the contest depends on timing (A's c0001 must end before the qpu node is free
 again for B's q0001; releasing the node and starting the next hetjob take about a second each),
 so three users submit one after another: while B's q0001 holds the qpu node, A's q0002 becomes
-eligible and C's q0001 is still waiting. Without nice, SLURM's submit order gives A all its
-iterations first (checked: the test then fails). The lab has two qpu nodes; the contest needs one,
-so every qpu component asks for the first.
+eligible and C's q0001 is still waiting. A's q0002 entered SLURM with A's first window, before
+C's q0001: without the look-ahead nice, SLURM's submit order would give it the qpu node first. The
+lab has two qpu nodes; the contest needs one, so every qpu component asks for the first.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from itertools import permutations
 
 import pytest
 
-from hcqw.hetjob.chain import follow_chain, submit_chain
+from hcqw.hetjob.chain import follow_chains, submit_chain
 from hcqw.hetjob.jobs import NodeJobSettings
 from hcqw.hetjob.records import qpu_component_times
 from hcqw.metrics import read_events
@@ -46,8 +47,7 @@ def test_concurrent_chains_share_the_qpu_node_iteration_by_iteration(sbatch, slu
     one_qpu_node = NodeJobSettings(qpu=ComponentSpec("qpu", gres="qpu:1", time_limit=10,
                                                      extra=(f"--nodelist={slurm_lab.layout.qpu_node_names[0]}",)))
     chains = [submit_chain(sbatch, LOOP, params, f"fair-{user}", tmp_path / "runs", one_qpu_node) for user in "abc"]
-    for chain in chains:
-        follow_chain(sbatch, chain, timeout=120)
+    follow_chains(sbatch, chains, timeout=120)
     states = sbatch.status([job for chain in chains for _, job in chain.jobs])
 
     eligible, qpu_start, hold_start = {}, {}, {}
@@ -55,8 +55,10 @@ def test_concurrent_chains_share_the_qpu_node_iteration_by_iteration(sbatch, slu
         jobs = dict(chain.jobs)
         for i in (1, 2):
             key = (chain.workflow, i)
-            before = jobs["init" if i == 1 else f"c{i - 1:04d}"]
-            eligible[key] = states[before].component(0).end_time.timestamp()  # whole seconds
+            if i == 1:  # the submitter wrote the initial state: eligible when submitted
+                eligible[key] = states[jobs["q0001"]].component(0).submit_time.timestamp()
+            else:
+                eligible[key] = states[jobs[f"c{i - 1:04d}"]].component(0).end_time.timestamp()  # whole seconds
             qpu_start[key] = qpu_component_times(states[jobs[f"q{i:04d}"]])[0]
             (hold,) = [e for e in read_events(chain.ctx.metrics_path, "hold") if e["node"] == f"q{i:04d}"]
             hold_start[key] = hold["start"]  # session open on the gateway: exact order on the device

@@ -87,7 +87,7 @@ def test_slurm_run_over_rest_completes_a_chain_and_never_shows_the_token(slurm_l
                       "--rest-url", slurm_lab.rest_url, "--token-file", str(token_file)])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert "q0001: SLURM job" in out and "c0001: SLURM job" in out
+    assert "qc0001: SLURM job" in out and "resuming" not in out  # fused by default; the submitter wrote init
     assert f"{brute_force_max_cut()}" in out  # the loop's summary line names the optimum
     assert token not in out + err
     for path in (tmp_path / "runs").rglob("*"):
@@ -114,6 +114,9 @@ def test_slurm_run_refuses_an_unknown_backend_with_the_valid_choices(backend):
     (("--backend", "rest"), "backend 'rest' needs the slurmrestd URL: set --rest-url"),
     (("--token-file", "/tmp/jwt"), "backend 'slurm' (sbatch on this cluster) reads no --token-file"),
     (("--backend", "slurm", "--rest-url", "http://127.0.0.1:6820"), "reads no --rest-url"),
+    (("--window", "3"), "window must be at least 4 job records"),
+    (("--window", "many"), "--window takes a number of job records or 'whole'"),
+    (("--no-wait", "--window", "5"), "--window needs a follower"),
 ])
 def test_slurm_run_refuses_combinations_that_mean_nothing_before_submitting(args, says):
     done = slurm_run(*args)

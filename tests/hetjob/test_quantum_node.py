@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import time
@@ -59,6 +60,7 @@ def test_qpu_component_released_at_block_end_and_next_node_starts(sbatch, slurm_
     # Both on one qpu node (the lab has two), so B waits for the device A holds.
     qpu_node = slurm_lab.layout.qpu_node_names[0]
     pinned = ComponentSpec("qpu", gres="qpu:1", time_limit=10, extra=(f"--nodelist={qpu_node}",))
+    log_start = controller_log(slurm_lab).stat().st_size
     job_a = submit_q1(sbatch, ctx_a, nodes, params, qpu=pinned)
     job_b = submit_q1(sbatch, ctx_b, nodes, params, qpu=pinned)  # pends on qpu:1 behind A
     state_a, state_b = sbatch.wait(job_a, timeout=90), sbatch.wait(job_b, timeout=90)
@@ -78,6 +80,23 @@ def test_qpu_component_released_at_block_end_and_next_node_starts(sbatch, slurm_
     release = [e for e in read_events(ctx_a.metrics_path, "release") if e["node"] == "q0001"]
     assert release and release[0]["end"] - release[0]["start"] < 2.0
     assert ctx_a.path(nodes[1].output).exists()
+    # One release request per quantum node (issue 22): the node's scancel; the gateway and the trap saw it.
+    for job in (job_a, job_b):
+        assert kill_requests(slurm_lab, job, log_start) == 1, kill_requests(slurm_lab, job, log_start)
+
+
+def controller_log(lab) -> Path:
+    return lab.root / "log" / "slurmctld.log"
+
+
+def kill_requests(lab, leader: str, since: int) -> int:
+    """REQUEST_KILL_JOBs slurmctld logged (from byte ``since`` of its log) for hetjob ``leader``'s components."""
+    with open(controller_log(lab), "rb") as handle:
+        handle.seek(since)
+        text = handle.read().decode(errors="replace")
+    qpu = str(int(leader) + 1)
+    return len(re.findall(rf"REQUEST_KILL_JOB JobId=(?:{leader}\+1|{leader}|{qpu}) ", text))
+
 
 
 def test_user_step_raising_releases_the_qpu(sbatch, slurm_lab, tmp_path):

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Iterator
 
 from hcqw.hetjob.records import qpu_component_times
-from hcqw.lab import LabCluster
+from hcqw.hetjob.chain import WINDOW_RECORDS
+from hcqw.lab import LabCluster, users
 from hcqw.lab.config import PARENT_ACCOUNT
 from hcqw.slurm import Phase
 
@@ -31,11 +32,12 @@ HEAVY, LIGHT = "hcqw-alice", "hcqw-bob"
 RECORD_SLACK = 1.0  # s: SLURM's records have whole seconds
 
 # Run as the submitting lab user (its own environment, the site's Python): submit one chain of the
-# hetjob tests' loop with the given nice step (and time limit in minutes), print [[node, job id], ...].
+# hetjob tests' loop with the given window and nice step (and time limit in minutes), print "submitted",
+# follow it to its end (the follower refills the window) and print [[node, job id], ...].
 _SUBMIT = """
 import json, sys
 from dataclasses import replace
-from hcqw.hetjob.chain import submit_chain
+from hcqw.hetjob.chain import follow_chain, submit_chain
 from hcqw.hetjob.jobs import NodeJobSettings
 from hcqw.slurm import open_backend
 args = json.loads(sys.argv[1])
@@ -43,8 +45,11 @@ settings = NodeJobSettings(device_service=args["device_service"])
 if args.get("time_limit"):
     limit = args["time_limit"]
     settings = replace(settings, cpu=replace(settings.cpu, time_limit=limit), qpu=replace(settings.qpu, time_limit=limit))
-chain = submit_chain(open_backend("slurm"), "tests.support.loops:make", args["params"], args["workflow"],
-                     args["runs_dir"], settings, args["nice_step"])
+backend = open_backend("slurm", poll_interval=0.5)
+chain = submit_chain(backend, "tests.support.loops:make", args["params"], args["workflow"],
+                     args["runs_dir"], settings, args["nice_step"], window=args["window"])
+print("submitted", flush=True)
+follow_chain(backend, chain, timeout=600)
 print(json.dumps(chain.jobs))
 """
 
@@ -161,24 +166,40 @@ def make_heavier(lab: LabCluster, backend, user: str, other: str, timeout: float
 
 
 def submit_as(lab: LabCluster, user: str, workflow: str, runs_dir: Path, params: dict, nice_step: int,
-              time_limit: int | None = None) -> list[tuple[str, str]]:
-    """One chain submitted by ``user`` (its jobs, run directory and SLURM charge are the user's);
-    ``time_limit``: minutes per component (default NodeJobSettings')."""
+              time_limit: int | None = None, window: int | None = WINDOW_RECORDS) -> subprocess.Popen:
+    """One chain submitted and followed by ``user`` (its jobs, run directory and SLURM charge are the user's),
+    returned once its first jobs are in SLURM; ``time_limit``: minutes per component (default
+    NodeJobSettings'). ``jobs_of`` waits for its end and gives its jobs."""
     order = {"params": params, "workflow": workflow, "runs_dir": str(runs_dir), "nice_step": nice_step,
-             "device_service": lab.qpu_service_address("%n"), "time_limit": time_limit}
-    result = lab.exec(user, [str(lab.site.python), "-c", _SUBMIT, json.dumps(order)], capture_output=True, text=True,
-                      timeout=300, env={"PYTHONPATH": str(lab.site.src)})
-    assert result.returncode == 0, f"{user} could not submit {workflow}: {result.stderr[-2000:]}"
-    return [(node, job) for node, job in json.loads(result.stdout.strip().splitlines()[-1])]
+             "device_service": lab.qpu_service_address("%n"), "time_limit": time_limit, "window": window}
+    follower = subprocess.Popen(users.as_user(user, [str(lab.site.python), "-c", _SUBMIT, json.dumps(order)]),
+                                env={**lab.user_env(user), "PYTHONPATH": str(lab.site.src)}, cwd=lab.home(user),
+                                umask=users.USER_UMASK, start_new_session=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    line = follower.stdout.readline()
+    if line.strip() != "submitted":
+        follower.kill()
+        raise AssertionError(f"{user} could not submit {workflow}: {line}{follower.stderr.read()[-2000:]}")
+    return follower
+
+
+def jobs_of(follower: subprocess.Popen, workflow: str, timeout: float) -> list[tuple[str, str]]:
+    """The jobs of a chain ``submit_as`` started, in order, once its follower has ended."""
+    out, err = follower.communicate(timeout=timeout)
+    assert follower.returncode == 0, f"{workflow} failed: {err[-2000:]}"
+    return [(node, job) for node, job in json.loads(out.strip().splitlines()[-1])]
 
 
 def run(lab: LabCluster, backend, tag: str, heavy_workflows: int = 4, iterations: int = 3, hold: float = 1.0,
-        nice_step: int = 1000, timeout: float = 600.0) -> tuple[Fairness, dict[str, list[tuple[str, str]]]]:
-    """Submit the heavy user's chains, then the light user's, one after another at once; follow them to the end."""
+        nice_step: int = 0, timeout: float = 600.0, window: int | None = WINDOW_RECORDS
+        ) -> tuple[Fairness, dict[str, list[tuple[str, str]]]]:
+    """Submit the heavy user's chains, then the light user's, one after another at once; follow them to the end.
+    ``window``: the chains' (None: each submitted whole, with ``nice = iteration * nice_step``)."""
     params = {"iterations": iterations, "hold": hold, "shots": 20}
     owners = {f"{tag}-a{j}": HEAVY for j in range(heavy_workflows)} | {f"{tag}-b0": LIGHT}
-    jobs = {wf: submit_as(lab, user, wf, lab.home(user) / "fair-share", params, nice_step)
-            for wf, user in owners.items()}
+    followers = {wf: submit_as(lab, user, wf, lab.home(user) / "fair-share", params, nice_step, window=window)
+                 for wf, user in owners.items()}
+    jobs = {wf: jobs_of(follower, wf, timeout) for wf, follower in followers.items()}
     deadline = time.monotonic() + timeout
     for wf, listed in jobs.items():
         for node, job_id in listed:
@@ -201,8 +222,8 @@ def measure(jobs: dict[str, list[tuple[str, str]]], states: dict, light: set[str
                 start, end = qpu_component_times(states[job_id])
                 assert start is not None and end is not None, f"no qpu component times for {wf}/{node}"
                 holds.append((start, end, job_id))
-                if previous_end is not None:
-                    ready[job_id] = previous_end
+                # The first is ready when submitted (the submitter wrote the initial state).
+                ready[job_id] = previous_end if previous_end is not None else leader.submit_time.timestamp()
             previous_end = leader.end_time.timestamp()
         ends[wf] = previous_end
     holds.sort()

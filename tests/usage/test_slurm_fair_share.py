@@ -2,7 +2,8 @@
 
 User A (hcqw-alice) submits four split chains and user B (hcqw-bob) one, together, on one qpu
 node, A having used the QPU more than B before (``fair_share.make_heavier``: fair share acts on
-recorded usage only). With multifactor fair share and hcqw's nice rule (``hcqw.hetjob.chain.NICE_STEP``), B is
+recorded usage only). With multifactor fair share and hcqw's bounded window (``hcqw.hetjob.chain``: no nice that
+grows with the iteration, one constant nice on every look-ahead quantum node), B is
 not starved: B's longest wait for the QPU is at most one quantum block plus the hand-over, and
 B's workflow ends before A's last one. Figures come from SLURM's records (``fair_share.measure``).
 """
@@ -13,7 +14,6 @@ import uuid
 
 import pytest
 
-from hcqw.hetjob.chain import NICE_STEP
 from hcqw.slurm import open_backend
 from tests.usage import fair_share
 
@@ -36,8 +36,8 @@ def test_light_user_is_not_starved_by_a_heavy_user(acct_lab, lab_env):
     with fair_share.only_qpu_node(acct_lab, qpu_node):
         # A is the heavy user: fair share acts on recorded usage, which a fresh database has none of.
         fair_share.make_heavier(acct_lab, backend, fair_share.HEAVY, fair_share.LIGHT)
-        figures, jobs = fair_share.run(acct_lab, backend, tag=f"test-{uuid.uuid4().hex[:8]}", heavy_workflows=4, iterations=3, hold=1.0,
-                                       nice_step=NICE_STEP)
+        figures, jobs = fair_share.run(acct_lab, backend, tag=f"test-{uuid.uuid4().hex[:8]}", heavy_workflows=4,
+                                       iterations=3, hold=1.0)
     states = backend.status([job for listed in jobs.values() for _, job in listed], force=True)
     assert {states[job].component(1).nodelist for listed in jobs.values() for node, job in listed
             if node.startswith("q")} == {qpu_node}
