@@ -127,6 +127,9 @@ def check_symbolic(value: sympy.Expr, pos: int) -> Value:
             raise Problem(f"{value} is not a finite real value (a zero divisor or infinite power of a parameter?)", pos)
         if isinstance(sub, sympy.Pow) and not (sub.exp.is_Integer and abs(int(sub.exp)) <= MAX_POWER):
             raise Problem(f"{sub}: the wire carries integer exponents up to {MAX_POWER}", pos)
+    # The wire carries doubles, and sympy's Floats reach beyond them: (1e-300 * θ) ** 2 holds 1e-600,
+    # which is 0.0 on the wire. Round here, so that the circuit is the one the service will decode.
+    value = value.xreplace({f: sympy.Float(_finite(float(f), pos)) for f in value.atoms(sympy.Float)})
     if value.is_number:  # parameters that cancelled out
         return _finite(float(value), pos)
     return value

@@ -177,3 +177,18 @@ def test_random_programs_end_in_a_circuit_of_wire_types_or_a_qasm_error(seed):
         assert str(err).startswith("OpenQASM line")
     else:
         assert wire_type_faults(circuit) == []
+
+
+@pytest.mark.parametrize("angle, problem", [
+    ("(v / 1e300) ** 2", None),  # sympy holds 1e-600 * v**2; the wire's double is 0.0 (found by the test above)
+    ("(v * 1e300) ** 2", "not a finite number"),  # 1e600 * v**2: beyond a double
+])
+def test_a_parameter_expressions_constants_are_the_wires_doubles(angle, problem):
+    from tests.support.wire_types import wire_type_faults
+
+    text = f"OPENQASM 3.0;\ninclude \"stdgates.inc\";\ninput angle v;\nqubit q;\nrz({angle}) q;\nrx(v) q;\n"
+    if problem is None:
+        assert wire_type_faults(parse(text)) == []
+    else:
+        with pytest.raises(QasmError, match=problem):
+            parse(text)
