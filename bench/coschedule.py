@@ -612,8 +612,11 @@ def submit_workflow(backend, order: dict) -> list[tuple[str, str]]:
         return [("driver", submit_per_call(backend, order["params"], wf, cell_dir, settings,
                                            ahead=order["mode"] == "per-call-ahead"))]
     nice_step = order.get("nice_step")
+    # The whole chain (window=None): the benchmark waits for the jobs it was given, without a follower to
+    # refill a window, and its recorded cells were measured in this form (bench/scale.py compares the two).
     chain = submit_chain(backend, SLURM_LOOP, order["params"], wf, cell_dir, settings,
-                         NICE_STEP if nice_step is None else nice_step, fused=order["mode"] in FUSED_MODES)
+                         NICE_STEP if nice_step is None else nice_step, fused=order["mode"] in FUSED_MODES,
+                         window=None)
     return list(chain.jobs)
 
 
