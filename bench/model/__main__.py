@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
                                 ("--exec-time", float, None), ("--classical-cores", float, 2.0)):
         pr.add_argument(name, type=kind, default=default)
     pr.add_argument("--modes", default=",".join(MODES))
+    pr.add_argument("--no-init", action="store_true",
+                    help="the submitter writes the initial state (no init job: hcqw since issue 22)")
     from bench.model import scale as scale_mod
     scale_mod.register(sub)
     args = p.parse_args(argv)
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         out = {}
         for mode in args.modes.split(","):
             w = Workload(k=args.k, n=args.n, q=args.q, c=args.c, mode=mode, qpus=args.qpus, depth=args.depth,
-                         load=args.load, exec_time=args.exec_time)
+                         load=args.load, exec_time=args.exec_time, init_job=not args.no_init)
             out[mode] = run(timings, w, args.seeds, cal.rpc_per)
         mono = out.get("monolithic", {}).get("makespan")
         for mode, f in out.items():
