@@ -200,6 +200,7 @@ class SharedStatusSource:
         key = hashlib.sha256(cluster_key.encode()).hexdigest()[:12]
         self._name = f"jobs-{socket.gethostname()}-{key}"
         self.queries = 0  # controller queries this process made (for benchmarks and tests)
+        self._absent: set[str] = set()  # jobs missing from a snapshot taken after they were asked for
 
     @property
     def directory(self) -> Path:
@@ -218,6 +219,12 @@ class SharedStatusSource:
         wanted = set(leader_ids)
         records = [r for r in parse_scontrol(self._snapshot(fresh)) if r.leader_id in wanted]
         missing = wanted - {r.leader_id for r in records}
+        if missing - self._absent and not fresh:
+            # A job submitted after the snapshot was taken is not in it yet: ask once more, now. A job
+            # missing from that one too is gone from the controller (purged), and never asks again.
+            records = [r for r in parse_scontrol(self._snapshot(True)) if r.leader_id in wanted]
+            missing = wanted - {r.leader_id for r in records}
+            self._absent |= missing
         if missing and self._cli.uses_sacct:
             records += self._cli.query_sacct(missing)
         return records

@@ -23,7 +23,7 @@ from hcqw.lab.pytest_plugin import STAGING_DEPTH, user_dirs, wait_for
 from hcqw.metrics import read_events
 from hcqw.service.client import ServiceClient
 from hcqw.slurm import Phase, open_backend
-from tests.usage.fair_share import submit_as
+from tests.usage.fair_share import submit_whole_as
 
 pytestmark = pytest.mark.slurm
 
@@ -92,7 +92,7 @@ def blocks(execs: list[dict]) -> list[tuple[str, str]]:
 def test_two_users_nodes_stage_and_the_device_executes_one_node_at_a_time(staged_lab, backend, run_dir):
     workflows = {fresh("st-a0"): ALICE, fresh("st-b0"): BOB, fresh("st-a1"): ALICE}
     params = {"iterations": 2, **BLOCK}
-    jobs = {wf: submit_as(staged_lab, user, wf, run_dir(user), params, nice_step=1000)
+    jobs = {wf: submit_whole_as(staged_lab, user, wf, run_dir(user), params, nice_step=1000)
             for wf, user in workflows.items()}
     wait_all(backend, jobs)
     execs = device_log(staged_lab, set(workflows), "exec")
@@ -114,12 +114,12 @@ def test_staged_nodes_execute_in_the_services_order_not_their_own_users(staged_l
     """fifo at the service: alice's second node staged after bob's runs after bob's, although alice's
     first node has the device when it arrives (staging never lets a user's nodes pass another's)."""
     a0, b0, a1 = fresh("ord-a0"), fresh("ord-b0"), fresh("ord-a1")
-    first = submit_as(staged_lab, ALICE, a0, run_dir(ALICE), {**BLOCK, "hold": 20.0}, 0)
+    first = submit_whole_as(staged_lab, ALICE, a0, run_dir(ALICE), {**BLOCK, "hold": 20.0}, 0)
     wait_for(lambda: queued_at_device(staged_lab, a0) or device_log(staged_lab, {a0}, "exec"), 90,
              "alice's first node at the device")
-    bob = submit_as(staged_lab, BOB, b0, run_dir(BOB), BLOCK, 0)
+    bob = submit_whole_as(staged_lab, BOB, b0, run_dir(BOB), BLOCK, 0)
     wait_for(lambda: queued_at_device(staged_lab, b0), 60, "bob's node staged at the device")
-    second = submit_as(staged_lab, ALICE, a1, run_dir(ALICE), BLOCK, 0)
+    second = submit_whole_as(staged_lab, ALICE, a1, run_dir(ALICE), BLOCK, 0)
     wait_for(lambda: queued_at_device(staged_lab, a1), 60, "alice's second node staged at the device")
     assert not device_log(staged_lab, {b0, a1}, "exec"), "a staged node executed before its turn"
     wait_all(backend, {a0: first, b0: bob, a1: second})
@@ -131,10 +131,10 @@ def test_staged_nodes_execute_in_the_services_order_not_their_own_users(staged_l
 def test_a_staged_node_starts_when_the_node_ahead_of_it_ends_abnormally(staged_lab, backend, run_dir, end):
     tag = fresh("cancel" if end == "cancelled" else "overrun")
     # Alice's node keeps the device far longer than its 1-minute limit allows (or until cancelled).
-    ahead = submit_as(staged_lab, ALICE, f"{tag}-a", run_dir(ALICE), {**BLOCK, "hold": 600.0}, 0,
+    ahead = submit_whole_as(staged_lab, ALICE, f"{tag}-a", run_dir(ALICE), {**BLOCK, "hold": 600.0}, 0,
                       time_limit=1)
     wait_for(lambda: device_log(staged_lab, {f"{tag}-a"}, "exec"), 90, "alice's node executing")
-    staged = submit_as(staged_lab, BOB, f"{tag}-b", run_dir(BOB), BLOCK, 0)
+    staged = submit_whole_as(staged_lab, BOB, f"{tag}-b", run_dir(BOB), BLOCK, 0)
     wait_for(lambda: queued_at_device(staged_lab, f"{tag}-b"), 60, "bob's node staged at the device")
     (_, ahead_job), = [(n, j) for n, j in ahead if n.startswith("q")]
     try:

@@ -89,3 +89,15 @@ def test_a_status_directory_others_may_write_is_refused(tmp_path):
     with pytest.raises(UntrustedPath, match="status directory"):
         SharedStatusSource(CountingScontrol(tmp_path / "calls"), shared)(["7"])
     assert calls(tmp_path / "calls") == 0
+
+
+def test_a_job_submitted_after_the_snapshot_is_found_and_a_purged_one_asks_only_once(tmp_path):
+    counter = tmp_path / "calls"
+    scontrol = CountingScontrol(counter)
+    source = SharedStatusSource(scontrol, tmp_path / "status", max_age=60)
+    assert [r.state for r in source(["7"])] == ["RUNNING"]  # the snapshot, without job 8
+    scontrol.text += LINE.format(id=8, state="PENDING")  # job 8 submitted since
+    assert [r.state for r in source(["8"])] == ["PENDING"]  # not in the snapshot: asked again, found
+    assert calls(counter) == 2
+    assert source(["9"]) == [] and source(["9"]) == []  # never known here (purged): one more query, not one per poll
+    assert calls(counter) == 3

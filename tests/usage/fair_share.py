@@ -33,7 +33,8 @@ RECORD_SLACK = 1.0  # s: SLURM's records have whole seconds
 
 # Run as the submitting lab user (its own environment, the site's Python): submit one chain of the
 # hetjob tests' loop with the given window and nice step (and time limit in minutes), print "submitted",
-# follow it to its end (the follower refills the window) and print [[node, job id], ...].
+# follow it to its end (the follower refills the window), unless told not to (a whole chain needs no
+# follower), and print [[node, job id], ...].
 _SUBMIT = """
 import json, sys
 from dataclasses import replace
@@ -49,7 +50,8 @@ backend = open_backend("slurm", poll_interval=0.5)
 chain = submit_chain(backend, "tests.support.loops:make", args["params"], args["workflow"],
                      args["runs_dir"], settings, args["nice_step"], window=args["window"])
 print("submitted", flush=True)
-follow_chain(backend, chain, timeout=600)
+if args["follow"]:
+    follow_chain(backend, chain, timeout=600)
 print(json.dumps(chain.jobs))
 """
 
@@ -166,12 +168,14 @@ def make_heavier(lab: LabCluster, backend, user: str, other: str, timeout: float
 
 
 def submit_as(lab: LabCluster, user: str, workflow: str, runs_dir: Path, params: dict, nice_step: int,
-              time_limit: int | None = None, window: int | None = WINDOW_RECORDS) -> subprocess.Popen:
+              time_limit: int | None = None, window: int | None = WINDOW_RECORDS,
+              follow: bool = True) -> subprocess.Popen:
     """One chain submitted and followed by ``user`` (its jobs, run directory and SLURM charge are the user's),
     returned once its first jobs are in SLURM; ``time_limit``: minutes per component (default
     NodeJobSettings'). ``jobs_of`` waits for its end and gives its jobs."""
     order = {"params": params, "workflow": workflow, "runs_dir": str(runs_dir), "nice_step": nice_step,
-             "device_service": lab.qpu_service_address("%n"), "time_limit": time_limit, "window": window}
+             "device_service": lab.qpu_service_address("%n"), "time_limit": time_limit, "window": window,
+             "follow": follow}
     follower = subprocess.Popen(users.as_user(user, [str(lab.site.python), "-c", _SUBMIT, json.dumps(order)]),
                                 env={**lab.user_env(user), "PYTHONPATH": str(lab.site.src)}, cwd=lab.home(user),
                                 umask=users.USER_UMASK, start_new_session=True, stdout=subprocess.PIPE,
@@ -181,6 +185,14 @@ def submit_as(lab: LabCluster, user: str, workflow: str, runs_dir: Path, params:
         follower.kill()
         raise AssertionError(f"{user} could not submit {workflow}: {line}{follower.stderr.read()[-2000:]}")
     return follower
+
+
+def submit_whole_as(lab: LabCluster, user: str, workflow: str, runs_dir: Path, params: dict, nice_step: int,
+                    time_limit: int | None = None) -> list[tuple[str, str]]:
+    """One chain submitted whole by ``user`` (``nice = iteration * nice_step``), nobody following it: its jobs,
+    in order, as soon as they are in SLURM (for tests that watch or cancel a chain's jobs while it runs)."""
+    submitter = submit_as(lab, user, workflow, runs_dir, params, nice_step, time_limit, window=None, follow=False)
+    return jobs_of(submitter, workflow, timeout=60)
 
 
 def jobs_of(follower: subprocess.Popen, workflow: str, timeout: float) -> list[tuple[str, str]]:
