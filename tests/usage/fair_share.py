@@ -167,19 +167,21 @@ def make_heavier(lab: LabCluster, backend, user: str, other: str, timeout: float
         time.sleep(2)
 
 
+def _start(lab: LabCluster, user: str, order: dict) -> subprocess.Popen:
+    return subprocess.Popen(users.as_user(user, [str(lab.site.python), "-c", _SUBMIT, json.dumps(order)]),
+                            env={**lab.user_env(user), "PYTHONPATH": str(lab.site.src)}, cwd=lab.home(user),
+                            umask=users.USER_UMASK, start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
 def submit_as(lab: LabCluster, user: str, workflow: str, runs_dir: Path, params: dict, nice_step: int,
-              time_limit: int | None = None, window: int | None = WINDOW_RECORDS,
-              follow: bool = True) -> subprocess.Popen:
+              time_limit: int | None = None, window: int | None = WINDOW_RECORDS) -> subprocess.Popen:
     """One chain submitted and followed by ``user`` (its jobs, run directory and SLURM charge are the user's),
     returned once its first jobs are in SLURM; ``time_limit``: minutes per component (default
     NodeJobSettings'). ``jobs_of`` waits for its end and gives its jobs."""
-    order = {"params": params, "workflow": workflow, "runs_dir": str(runs_dir), "nice_step": nice_step,
-             "device_service": lab.qpu_service_address("%n"), "time_limit": time_limit, "window": window,
-             "follow": follow}
-    follower = subprocess.Popen(users.as_user(user, [str(lab.site.python), "-c", _SUBMIT, json.dumps(order)]),
-                                env={**lab.user_env(user), "PYTHONPATH": str(lab.site.src)}, cwd=lab.home(user),
-                                umask=users.USER_UMASK, start_new_session=True, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+    follower = _start(lab, user, {"params": params, "workflow": workflow, "runs_dir": str(runs_dir),
+                                  "nice_step": nice_step, "device_service": lab.qpu_service_address("%n"),
+                                  "time_limit": time_limit, "window": window, "follow": True})
     line = follower.stdout.readline()
     if line.strip() != "submitted":
         follower.kill()
@@ -191,8 +193,13 @@ def submit_whole_as(lab: LabCluster, user: str, workflow: str, runs_dir: Path, p
                     time_limit: int | None = None) -> list[tuple[str, str]]:
     """One chain submitted whole by ``user`` (``nice = iteration * nice_step``), nobody following it: its jobs,
     in order, as soon as they are in SLURM (for tests that watch or cancel a chain's jobs while it runs)."""
-    submitter = submit_as(lab, user, workflow, runs_dir, params, nice_step, time_limit, window=None, follow=False)
-    return jobs_of(submitter, workflow, timeout=60)
+    submitter = _start(lab, user, {"params": params, "workflow": workflow, "runs_dir": str(runs_dir),
+                                   "nice_step": nice_step, "device_service": lab.qpu_service_address("%n"),
+                                   "time_limit": time_limit, "window": None, "follow": False})
+    out, err = submitter.communicate(timeout=60)
+    lines = out.strip().splitlines()
+    assert submitter.returncode == 0 and lines[:1] == ["submitted"], f"{user} could not submit {workflow}: {out}{err[-2000:]}"
+    return [(node, job) for node, job in json.loads(lines[-1])]
 
 
 def jobs_of(follower: subprocess.Popen, workflow: str, timeout: float) -> list[tuple[str, str]]:
