@@ -54,9 +54,9 @@ def read_energy(workdir: Path) -> dict[str, float]:
     return {key: float(value) for key, value in (line.split() for line in lines if line)}
 
 
-#: How many qpu rules each DIRECT workflow chains: two suffice to show turns (a-b-a-b, not a-a-b-b), and on
-#: SLURM each is a hetjob that holds the qpu node all its run, one after the other (a third cost CI a minute).
-DIRECT_RULES = 2
+#: How many qpu rules each DIRECT workflow chains. Two did not always show turns on SLURM (a clean-clone CI run
+#: saw a-a-b-b: the tests want two switches), so three, as before.
+DIRECT_RULES = 3
 # Both workflows run this Snakefile (``--config other=<the other's directory>``): after a barrier,
 # a chain of DIRECT_RULES qpu rules that call qsimcirq directly, never open_qpu. Each stays on the device until
 # the other workflow waits for it, so the FIFO alone decides who is next.
