@@ -14,7 +14,6 @@ import statistics
 import threading
 import time
 import uuid
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,7 @@ from hcqw.qpu import current_device, local_simulator
 from hcqw.slurm import ComponentSpec, SlurmSettingsError
 from hcqw.lab.pytest_plugin import wait_for
 from tests.support.lab_jobs import DONE, run, wait_done
+from tests.support.per_call import assert_calls_held_per_call, call_jobs, stamp
 
 ALICE, BOB = USERS
 CALLS = 3
@@ -109,33 +109,6 @@ def test_the_driver_job_selects_per_call_holding(tmp_path):
 
 # -- on the lab ---------------------------------------------------------------------------------------------------------
 
-def _time(value: str) -> float:
-    return datetime.fromisoformat(value).timestamp()
-
-
-def _call_jobs(workflow: str, env: dict[str, str] | None = None) -> list[dict[str, str]]:
-    """SLURM's records of a driver's call jobs (``scontrol -o show job``; finished jobs stay for MinJobAge)."""
-    records = [dict(f.split("=", 1) for f in line.split() if "=" in f)
-               for line in run(["scontrol", "-o", "show", "job"], env).splitlines()]
-    return sorted((r for r in records if r.get("JobName", "").startswith(f"hcqw:{workflow}:")
-                   and r["Partition"] == "qpu"),
-                  key=lambda r: (_time(r["StartTime"]), int(r["JobId"])))
-
-
-def assert_held_per_call(user: str, jobs: list[dict], calls: list[dict], qpu_host: str) -> None:
-    """Each call got a qpu job of its own, on ``qpu_host``, given back as the call returned: none between calls."""
-    assert len(jobs) == len(calls), (user, jobs)
-    assert {j["NodeList"] for j in jobs} == {qpu_host}
-    assert all(j["Partition"] == "qpu" and j["UserId"].startswith(user) for j in jobs), jobs
-    assert all(j["JobState"] in ("COMPLETED", "CANCELLED") for j in jobs), [j["JobState"] for j in jobs]
-    for job, call in zip(jobs, calls):
-        # SLURM's times are whole seconds (truncated): the true end is before End + 1.
-        assert call["begin"] - 1 < _time(job["StartTime"]) and _time(job["EndTime"]) + 1 <= call["closed"] + PAUSE_S
-    for job, next_call in zip(jobs, calls[1:]):
-        # Nothing is allocated between calls: the call's job ended before the next call asked for the qpu.
-        assert _time(job["EndTime"]) + 1 <= next_call["begin"], (job, next_call)
-
-
 @pytest.mark.slurm
 def test_two_users_unsplit_drivers_hold_the_qpu_per_call_and_take_turns(slurm_lab, lab_user_dir):
     lab = slurm_lab
@@ -163,19 +136,19 @@ def test_two_users_unsplit_drivers_hold_the_qpu_per_call_and_take_turns(slurm_la
         output = "\n".join(p.read_text() for p in (r["home"] / "runs" / r["workflow"] / "slurm").glob("*.out"))
         assert r["done"].returncode == 0, f"{user}: {r['done'].stdout}{r['done'].stderr}\n{output[-3000:]}"
         r["calls"] = [json.loads(line) for line in (r["home"] / "calls.jsonl").read_text().splitlines()]
-        r["jobs"] = _call_jobs(r["workflow"])
+        r["jobs"] = call_jobs(r["workflow"])
         assert len(r["calls"]) == CALLS
 
     for user, r in runs.items():
-        assert_held_per_call(user, r["jobs"], r["calls"], qpu_host)
+        assert_calls_held_per_call(user, r["jobs"], r["calls"], {qpu_host})
 
     # The same seeded calls give the same samples whoever runs them.
     assert [c["samples"] for c in runs[ALICE]["calls"]] == [c["samples"] for c in runs[BOB]["calls"]]
 
     # One qpu host, the two users' calls in turn: one job at a time, and each user's calls with the other's between.
-    on_host = sorted(runs[ALICE]["jobs"] + runs[BOB]["jobs"], key=lambda j: (_time(j["StartTime"]), int(j["JobId"])))
+    on_host = sorted(runs[ALICE]["jobs"] + runs[BOB]["jobs"], key=lambda j: (stamp(j["StartTime"]), int(j["JobId"])))
     for job, following in zip(on_host, on_host[1:]):
-        assert _time(job["EndTime"]) <= _time(following["StartTime"]), (job, following)
+        assert stamp(job["EndTime"]) <= stamp(following["StartTime"]), (job, following)
     owners = [j["UserId"].split("(")[0] for j in on_host]
     for user in (ALICE, BOB):
         first, last = owners.index(user), len(owners) - 1 - owners[::-1].index(user)
@@ -210,7 +183,7 @@ def test_the_same_driver_on_the_submit_host_and_in_a_plain_sbatch_job_holds_per_
     for user, workflow, home in ((ALICE, on_host_wf, alice), (BOB, in_sbatch, bob)):
         calls = [json.loads(line) for line in (home / "calls.jsonl").read_text().splitlines()]
         assert len(calls) == 2
-        assert_held_per_call(user, _call_jobs(workflow), calls, qpu_host)
+        assert_calls_held_per_call(user, call_jobs(workflow), calls, {qpu_host})
 
 
 @pytest.mark.slurm
@@ -228,11 +201,11 @@ def test_cancelling_the_driver_mid_call_releases_the_calls_qpu_job(slurm_lab, la
     job = submitted.stdout.split("driver job ")[1].split(",")[0]
     output = home / "runs" / workflow / "slurm" / f"driver-{job}.out"
     wait_for(lambda: output.exists() and "in call" in output.read_text(), 120, "the driver's call to hold the qpu")
-    (held,) = _call_jobs(workflow)
+    (held,) = call_jobs(workflow)
     assert held["JobState"] == "RUNNING"
     run(["scancel", job])
     cancelled_at = time.time()
-    wait_for(lambda: all(j["JobState"] in DONE for j in _call_jobs(workflow)), 30, "the call's qpu job to end")
+    wait_for(lambda: all(j["JobState"] in DONE for j in call_jobs(workflow)), 30, "the call's qpu job to end")
     print(f"call job ended {time.time() - cancelled_at:.2f} s after scancel of the driver")
 
 
@@ -253,13 +226,13 @@ def test_a_killed_driver_rerun_replays_its_finished_calls_and_refuses_another_co
     killed = submit("3", "1", env={"PERCALL_DRIVER_DIE_AFTER": "2"})  # SIGKILL right after call 2 closed
     assert killed.returncode == 1 and "failed" in killed.stdout, killed.stdout + killed.stderr
     first = [json.loads(line) for line in (home / "calls.jsonl").read_text().splitlines()]
-    assert len(first) == 2 and len(_call_jobs(workflow)) == 2
+    assert len(first) == 2 and len(call_jobs(workflow)) == 2
 
     resumed = submit("3", "1")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     second = [json.loads(line) for line in (home / "calls.jsonl").read_text().splitlines()][2:]
     assert [c["samples"] for c in second[:2]] == [c["samples"] for c in first]  # replayed, bit for bit
-    assert len(second) == 3 and len(_call_jobs(workflow)) == 3  # only the call not yet done reached the device
+    assert len(second) == 3 and len(call_jobs(workflow)) == 3  # only the call not yet done reached the device
     events = [json.loads(line) for line in (home / "runs" / workflow / "metrics" / "qpu.jsonl").read_text().splitlines()]
     assert [e["call"] for e in events if e["kind"] == "replay"] == [1, 2]
 
@@ -267,7 +240,7 @@ def test_a_killed_driver_rerun_replays_its_finished_calls_and_refuses_another_co
     assert other.returncode == 1
     out = max((home / "runs" / workflow / "slurm").glob("driver-*.out"), key=lambda path: path.stat().st_mtime)
     assert "CheckpointMismatch" in out.read_text() and "other parameters" in out.read_text()
-    assert len(_call_jobs(workflow)) == 3  # refused before any qpu job
+    assert len(call_jobs(workflow)) == 3  # refused before any qpu job
 
 
 @pytest.mark.slurm
@@ -282,5 +255,5 @@ def test_a_call_whose_gateway_cannot_start_fails_with_its_log_and_holds_nothing(
     assert done.returncode != 0
     assert "DeviceError: the qpu job" in done.stderr and "before its gateway was ready" in done.stderr, done.stderr
     assert "no-such-service" in done.stderr  # the gateway's own words, from its log
-    (job,) = _call_jobs(workflow)
+    (job,) = call_jobs(workflow)
     assert job["JobState"] in DONE

@@ -155,7 +155,7 @@ def test_a_per_call_driver_requesting_ahead_finds_its_next_calls_job_started_and
     ended, and had started (its gateway ready) before the driver asked for it; the device executed one call at a
     time; when the driver exits, the job it requested ahead for a call that never came is cancelled."""
     from hcqw import environment
-    from tests.hetjob.test_percall import _call_jobs, _time
+    from tests.support.per_call import call_jobs, stamp
 
     home, workflow, calls = run_dir(ALICE), fresh("ahead"), 3
     python, driver = staged_lab.site.bin / "python", staged_lab.site.src / "tests" / "hetjob" / "percall_driver.py"
@@ -170,10 +170,10 @@ def test_a_per_call_driver_requesting_ahead_finds_its_next_calls_job_started_and
     assert len(acquires) == calls and len({a["job"] for a in acquires}) == calls
     assert acquires[0]["submitted"] >= acquires[0]["start"]  # the first call's job is requested when it asks
     # One job per call and the one requested ahead for a fourth call: all ended, none left holding the host.
-    jobs = lambda: _call_jobs(workflow, staged_lab.env)  # noqa: E731
+    jobs = lambda: call_jobs(workflow, staged_lab.env)  # noqa: E731
     wait_for(lambda: len(jobs()) == calls + 1 and all(j["JobState"] in ("COMPLETED", "CANCELLED") for j in jobs()),
              30, "every call job, and the one requested ahead, to end")
-    started = {j["JobId"]: _time(j["StartTime"]) for j in jobs()}  # whole seconds, truncated
+    started = {j["JobId"]: stamp(j["StartTime"]) for j in jobs()}  # whole seconds, truncated
     for before, after in zip(acquires, acquires[1:]):  # the others as the call before ended, started before asked
         assert before["end"] < after["submitted"] < after["start"] and started[str(after["job"])] <= after["start"]
     execs = device_log(staged_lab, {workflow}, "exec")

@@ -7,9 +7,10 @@ qpu partition; the driver's own job, named ``...driver``, on a cpu partition.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -24,11 +25,11 @@ def stamp(value: str) -> float:
     return datetime.fromisoformat(value).timestamp()
 
 
-def call_jobs(workflow: str) -> list[dict[str, str]]:
+def call_jobs(workflow: str, env: Mapping[str, str] | None = None) -> list[dict[str, str]]:
     """SLURM's records (``scontrol -o show job``: finished jobs stay for MinJobAge) of the qpu jobs of every driver
-    of ``workflow``, in the order they started."""
-    records = [dict(f.split("=", 1) for f in line.split() if "=" in f)
-               for line in run_slurm(["scontrol", "-o", "show", "job"]).stdout.splitlines()]
+    of ``workflow``, in the order they started; ``env``: a lab's (SLURM_CONF), over this process's environment."""
+    shown = run_slurm(["scontrol", "-o", "show", "job"], env={**os.environ, **env} if env else None)
+    records = [dict(f.split("=", 1) for f in line.split() if "=" in f) for line in shown.stdout.splitlines()]
     return sorted((r for r in records if r.get("JobName", "").startswith(f"hcqw:{workflow}:")
                    and r.get("Partition") == "qpu"), key=lambda r: (stamp(r["StartTime"]), int(r["JobId"])))
 
