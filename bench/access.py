@@ -3,7 +3,9 @@
     .venv/bin/python bench/access.py [--n 2000] [--records 4]
 
 - the allocation check of a resident service's open (``Grants.holds``, hcqw.service.grants): with the
-  grant directory unchanged (a ``stat``), and after it changed (re-reading ``--records`` records);
+  grant directory unchanged (a ``stat``), after it changed (re-reading ``--records`` records), and when
+  the records' jobs are asked whether they still run a step here (a connect to each one's listening
+  socket, as to its slurmstepd; done once a second, or while a job's step has not answered yet);
 - a new connection's first round trip (connect, one request, its reply: what a relay pays per node
   connection), in clear and with CurveZMQ, to an echoing ROUTER over ipc (a thread of this process);
 - a credential for one request to one service (``credential.seal`` + ``credential.verify``: payload,
@@ -19,8 +21,10 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import socket as socketlib
 import statistics
 import sys
+import threading
 import tempfile
 import time
 from pathlib import Path
@@ -49,9 +53,27 @@ def main() -> int:
     try:
         grants_dir = tmp / "grants"
         grants_dir.mkdir(mode=0o755)
+        spool = tmp / "spool"
+        spool.mkdir(mode=0o755)
+        steps = []  # each record's job runs a step here: a listening socket, as its slurmstepd's
         for job in range(args.records):
             (grants_dir / str(1000 + job)).write_text(f"{2000 + job} {1000 + job}\n")
-        grants = Grants(grants_dir)
+            steps.append(socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM))
+            steps[-1].bind(str(spool / f"qpu1_{1000 + job}.4294967291"))
+            steps[-1].listen()
+            steps[-1].settimeout(0.2)
+        grants = Grants(grants_dir, spool)
+        answering = threading.Event()
+
+        def answer(stepd) -> None:  # as slurmstepd does: accept, and close on the probe's EOF
+            while not answering.is_set():
+                try:
+                    stepd.accept()[0].close()
+                except TimeoutError:
+                    continue
+
+        for stepd in steps:
+            threading.Thread(target=answer, args=(stepd,), daemon=True).start()
         fields = {"workflow": "bench", "node": "n", "priority": 0, "seed": 7}
         key = "ab" * 32
         uid = os.getuid()
@@ -63,10 +85,12 @@ def main() -> int:
             os.utime(grants_dir, ns=(time.time_ns(), time.time_ns()))  # as the Prolog's rename would
             grants.holds(2000)
 
+        def asked() -> None:
+            grants._alive.clear()  # as each second, or a job whose step had not answered yet
+            grants.holds(2000)
+
         def touch_only() -> None:
             os.utime(grants_dir, ns=(time.time_ns(), time.time_ns()))
-
-        import threading
 
         import zmq
 
@@ -116,6 +140,7 @@ def main() -> int:
             credential.verify(credential.seal("open", fields, key, uid), "open", fields, key)
 
         paths = {"grant check, directory unchanged": cached, "grant check, directory changed": changed,
+                 "grant check, steps asked": asked,
                  "(touching the directory alone)": touch_only, "bare MUNGE encode+decode": bare,
                  "bound credential seal+verify": bound, "new connection + 1 reply, clear": lambda: first_reply("clear"),
                  "new connection + 1 reply, CurveZMQ": lambda: first_reply("curve")}
@@ -132,6 +157,7 @@ def main() -> int:
             us.sort()
             print(f"{name:36s} {statistics.median(us):10.1f} {us[int(0.95 * len(us))]:10.1f}")
         stop.set()
+        answering.set()
         echoer.join()
         for server in servers.values():
             server.close(0)

@@ -6,4 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 export PATH="$PWD/.venv/bin:$PATH"  # mpiexec, hydra_nameserver, process workers
-exec .venv/bin/python -m pytest "$@"
+# Two workers (pytest-xdist), a test file at a time each, each with labs of its own: the lab tests mostly wait
+# for SLURM's scheduler, so two run side by side on CI's 2 cores. HCQW_TEST_WORKERS=0: one process.
+exec .venv/bin/python -m pytest -n "${HCQW_TEST_WORKERS:-2}" --dist loadfile "$@"

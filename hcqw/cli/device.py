@@ -38,6 +38,10 @@ def register(subparsers) -> None:
     serve.add_argument("--grants", default=None, metavar="DIR",
                        help="open sessions only for users holding a running allocation of gres/qpu on this host, "
                             "as recorded in DIR (root's) by SLURM's Prolog/Epilog (docs/site-guide.md)")
+    serve.add_argument("--slurmd-spool", default="/var/spool/slurmd", metavar="DIR",
+                       help="with --grants: this host's SlurmdSpoolDir (%%n expanded), where each running job step's "
+                            "slurmstepd listens; a grant counts only while its job runs a step here "
+                            "(default /var/spool/slurmd, SLURM's default)")
     serve.add_argument("--log", default=None, help="metrics log (JSON lines); '' disables")
     serve.add_argument("--session-timeout", type=float, default=60.0,
                        help="drop a session (and its queued runs) after this many seconds without a request "
@@ -127,7 +131,7 @@ def _serve(args: argparse.Namespace) -> int:
                         mpi_max_clients=args.mpi_max_clients, mpi_clients_group=args.mpi_clients_group,
                         priority_grants=tuple(_grant(g) for g in args.priority_grant), log_group=args.log_group,
                         auth=args.auth, owner_only=args.owner_only,
-                        exclusive_sessions=args.exclusive_sessions, grants=args.grants,
+                        exclusive_sessions=args.exclusive_sessions, grants=args.grants, slurmd_spool=args.slurmd_spool,
                         max_exclusive_seconds=args.max_exclusive_seconds, metrics_address=args.metrics_address,
                         operators=tuple(n.strip() for n in args.operators.split(",") if n.strip()),
                         limits=WorkLimits(**{k[len("limit_"):]: v for k, v in vars(args).items()

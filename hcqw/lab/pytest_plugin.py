@@ -24,7 +24,8 @@
 
 ``HCQW_TEST_LAB_DIR``/``HCQW_TEST_LAB_PORT`` (and ``HCQW_TEST_LAB_C2_DIR``/``_PORT``,
 ``HCQW_TEST_LAB_ACCT_DIR``/``_PORT``, ``HCQW_TEST_LAB_STAGED_DIR``/``_PORT``) move
-them elsewhere, so that independent test runs on one machine need not share a qpu node.
+them elsewhere, so that independent test runs on one machine need not share a qpu node. Under pytest-xdist
+(``-n 2``) each worker runs labs of its own: roots with ``-gwN`` appended, port bases moved by 300 per worker.
 
 Several pytest sessions may share a cluster (e.g. two checkouts tested at
 once): each registers itself in ``root/holders`` and only the last one to
@@ -61,19 +62,41 @@ from hcqw.lab.errors import LabConfigChanged, LabError
 from hcqw.lab.procs import PidRecord, proc_stat
 from hcqw.lab.users import ensure_owned_dir
 
-MAIN_ROOT = Path(os.environ.get(environment.TEST_LAB_DIR, "/tmp/hcqw-pytest-lab"))
-MAIN_PORT_BASE = int(os.environ.get(environment.TEST_LAB_PORT, "6900"))
-C2_ROOT = Path(os.environ.get(environment.TEST_LAB_C2_DIR, "/tmp/hcqw-pytest-lab-c2"))
-C2_PORT_BASE = int(os.environ.get(environment.TEST_LAB_C2_PORT, "6950"))
+
+def _worker() -> int:
+    """This pytest-xdist worker's number (``gw1`` -> 1); 0 without xdist. Each worker runs labs of its own."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(name[2:]) if name.startswith("gw") and name[2:].isdigit() else 0
+
+
+WORKER = _worker()
+#: How far each worker's labs move their port bases: one worker's labs span 6900-7030.
+WORKER_PORT_STRIDE = 300
+
+
+def lab_root(variable: str, default: str) -> Path:
+    """A session lab's root: ``$variable`` or ``default``, then this worker's own (``-gw1``: workers never share)."""
+    return Path(os.environ.get(variable, default) + (f"-gw{WORKER}" if WORKER else ""))
+
+
+def lab_port_base(variable: str, default: int) -> int:
+    """A session lab's port base (its subnet and namespaces follow it): ``$variable`` or ``default``, per worker."""
+    return int(os.environ.get(variable, default)) + WORKER * WORKER_PORT_STRIDE
+
+
+MAIN_ROOT = lab_root(environment.TEST_LAB_DIR, "/tmp/hcqw-pytest-lab")
+MAIN_PORT_BASE = lab_port_base(environment.TEST_LAB_PORT, 6900)
+C2_ROOT = lab_root(environment.TEST_LAB_C2_DIR, "/tmp/hcqw-pytest-lab-c2")
+C2_PORT_BASE = lab_port_base(environment.TEST_LAB_C2_PORT, 6950)
 C2_NAME = "qpuside"
 #: Seconds a session lab's daemons may take to start: the first start of an accounting lab initialises MariaDB,
 #: and the tests that need no lab load the machine meanwhile.
 UP_TIMEOUT = 180
 # 7000..7010: the 6900-6999 range of the other lab fixtures has no 11 free ports left.
-ACCT_ROOT = Path(os.environ.get(environment.TEST_LAB_ACCT_DIR, "/tmp/hcqw-pytest-lab-usage"))
-ACCT_PORT_BASE = int(os.environ.get(environment.TEST_LAB_ACCT_PORT, "7000"))
-STAGED_ROOT = Path(os.environ.get(environment.TEST_LAB_STAGED_DIR, "/tmp/hcqw-pytest-lab-staged"))
-STAGED_PORT_BASE = int(os.environ.get(environment.TEST_LAB_STAGED_PORT, "7020"))
+ACCT_ROOT = lab_root(environment.TEST_LAB_ACCT_DIR, "/tmp/hcqw-pytest-lab-usage")
+ACCT_PORT_BASE = lab_port_base(environment.TEST_LAB_ACCT_PORT, 7000)
+STAGED_ROOT = lab_root(environment.TEST_LAB_STAGED_DIR, "/tmp/hcqw-pytest-lab-staged")
+STAGED_PORT_BASE = lab_port_base(environment.TEST_LAB_STAGED_PORT, 7020)
 #: The staged lab's Gres=qpu count: two nodes staged behind an executing one (tests/hetjob/test_staging.py).
 STAGING_DEPTH = 3
 

@@ -12,11 +12,22 @@ Only root can write there: the directory must be root's and writable by nobody e
 record counts only if it is a root-owned regular file (opened without following links). The
 check costs a ``stat`` of the directory per open; the directory is re-read only when it changed
 (its mtime) or a second went by: a few microseconds, measured in bench/grants.py.
+
+A record counts only while its job still runs a step on this host. An Epilog that never ran (the
+host's slurmd killed while the job ran, measured in tests/hetjob/test_faults_slurmd.py) leaves its
+record behind, and that record alone would let its user in for good. So the service asks the host
+itself, as Slurm's own tools do (``scontrol listpids``, pam_slurm_adopt): every running step has a
+slurmstepd listening on ``<SlurmdSpoolDir>/<node>_<job>.<step>``, root's socket, and a dead one's
+socket refuses connections. One connect costs ~50 microseconds; a live answer is kept for a second,
+a dead one is asked again at the next open (the job's first step may start just after its Prolog).
+With ``PrologFlags=Contain`` the job's extern step holds a socket for the whole allocation;
+without it, for as long as a step of the job runs on the host (the gateway's, or a batch script's).
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import stat
 import time
 from pathlib import Path
@@ -24,39 +35,74 @@ from pathlib import Path
 from hcqw.errors import DeviceError
 
 _REREAD_S = 1.0  # re-read at least this often even if the directory's mtime says nothing changed
+LIVE_ANSWER_KEPT_S = 1.0  # how long a job counts as running a step here after its step last answered
 
 
-def _check_directory(path: Path) -> os.stat_result:
-    info = os.lstat(path)
+def _check_directory(path: Path, option: str, writer: str) -> os.stat_result:
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        raise DeviceError(f"{option} {path}: no such directory; {writer}") from None
     if not stat.S_ISDIR(info.st_mode):
-        raise DeviceError(f"--grants {path}: not a directory (a link is refused)")
+        raise DeviceError(f"{option} {path}: not a directory (a link is refused)")
     if info.st_uid != 0 or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise DeviceError(f"--grants {path}: must be root's and writable by root only (it is uid {info.st_uid}, "
-                          f"mode {stat.S_IMODE(info.st_mode):o}); SLURM's Prolog (root) writes the grants there")
+        raise DeviceError(f"{option} {path}: must be root's and writable by root only (it is uid {info.st_uid}, "
+                          f"mode {stat.S_IMODE(info.st_mode):o}); {writer}")
     return info
+
+
+GRANTS_WRITER = "SLURM's Prolog (root) writes the grants there"
+SPOOL_WRITER = "give this host's SlurmdSpoolDir, %n expanded (scontrol show config | grep SlurmdSpoolDir)"
 
 
 class Grants:
     """The uids holding the device on this host, from the grant directory (see the module docstring)."""
 
-    def __init__(self, directory: Path | str):
+    def __init__(self, directory: Path | str, spool: Path | str):
         self.directory = Path(directory)
-        _check_directory(self.directory)
+        self.spool = Path(spool)
+        _check_directory(self.directory, "--grants", GRANTS_WRITER)
+        _check_directory(self.spool, "--slurmd-spool", SPOOL_WRITER)
         self._mtime = -1
         self._read_at = 0.0
-        self._jobs: dict[str, int] = {}  # job id -> uid
+        self._records: dict[str, int] = {}  # job id -> uid, as the Prolog wrote them
+        self._alive: dict[str, float] = {}  # job id -> when a step of it last answered
 
     def jobs(self) -> dict[str, int]:
-        """job id -> uid of every running allocation of the device here (re-read when it changed)."""
+        """job id -> uid of every running allocation of the device here: a record whose job runs a step here."""
         info = os.stat(self.directory)
         now = time.monotonic()
         if info.st_mtime_ns != self._mtime or now - self._read_at > _REREAD_S:
-            self._jobs = self._read()
+            self._records = self._read()
             self._mtime, self._read_at = info.st_mtime_ns, now
-        return self._jobs
+        self._alive = {job: at for job, at in self._alive.items() if job in self._records and now - at <= LIVE_ANSWER_KEPT_S}
+        unknown = [job for job in self._records if job not in self._alive]
+        if unknown:
+            for job in self._running(unknown):
+                self._alive[job] = now
+        return {job: uid for job, uid in self._records.items() if job in self._alive}
 
     def holds(self, uid: int) -> bool:
         return uid in self.jobs().values()
+
+    def _running(self, jobs: list[str]) -> set[str]:
+        """Of ``jobs``, those with a step whose slurmstepd answers on this host's spool."""
+        wanted, running = set(jobs), set()
+        dirfd = os.open(self.spool, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            for name in os.listdir(dirfd):
+                job, dot, step = name.rpartition("_")[2].partition(".")
+                if not dot or job not in wanted or job in running or not step.isdigit():
+                    continue
+                try:
+                    info = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+                except OSError:
+                    continue  # gone meanwhile
+                if stat.S_ISSOCK(info.st_mode) and info.st_uid == 0 and _answers(self.spool / name):
+                    running.add(job)
+        finally:
+            os.close(dirfd)
+        return running
 
     def _read(self) -> dict[str, int]:
         jobs: dict[str, int] = {}
@@ -81,3 +127,14 @@ class Grants:
         finally:
             os.close(dirfd)
         return jobs
+
+
+def _answers(path: Path) -> bool:
+    """Whether a process listens on the Unix socket ``path`` (a killed slurmstepd leaves its socket behind)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True

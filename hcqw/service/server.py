@@ -64,6 +64,7 @@ class ServiceConfig:
     executor: bool = True  # long executions in a child process, so the loop keeps serving
     exclusive_sessions: bool = False  # one executing session at a time, the others staged (dispatcher.py)
     grants: str | None = None  # a resident service: SLURM's grant directory (hcqw.service.grants)
+    slurmd_spool: str = "/var/spool/slurmd"  # with grants: this host's SlurmdSpoolDir, where running steps listen
     max_exclusive_seconds: float = 900.0  # with exclusive_sessions: the most one session keeps the device
     metrics_address: str | None = None  # IP:PORT of the Prometheus endpoint (hcqw.service.exporter); None: off
 
@@ -77,7 +78,7 @@ class Service:
         address = config.address or default_address()
         mode = resolve_mode(config.auth, address)
         auth = Authenticator(mode, operator_names=config.operators, owner_only=config.owner_only,
-                             grants=Grants(config.grants) if config.grants else None)
+                             grants=Grants(config.grants, config.slurmd_spool) if config.grants else None)
         backend = make_backend(config.simulator, threads=config.threads, seed=config.seed)
         # Forked before any socket, MPI port or thread exists: the child inherits only the backend.
         executor = Executor(backend, config.seed) if config.executor else None

@@ -54,7 +54,7 @@ def test_the_resident_service_command_comes_from_the_unit() -> None:
     assert user == "hcqw-qpu"
     assert argv == ["/opt/site/venv/bin/hcqw", "device", "serve", "--address",
                     "ipc:///tmp/lab/hosts/hcqw-q2/qpu/qpu.ipc", "--auth", "munge", "--simulator", "cirq", "--grants",
-                    "/tmp/lab/hosts/hcqw-q2/grants", "--log", "/tmp/lab/hosts/hcqw-q2/qpu/qpu.jsonl", "--log-group",
+                    "/tmp/lab/hosts/hcqw-q2/grants", "--slurmd-spool", "/tmp/lab/spool/hcqw-q2", "--log", "/tmp/lab/hosts/hcqw-q2/qpu/qpu.jsonl", "--log-group",
                     "hcqw-admin", "--metrics-address", "127.0.0.1:9464"]
     assert layout.qpu_service_address_pattern.replace("%n", "hcqw-q2") == layout.qpu_service_address("hcqw-q2")
 

@@ -1,7 +1,7 @@
 """A user's session on a QPU service, driven over stdin, for the access tests (run as a lab user).
 
     python open_session.py ADDRESS [TIMEOUT]  prints what the open got, then per line "run": what the run got
-                                        ("big": a run beyond the default limit of shots per item); "quit" ends. Each line is JSON: {"code": "ok" or the error code,
+                                        ("big": a run beyond the default limit of shots per item); "quit" closes the session and ends. Each line is JSON: {"code": "ok" or the error code,
                                         "message": ..., "samples": [...] (a run's)}.
 """
 
@@ -39,6 +39,8 @@ def main(address: str) -> None:
             item = BEYOND_ITEM_SHOTS if line.strip() == "big" else WorkItem(NOISY, 16)
             got = report(lambda: {"samples": opened[0].run_batch([item])[0][0]["m"].tolist()})
             print(json.dumps(got), flush=True)
+        if opened:  # answered before we exit, so the service's count of open sessions is settled when we are gone
+            opened[0].close()
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 
 import pytest
 
@@ -21,7 +22,7 @@ from hcqw.lab.pytest_plugin import wait_for
 from hcqw.lab import users
 from hcqw.lab.users import USERS
 from hcqw.service import protocol as P
-from hcqw.service.grants import Grants
+from hcqw.service.grants import LIVE_ANSWER_KEPT_S, Grants
 from tests.support.lab_user import as_user, site_script
 from tests.support.lab_jobs import job_states, wait_done
 
@@ -59,7 +60,7 @@ def test_the_qpu_partition_refuses_jobs_that_do_not_hold_the_qpu(slurm_lab, lab_
 def test_only_a_job_holding_the_qpu_opens_a_session_and_loses_it_when_the_allocation_ends(slurm_lab, lab_user_dir):
     node = slurm_lab.layout.qpu_node_names[0]
     resident = slurm_lab.qpu_service_address(node)
-    grants = Grants(slurm_lab.layout.grants_dir(node))
+    grants = Grants(slurm_lab.layout.grants_dir(node), slurm_lab.layout.spool / node)
 
     # Bob, no allocation: refused by name (the socket is reachable; the device is not).
     (bob_open,) = open_once(slurm_lab, BOB, resident)
@@ -119,3 +120,51 @@ def test_only_a_job_holding_the_qpu_opens_a_session_and_loses_it_when_the_alloca
     with ServiceClient(resident) as operator:
         status = operator.status()
     assert status["operator_view"] is True and status["open_sessions"] == 0, status
+
+
+def _on_host(lab: LabCluster, node: str, matches) -> list[int]:
+    """PIDs on ``node`` (its network namespace: another lab's job may share an id) for which ``matches(pid)``."""
+    inode = next(h for h in lab.hosts if h.name == node).netns_path.stat().st_ino
+    found = []
+    for entry in os.scandir("/proc"):
+        try:
+            if entry.name.isdigit() and os.stat(f"/proc/{entry.name}/ns/net").st_ino == inode and matches(entry.name):
+                found.append(int(entry.name))
+        except OSError:
+            continue  # gone meanwhile
+    return found
+
+
+def _steps_of(lab: LabCluster, node: str, job: str) -> list[int]:
+    """``job``'s slurmstepds on ``node``."""
+    return _on_host(lab, node, lambda pid: open(f"/proc/{pid}/cmdline", "rb").read().startswith(
+        f"slurmstepd: [{job}.".encode()))
+
+
+def test_a_grant_left_by_a_host_that_died_under_the_job_lets_nobody_in(slurm_lab, lab_user_dir):
+    """The qpu host's slurmd and the job's slurmstepd die at once (a crash): no Epilog runs, so the Prolog's
+    record of her job stays. It must not keep the device hers: the service asks the host whether the job
+    still runs a step there."""
+    node = slurm_lab.layout.qpu_node_names[-1]
+    resident = slurm_lab.qpu_service_address(node)
+    grants_dir = slurm_lab.layout.grants_dir(node)
+    held = as_user(slurm_lab, ALICE, "sbatch", "--parsable", "-p", "qpu", "--gres=qpu:1", f"--nodelist={node}",
+                   "-t", "5", "--wrap", "sleep 300", cwd=lab_user_dir(ALICE))
+    assert held.returncode == 0, held.stderr
+    job = held.stdout.strip()
+    try:
+        wait_for(lambda: (grants_dir / job).exists() and _steps_of(slurm_lab, node, job), 60, "her job's step")
+        served = open_once(slurm_lab, ALICE, resident)[0]
+        assert served["code"] == "ok", served  # from any process of hers while her job runs there
+
+        os.kill(slurm_lab.daemon_pids()[f"slurmd-{node}"], signal.SIGKILL)
+        uid = int(as_user(slurm_lab, ALICE, "id", "-u").stdout)
+        for pid in _steps_of(slurm_lab, node, job) + _on_host(slurm_lab, node, lambda p: os.stat(f"/proc/{p}").st_uid == uid):
+            os.kill(pid, signal.SIGKILL)  # the job's stepd, then its script (hers: the only job of hers there)
+        slurm_lab.up()  # slurmd back: it knows nothing of her job, so no Epilog will run for it
+        assert (grants_dir / job).exists()  # the record a crash leaves
+        time.sleep(LIVE_ANSWER_KEPT_S)  # the step's last live answer has expired
+        after = open_once(slurm_lab, ALICE, resident)[0]
+        assert after["code"] == P.E_FORBIDDEN and "holds no running allocation" in after["message"], after
+    finally:
+        subprocess.run(["scancel", job], check=False)

@@ -1,7 +1,7 @@
 """Lab clusters of the SLURM-layer tests, beyond the shared ``slurm_lab``/``slurm_lab_c2``.
 
-Ports come from the test suite's 6900-6999 range, outside those used by
-hcqw.lab's own fixtures and tests (6900-6911, 6930-6940, 6950-6960, 6980-6990).
+The throwaway lab's ports start at ``MAIN_PORT_BASE + 61`` (6961 for the first xdist worker), clear of the
+session labs' (hcqw.lab.pytest_plugin), and its root sits beside the main lab's.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from hcqw.lab import LabCluster
+from hcqw.lab.pytest_plugin import MAIN_PORT_BASE, MAIN_ROOT
 
 
 def _lab(root: str, name: str, port_base: int, **kw) -> Iterator[LabCluster]:
@@ -36,4 +37,4 @@ def slurm_acct_lab(slurm_lab_acct) -> LabCluster:
 @pytest.fixture
 def throwaway_lab() -> Iterator[LabCluster]:
     """A cluster the test may break (e.g. stop its slurmctld)."""
-    yield from _lab("/tmp/hcqw-pytest-slurm-throwaway", "throwaway", 6961)
+    yield from _lab(f"{MAIN_ROOT}-throwaway", "throwaway", MAIN_PORT_BASE + 61)

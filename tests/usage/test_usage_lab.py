@@ -55,8 +55,17 @@ def epoch(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
 
 
+def quiet_since(env: dict) -> float:
+    """A period's start that no earlier test's job overlaps: once the lab's queue is empty, past the last end
+    (SLURM records whole seconds; a clean-clone run saw the fair-share test's jobs end inside ``now - 1``)."""
+    wait_for(lambda: not subprocess.run(["squeue", "-h", "-o", "%i"], env=env, capture_output=True, text=True,
+                                        check=True).stdout.strip(), 120, "the accounting lab's queue to drain")
+    time.sleep(2)
+    return time.time() - 1
+
+
 def test_plain_qpu_job_is_charged_its_elapsed_time(lab_env, capsys):
-    since = time.time() - 1
+    since = quiet_since(lab_env)  # every job of the period is this test's
     job = subprocess.run(["sbatch", "--parsable", "-p", "qpu", "--gres=qpu:1", "-o", "/dev/null", "--wrap", "sleep 2"],
                          env=lab_env, capture_output=True, text=True, check=True).stdout.strip()
     (row,) = wait_for(lambda: recorded(lab_env, [job], 1, since), 60, "slurmdbd to record the job").values()
