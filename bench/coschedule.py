@@ -58,10 +58,12 @@ import multiprocessing as mp  # noqa: E402
 import platform  # noqa: E402
 import queue  # noqa: E402
 import re  # noqa: E402
+import shutil  # noqa: E402
 import signal  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
@@ -360,6 +362,7 @@ class CellService:
     def __init__(self, cell_dir: Path, cal: Calibration, threads: int, pin: bool):
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self._socket_dir: Path | None = None
         self.service = None
         self.metrics = run_metrics(cell_dir / "service")
         self._thread = threading.Thread(target=self._main, args=(cal, threads, pin), name="qpu-service", daemon=True)
@@ -374,8 +377,9 @@ class CellService:
 
         try:
             _pin(core_split(pin)[0])
-            socket_dir = self.metrics.parent.parent / "socket"
-            socket_dir.mkdir(parents=True, mode=0o700)
+            # A short private directory of its own: an ipc path has at most 107 bytes, and --out may be deep.
+            socket_dir = Path(tempfile.mkdtemp(prefix="hcqw-cell-"))
+            self._socket_dir = socket_dir
             self.service = Service(ServiceConfig(address=f"ipc://{socket_dir}/qpu.ipc", simulator="qsim", threads=threads,
                                                  policy="fifo", metrics=str(self.metrics)))
             circuit, names = build_circuit(cal.qubits, cal.layers)
@@ -391,6 +395,8 @@ class CellService:
     def stop(self) -> None:
         self.service.request_stop()
         self._thread.join(timeout=10)
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------

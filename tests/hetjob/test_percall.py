@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shlex
 import statistics
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -26,7 +25,8 @@ from hcqw.qpu import current_device, local_simulator
 from hcqw.slurm import ComponentSpec, SlurmSettingsError
 from hcqw.lab.pytest_plugin import wait_for
 from tests.support.lab_jobs import DONE, run, wait_done
-from tests.support.per_call import assert_calls_held_per_call, call_jobs, stamp
+from tests.support.per_call import (PERCALL_DRIVER, as_both_users, assert_calls_held_per_call, assert_turns,
+                                    call_jobs, on_host, submit_driver)
 
 ALICE, BOB = USERS
 CALLS = 3
@@ -113,24 +113,16 @@ def test_the_driver_job_selects_per_call_holding(tmp_path):
 def test_two_users_unsplit_drivers_hold_the_qpu_per_call_and_take_turns(slurm_lab, lab_user_dir):
     lab = slurm_lab
     qpu_host = lab.layout.qpu_node_names[0]
-    driver = str(lab.site.src / "tests" / "hetjob" / "percall_driver.py")
-    runs: dict[str, dict] = {}
+    driver = str(lab.site.src / PERCALL_DRIVER)
 
-    def submit(user: str) -> None:
+    def submit(user: str) -> dict:
         home = lab_user_dir(user)
         workflow = f"percall-{user}-{uuid.uuid4().hex[:6]}"  # records stay for MinJobAge: one run's own
-        done = lab.exec(user, [str(lab.site.bin / "hcqw"), "slurm", "submit", "--runs-dir", str(home / "runs"),
-                               "--workflow-id", workflow, "--device-service", lab.layout.qpu_service_address_pattern,
-                               f"--call-option=--nodelist={qpu_host}", "--wait",
-                               driver, str(home / "calls.jsonl"), str(CALLS), str(PAUSE_S)],
-                        cwd=home, capture_output=True, text=True, timeout=600)
-        runs[user] = {"home": home, "workflow": workflow, "done": done}
+        done = submit_driver(lab, user, home, workflow, driver, str(home / "calls.jsonl"), str(CALLS), str(PAUSE_S),
+                             call_options=(f"--nodelist={qpu_host}",))
+        return {"home": home, "workflow": workflow, "done": done}
 
-    threads = [threading.Thread(target=submit, args=(user,)) for user in (ALICE, BOB)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    runs = as_both_users(submit)
 
     for user, r in runs.items():
         output = "\n".join(p.read_text() for p in (r["home"] / "runs" / r["workflow"] / "slurm").glob("*.out"))
@@ -146,13 +138,7 @@ def test_two_users_unsplit_drivers_hold_the_qpu_per_call_and_take_turns(slurm_la
     assert [c["samples"] for c in runs[ALICE]["calls"]] == [c["samples"] for c in runs[BOB]["calls"]]
 
     # One qpu host, the two users' calls in turn: one job at a time, and each user's calls with the other's between.
-    on_host = sorted(runs[ALICE]["jobs"] + runs[BOB]["jobs"], key=lambda j: (stamp(j["StartTime"]), int(j["JobId"])))
-    for job, following in zip(on_host, on_host[1:]):
-        assert stamp(job["EndTime"]) <= stamp(following["StartTime"]), (job, following)
-    owners = [j["UserId"].split("(")[0] for j in on_host]
-    for user in (ALICE, BOB):
-        first, last = owners.index(user), len(owners) - 1 - owners[::-1].index(user)
-        assert set(owners[first:last + 1]) == {ALICE, BOB}, owners
+    assert_turns([job for user, r in runs.items() for job in on_host(user, r["jobs"])])
 
     # What acquiring costs: call start (lease asked for) -> first result, per call, as the driver saw it.
     costs = sorted(c["result"] - c["begin"] for r in runs.values() for c in r["calls"])
@@ -192,11 +178,8 @@ def test_cancelling_the_driver_mid_call_releases_the_calls_qpu_job(slurm_lab, la
     lab = slurm_lab
     home = lab_user_dir(ALICE)
     workflow = f"percall-cancel-{uuid.uuid4().hex[:6]}"
-    driver = str(lab.site.src / "tests" / "hetjob" / "percall_driver.py")
-    submitted = lab.exec(ALICE, [str(lab.site.bin / "hcqw"), "slurm", "submit", "--runs-dir", str(home / "runs"),
-                                 "--workflow-id", workflow, "--device-service", lab.layout.qpu_service_address_pattern,
-                                 driver, str(home / "calls.jsonl"), "1", "0", "300"],
-                         cwd=home, capture_output=True, text=True, timeout=120)
+    submitted = submit_driver(lab, ALICE, home, workflow, str(lab.site.src / PERCALL_DRIVER),
+                              str(home / "calls.jsonl"), "1", "0", "300", wait=False, timeout=120)
     assert submitted.returncode == 0, submitted.stderr
     job = submitted.stdout.split("driver job ")[1].split(",")[0]
     output = home / "runs" / workflow / "slurm" / f"driver-{job}.out"
@@ -215,13 +198,10 @@ def test_a_killed_driver_rerun_replays_its_finished_calls_and_refuses_another_co
     lab = slurm_lab
     home = lab_user_dir(BOB)
     workflow = f"percall-replay-{uuid.uuid4().hex[:6]}"
-    driver = str(lab.site.src / "tests" / "hetjob" / "percall_driver.py")
+    driver = str(lab.site.src / PERCALL_DRIVER)
 
     def submit(*args: str, env: dict[str, str] | None = None):
-        return lab.exec(BOB, [str(lab.site.bin / "hcqw"), "slurm", "submit", "--wait", "--runs-dir", str(home / "runs"),
-                              "--workflow-id", workflow, "--device-service", lab.layout.qpu_service_address_pattern,
-                              driver, str(home / "calls.jsonl"), *args], cwd=home, env=env, capture_output=True,
-                        text=True, timeout=300)
+        return submit_driver(lab, BOB, home, workflow, driver, str(home / "calls.jsonl"), *args, env=env, timeout=300)
 
     killed = submit("3", "1", env={"PERCALL_DRIVER_DIE_AFTER": "2"})  # SIGKILL right after call 2 closed
     assert killed.returncode == 1 and "failed" in killed.stdout, killed.stdout + killed.stderr

@@ -18,7 +18,6 @@ import random
 import re
 import subprocess
 import sys
-import threading
 import uuid
 from pathlib import Path
 
@@ -28,9 +27,9 @@ from hcqw.lab.pytest_plugin import wait_for
 from hcqw.metrics import read_events
 from tests.support import ROOT
 from tests.support.lab_jobs import DONE, run, wait_done
-from tests.support.lab_user import ALICE, BOB
-from tests.support.per_call import (PERCALL_DRIVER, SLURM_RESOLUTION_S, call_jobs, embedded_calls, read_calls,
-                                    stamp)
+from tests.support.lab_user import BOB
+from tests.support.per_call import (PERCALL_DRIVER, SLURM_RESOLUTION_S, as_both_users, assert_turns, call_jobs,
+                                    embedded_calls, on_host, read_calls, stamp, submit_driver)
 
 log = logging.getLogger(__name__)
 SEED = 7
@@ -50,15 +49,6 @@ def embedded_vqe(tmp_path_factory) -> subprocess.CompletedProcess:
                           env=env, capture_output=True, text=True, timeout=300)
 
 
-def submit(lab, user: str, home: Path, workflow: str, script: str, *args: str, wait: bool = True,
-           call_options: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    """``hcqw slurm submit`` as ``user``: the script's calls relay to the qpu hosts' resident QPU service."""
-    return lab.exec(user, [str(lab.site.bin / "hcqw"), "slurm", "submit", "--runs-dir", str(home / "runs"),
-                           "--workflow-id", workflow, "--device-service", lab.layout.qpu_service_address_pattern,
-                           *(f"--call-option={option}" for option in call_options), *(["--wait"] if wait else []),
-                           script, *args], cwd=home, capture_output=True, text=True, timeout=600)
-
-
 def driver_output(home: Path, workflow: str) -> str:
     return "\n".join(p.read_text() for p in sorted((home / "runs" / workflow / "slurm").glob("driver-*.out")))
 
@@ -69,24 +59,19 @@ def test_two_users_qiskit_vqe_unchanged_per_call_interleave_on_one_qpu_held_only
     lab = slurm_lab
     qpu_host = lab.layout.qpu_node_names[0]
     script = str(lab.site.src / EXAMPLE)
-    runs: dict[str, dict] = {}
 
-    def run_vqe(user: str) -> None:
+    def run_vqe(user: str) -> dict:
         home = lab_user_dir(user)
         workflow = f"qiskit-vqe-{user[-1]}-{uuid.uuid4().hex[:6]}"
-        done = submit(lab, user, home, workflow, script, "--seed", str(SEED), "--maxiter", str(MAXITER),
-                      call_options=(f"--nodelist={qpu_host}",))
-        runs[user] = {"home": home, "workflow": workflow, "done": done}
+        done = submit_driver(lab, user, home, workflow, script, "--seed", str(SEED), "--maxiter", str(MAXITER),
+                             call_options=(f"--nodelist={qpu_host}",))
+        return {"home": home, "workflow": workflow, "done": done}
 
-    threads = [threading.Thread(target=run_vqe, args=(user,)) for user in (ALICE, BOB)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    runs = as_both_users(run_vqe)
 
     expected = REPORT.search(embedded_vqe.stdout)
     assert expected, embedded_vqe.stdout + embedded_vqe.stderr
-    on_host = []
+    held = []
     for user, r in runs.items():
         output = driver_output(r["home"], r["workflow"])
         # The example exits 1 when its energy misses the tolerance: per-call, it does whatever it does embedded.
@@ -105,18 +90,12 @@ def test_two_users_qiskit_vqe_unchanged_per_call_interleave_on_one_qpu_held_only
             # The allocation lies within the call (SLURM's times are whole seconds, truncated).
             assert call[0] - SLURM_RESOLUTION_S < stamp(job["StartTime"]), (user, job, call)
             assert stamp(job["EndTime"]) <= call[1], (user, job, call)
-        on_host += [(stamp(j["StartTime"]), stamp(j["EndTime"]), user, j["JobId"]) for j in jobs]
+        held += on_host(user, jobs)
 
     # One qpu host, one call at a time, the two users' calls interleaved.
-    on_host.sort(key=lambda j: (j[0], int(j[3])))
-    for job, following in zip(on_host, on_host[1:]):
-        assert job[1] <= following[0], (job, following)
-    owners = [j[2] for j in on_host]
+    owners = assert_turns(held)
     switches = sum(a != b for a, b in zip(owners, owners[1:]))
     log.info("qpu jobs on %s by owner, in start order: %s (%d switches)", qpu_host, owners, switches)
-    for user in (ALICE, BOB):
-        first, last = owners.index(user), len(owners) - 1 - owners[::-1].index(user)
-        assert set(owners[first:last + 1]) == {ALICE, BOB}, owners
 
 
 @pytest.mark.slurm
@@ -132,7 +111,7 @@ def test_scancel_of_the_drivers_job_at_a_random_call_then_rerun_ends_bit_identic
     driver = str(lab.site.src / PERCALL_DRIVER)
     out = home / "calls.jsonl"
 
-    submitted = submit(lab, BOB, home, workflow, driver, str(out), str(calls), pause, hold, wait=False)
+    submitted = submit_driver(lab, BOB, home, workflow, driver, str(out), str(calls), pause, hold, wait=False)
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     job = submitted.stdout.split("driver job ")[1].split(",")[0]
     wait_for(lambda: driver_output(home, workflow).count("in call") >= cut, 180, f"call {cut} to hold the qpu")
@@ -144,7 +123,7 @@ def test_scancel_of_the_drivers_job_at_a_random_call_then_rerun_ends_bit_identic
     assert jobs_before == cut and len(records) == cut - 1  # the cut call left no record: it runs again
     assert (len(read_calls(out)) if out.exists() else 0) == cut - 1
 
-    rerun = submit(lab, BOB, home, workflow, driver, str(out), str(calls), pause, hold)
+    rerun = submit_driver(lab, BOB, home, workflow, driver, str(out), str(calls), pause, hold)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr + driver_output(home, workflow)[-3000:]
     resumed = read_calls(out)[cut - 1:]
     assert [c["samples"] for c in resumed] == embedded_calls(tmp_path, calls)  # bit for bit an uninterrupted run's

@@ -16,21 +16,29 @@ from tests.support.unix_users import UnixUsers
 from hcqw.environment import MUNGE_SOCKET
 
 
-@pytest.fixture(scope="session", autouse=True)
-def munged():
-    """A private munged for the session; ``$HCQW_MUNGE_SOCKET`` points every client and service at it.
-    Not under pytest's tmp dir (0700 for root): other users' clients must reach the socket."""
+@pytest.fixture(scope="session")
+def munge_daemon():
+    """A private munged, started once for the session. Not under pytest's tmp dir (0700 for root): other users'
+    clients must reach the socket."""
     directory = Path(tempfile.mkdtemp(prefix="hcqw-munge-"))
     daemon = PrivateMunged(directory)
-    before = os.environ.get(MUNGE_SOCKET)
-    os.environ[MUNGE_SOCKET] = str(daemon.socket)
     yield daemon
+    daemon.stop()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def munged(munge_daemon):
+    """``$HCQW_MUNGE_SOCKET`` points every client and service of this directory's modules at the private munged,
+    and is put back after each module: the tests of other directories (the lab's, whose clients need the lab's
+    munged) may run next in this process, in any order under pytest-xdist."""
+    before = os.environ.get(MUNGE_SOCKET)
+    os.environ[MUNGE_SOCKET] = str(munge_daemon.socket)
+    yield munge_daemon
     if before is None:
         os.environ.pop(MUNGE_SOCKET, None)
     else:
         os.environ[MUNGE_SOCKET] = before
-    daemon.stop()
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

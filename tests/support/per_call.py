@@ -10,10 +10,13 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
+from hcqw.lab import LabCluster
+from hcqw.lab.users import USERS
 from hcqw.slurm.commands import run_slurm
 from tests.support import ROOT
 
@@ -32,6 +35,47 @@ def call_jobs(workflow: str, env: Mapping[str, str] | None = None) -> list[dict[
     records = [dict(f.split("=", 1) for f in line.split() if "=" in f) for line in shown.stdout.splitlines()]
     return sorted((r for r in records if r.get("JobName", "").startswith(f"hcqw:{workflow}:")
                    and r.get("Partition") == "qpu"), key=lambda r: (stamp(r["StartTime"]), int(r["JobId"])))
+
+
+def submit_driver(lab: LabCluster, user: str, home: Path, workflow: str, script: str, *args: str, wait: bool = True,
+                  call_options: Sequence[str] = (), env: Mapping[str, str] | None = None,
+                  timeout: float = 600) -> subprocess.CompletedProcess:
+    """``hcqw slurm submit`` of ``script args`` as ``user`` from ``home`` (runs under ``home/runs``): its calls relay
+    to the qpu hosts' resident QPU services; ``call_options``: each call job's own sbatch options."""
+    return lab.exec(user, [str(lab.site.bin / "hcqw"), "slurm", "submit", "--runs-dir", str(home / "runs"),
+                           "--workflow-id", workflow, "--device-service", lab.layout.qpu_service_address_pattern,
+                           *(f"--call-option={option}" for option in call_options), *(["--wait"] if wait else []),
+                           script, *args], cwd=home, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def as_both_users(run: Callable[[str], dict]) -> dict[str, dict]:
+    """``run(user)`` for hcqw-alice and hcqw-bob at once (a thread each): user -> what it returned."""
+    results: dict[str, dict] = {}
+    threads = [threading.Thread(target=lambda user=user: results.__setitem__(user, run(user))) for user in USERS]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert set(results) == set(USERS), f"a user's run raised (see the thread's traceback above): {sorted(results)}"
+    return results
+
+
+def on_host(user: str, jobs: Sequence[dict]) -> list[tuple[float, float, str, int]]:
+    """(start, end, user, job id) of ``user``'s call jobs, SLURM's records, for ``assert_turns``."""
+    return [(stamp(j["StartTime"]), stamp(j["EndTime"]), user, int(j["JobId"])) for j in jobs]
+
+
+def assert_turns(jobs: Sequence[tuple[float, float, str, int]]) -> list[str]:
+    """The two users' call jobs on one qpu host (``on_host``): one at a time, and each user's calls with the other's
+    between (interleaved, not one user's then the other's). Returns the owners in start order."""
+    ordered = sorted(jobs, key=lambda job: (job[0], job[3]))
+    for job, following in zip(ordered, ordered[1:]):
+        assert job[1] <= following[0], (job, following)
+    owners = [job[2] for job in ordered]
+    for user in USERS:
+        first, last = owners.index(user), len(owners) - 1 - owners[::-1].index(user)
+        assert set(owners[first:last + 1]) == set(USERS), owners
+    return owners
 
 
 def read_calls(path: Path) -> list[dict]:
