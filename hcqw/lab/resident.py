@@ -36,7 +36,8 @@ def render_unit(layout: Layout, site: SiteSoftware, node: str, simulator: str = 
     """The systemd unit of the resident service on ``node``, filled in for this lab."""
     socket = layout.qpu_service_address(node).removeprefix("ipc://")
     return config.render_fragment("hcqw-qpu.service", venv=site.venv, socket=socket, simulator=simulator,
-                                  log=metrics_log(layout, node), grants=layout.grants_dir(node), spool=layout.spool / node,
+                                  log=metrics_log(layout, node), grants=layout.grants_dir(node),
+                                  spool=layout.spool / node,
                                   metrics_address=METRICS_ADDRESS,
                                   staging_options=staging_options(layout.staging_depth))
 

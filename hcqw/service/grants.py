@@ -14,8 +14,8 @@ check costs a ``stat`` of the directory per open; the directory is re-read only 
 (its mtime) or a second went by: a few microseconds, measured in bench/grants.py.
 
 A record counts only while its job still runs a step on this host. An Epilog that never ran (the
-host's slurmd killed while the job ran, measured in tests/hetjob/test_faults_slurmd.py) leaves its
-record behind, and that record alone would let its user in for good. So the service asks the host
+host's slurmd and the job's slurmstepd killed at once, as in a crash: tests/service/test_allocation_check.py)
+leaves its record behind, and that record alone would let its user in for good. So the service asks the host
 itself, as Slurm's own tools do (``scontrol listpids``, pam_slurm_adopt): every running step has a
 slurmstepd listening on ``<SlurmdSpoolDir>/<node>_<job>.<step>``, root's socket, and a dead one's
 socket refuses connections. One connect costs ~50 microseconds; a live answer is kept for a second,
@@ -75,7 +75,8 @@ class Grants:
         if info.st_mtime_ns != self._mtime or now - self._read_at > _REREAD_S:
             self._records = self._read()
             self._mtime, self._read_at = info.st_mtime_ns, now
-        self._alive = {job: at for job, at in self._alive.items() if job in self._records and now - at <= LIVE_ANSWER_KEPT_S}
+        self._alive = {job: at for job, at in self._alive.items()
+                       if job in self._records and now - at <= LIVE_ANSWER_KEPT_S}
         unknown = [job for job in self._records if job not in self._alive]
         if unknown:
             for job in self._running(unknown):

@@ -159,8 +159,9 @@ def test_a_grant_left_by_a_host_that_died_under_the_job_lets_nobody_in(slurm_lab
 
         os.kill(slurm_lab.daemon_pids()[f"slurmd-{node}"], signal.SIGKILL)
         uid = int(as_user(slurm_lab, ALICE, "id", "-u").stdout)
-        for pid in _steps_of(slurm_lab, node, job) + _on_host(slurm_lab, node, lambda p: os.stat(f"/proc/{p}").st_uid == uid):
-            os.kill(pid, signal.SIGKILL)  # the job's stepd, then its script (hers: the only job of hers there)
+        hers = _on_host(slurm_lab, node, lambda pid: os.stat(f"/proc/{pid}").st_uid == uid)  # her only job there
+        for pid in _steps_of(slurm_lab, node, job) + hers:
+            os.kill(pid, signal.SIGKILL)  # the job's stepd, then its script
         slurm_lab.up()  # slurmd back: it knows nothing of her job, so no Epilog will run for it
         assert (grants_dir / job).exists()  # the record a crash leaves
         time.sleep(LIVE_ANSWER_KEPT_S)  # the step's last live answer has expired
