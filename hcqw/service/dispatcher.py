@@ -432,13 +432,16 @@ class Dispatcher:
     def run_next(self) -> list[Reply]:
         """Start the next job: inline if it is short (its replies now), else in the executor
         (its replies come from ``collect``)."""
+        # Whose allocation ended is asked again right before a run starts, not only at the sweep (every
+        # _EXPIRE_EVERY): a run that arrives just after its owner's allocation ended is refused, never executed.
+        revoked = self._end_revoked(time.monotonic())
         job = self._next_job()
         if job is None:
-            return []
+            return revoked
         pending: Pending = job.payload
         session = self.sessions.get(job.session)
         if session is None:  # cannot happen: ending a session removes its jobs
-            return []
+            return revoked
         self._unqueue(job)
         seed = None
         if session.seed is not None:
@@ -449,14 +452,14 @@ class Dispatcher:
         if self.executor is not None and seconds >= INLINE_SECONDS:
             self.executor.submit(pending.items, seed)
             self.running = Running(job, session, start)
-            return []
+            return revoked
         if seed is not None:
             self.backend.reseed(seed)
         try:
             results = self.backend.execute(pending.items)
         except Exception as err:  # noqa: BLE001 - a failing circuit must not take the service down
-            return self._failed(pending, err)
-        return self._finished(job, session, results, start)
+            return revoked + self._failed(pending, err)
+        return revoked + self._finished(job, session, results, start)
 
     def collect(self) -> list[Reply]:
         """The replies of the executor's job once it is done (none while it runs)."""
