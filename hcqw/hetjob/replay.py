@@ -36,12 +36,19 @@ def request_digest(kind: str, circuit: Any = None, repetitions: int = 0, params:
     if kind == "reseed":
         text = json.dumps({"reseed": circuit})
     else:
-        import cirq
-
-        circuit_json = circuit if isinstance(circuit, str) else cirq.to_json(circuit)
+        circuit_json = circuit if isinstance(circuit, str) else _cirq_json(circuit)
         text = json.dumps({"circuit": circuit_json, "repetitions": repetitions, "params": list(resolve_sweep(params))},
                           sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _cirq_json(circuit: Any) -> str:
+    # Imported only for a Cirq object, whose caller has cirq loaded already: a driver sending Cirq JSON text
+    # (or a converted Qiskit circuit) would otherwise pay cirq's import -- seconds on a busy host -- on its
+    # first call, with the QPU held.
+    import cirq
+
+    return cirq.to_json(circuit)
 
 
 def batch_digest(items: Any) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 
 import cirq
 import pytest
@@ -10,7 +12,7 @@ import pytest
 from hcqw.checkpoint import Place
 from hcqw.device.local import LocalDevice
 from hcqw.errors import CheckpointMismatch
-from hcqw.hetjob.replay import CallRecords, RecordingLease, ReplayLease, check_seed
+from hcqw.hetjob.replay import CallRecords, RecordingLease, ReplayLease, check_seed, request_digest
 
 Q = cirq.LineQubit.range(2)
 BELL = cirq.Circuit(cirq.H(Q[0]), cirq.CNOT(*Q), cirq.measure(*Q, key="m"))
@@ -74,3 +76,19 @@ def test_a_call_whose_run_raised_leaves_no_record(records):
             lease.run(BELL, 64)
             lease.run("not a circuit", 64)
     assert not records.path(call).exists()
+
+
+def test_recording_a_call_sent_as_cirq_json_does_not_import_cirq():
+    # The digest is taken while the call holds the QPU: importing cirq there cost a per-call driver's first call
+    # about 4 s of an idle device on the lab (bench/coschedule.py, K = 4).
+    code = ("import sys; from hcqw.hetjob.replay import batch_digest, request_digest; "
+            "from hcqw.device.work import WorkItem; "
+            f"text = {cirq.to_json(THETA)!r}; "
+            "request_digest('run', text, 64, [{'t': 0.5}]); batch_digest([WorkItem(text, 64, ({'t': 0.5},))]); "
+            "print('cirq' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_a_call_sent_as_cirq_json_records_the_same_request_as_its_circuit():
+    assert request_digest("run", cirq.to_json(THETA), 64, None) == request_digest("run", THETA, 64, None)
