@@ -20,13 +20,16 @@ MODES = ("monolithic", "split-resident", "fused", "staged", "staged-fused")
 
 @dataclass(frozen=True)
 class Loaded:
-    """A duration that grows with the machine's load: ``base + per_load * load`` seconds."""
+    """A start-up: ``base + per_load * load`` seconds of waiting, then ``cpu`` seconds of work (Python's start,
+    imports, a checkpoint's load) on the cores the run's classical blocks share, so that a run's own work
+    slows its start-ups (and they slow its classical blocks) as on the lab's two cores."""
 
     base: float
     per_load: float = 0.0
+    cpu: float = 0.0
 
     def at(self, load: float) -> float:
-        return self.base + self.per_load * load
+        return self.base + self.per_load * load + self.cpu
 
 
 @dataclass(frozen=True)
