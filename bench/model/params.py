@@ -4,7 +4,8 @@ the workload and submission form being modelled (``Workload``).
 Every timing is a number of seconds measured on the lab (``bench/model/calibration.json`` names the
 BENCHMARKS.md cells each one comes from). Times that grow with the machine's load (a job's Python
 start, imports, checkpoint load) are ``base + per_load * load``, ``load`` being the 1-minute load
-average the cell ran at: the lab's "hosts" share the machine's two cores.
+average the cell ran at: the lab's "hosts" share the machine's two cores. Part of a start-up may be
+CPU work (``Loaded.cpu``) shared with the run's own classical blocks, which the load figure leaves out.
 """
 
 from __future__ import annotations
@@ -27,9 +28,6 @@ class Loaded:
     base: float
     per_load: float = 0.0
     cpu: float = 0.0
-
-    def at(self, load: float) -> float:
-        return self.base + self.per_load * load + self.cpu
 
 
 @dataclass(frozen=True)
