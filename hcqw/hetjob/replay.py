@@ -44,8 +44,7 @@ def request_digest(kind: str, circuit: Any = None, repetitions: int = 0, params:
 
 def _cirq_json(circuit: Any) -> str:
     # Imported only for a Cirq object, whose caller has cirq loaded already: a driver sending Cirq JSON text
-    # (or a converted Qiskit circuit) would otherwise pay cirq's import -- seconds on a busy host -- on its
-    # first call, with the QPU held.
+    # would otherwise pay cirq's import -- seconds on a busy host -- on its first call, with the QPU held.
     import cirq
 
     return cirq.to_json(circuit)
