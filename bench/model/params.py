@@ -60,9 +60,10 @@ class Timings:
     # between a classical step and the next batch inside the job.
     mono_startup: Loaded = Loaded(1.0, 0.0)
     mono_step: float = 0.03
-    # Monolithic jobs release the qpu after their last block (this branch's cells); the older q = 5 s
-    # cells' hand-overs (c + 1 s) show a release at the job's end, modelled with True.
-    mono_release_at_end: bool = False
+    # True: a monolithic job releases the qpu at its end, as ``run_monolithic`` holds its lease through the
+    # last classical step (slurmctld's log: released 0.8-1.0 s after the last exec at c = 1 s); False:
+    # after its last block.
+    mono_release_at_end: bool = True
     # Cores the classical blocks share (processor sharing); None: each has cores of its own.
     classical_cores: float | None = 2.0
     # The follower polls SLURM (``scontrol -o show job``) at most this often per workflow.

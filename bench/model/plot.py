@@ -1,6 +1,6 @@
 """The model's PNG (docs/model.png): calibration cells, the blind cell, and 1,000 users.
 
-    .venv/bin/python -m bench.model.plot --blind bench/model/predictions/k6-2qpus-q2.json \
+    .venv/bin/python -m bench.model.plot --blind bench/model/predictions/k5-1qpu-q2-quiet.json \
         --scale /tmp/model-runs/scale/hour.json /tmp/model-runs/scale/hour-window2.json --out docs/model.png
 """
 
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                label=label, **style)
     ax.set_xticks(list(xs), modes, rotation=15)
     ax.set_ylabel("makespan (s)")
-    ax.set_title("blind cell: K=6, 2 QPUs, q=2 s, 4:1, N=4")
+    ax.set_title(got.get("title", "blind cell: K=6, 2 QPUs, q=2 s, 4:1, N=4"))  # the first file has no title
     ax.legend(fontsize=7)
 
     ax = axes[2]
