@@ -14,7 +14,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from bench.model.figures import run
+from bench.model.figures import SEEDS, run
 from bench.model.params import CALIBRATION, MODES, Calibration, Workload
 
 
@@ -34,7 +34,7 @@ def check(cal: Calibration, seeds: int) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.model", description=__doc__.split("\n\n")[0])
     p.add_argument("--calibration", type=Path, default=CALIBRATION)
-    p.add_argument("--seeds", type=int, default=9, help="runs per figure (medians; tick phase and jitter vary)")
+    p.add_argument("--seeds", type=int, default=SEEDS, help="runs per figure (medians; tick phase and jitter vary)")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("check", help="model vs the calibration cells")
     pr = sub.add_parser("predict", help="one cell's figures per mode")

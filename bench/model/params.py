@@ -60,10 +60,15 @@ class Timings:
     # between a classical step and the next batch inside the job.
     mono_startup: Loaded = Loaded(1.0, 0.0)
     mono_step: float = 0.03
-    # True: a monolithic job releases the qpu at its end, as ``run_monolithic`` holds its lease through the
-    # last classical step (slurmctld's log: released 0.8-1.0 s after the last exec at c = 1 s); False:
-    # after its last block.
-    mono_release_at_end: bool = True
+    # Monolithic: from the last classical step's end to the job's end, when its qpu is free (slurmctld's
+    # log of a quiet run: 0.06-0.09 s to _job_complete).
+    mono_end: float = 0.25
+    # A classical block's work varies, normally, by these relative standard deviations: each block on its
+    # own (``classical_spread``) and all of a run's blocks together (``classical_run_spread``: the benchmark
+    # calibrates its blocks at start, then the machine runs them faster or slower). Both decide an unstaged
+    # job's length modulo the tick, hence the tick wait of the job after it.
+    classical_spread: float = 0.0
+    classical_run_spread: float = 0.0
     # Cores the classical blocks share (processor sharing); None: each has cores of its own.
     classical_cores: float | None = 2.0
     # The follower polls SLURM (``scontrol -o show job``) at most this often per workflow.

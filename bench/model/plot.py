@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from bench.model.__main__ import check  # noqa: E402
+from bench.model.figures import SEEDS  # noqa: E402
 from bench.model.params import Calibration  # noqa: E402
 
 
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
 
     ax = axes[0]
-    rows = check(Calibration.load(), seeds=5)
+    rows = check(Calibration.load(), seeds=SEEDS)
     measured = [r["measured"]["makespan"] for r in rows]
     model = [r["model"]["makespan"] for r in rows]
     ax.scatter(measured, model, s=18)

@@ -14,8 +14,10 @@ What it models, as the lab runs it (bench/coschedule.py on ``hcqw lab up --stagi
   session at a time in queue order (``switch`` between staged sessions), the slot is freed
   ``release`` after the last exec and the job ends ``quantum_end`` after it; fused: the classical
   step follows in component 0 ``fused_gap`` after the release;
-- classical blocks share ``classical_cores`` cores (processor sharing), or run each on its own;
-- monolithic: one hetjob per workflow holding the whole device for its loop.
+- classical blocks share ``classical_cores`` cores (processor sharing), or run each on its own; their work
+  varies per block and per run (``classical_spread``, ``classical_run_spread``), which sets an unstaged
+  job's length modulo the tick and so the tick wait of the job after it;
+- monolithic: one hetjob per workflow holding the whole device for its loop, free ``mono_end`` after it.
 
 It emits the same timeline events the lab's SLURM view has (``ready``, ``hold``/``session``,
 ``exec``, ``cpu``), so ``hcqw.timeline.analysis`` computes its figures exactly as for a lab cell, and
@@ -170,6 +172,7 @@ class Model:
         self.cpu = ProcessorSharing(self.env, timings.classical_cores)
         self.exec_time = workload.exec_time if workload.exec_time is not None else workload.q
         self.job_seq = itertools.count()
+        self.speed = self._factor(timings.classical_run_spread)  # this run's classical blocks against c
 
     # -- events -------------------------------------------------------------------------------
     def event(self, kind: str, wf: str, node: str, start: float, end: float, device: str = "") -> None:
@@ -186,6 +189,13 @@ class Model:
         yield self.env.timeout(loaded.base + (self.rng.expovariate(1.0 / extra) if extra > 0 else 0.0))
         if loaded.cpu > 0:
             yield from self.cpu.run(loaded.cpu)
+
+    def _factor(self, spread: float) -> float:
+        return max(0.5, self.rng.gauss(1.0, spread)) if spread > 0 else 1.0
+
+    def classical_work(self) -> float:
+        """One classical block's work: ``c``, this run's speed, the block's own spread (never below half)."""
+        return self.w.c * self.speed * self._factor(self.t.classical_spread)
 
     # -- the run ------------------------------------------------------------------------------
     def run(self) -> Outcome:
@@ -243,7 +253,7 @@ class Model:
                 yield env.timeout(t.main_start)
                 yield from self.startup(t.job_startup)
                 begin = env.now
-                yield from self.cpu.run(w.c)
+                yield from self.cpu.run(self.classical_work())
                 self.event("cpu", wf, name, begin, env.now)
                 yield env.timeout(t.job_end)
                 self.cluster.finished(1)
@@ -278,7 +288,7 @@ class Model:
         if w.fused:
             yield env.timeout(t.fused_gap)
             begin = env.now
-            yield from self.cpu.run(w.c)
+            yield from self.cpu.run(self.classical_work())
             self.event("cpu", wf, f"c{iteration:04d}", begin, env.now)
             yield env.timeout(t.job_end)
         else:
@@ -294,32 +304,24 @@ class Model:
         device = yield from self.cluster.hetjob_start(0, next(self.job_seq), w.depth)
         alloc = env.now
         yield from self.startup(t.mono_startup)
-        released = False
         for i in range(1, w.n + 1):
             begin = env.now
             yield env.timeout(self.exec_time)
             self.event("exec", wf, "monolithic", begin, env.now, self.dev(device))
-            if i == w.n and not t.mono_release_at_end:  # today: released after the last block
-                released = True
-                yield from self._release_mono(wf, device, alloc)
             begin = env.now
-            yield from self.cpu.run(w.c)
+            yield from self.cpu.run(self.classical_work())
             self.event("cpu", wf, f"c{i:04d}", begin, env.now)
             if i < w.n:
                 yield env.timeout(t.mono_step)
-        yield env.timeout(t.job_end)
-        if not released:  # older runs (BENCHMARKS' q = 5 s monolithic cells) released at the job's end
-            yield from self._release_mono(wf, device, alloc)
+        # run_monolithic holds its lease through the last classical step: the qpu is free at the job's end.
+        yield env.timeout(t.mono_end)
+        self.cluster.release(device, w.depth)
+        self.event("hold", wf, "monolithic", alloc, env.now, self.dev(device))
         self.cluster.finished(2)
+        self.out.rpcs["kill"] += 1
         self.out.rpcs["step"] += 1
         self.out.rpcs["complete"] += 1
         self.out.rpcs["epilog"] += 2
-
-    def _release_mono(self, wf: str, device: int, alloc: float):
-        yield self.env.timeout(self.t.release)
-        self.cluster.release(device, self.w.depth)
-        self.event("hold", wf, "monolithic", alloc, self.env.now, self.dev(device))
-        self.out.rpcs["kill"] += 1
 
 
 def simulate(timings: Timings, workload: Workload) -> Outcome:

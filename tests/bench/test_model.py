@@ -7,18 +7,20 @@ shared classical core, which the model's processor sharing does not reproduce).
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 pytest.importorskip("simpy")
 
 from bench.model.__main__ import check  # noqa: E402
 from bench.model.params import Calibration, Timings, Workload  # noqa: E402
-from bench.model.figures import run  # noqa: E402
+from bench.model.figures import SEEDS, run  # noqa: E402
 from bench.model.sim import simulate  # noqa: E402
 from hcqw.timeline.analysis import consistency_problems, summarize  # noqa: E402
 
 CAL = Calibration.load()
-ROWS = {row["name"]: row for row in check(CAL, seeds=9)}  # as `python -m bench.model check` prints
+ROWS = {row["name"]: row for row in check(CAL, seeds=SEEDS)}  # as `python -m bench.model check` prints
 
 
 @pytest.mark.parametrize("name", sorted(ROWS))
@@ -75,3 +77,23 @@ def test_bad_workload_is_refused_with_the_choices():
         Workload(k=1, n=1, q=1.0, c=1.0, mode="stagd")
     with pytest.raises(ValueError, match="depth"):
         Workload(k=1, n=1, q=1.0, c=1.0, mode="staged", depth=1)
+
+
+def test_a_lab_cells_repetitions_are_measured_as_the_model_counts_them(tmp_path):
+    """bench.model.measured reads coschedule's layout; on model runs written that way it gives the model's own figures."""
+    from bench.model.measured import measure
+    from bench.model.figures import figures
+
+    w = Workload(k=4, n=3, q=1.0, c=0.5, mode="staged", qpus=2, load=1.0)
+    outcomes = [simulate(CAL.timings, w.with_(seed=s)) for s in (1, 2)]
+    for rep, out in enumerate(outcomes):
+        view = tmp_path / "2-1" / "k4" / "staged" / f"rep{rep}" / "slurm-view.jsonl"
+        view.parent.mkdir(parents=True)
+        view.write_text("".join(json.dumps({"kind": e.kind, "workflow": e.workflow, "node": e.node, "start": e.start,
+                                            "end": e.end, "device": e.device}) + "\n" for e in out.events))
+    got = measure(tmp_path)["staged"]
+    want = [figures(out) for out in outcomes]
+    assert [r["makespan"] for r in got["reps"]] == pytest.approx([f.makespan for f in want])
+    assert [r["handover_p95"] for r in got["reps"]] == pytest.approx([f.handover_p95 for f in want])
+    assert got["mean"]["busy"] == pytest.approx((want[0].busy + want[1].busy) / 2)
+    assert all(r["problems"] == 0 for r in got["reps"])
