@@ -1,6 +1,6 @@
 """The model's PNG (docs/model.png): calibration cells, the blind cell, and 1,000 users.
 
-    .venv/bin/python -m bench.model.plot --blind bench/model/predictions/k5-1qpu-q2-quiet.json \
+    .venv/bin/python -m bench.model.plot --blind bench/model/predictions/k8-2qpus-q2-3reps.json \
         --scale /tmp/model-runs/scale/hour.json /tmp/model-runs/scale/hour-window2.json --out docs/model.png
 """
 
@@ -58,12 +58,25 @@ def main(argv: list[str] | None = None) -> int:
                   {"color": "tab:red"})]
     width = 0.8 / len(bars)
     for i, (figures_, label, style) in enumerate(bars):
-        ax.bar([x - 0.4 + width * (i + 0.5) for x in xs], [figures_[m]["makespan"] for m in modes], width,
-               label=label, **style)
+        heights = [figures_[m]["makespan"] for m in modes]
+        if all("reps" in figures_[m] for m in modes):  # the repetitions' mean, with their range
+            label = f"{label}, mean of {len(figures_[modes[0]]['reps'])} (bars: range)"
+            spans = [[h - min(r["makespan"] for r in figures_[m]["reps"]) for h, m in zip(heights, modes)],
+                     [max(r["makespan"] for r in figures_[m]["reps"]) - h for h, m in zip(heights, modes)]]
+            style = {**style, "yerr": spans, "capsize": 3}
+        ax.bar([x - 0.4 + width * (i + 0.5) for x in xs], heights, width, label=label, **style)
     ax.set_xticks(list(xs), modes, rotation=15)
     ax.set_ylabel("makespan (s)")
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.35)  # room for the legend
+    p95 = ax.twinx()  # the hand-over p95, the figure the unstaged forms miss
+    for i, (figures_, style) in enumerate(((pred, dict(marker="x", color="navy")), (got["modes"], dict(marker="o", color="darkred")))):
+        p95.plot([x - 0.2 + 0.4 * i for x in xs], [figures_[m]["handover_p95"] for m in modes], ls="none",
+                 label=("predicted" if i == 0 else "measured") + " hand-over p95", **style)
+    p95.set_ylabel("hand-over p95 (s)")
+    p95.set_ylim(0, 4)
+    p95.legend(fontsize=7, loc="upper right", bbox_to_anchor=(1.0, 0.86))
     ax.set_title(got.get("title", "blind cell: K=6, 2 QPUs, q=2 s, 4:1, N=4"))  # the first file has no title
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left")
 
     ax = axes[2]
     scale = [row for path in args.scale for row in json.loads(path.read_text())["rows"]]
