@@ -44,10 +44,15 @@ def measure(out: Path) -> dict[str, dict]:
 
 
 def errors(predicted: dict, measured: dict) -> dict:
-    """Makespan relative, busy and p95 hand-over absolute: the issue's three goals."""
+    """Makespan relative, busy and p95 hand-over absolute: the issue's three goals (p95 None where no node waited)."""
+    p95 = (predicted["handover_p95"] - measured["handover_p95"]
+           if predicted.get("handover_p95") is not None and measured.get("handover_p95") is not None else None)
     return {"makespan_rel": predicted["makespan"] / measured["makespan"] - 1,
-            "busy_abs": predicted["busy"] - measured["busy"],
-            "handover_p95_abs": predicted["handover_p95"] - measured["handover_p95"]}
+            "busy_abs": predicted["busy"] - measured["busy"], "handover_p95_abs": p95}
+
+
+def _seconds(value: float | None, spec: str = ".2f") -> str:
+    return "-" if value is None else format(value, spec)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,11 +72,11 @@ def main(argv: list[str] | None = None) -> int:
                                    "reps": [errors(row[mode], r) for r in m["reps"]]}
                             for mode, m in got.items() if mode in row}
     for mode, m in got.items():
-        reps = "  ".join(f"{r['makespan']:.2f}/{r['busy']:.3f}/{r['handover_p95']:.2f}" for r in m["reps"])
+        reps = "  ".join(f"{r['makespan']:.2f}/{r['busy']:.3f}/{_seconds(r['handover_p95'])}" for r in m["reps"])
         print(f"{mode:<15} reps (makespan/busy/p95) {reps}", file=sys.stderr)
         for err in ([result["errors"][mode]["mean"]] if "errors" in result and mode in result["errors"] else []):
             print(f"{'':<15} error vs mean: makespan {err['makespan_rel']:+.1%}  busy {err['busy_abs']:+.3f}  "
-                  f"p95 {err['handover_p95_abs']:+.2f} s", file=sys.stderr)
+                  f"p95 {_seconds(err['handover_p95_abs'], '+.2f')} s", file=sys.stderr)
     print(json.dumps(result, indent=1))
     return 0
 

@@ -15,7 +15,8 @@ pytest.importorskip("simpy")
 
 from bench.model.__main__ import check  # noqa: E402
 from bench.model.params import Calibration, Timings, Workload  # noqa: E402
-from bench.model.figures import SEEDS, run  # noqa: E402
+from bench.model.figures import SEEDS, figures, run  # noqa: E402
+from bench.model.measured import measure  # noqa: E402
 from bench.model.sim import simulate  # noqa: E402
 from hcqw.timeline.analysis import consistency_problems, summarize  # noqa: E402
 
@@ -81,9 +82,6 @@ def test_bad_workload_is_refused_with_the_choices():
 
 def test_a_lab_cells_repetitions_are_measured_as_the_model_counts_them(tmp_path):
     """bench.model.measured reads coschedule's layout; on model runs written that way it gives the model's own figures."""
-    from bench.model.measured import measure
-    from bench.model.figures import figures
-
     w = Workload(k=4, n=3, q=1.0, c=0.5, mode="staged", qpus=2, load=1.0)
     outcomes = [simulate(CAL.timings, w.with_(seed=s)) for s in (1, 2)]
     for rep, out in enumerate(outcomes):
