@@ -38,8 +38,10 @@ def test_a_job_requeued_mid_block_binds_a_new_address_and_reaches_the_undisturbe
     run_slurm(["scontrol", "requeue", job], env=slurm_lab.env)
     wait_for(lambda: sbatch.status([job], force=True)[job].phase is Phase.PENDING, 60, f"job {job} to be requeued")
     busy.unlink()  # the requeued run's block is as long as the undisturbed one
-    # SLURM holds a requeued job back for two minutes (its BeginTime); let it start at once.
-    run_slurm(["scontrol", "update", f"JobId={job}", "StartTime=now"], env=slurm_lab.env)
+    # SLURM holds a requeued job back for two minutes (its BeginTime); let it start in two seconds. Not at
+    # once: slurmd revoked the first run's credential in whole seconds, and a new one dated that same
+    # second counts as revoked ("Job already killed, do not launch batch job": the node then fails).
+    run_slurm(["scontrol", "update", f"JobId={job}", "StartTime=now+2"], env=slurm_lab.env)
     follow_chain(sbatch, chain, timeout=240)
     assert final_state(chain) == expected
 
