@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     for mode, m in got.items():
         reps = "  ".join(f"{r['makespan']:.2f}/{r['busy']:.3f}/{_seconds(r['handover_p95'])}" for r in m["reps"])
         print(f"{mode:<15} reps (makespan/busy/p95) {reps}", file=sys.stderr)
-        for err in ([result["errors"][mode]["mean"]] if "errors" in result and mode in result["errors"] else []):
+        if mode in result.get("errors", {}):
+            err = result["errors"][mode]["mean"]
             print(f"{'':<15} error vs mean: makespan {err['makespan_rel']:+.1%}  busy {err['busy_abs']:+.3f}  "
                   f"p95 {_seconds(err['handover_p95_abs'], '+.2f')} s", file=sys.stderr)
     print(json.dumps(result, indent=1))
