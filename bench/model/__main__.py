@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
                                 ("--exec-time", float, None), ("--classical-cores", float, 2.0)):
         pr.add_argument(name, type=kind, default=default)
     pr.add_argument("--modes", default=",".join(MODES))
+    pr.add_argument("--reps", type=int, help="a lab cell's repetitions: also how their mean lands if the model is right")
     pr.add_argument("--no-init", action="store_true",
                     help="the submitter writes the initial state (no init job: hcqw since issue 22)")
     from bench.model import scale as scale_mod
@@ -62,13 +63,18 @@ def main(argv: list[str] | None = None) -> int:
         for mode in args.modes.split(","):
             w = Workload(k=args.k, n=args.n, q=args.q, c=args.c, mode=mode, qpus=args.qpus, depth=args.depth,
                          load=args.load, exec_time=args.exec_time, init_job=not args.no_init)
-            out[mode] = run(timings, w, args.seeds, cal.rpc_per)
+            out[mode] = run(timings, w, args.seeds, cal.rpc_per, args.reps)
         mono = out.get("monolithic", {}).get("makespan")
         for mode, f in out.items():
             ratio = f"{f['makespan'] / mono:.2f}" if mono else "-"
             p95 = f"{f['handover_p95']:.2f}" if f["handover_p95"] is not None else "-"
             print(f"{mode:<15} makespan {f['makespan']:7.2f} s  vs mono {ratio}  busy {f['busy']:.3f}  "
                   f"hand-over p95 {p95} s  wait mean {f['wait_mean']:.2f} s")
+            if "repeatability" in f:
+                r = f["repeatability"]
+                shares = "  ".join(f"{key} {share:.0%}" for key, share in r["within"].items())
+                print(f"{'':<15} if the model is right, {r['reps']} repetitions' mean meets: {shares}, "
+                      f"all {r['all_within']:.0%}")
         print(json.dumps(out))
         return 0
     return scale_mod.main(args, cal)

@@ -15,7 +15,7 @@ pytest.importorskip("simpy")
 
 from bench.model.__main__ import check  # noqa: E402
 from bench.model.params import Calibration, Timings, Workload  # noqa: E402
-from bench.model.figures import SEEDS, figures, run  # noqa: E402
+from bench.model.figures import GOALS, SEEDS, figures, repeatability, run  # noqa: E402
 from bench.model.measured import measure  # noqa: E402
 from bench.model.sim import simulate  # noqa: E402
 from hcqw.timeline.analysis import consistency_problems, summarize  # noqa: E402
@@ -95,3 +95,21 @@ def test_a_lab_cells_repetitions_are_measured_as_the_model_counts_them(tmp_path)
     assert [r["handover_p95"] for r in got["reps"]] == pytest.approx([f.handover_p95 for f in want])
     assert got["mean"]["busy"] == pytest.approx((want[0].busy + want[1].busy) / 2)
     assert all(r["problems"] == 0 for r in got["reps"])
+
+
+def test_repeatability_says_how_far_a_cells_mean_lands_from_the_models_median():
+    """Drawing every run as the repetitions gives one mean, so one error and shares of 0 or 1; a cell of more
+    repetitions lands within the goals at least as often as a single run."""
+    w = Workload(k=4, n=3, q=1.0, c=1.0, mode="split-resident", qpus=1, load=2.0, init_job=False)
+    runs = [figures(simulate(CAL.timings, w.with_(seed=s))) for s in range(12)]
+    predicted = run(CAL.timings, w, seeds=12)
+    everything = repeatability(runs, predicted, reps=12, goals=GOALS, draws=20)
+    for low, high in everything["error_range"].values():
+        assert low == pytest.approx(high)
+    assert all(share in (0.0, 1.0) for share in everything["within"].values())
+    one = repeatability(runs, predicted, reps=1, goals=GOALS)
+    five = repeatability(runs, predicted, reps=5, goals=GOALS)
+    assert five["all_within"] >= one["all_within"]
+    assert five["error_range"]["handover_p95_abs"][1] - five["error_range"]["handover_p95_abs"][0] < \
+        one["error_range"]["handover_p95_abs"][1] - one["error_range"]["handover_p95_abs"][0]
+    assert run(CAL.timings, w, seeds=12, reps=3)["repeatability"]["reps"] == 3
