@@ -3,6 +3,7 @@
 
     .venv/bin/python -m bench.model check
     .venv/bin/python -m bench.model predict --k 6 --qpus 2 --q 2 --c 0.5 --n 4 --exec-time 2.03 --load 8
+    .venv/bin/python -m bench.model predict ... --reps 5   # and how a lab cell of 5 repetitions lands around it
     .venv/bin/python -m bench.model scale --users 1000 --qpus 8,32 --out docs/model-1000-users.json
 """
 
