@@ -6,7 +6,7 @@ import random
 import statistics
 from dataclasses import dataclass
 
-from bench.model.measured import errors
+from bench.model.measured import errors, mean
 from bench.model.params import Timings, Workload
 from bench.model.sim import Outcome, simulate
 from hcqw.timeline.analysis import percentile, summarize
@@ -72,24 +72,14 @@ def repeatability(runs: list[Figures], predicted: dict, reps: int, goals: dict, 
     all of them. A goal the model's own runs meet in only some draws cannot be verified by one such cell."""
     rng = random.Random(0)
     found: dict[str, list[float]] = {key: [] for key in goals}
-    within = {key: 0 for key in goals}
     everything = 0
     for _ in range(draws):
-        sample = [runs[i] for i in rng.sample(range(len(runs)), reps)]
-        mean = {key: statistics.fmean(getattr(r, key) for r in sample) for key in ("makespan", "busy")}
-        p95 = [r.handover_p95 for r in sample]
-        mean["handover_p95"] = statistics.fmean(p95) if None not in p95 else None
-        err = errors(predicted, mean)
-        ok = True
-        for key, limit in goals.items():
-            if err[key] is None:
-                continue
-            found[key].append(err[key])
-            hit = abs(err[key]) <= limit
-            within[key] += hit
-            ok = ok and hit
-        everything += ok
+        err = errors(predicted, mean([vars(runs[i]) for i in rng.sample(range(len(runs)), reps)]))
+        checked = {key: err[key] for key in goals if err[key] is not None}
+        for key, value in checked.items():
+            found[key].append(value)
+        everything += all(abs(value) <= goals[key] for key, value in checked.items())
     return {"reps": reps, "draws": draws,
             "error_range": {key: [percentile(v, 5), percentile(v, 95)] for key, v in found.items() if v},
-            "within": {key: within[key] / draws for key, v in found.items() if v},
+            "within": {key: sum(abs(e) <= goals[key] for e in v) / draws for key, v in found.items() if v},
             "all_within": everything / draws}

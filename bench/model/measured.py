@@ -38,9 +38,12 @@ def measure(out: Path) -> dict[str, dict]:
         modes.setdefault(view.parent.parent.name, []).append(repetition(view))
     if not modes:
         raise SystemExit(f"{out}: no */k*/<mode>/rep*/slurm-view.jsonl; give bench/coschedule.py's --out directory")
-    return {mode: {"reps": reps, "mean": {k: statistics.fmean(r[k] for r in reps) for k in FIGURES
-                                          if all(r[k] is not None for r in reps)}}
-            for mode, reps in modes.items()}
+    return {mode: {"reps": reps, "mean": mean(reps)} for mode, reps in modes.items()}
+
+
+def mean(reps: list[dict]) -> dict:
+    """The repetitions' mean of each figure that every repetition has (a p95 is None where no node waited)."""
+    return {k: statistics.fmean(r[k] for r in reps) for k in FIGURES if all(r[k] is not None for r in reps)}
 
 
 def errors(predicted: dict, measured: dict) -> dict:
