@@ -4,6 +4,7 @@
     .venv/bin/python -m bench.model check
     .venv/bin/python -m bench.model predict --k 6 --qpus 2 --q 2 --c 0.5 --n 4 --exec-time 2.03 --load 8
     .venv/bin/python -m bench.model predict ... --reps 5   # and how a lab cell of 5 repetitions lands around it
+    .venv/bin/python -m bench.model predict ... --sensitivity   # and whether each figure hinges on the run's state
     .venv/bin/python -m bench.model scale --users 1000 --qpus 8,32 --out docs/model-1000-users.json
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from bench.model.figures import SEEDS, run
 from bench.model.params import CALIBRATION, MODES, Calibration, Workload
+from bench.model.sensitivity import sensitivity
 
 
 def check(cal: Calibration, seeds: int) -> list[dict]:
@@ -45,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         pr.add_argument(name, type=kind, default=default)
     pr.add_argument("--modes", default=",".join(MODES))
     pr.add_argument("--reps", type=int, help="a lab cell's repetitions: also how their mean lands if the model is right")
+    pr.add_argument("--sensitivity", action="store_true",
+                    help="also each figure's range over the start-up levels and block spreads the lab has shown")
     pr.add_argument("--no-init", action="store_true",
                     help="the submitter writes the initial state (no init job: hcqw since issue 22)")
     from bench.model import scale as scale_mod
@@ -65,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             w = Workload(k=args.k, n=args.n, q=args.q, c=args.c, mode=mode, qpus=args.qpus, depth=args.depth,
                          load=args.load, exec_time=args.exec_time, init_job=not args.no_init)
             out[mode] = run(timings, w, args.seeds, cal.rpc_per, args.reps)
+            if args.sensitivity:
+                out[mode]["sensitivity"] = sensitivity(timings, w, args.seeds, cal.rpc_per)
         mono = out.get("monolithic", {}).get("makespan")
         for mode, f in out.items():
             ratio = f"{f['makespan'] / mono:.2f}" if mono else "-"
@@ -76,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
                 shares = "  ".join(f"{key} {share:.0%}" for key, share in r["within"].items())
                 print(f"{'':<15} if the model is right, {r['reps']} repetitions' mean meets: {shares}, "
                       f"all {r['all_within']:.0%}")
+            if "sensitivity" in f:
+                ranges = "  ".join(f"{key} {v['low']:.3g}-{v['high']:.3g}{'' if v['determinate'] else ' (hinges on the run)'}"
+                                   for key, v in f["sensitivity"]["figures"].items())
+                print(f"{'':<15} over the lab's start-up levels and block spreads: {ranges}")
         print(json.dumps(out))
         return 0
     return scale_mod.main(args, cal)
