@@ -1,11 +1,12 @@
 """How far a prediction hinges on what the model cannot know before a run.
 
 Two quantities changed from run to run of the same design on the lab, and no input of the model
-predicts them (docs/benchmarks-history.md, the fifth and sixth blind cells):
+predicts them (docs/benchmarks-history.md, the fifth to seventh blind cells):
 
 - the level of a node's start-up (its qpu component's start to its first exec): per-repetition
-  medians of 0.56-0.98 s in slurmctld's millisecond log, from 0.05 s below to 0.37 s above the model's
-  median at the cell's load row (0.48 s at load 1, 0.61 s at 2.5);
+  medians of 0.56-0.98 s in slurmctld's millisecond log in cells 5-6, from 0.05 s below to 0.37 s above
+  the model's median at the cell's load row (0.48 s at load 1, 0.61 s at 2.5); 0.39-0.42 s in cell 7,
+  whose lighter classical blocks left the cores freer (0.45 s in the model);
 - how much the classical blocks vary: 0.015-0.11 relative sd across quiet runs.
 
 An unstaged hand-over waits for SLURM's backfill tick, so its p95 jumps by a tick when either moves a

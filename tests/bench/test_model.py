@@ -118,12 +118,12 @@ def test_repeatability_says_how_far_a_cells_mean_lands_from_the_models_median():
 
 def test_sensitivity_says_which_hand_over_p95_hinges_on_the_runs_start_up_level():
     """A split node ends its 3.01 s block (sixth blind cell) near a backfill tick: a slower start-up moves its
-    end past the tick and the next node waits a whole second more. With a 3.52 s block its end lies mid-tick
-    for every level the lab showed, and a staged hand-over waits for no tick at all."""
+    end past the tick and the next node waits a whole second more. With a 3.60 s block (seventh blind cell) its
+    end lies mid-tick for every level the lab showed, and a staged hand-over waits for no tick at all."""
     cell6 = Workload(k=8, n=5, q=3.0, c=1.0, qpus=2, exec_time=3.01, init_job=False, mode="split-resident")
     near = sensitivity(CAL.timings, cell6, seeds=9, rpc_per=CAL.rpc_per)["figures"]["handover_p95"]
     assert not near["determinate"] and near["spread"] > 0.5, near
-    mid = sensitivity(CAL.timings, cell6.with_(q=3.52, exec_time=3.52, c=0.2), seeds=9)["figures"]["handover_p95"]
+    mid = sensitivity(CAL.timings, cell6.with_(q=3.6, exec_time=3.6, c=0.135), seeds=9)["figures"]["handover_p95"]
     assert mid["determinate"], mid
     staged = sensitivity(CAL.timings, cell6.with_(mode="staged"), seeds=9)
     assert staged["determinate"] and staged["states"] == 6, staged
