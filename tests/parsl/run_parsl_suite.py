@@ -12,7 +12,8 @@ unchanged, under their own module names.
 Selection: the whole installed suite as Parsl's conftest filters it for an explicit
 ``--config`` -- every test not marked ``local`` (those bring their own configuration;
 ``integration``, ``manual_tests`` and ``scaling_tests/test_scale`` are ignored by the same
-conftest) -- minus the markers in ``MARKERS``. Parsl 2026.10.26: 143 passed, 2 skipped.
+conftest) -- minus the markers in ``MARKERS`` and the tests in ``DESELECTED``. Parsl 2026.10.26: 142 passed,
+2 skipped.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ CONFIG = HERE / "parsl_suite_config.py"
 #: Deselected by marker, as Parsl's own CI does: network downloads (``cleannet``) and permission
 #: checks that cannot fail for root (``unix_filesystem_permissions_required``; CI runs as root).
 MARKERS = "not cleannet and not unix_filesystem_permissions_required"
+#: Deselected by name (node ids relative to Parsl's tests): races in the tests themselves, not in what
+#: they test. test_stdout_stderr_staging_zip opens the zip without the provider's file lock while the
+#: stderr stage-out may still be appending to it (BadZipFile; Parsl issue 3467, open, seen in Parsl's own
+#: CI; here once in a CI run, never in 60 runs of it alone, half of them with both cores busy).
+DESELECTED = ("test_staging/test_staging_stdout.py::test_stdout_stderr_staging_zip",)
 _OLD_HOOK = "def pytest_ignore_collect(path):"
 _NEW_HOOK = "def pytest_ignore_collect(collection_path):\n    path = type('P', (), {'strpath': str(collection_path)})"
 
@@ -44,7 +50,8 @@ def run(extra: list[str]) -> int:
         (Path(tmp) / "pytest.ini").write_text("[pytest]\n")
         argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--noconftest",
                 "-p", "parsl_suite_conftest", "--rootdir", tmp, "-c", str(Path(tmp) / "pytest.ini"),
-                "--config", str(CONFIG), "-m", MARKERS, str(tests), *extra]
+                "--config", str(CONFIG), "-m", MARKERS, *(f"--deselect={node}" for node in DESELECTED), str(tests),
+                *extra]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [tmp, os.environ.get("PYTHONPATH")]))}
         return subprocess.run(argv, cwd=tmp, env=env).returncode
 
