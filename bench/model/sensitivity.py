@@ -21,6 +21,7 @@ import itertools
 from dataclasses import replace
 
 from bench.model.figures import GOALS, run
+from bench.model.measured import errors
 from bench.model.params import Timings, Workload
 
 # Start-up level added to a node's (and a monolithic job's) start-up base: a little below the model's own
@@ -32,8 +33,8 @@ SPREADS = (0.02, 0.11)
 def states(timings: Timings) -> list[Timings]:
     """The timings of every (start-up level, block spread) state a lab run of this machine has shown."""
     out = []
+    node, mono = timings.node_startup, timings.mono_startup
     for shift, spread in itertools.product(LEVELS, SPREADS):
-        node, mono = timings.node_startup, timings.mono_startup
         out.append(replace(timings, node_startup=replace(node, base=node.base + shift),
                            mono_startup=replace(mono, base=mono.base + shift),
                            classical_spread=spread, classical_run_spread=spread))
@@ -43,17 +44,18 @@ def states(timings: Timings) -> list[Timings]:
 def sensitivity(timings: Timings, workload: Workload, seeds: int, rpc_per: dict | None = None,
                 goals: dict | None = None) -> dict:
     """Each goal's figure over ``states``: its lowest and highest model median, its spread in the goal's
-    terms (relative for makespan), and whether that spread is within the goal (``determinate``)."""
+    terms (the highest state's error against the lowest's, as ``measured.errors`` counts a prediction's),
+    and whether that spread is within the goal (``determinate``)."""
     goals = goals or GOALS
     got = [run(t, workload, seeds, rpc_per) for t in states(timings)]
     out: dict = {"states": len(got), "levels": list(LEVELS), "spreads": list(SPREADS), "figures": {}}
     for goal, limit in goals.items():
         key = goal.rsplit("_", 1)[0]
-        values = [g[key] for g in got if g[key] is not None]
-        if not values:
+        present = [g for g in got if g[key] is not None]
+        if not present:
             continue
-        low, high = min(values), max(values)
-        spread = high / low - 1 if goal.endswith("_rel") else high - low
-        out["figures"][key] = {"low": low, "high": high, "spread": spread, "determinate": spread <= limit}
+        low, high = (pick(present, key=lambda g: g[key]) for pick in (min, max))
+        spread = errors(high, low)[goal]
+        out["figures"][key] = {"low": low[key], "high": high[key], "spread": spread, "determinate": spread <= limit}
     out["determinate"] = all(f["determinate"] for f in out["figures"].values())
     return out
