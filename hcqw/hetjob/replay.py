@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hcqw.checkpoint import Place, load_checkpoint, save_checkpoint
+from hcqw.codec import circuit_to_json
 from hcqw.errors import CheckpointMismatch
 
 RECORD = "call-{:05d}.ckpt"
@@ -36,18 +37,11 @@ def request_digest(kind: str, circuit: Any = None, repetitions: int = 0, params:
     if kind == "reseed":
         text = json.dumps({"reseed": circuit})
     else:
-        circuit_json = circuit if isinstance(circuit, str) else _cirq_json(circuit)
+        # Cirq JSON text passes through: a driver sending text pays no cirq import on its first call (QPU held)
+        circuit_json = circuit if isinstance(circuit, str) else circuit_to_json(circuit)
         text = json.dumps({"circuit": circuit_json, "repetitions": repetitions, "params": list(resolve_sweep(params))},
                           sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _cirq_json(circuit: Any) -> str:
-    # Imported only for a Cirq object, whose caller has cirq loaded already: a driver sending Cirq JSON text
-    # would otherwise pay cirq's import -- seconds on a busy host -- on its first call, with the QPU held.
-    import cirq
-
-    return cirq.to_json(circuit)
 
 
 def batch_digest(items: Any) -> str:
