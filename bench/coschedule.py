@@ -580,6 +580,15 @@ def staged_lab_problem(device_service: str | None) -> str | None:
     return None
 
 
+def execs_on_hosts(events: list) -> list:
+    """Each exec on its node's qpu host, SLURM's record of the node's hold or session. Execs name their device
+    their own way: a gateway's, or the resident service's simulator (``modelled``), the same on every qpu host,
+    so on a lab with two qpu hosts both hosts' execs would count as one device's. Views written before this
+    attributed only holds' execs; applied to one of those, this repairs its sessions' execs."""
+    host = {(e.workflow, e.node): e.device for e in events if e.kind in ("hold", "session") and e.device}
+    return [replace(e, device=host.get((e.workflow, e.node), e.device)) if e.kind == "exec" else e for e in events]
+
+
 def staged_problems(events: list) -> list[str]:
     """One executor at a time: on each device no two execs overlap, and no node's block is interrupted by
     another node's exec (staged sessions wait with their runs queued until the executing one ends)."""
@@ -773,10 +782,7 @@ def run_slurm_cell(backend, cal: dict, mode: str, k: int, iterations: int, cell_
                     lags.append(end - held[-1].end)
             if leader and leader.end_time:
                 previous_end = leader.end_time.timestamp()
-    # The gateways' exec events name their device their own way; the hold's qpu node is the device.
-    hold_device = {(e.workflow, e.node): e.device for e in view if e.kind == "hold"}
-    view = [replace(e, device=hold_device.get((e.workflow, e.node), e.device)) if e.kind == "exec" else e
-            for e in view]
+    view = execs_on_hosts(view)
     with (cell_dir / "slurm-view.jsonl").open("w") as out:  # for `hcqw timeline CELL/slurm-view.jsonl`
         for e in sorted(view, key=lambda e: (e.start, e.end)):
             out.write(json.dumps({**e.extra, "kind": e.kind, "workflow": e.workflow, "node": e.node,

@@ -1,7 +1,7 @@
 """A lab cell's figures as a prediction file states them, and the prediction's errors.
 
 Reads ``bench/coschedule.py --out DIR``'s runs (``DIR/<ratio>/k<K>/<mode>/rep<R>/slurm-view.jsonl``),
-computes each repetition's figures per qpu host as the model counts them (``phases.by_host``), their
+computes each repetition's figures per qpu host as the model counts them (``execs_on_hosts``), their
 mean, and, given a prediction file, the errors of its chosen load row against the mean and against
 each repetition:
 
@@ -16,7 +16,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from bench.model.phases import by_host
+from bench.coschedule import execs_on_hosts
 from hcqw.timeline.analysis import consistency_problems, summarize
 from hcqw.timeline.events import load_events
 
@@ -24,7 +24,7 @@ FIGURES = ("makespan", "busy", "handover_median", "handover_p95", "wait_mean")
 
 
 def repetition(view: Path) -> dict:
-    events = by_host(load_events([view]))
+    events = execs_on_hosts(load_events([view]))
     s = summarize(events)
     return {"makespan": s.makespan, "busy": s.qpu_busy_fraction, "handover_median": s.handover_median,
             "handover_p95": s.handover_p95, "wait_mean": s.wait_mean,

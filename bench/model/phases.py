@@ -61,13 +61,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def by_host(events: list[Event]) -> list[Event]:
-    """Execs attributed to the qpu host of their node's allocation. The staged modes' exec events
-    name the resident service's simulator (``modelled``), the same on every host, so on a lab with
-    two qpu hosts the benchmark's own view counts both devices' execs as one device's."""
-    from dataclasses import replace
-
-    host = {(e.workflow, e.node): e.device for e in events if e.kind in ("hold", "session") and e.device}
-    return [replace(e, device=host.get((e.workflow, e.node), e.device)) if e.kind == "exec" else e for e in events]
