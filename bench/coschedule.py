@@ -75,6 +75,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
+from bench.view import execs_on_hosts, staged_problems  # noqa: E402
 from hcqw.paths import run_metrics, slurm_output  # noqa: E402  (light: no cirq, no numpy)
 
 log = logging.getLogger("bench.coschedule")
@@ -578,38 +579,6 @@ def staged_lab_problem(device_service: str | None) -> str | None:
         return (f"staged needs qpu hosts with two or more qpu gres (found {lab_staging_depth()}) and resident "
                 "services run with --exclusive-sessions: start the lab with `hcqw lab up --staging-depth 2`")
     return None
-
-
-def execs_on_hosts(events: list) -> list:
-    """Each exec on its node's qpu host, SLURM's record of the node's hold or session. Execs name their device
-    their own way: a gateway's, or the resident service's simulator (``modelled``), the same on every qpu host,
-    so on a lab with two qpu hosts both hosts' execs would count as one device's. Views written before this
-    attributed only holds' execs; applied to one of those, this repairs its sessions' execs."""
-    host = {(e.workflow, e.node): e.device for e in events if e.kind in ("hold", "session") and e.device}
-    return [replace(e, device=host.get((e.workflow, e.node), e.device)) if e.kind == "exec" else e for e in events]
-
-
-def staged_problems(events: list) -> list[str]:
-    """One executor at a time: on each device no two execs overlap, and no node's block is interrupted by
-    another node's exec (staged sessions wait with their runs queued until the executing one ends)."""
-    from hcqw.timeline.devices import resolve_devices
-
-    problems = []
-    by_device: dict[str, list] = {}
-    for e in resolve_devices(events):
-        if e.kind == "exec":
-            by_device.setdefault(e.device, []).append(e)
-    for device, execs in by_device.items():
-        execs.sort(key=lambda e: e.start)
-        for before, after in zip(execs, execs[1:]):
-            if after.start < before.end:
-                problems.append(f"device {device!r} executed {before.workflow}/{before.node} and "
-                                f"{after.workflow}/{after.node} at once")
-        served = [(e.workflow, e.node) for e in execs]
-        runs = [node for i, node in enumerate(served) if i == 0 or served[i - 1] != node]
-        if len(runs) != len(set(runs)):
-            problems.append(f"device {device!r}: a node's block was interrupted by another node's exec: {runs}")
-    return problems
 
 
 def submit_workflow(backend, order: dict) -> list[tuple[str, str]]:

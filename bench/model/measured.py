@@ -16,7 +16,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from bench.coschedule import execs_on_hosts
+from bench.view import execs_on_hosts
 from hcqw.timeline.analysis import consistency_problems, summarize
 from hcqw.timeline.events import load_events
 

@@ -1,10 +1,10 @@
-"""bench/coschedule.py's SLURM view: every exec on its node's qpu host, so two hosts are two devices."""
+"""bench.view: each exec on its node's qpu host in bench/coschedule.py's SLURM view (two hosts, two devices)."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.coschedule import execs_on_hosts, staged_problems
+from bench.view import execs_on_hosts, staged_problems
 from hcqw.timeline.analysis import summarize
 from hcqw.timeline.events import Event
 
