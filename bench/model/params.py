@@ -28,6 +28,10 @@ class Loaded:
     base: float
     per_load: float = 0.0
     cpu: float = 0.0
+    # The share of the ``per_load * load`` wait that every start-up waits (the run's level); only the rest is
+    # drawn per start-up. slurmctld's millisecond log (``bench.model.startups``): within a run, start-ups mostly
+    # vary by much less than an exponential of the whole wait.
+    steady: float = 0.0
 
 
 @dataclass(frozen=True)

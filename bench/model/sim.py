@@ -183,10 +183,12 @@ class Model:
 
     def startup(self, loaded):
         """A job's start: ``base`` seconds plus a wait for the loaded machine's cores, ``per_load * load``
-        on average and exponentially distributed (what makes hand-overs' tails under load), then its
-        ``cpu`` seconds of work shared with whatever else the run has on the cores."""
+        on average, its ``steady`` share fixed and the rest exponentially distributed (what makes hand-overs'
+        tails under load), then its ``cpu`` seconds of work shared with whatever else the run has on the cores."""
         extra = loaded.per_load * self.w.load
-        yield self.env.timeout(loaded.base + (self.rng.expovariate(1.0 / extra) if extra > 0 else 0.0))
+        drawn = (1.0 - loaded.steady) * extra
+        yield self.env.timeout(loaded.base + loaded.steady * extra
+                               + (self.rng.expovariate(1.0 / drawn) if drawn > 0 else 0.0))
         if loaded.cpu > 0:
             yield from self.cpu.run(loaded.cpu)
 

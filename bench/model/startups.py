@@ -1,10 +1,11 @@
 """A run's quantum-node start-ups to the millisecond, and what ran on the lab's cores meanwhile.
 
 The model draws a node's start-up (``Timings.node_startup``) from the machine's load; this measures what a
-lab run's own nodes showed. Per node that held its whole device (``hold``: the unstaged forms, where
-nothing but the start-up lies between the allocation and the first exec): the start-up from the qpu
-component's allocation (slurmctld's log, milliseconds) to its first exec (the run's SLURM view), the mean
-number of the run's classical blocks running during it, and of its other nodes' start-ups.
+lab run's own nodes showed. Per quantum node, in every form: the start-up from the qpu component's
+allocation (slurmctld's log, milliseconds) to its session's opening (the node's own ``hold`` in its
+workflow's metrics: Python's start, imports, the checkpoint, the session; a staged node then waits in the
+device's queue), the mean number of the run's classical blocks running during it, and of its other
+nodes' start-ups.
 
     .venv/bin/python -m bench.model.startups RUN_DIR --lab-dir LAB_DIR
 
@@ -22,6 +23,7 @@ from pathlib import Path
 from bench.charge_phases import qpu_allocations
 from hcqw.timeline.analysis import percentile
 from hcqw.timeline.events import load_events
+from hcqw.workflow import node_parts
 
 
 def _overlap(span: tuple[float, float], others: list[tuple[float, float]]) -> float:
@@ -31,19 +33,19 @@ def _overlap(span: tuple[float, float], others: list[tuple[float, float]]) -> fl
 
 
 def startups(view: Path, allocated: dict[str, float]) -> list[dict]:
-    """One row per unstaged quantum node of the repetition whose SLURM view is ``view``; ``allocated`` maps
-    hetjob leader ids to their qpu component's allocation time."""
-    leader = {(path.parent.parent.name, path.name.split(".")[0]): path.name.split(".")[1]
-              for path in view.parent.glob("*/jobs/q*.*")}
-    events = load_events([view])
-    held = {(e.workflow, e.node) for e in events if e.kind == "hold"}
-    first: dict[tuple[str, str], float] = {}
-    for e in events:
-        if e.kind == "exec" and (e.workflow, e.node) in held:
-            first[(e.workflow, e.node)] = min(first.get((e.workflow, e.node), e.start), e.start)
-    spans = {key: (allocated[leader[key]], at) for key, at in first.items()
+    """One row per quantum node of the repetition whose SLURM view is ``view``; ``allocated`` maps hetjob
+    leader ids to their qpu component's allocation time."""
+    leader = {}
+    for path in view.parent.glob("*/jobs/q*.*"):  # <node>.<leader id>; a fused node's quantum part is its q node
+        job, job_id = path.name.split(".")[:2]
+        leader[(path.parent.parent.name, node_parts(job)[0])] = job_id
+    opened: dict[tuple[str, str], float] = {}
+    for e in load_events(view.parent.glob("*/metrics/qpu.jsonl")):
+        if e.kind == "hold":
+            opened[(e.workflow, e.node)] = min(opened.get((e.workflow, e.node), e.start), e.start)
+    spans = {key: (allocated[leader[key]], at) for key, at in opened.items()
              if leader.get(key) in allocated and at > allocated[leader[key]]}
-    blocks = [(e.start, e.end) for e in events if e.kind == "cpu"]
+    blocks = [(e.start, e.end) for e in load_events([view]) if e.kind == "cpu"]
     return [{"workflow": key[0], "node": key[1], "startup": span[1] - span[0], "blocks": _overlap(span, blocks),
              "others": _overlap(span, [s for k, s in spans.items() if k != key])}
             for key, span in sorted(spans.items())]
@@ -82,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{s['blocks_shorter']:.2f} / {s['blocks_longer']:.2f} | "
                   f"{s['others_shorter']:.2f} / {s['others_longer']:.2f} |")
     if not found:
-        print(f"no unstaged quantum node of {', '.join(map(str, args.runs))} started in {args.lab_dir}'s "
-              "slurmctld log: give the lab the runs ran on, and runs of an unstaged form", file=sys.stderr)
+        print(f"no quantum node of {', '.join(map(str, args.runs))} started in {args.lab_dir}'s slurmctld log: "
+              "give the lab the runs ran on", file=sys.stderr)
         return 1
     return 0
 
