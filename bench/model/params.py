@@ -33,6 +33,11 @@ class Loaded:
     # vary by much less than an exponential of the whole wait.
     steady: float = 0.0
 
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.steady <= 1.0:
+            raise ValueError(f"a start-up's steady share must be between 0 and 1 (of its load-driven wait), "
+                             f"got {self.steady}; fix the calibration file's timing")
+
 
 @dataclass(frozen=True)
 class Timings:

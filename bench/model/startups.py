@@ -53,9 +53,9 @@ def startups(view: Path, allocated: dict[str, float]) -> list[dict]:
 
 def summary(rows: list[dict]) -> dict:
     """The start-ups' median and p95 above it, and the mean overlaps of their shorter and longer halves."""
-    times = sorted(r["startup"] for r in rows)
-    median = statistics.median(times)
     ordered = sorted(rows, key=lambda r: r["startup"])
+    times = [r["startup"] for r in ordered]
+    median = statistics.median(times)
     shorter, longer = ordered[: len(ordered) // 2], ordered[len(ordered) // 2:]
     mean = lambda half, key: statistics.fmean(r[key] for r in half) if half else 0.0  # noqa: E731
     return {"nodes": len(rows), "median": median, "p95_above": percentile(times, 95) - median,

@@ -79,6 +79,8 @@ def test_bad_workload_is_refused_with_the_choices():
         Workload(k=1, n=1, q=1.0, c=1.0, mode="stagd")
     with pytest.raises(ValueError, match="depth"):
         Workload(k=1, n=1, q=1.0, c=1.0, mode="staged", depth=1)
+    with pytest.raises(ValueError, match="steady share must be between 0 and 1"):
+        Timings.from_dict({"node_startup": {"base": 0.25, "per_load": 0.15, "steady": 1.5}})
 
 
 def test_a_lab_cells_repetitions_are_measured_as_the_model_counts_them(tmp_path):
